@@ -1,0 +1,135 @@
+//! Passwords and session tokens.
+//!
+//! Passwords are stored as salted argon2id hashes in PHC string form, never in clear. After a
+//! login the controller hands out a token, `user.nonce.mac`, where `mac` is HMAC-SHA256 over
+//! `user.nonce` with a key kept in the controller's metadata; the controller checks it on every
+//! call, so a peer that never logged in cannot call controller functions, and tokens survive a
+//! controller restart.
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::Sha256;
+
+/// A new salted hash of `password`.
+pub fn hash_password(password: &str) -> Result<String, String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| format!("cannot hash the password: {e}"))
+}
+
+/// Whether `password` matches a hash made by [`hash_password`]. A damaged hash never matches.
+pub fn verify_password(password: &str, stored: &str) -> bool {
+    match PasswordHash::new(stored) {
+        Ok(h) => Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// User names: a letter, then letters, digits or `_`; at most 64 characters.
+pub fn check_user_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid user name '{name}': a letter, then letters, digits or '_', at most 64 characters"
+        ))
+    }
+}
+
+/// The secret that signs session tokens.
+#[derive(Clone)]
+pub struct TokenKey([u8; 32]);
+
+impl TokenKey {
+    pub fn generate() -> TokenKey {
+        let mut k = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut k);
+        TokenKey(k)
+    }
+
+    /// Rebuilds a key from stored bytes; `None` when they are not 32 bytes.
+    pub fn from_bytes(b: &[u8]) -> Option<TokenKey> {
+        Some(TokenKey(b.try_into().ok()?))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    fn mac(&self, msg: &str) -> Option<Hmac<Sha256>> {
+        let mut m = Hmac::<Sha256>::new_from_slice(&self.0).ok()?;
+        m.update(msg.as_bytes());
+        Some(m)
+    }
+
+    /// A new token for `user`.
+    pub fn issue(&self, user: &str) -> String {
+        let mut nonce = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let body = format!("{user}.{}", hex::encode(nonce));
+        let tag = self
+            .mac(&body)
+            .map(|m| hex::encode(m.finalize().into_bytes()))
+            .unwrap_or_default();
+        format!("{body}.{tag}")
+    }
+
+    /// The user a token was issued for, if the token is genuine.
+    pub fn verify(&self, token: &str) -> Option<String> {
+        let (body, tag) = token.rsplit_once('.')?;
+        let (user, _nonce) = body.split_once('.')?;
+        let tag = hex::decode(tag).ok()?;
+        self.mac(body)?.verify_slice(&tag).ok()?;
+        Some(user.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_salted_and_verify() {
+        let a = hash_password("123456").expect("hash");
+        let b = hash_password("123456").expect("hash");
+        assert_ne!(a, b, "two hashes of one password must differ (salt)");
+        assert!(!a.contains("123456"));
+        assert!(verify_password("123456", &a));
+        assert!(!verify_password("1234567", &a));
+        assert!(!verify_password("123456", "not a hash"));
+    }
+
+    #[test]
+    fn tokens_verify_only_with_their_key_and_untouched() {
+        let k = TokenKey::generate();
+        let t = k.issue("admin");
+        assert_eq!(k.verify(&t).as_deref(), Some("admin"));
+        assert_eq!(TokenKey::generate().verify(&t), None);
+        let forged = t.replacen("admin", "root", 1);
+        assert_eq!(k.verify(&forged), None);
+        assert_eq!(k.verify("garbage"), None);
+        assert_eq!(k.verify("a.b.zz"), None);
+        let again = TokenKey::from_bytes(k.as_bytes()).expect("32 bytes");
+        assert_eq!(again.verify(&t).as_deref(), Some("admin"));
+    }
+
+    #[test]
+    fn user_names_are_checked() {
+        assert!(check_user_name("admin").is_ok());
+        assert!(check_user_name("u_1").is_ok());
+        assert!(check_user_name("").is_err());
+        assert!(check_user_name("1a").is_err());
+        assert!(check_user_name("a.b").is_err());
+    }
+}

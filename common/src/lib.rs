@@ -1,0 +1,12 @@
+//! Shared parts of xrepl used by the controller, the data node and the console.
+//!
+//! **Invariant:** nothing here touches sled; storage belongs to the controller and data node.
+
+pub mod auth;
+pub mod config;
+pub mod format;
+pub mod lang;
+pub mod logging;
+pub mod replication;
+pub mod rpc;
+pub mod value;

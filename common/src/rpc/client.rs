@@ -1,0 +1,230 @@
+//! A client connection that carries many concurrent calls, matched to answers by request id.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::Framed;
+
+use super::frame::{self, Assembler, FrameKind, MAX_MESSAGE_SIZE};
+use super::message::{decode, encode, Hello, HelloReply, Request, Response, ServerInfo};
+
+/// Frames waiting to be written on one client connection.
+const WRITE_QUEUE: usize = 256;
+
+/// Why a call did not get an answer. (An answer that is an error is a [`super::RemoteError`].)
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RpcError {
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect { addr: String, reason: String },
+    #[error("{addr} refused the connection: {reason}")]
+    Refused { addr: String, reason: String },
+    #[error("the connection to {addr} is closed")]
+    Closed { addr: String },
+    #[error("no answer from {addr} within {secs} s")]
+    Timeout { addr: String, secs: u64 },
+    #[error("bad data from {addr}: {reason}")]
+    Protocol { addr: String, reason: String },
+    #[error("cannot encode the request: {0}")]
+    Encode(String),
+}
+
+struct Inner {
+    addr: String,
+    max_frame: usize,
+    next_id: AtomicU64,
+    pending: DashMap<u64, oneshot::Sender<Result<Response, RpcError>>>,
+    out: mpsc::Sender<Bytes>,
+    closed: AtomicBool,
+}
+
+/// A cheap-to-clone handle on one connection.
+#[derive(Clone)]
+pub struct RpcClient {
+    inner: Arc<Inner>,
+    server: ServerInfo,
+}
+
+impl RpcClient {
+    /// Connects, greets and checks the server's protocol version.
+    pub async fn connect(
+        addr: &str,
+        peer: super::message::PeerKind,
+        max_frame: usize,
+        timeout: Duration,
+    ) -> Result<RpcClient, RpcError> {
+        let connect_err = |reason: String| RpcError::Connect {
+            addr: addr.to_string(),
+            reason,
+        };
+        let socket = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| connect_err(format!("no answer within {} ms", timeout.as_millis())))?
+            .map_err(|e| connect_err(e.to_string()))?;
+        let _ = socket.set_nodelay(true);
+        let mut framed = Framed::new(socket, frame::codec(max_frame));
+        let protocol = |reason: String| RpcError::Protocol {
+            addr: addr.to_string(),
+            reason,
+        };
+        let body = encode(&Hello::new(peer)).map_err(|e| RpcError::Encode(e.to_string()))?;
+        for f in frame::split(FrameKind::Hello, 0, &body, max_frame) {
+            framed
+                .send(f)
+                .await
+                .map_err(|e| connect_err(e.to_string()))?;
+        }
+        let mut asm = Assembler::new(MAX_MESSAGE_SIZE);
+        let reply = tokio::time::timeout(timeout, async {
+            loop {
+                let raw = match framed.next().await {
+                    None => {
+                        return Err(RpcError::Closed {
+                            addr: addr.to_string(),
+                        })
+                    }
+                    Some(Err(e)) => return Err(protocol(e.to_string())),
+                    Some(Ok(raw)) => raw,
+                };
+                let f = frame::parse(raw.freeze()).map_err(|e| protocol(e.to_string()))?;
+                if let Some((kind, _, body)) = asm.push(f).map_err(|e| protocol(e.to_string()))? {
+                    if kind != FrameKind::HelloReply {
+                        return Err(protocol(format!("expected a greeting reply, got {kind:?}")));
+                    }
+                    return decode::<HelloReply>(&body).map_err(|e| protocol(e.to_string()));
+                }
+            }
+        })
+        .await
+        .map_err(|_| RpcError::Timeout {
+            addr: addr.to_string(),
+            secs: timeout.as_secs(),
+        })??;
+        let server = reply.outcome.map_err(|reason| RpcError::Refused {
+            addr: addr.to_string(),
+            reason,
+        })?;
+
+        let (sink, stream) = framed.split();
+        let (out, out_rx) = mpsc::channel(WRITE_QUEUE);
+        let inner = Arc::new(Inner {
+            addr: addr.to_string(),
+            max_frame,
+            next_id: AtomicU64::new(1),
+            pending: DashMap::new(),
+            out,
+            closed: AtomicBool::new(false),
+        });
+        tokio::spawn(write_loop(sink, out_rx));
+        tokio::spawn(read_loop(stream, asm, inner.clone()));
+        Ok(RpcClient { inner, server })
+    }
+
+    /// Who answered the greeting.
+    pub fn server(&self) -> &ServerInfo {
+        &self.server
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.inner.addr
+    }
+
+    /// False once the connection has failed; make a new client then.
+    pub fn is_open(&self) -> bool {
+        !self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// Sends a request and waits for its answer (no time limit: see [`Self::call_timeout`]).
+    pub async fn call(&self, req: &Request) -> Result<Response, RpcError> {
+        let closed = || RpcError::Closed {
+            addr: self.inner.addr.clone(),
+        };
+        if !self.is_open() {
+            return Err(closed());
+        }
+        let body = encode(req).map_err(|e| RpcError::Encode(e.to_string()))?;
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.inner.pending.insert(id, tx);
+        // If the reader died between the check above and the insert, nobody will answer.
+        if !self.is_open() {
+            self.inner.pending.remove(&id);
+            return Err(closed());
+        }
+        for f in frame::split(FrameKind::Request, id, &body, self.inner.max_frame) {
+            if self.inner.out.send(f).await.is_err() {
+                self.inner.pending.remove(&id);
+                return Err(closed());
+            }
+        }
+        rx.await.unwrap_or_else(|_| Err(closed()))
+    }
+
+    /// [`Self::call`] with a time limit; a late answer is dropped.
+    pub async fn call_timeout(&self, req: &Request, limit: Duration) -> Result<Response, RpcError> {
+        tokio::time::timeout(limit, self.call(req))
+            .await
+            .unwrap_or_else(|_| {
+                Err(RpcError::Timeout {
+                    addr: self.inner.addr.clone(),
+                    secs: limit.as_secs(),
+                })
+            })
+    }
+}
+
+async fn write_loop(
+    mut sink: futures::stream::SplitSink<
+        Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>,
+        Bytes,
+    >,
+    mut rx: mpsc::Receiver<Bytes>,
+) {
+    while let Some(f) = rx.recv().await {
+        if sink.send(f).await.is_err() {
+            break;
+        }
+    }
+}
+
+async fn read_loop(
+    mut stream: futures::stream::SplitStream<
+        Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>,
+    >,
+    mut asm: Assembler,
+    inner: Arc<Inner>,
+) {
+    let reason = loop {
+        let raw = match stream.next().await {
+            None => break None,
+            Some(Err(e)) => break Some(e.to_string()),
+            Some(Ok(raw)) => raw,
+        };
+        let (kind, id, body) = match frame::parse(raw.freeze()).and_then(|f| asm.push(f)) {
+            Ok(Some(m)) => m,
+            Ok(None) => continue,
+            Err(e) => break Some(e.to_string()),
+        };
+        if kind != FrameKind::Response {
+            break Some(format!("unexpected {kind:?} frame from the server"));
+        }
+        let resp = decode::<Response>(&body).map_err(|e| RpcError::Protocol {
+            addr: inner.addr.clone(),
+            reason: format!("malformed answer {id}: {e}"),
+        });
+        if let Some((_, tx)) = inner.pending.remove(&id) {
+            let _ = tx.send(resp);
+        }
+    };
+    if let Some(reason) = reason {
+        tracing::warn!(addr = %inner.addr, "closing connection: {reason}");
+    }
+    inner.closed.store(true, Ordering::Release);
+    // Fail every call still waiting; their senders drop here.
+    inner.pending.clear();
+}

@@ -1,0 +1,149 @@
+//! The messages of the xrepl protocol. Closed enums: a request that nobody handles is a
+//! compile error in the server's exhaustive `match`, not a surprise at run time.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{NodeRole, ReplicationMode};
+use crate::value::Value;
+
+/// Bumped whenever a message changes shape. Checked in the greeting.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// First field of every greeting, so that a stray client is told apart from an old one.
+pub const MAGIC: &str = "xrepl";
+
+/// Who is connecting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerKind {
+    /// The `xrepl` console or another client running sessions.
+    Client,
+    /// A data node of the same cluster, talking to its controller.
+    DataNode,
+}
+
+/// The client's greeting: the first frame on every connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub magic: String,
+    pub version: u32,
+    pub peer: PeerKind,
+}
+
+impl Hello {
+    pub fn new(peer: PeerKind) -> Hello {
+        Hello {
+            magic: MAGIC.to_string(),
+            version: PROTOCOL_VERSION,
+            peer,
+        }
+    }
+}
+
+/// What the server tells about itself when it accepts a greeting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    pub alias: String,
+    pub role: NodeRole,
+    pub replication: Option<ReplicationMode>,
+}
+
+/// The server's answer to the greeting; a refusal is followed by closing the connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelloReply {
+    pub version: u32,
+    pub outcome: Result<ServerInfo, String>,
+}
+
+/// Every request, by the family of server that answers it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    Controller(ControllerRequest),
+    Session(SessionRequest),
+}
+
+/// Requests a controller answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ControllerRequest {
+    /// A data node announces itself at start (and again after the controller restarts).
+    Register { alias: String, site: String },
+    /// A data node is alive.
+    Heartbeat { alias: String },
+    /// Checks a user's password; answers a [`Reply::LoggedIn`] with a token for later calls.
+    Login { user: String, password: String },
+    /// Runs a controller function for the user behind `token` (`rpc(getControllerAlias(), ...)`).
+    Call {
+        token: String,
+        function: String,
+        args: Vec<Value>,
+    },
+}
+
+/// Requests a data node answers for a client session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SessionRequest {
+    Login {
+        user: String,
+        password: String,
+    },
+    Logout,
+    /// Runs a script: one or more statements.
+    Run {
+        script: String,
+    },
+}
+
+/// A successful answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Reply {
+    Done,
+    /// The controller's answer to a registration: how often to send heartbeats is the node's
+    /// own setting; the controller only tells who it is.
+    Registered {
+        controller: String,
+    },
+    LoggedIn {
+        user: String,
+        is_admin: bool,
+        token: String,
+    },
+    Value(Value),
+    /// What a script printed: one value per statement that shows one (not assignments), and
+    /// the error that stopped it, if any. Statements before the error did run.
+    Ran {
+        outputs: Vec<Value>,
+        error: Option<RemoteError>,
+    },
+}
+
+/// What kind of failure, so that a client can react without parsing the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    NotLoggedIn,
+    AccessDenied,
+    BadRequest,
+    Syntax,
+    NotFound,
+    Runtime,
+    Unavailable,
+    Internal,
+}
+
+/// An error as the user sees it: one line, starting with the node that raised it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{node}: {message}")]
+pub struct RemoteError {
+    pub node: String,
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+pub type Response = Result<Reply, RemoteError>;
+
+/// Encodes a message body.
+pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, rmp_serde::encode::Error> {
+    rmp_serde::to_vec(msg)
+}
+
+/// Decodes a message body; any malformed input is an error, never a panic.
+pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, rmp_serde::decode::Error> {
+    rmp_serde::from_slice(bytes)
+}

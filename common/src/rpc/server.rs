@@ -1,0 +1,247 @@
+//! The server loop shared by the controller and the data node.
+//!
+//! One task per connection reads frames; each complete request runs in its own task (at most
+//! [`MAX_IN_FLIGHT`] per connection, so a flood waits instead of piling up), and one writer task
+//! sends the answers. A malformed, oversized or unexpected frame closes that connection with a
+//! logged reason; every other connection goes on.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio_util::codec::Framed;
+
+use super::frame::{self, Assembler, FrameKind, MAX_MESSAGE_SIZE};
+use super::message::{
+    decode, encode, ErrorCode, Hello, HelloReply, RemoteError, Request, Response, ServerInfo,
+    MAGIC, PROTOCOL_VERSION,
+};
+
+/// Requests of one connection that may run at the same time.
+pub const MAX_IN_FLIGHT: usize = 256;
+/// Frames waiting for the writer of one connection.
+const WRITE_QUEUE: usize = 256;
+/// How long a new connection may take to greet.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a server does with its connections. `Conn` is the state of one connection (a session).
+#[async_trait]
+pub trait Service: Send + Sync + 'static {
+    type Conn: Send + Sync + 'static;
+
+    /// Accepts or refuses a greeting; a refusal is sent back and the connection closed.
+    fn accept(&self, hello: &Hello, peer: SocketAddr) -> Result<(ServerInfo, Self::Conn), String>;
+
+    /// Answers one request. `Err(reason)` means the request must not arrive on this connection
+    /// at all: the connection is closed with that reason.
+    async fn handle(&self, conn: Arc<Self::Conn>, req: Request) -> Result<Response, String>;
+
+    /// Called once when the connection ends, whatever the reason.
+    fn closed(&self, _conn: &Self::Conn) {}
+}
+
+/// Accepts connections until `shutdown` turns true.
+pub async fn serve<S: Service>(
+    listener: TcpListener,
+    service: Arc<S>,
+    max_frame: usize,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((socket, peer)) => {
+                    let service = service.clone();
+                    let shutdown = shutdown.clone();
+                    tokio::spawn(async move {
+                        if let Err(reason) = connection(socket, peer, service, max_frame, shutdown).await {
+                            tracing::warn!(%peer, "closed connection: {reason}");
+                        }
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn connection<S: Service>(
+    socket: TcpStream,
+    peer: SocketAddr,
+    service: Arc<S>,
+    max_frame: usize,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), String> {
+    let _ = socket.set_nodelay(true);
+    let mut framed = Framed::new(socket, frame::codec(max_frame));
+    let mut asm = Assembler::new(MAX_MESSAGE_SIZE);
+
+    // The greeting: the first complete message must be a Hello.
+    let first = tokio::time::timeout(HELLO_TIMEOUT, async {
+        loop {
+            match framed.next().await {
+                None => return Err("closed before greeting".to_string()),
+                Some(Err(e)) => return Err(format!("bad frame before greeting: {e}")),
+                Some(Ok(raw)) => {
+                    let f = frame::parse(raw.freeze()).map_err(|e| e.to_string())?;
+                    if let Some(msg) = asm.push(f).map_err(|e| e.to_string())? {
+                        return Ok(msg);
+                    }
+                }
+            }
+        }
+    })
+    .await
+    .map_err(|_| "no greeting within 10 s".to_string())??;
+    let (kind, _, body) = first;
+    if kind != FrameKind::Hello {
+        return Err(format!("expected a greeting, got a {kind:?} frame"));
+    }
+    let hello: Hello = decode(&body).map_err(|e| format!("malformed greeting: {e}"))?;
+    let refusal = if hello.magic != MAGIC {
+        Some(format!("not an xrepl client (magic '{}')", hello.magic))
+    } else if hello.version != PROTOCOL_VERSION {
+        Some(format!(
+            "protocol version {} is not supported; this server speaks {PROTOCOL_VERSION}",
+            hello.version
+        ))
+    } else {
+        None
+    };
+    let accepted = match refusal {
+        Some(r) => Err(r),
+        None => service.accept(&hello, peer),
+    };
+    let (outcome, conn) = match accepted {
+        Ok((info, conn)) => (Ok(info), Some(conn)),
+        Err(r) => (Err(r), None),
+    };
+    let reply = HelloReply {
+        version: PROTOCOL_VERSION,
+        outcome: outcome.clone(),
+    };
+    let body = encode(&reply).map_err(|e| format!("cannot encode greeting reply: {e}"))?;
+    for f in frame::split(FrameKind::HelloReply, 0, &body, max_frame) {
+        framed
+            .send(f)
+            .await
+            .map_err(|e| format!("cannot answer greeting: {e}"))?;
+    }
+    let Some(conn) = conn else {
+        return Err(format!(
+            "refused greeting: {}",
+            outcome.err().unwrap_or_default()
+        ));
+    };
+    let conn = Arc::new(conn);
+    let result = serve_requests(
+        framed,
+        asm,
+        peer,
+        &service,
+        conn.clone(),
+        max_frame,
+        &mut shutdown,
+    )
+    .await;
+    service.closed(&conn);
+    result
+}
+
+async fn serve_requests<S: Service>(
+    framed: Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>,
+    mut asm: Assembler,
+    peer: SocketAddr,
+    service: &Arc<S>,
+    conn: Arc<S::Conn>,
+    max_frame: usize,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), String> {
+    let (mut sink, mut stream) = framed.split();
+    let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
+    // A handler that finds its request must not be here reports it through this channel.
+    let (bad_tx, mut bad_rx) = mpsc::channel::<String>(1);
+    let writer = tokio::spawn(async move {
+        while let Some(f) = out_rx.recv().await {
+            if sink.send(f).await.is_err() {
+                break;
+            }
+        }
+    });
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let result = loop {
+        let raw = tokio::select! {
+            _ = shutdown.changed() => break Ok(()),
+            Some(reason) = bad_rx.recv() => break Err(reason),
+            next = stream.next() => next,
+        };
+        let raw = match raw {
+            None => break Ok(()),
+            Some(Err(e)) => break Err(format!("bad frame: {e}")),
+            Some(Ok(raw)) => raw,
+        };
+        let f = match frame::parse(raw.freeze()) {
+            Ok(f) => f,
+            Err(e) => break Err(e.to_string()),
+        };
+        let (kind, id, body) = match asm.push(f) {
+            Ok(Some(m)) => m,
+            Ok(None) => continue,
+            Err(e) => break Err(e.to_string()),
+        };
+        if kind != FrameKind::Request {
+            break Err(format!("unexpected {kind:?} frame from a client"));
+        }
+        let req: Request = match decode(&body) {
+            Ok(r) => r,
+            Err(e) => break Err(format!("malformed request {id}: {e}")),
+        };
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            break Ok(());
+        };
+        let (service, conn, out_tx, bad_tx) = (
+            service.clone(),
+            conn.clone(),
+            out_tx.clone(),
+            bad_tx.clone(),
+        );
+        tokio::spawn(async move {
+            let _permit = permit;
+            let resp: Response = match service.handle(conn, req).await {
+                Ok(r) => r,
+                Err(reason) => {
+                    let _ = bad_tx.try_send(reason);
+                    return;
+                }
+            };
+            let body = encode(&resp).unwrap_or_else(|e| {
+                let err: Response = Err(RemoteError {
+                    node: String::new(),
+                    code: ErrorCode::Internal,
+                    message: format!("cannot encode the answer: {e}"),
+                });
+                encode(&err).unwrap_or_default()
+            });
+            for f in frame::split(FrameKind::Response, id, &body, max_frame) {
+                if out_tx.send(f).await.is_err() {
+                    return;
+                }
+            }
+        });
+    };
+    drop(out_tx);
+    // Let answers already queued go out, briefly, then stop.
+    let _ = tokio::time::timeout(Duration::from_millis(200), writer).await;
+    tracing::debug!(%peer, "connection ended");
+    result
+}

@@ -1,0 +1,128 @@
+//! Which data nodes are alive: registrations and heartbeats, kept in memory.
+//!
+//! A node is *up* when its last heartbeat is younger than `heartbeatTimeoutMs`. The state is
+//! computed when asked, so it is exact at any moment; [`NodeRegistry::sweep`] only logs
+//! transitions for the operator.
+
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use xrepl_common::config::{ClusterNodes, NodeRole};
+
+#[derive(Debug, Clone)]
+struct Beat {
+    at: Instant,
+    /// Wall-clock time of the heartbeat, nanoseconds since the epoch, for display.
+    wall_ns: i64,
+}
+
+/// One row of `getClusterPerf()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeView {
+    pub name: String,
+    pub site: String,
+    pub role: NodeRole,
+    pub up: bool,
+    /// Milliseconds since the epoch; `None` when never heard from.
+    pub last_heartbeat_ms: Option<i64>,
+}
+
+pub struct NodeRegistry {
+    nodes: ClusterNodes,
+    timeout: Duration,
+    beats: DashMap<String, Beat>,
+    /// What the last sweep saw, to log only changes.
+    seen_up: DashMap<String, bool>,
+}
+
+pub fn now_ns() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+impl NodeRegistry {
+    pub fn new(nodes: ClusterNodes, timeout: Duration) -> NodeRegistry {
+        NodeRegistry {
+            nodes,
+            timeout,
+            beats: DashMap::new(),
+            seen_up: DashMap::new(),
+        }
+    }
+
+    /// Checks a registration against cluster.nodes; `Err` is the reason for the refusal.
+    pub fn register(&self, alias: &str, site: &str) -> Result<(), String> {
+        let Some(n) = self.nodes.datanode(alias) else {
+            return Err(format!(
+                "'{alias}' is not a data node in this cluster's cluster.nodes"
+            ));
+        };
+        if n.site() != site {
+            return Err(format!(
+                "'{alias}' registers from {site} but cluster.nodes places it at {}",
+                n.site()
+            ));
+        }
+        self.beat(alias);
+        Ok(())
+    }
+
+    /// Records a heartbeat; `false` when the node is not registered (it must register again,
+    /// e.g. after this controller restarted).
+    pub fn heartbeat(&self, alias: &str) -> bool {
+        if !self.beats.contains_key(alias) {
+            return false;
+        }
+        self.beat(alias);
+        true
+    }
+
+    fn beat(&self, alias: &str) {
+        self.beats.insert(
+            alias.to_string(),
+            Beat {
+                at: Instant::now(),
+                wall_ns: now_ns(),
+            },
+        );
+    }
+
+    /// The controller and every data node of cluster.nodes, in that order.
+    pub fn view(&self) -> Vec<NodeView> {
+        let mut rows = vec![NodeView {
+            name: self.nodes.controller.alias.clone(),
+            site: self.nodes.controller.site(),
+            role: NodeRole::Controller,
+            up: true,
+            last_heartbeat_ms: Some(now_ns() / 1_000_000),
+        }];
+        for n in &self.nodes.datanodes {
+            let beat = self.beats.get(&n.alias).map(|b| b.clone());
+            rows.push(NodeView {
+                name: n.alias.clone(),
+                site: n.site(),
+                role: NodeRole::DataNode,
+                up: beat.as_ref().is_some_and(|b| b.at.elapsed() < self.timeout),
+                last_heartbeat_ms: beat.map(|b| b.wall_ns / 1_000_000),
+            });
+        }
+        rows
+    }
+
+    /// Logs every data node that went down or came back since the last sweep.
+    pub fn sweep(&self) {
+        for row in self.view().into_iter().skip(1) {
+            let before = self.seen_up.insert(row.name.clone(), row.up);
+            match (before, row.up) {
+                (Some(false) | None, true) => {
+                    tracing::info!(node = %row.name, site = %row.site, "data node is up")
+                }
+                (Some(true), false) => tracing::warn!(
+                    node = %row.name,
+                    "data node is down: no heartbeat for {} ms",
+                    self.timeout.as_millis()
+                ),
+                _ => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! `datanode --cfg-dir DIR --alias NAME`: starts data node NAME of the cluster described in DIR.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "xrepl data node: serves sessions and stores partitions"
+)]
+struct Args {
+    /// Folder holding cluster.nodes and cluster.cfg.
+    #[arg(long, value_name = "DIR")]
+    cfg_dir: PathBuf,
+    /// This node's alias in cluster.nodes.
+    #[arg(long)]
+    alias: String,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let cfg = match xrepl_common::config::load_datanode(&args.cfg_dir, &args.alias) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    xrepl_common::logging::init(&cfg.log_level);
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        let shutdown = xrepl_common::logging::shutdown_on_signal();
+        xrepl_datanode::run(cfg, shutdown).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

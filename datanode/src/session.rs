@@ -1,0 +1,207 @@
+//! A client session: the logged-in user and the variables, living as long as the connection.
+//!
+//! Each session is an actor: requests arrive on a channel, in order, and each runs on the
+//! blocking pool (a script may compute for a while) with the session moved in and back out,
+//! so no thread is pinned while the session is idle.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use xrepl_common::lang::ast::{ExprKind, Stmt};
+use xrepl_common::rpc::{ErrorCode, RemoteError, Reply, Response, SessionRequest};
+use xrepl_common::value::Value;
+
+use crate::eval::EvalError;
+use crate::DataNode;
+
+/// Requests of one session waiting to run.
+const SESSION_QUEUE: usize = 16;
+
+/// Who is logged in on a session, and the controller's token for them.
+#[derive(Debug, Clone)]
+pub struct LoggedIn {
+    pub user: String,
+    pub is_admin: bool,
+    pub token: String,
+}
+
+pub struct Session {
+    pub node: Arc<DataNode>,
+    pub user: Option<LoggedIn>,
+    pub vars: HashMap<String, Value>,
+}
+
+type Job = (SessionRequest, oneshot::Sender<Response>);
+
+/// The connection's side of a session.
+pub struct SessionHandle {
+    tx: mpsc::Sender<Job>,
+}
+
+impl SessionHandle {
+    /// Starts the session's actor.
+    pub fn start(node: Arc<DataNode>) -> SessionHandle {
+        let (tx, rx) = mpsc::channel(SESSION_QUEUE);
+        let session = Session {
+            node,
+            user: None,
+            vars: HashMap::new(),
+        };
+        tokio::spawn(session_loop(session, rx));
+        SessionHandle { tx }
+    }
+
+    pub async fn request(&self, req: SessionRequest) -> Response {
+        let (tx, rx) = oneshot::channel();
+        let gone = || RemoteError {
+            node: String::new(),
+            code: ErrorCode::Internal,
+            message: "the session has ended".into(),
+        };
+        self.tx.send((req, tx)).await.map_err(|_| gone())?;
+        rx.await.unwrap_or_else(|_| Err(gone()))
+    }
+}
+
+async fn session_loop(mut session: Session, mut rx: mpsc::Receiver<Job>) {
+    while let Some((req, reply)) = rx.recv().await {
+        let node = session.node.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let resp = session.handle(req);
+            (session, resp)
+        })
+        .await;
+        match joined {
+            Ok((s, resp)) => {
+                session = s;
+                let _ = reply.send(resp);
+            }
+            Err(e) => {
+                tracing::error!("a session failed and was closed: {e}");
+                let _ = reply.send(Err(node.error(
+                    ErrorCode::Internal,
+                    "internal error; the session was closed (see the data node's log)",
+                )));
+                return;
+            }
+        }
+    }
+}
+
+impl Session {
+    fn handle(&mut self, req: SessionRequest) -> Response {
+        match req {
+            SessionRequest::Login { user, password } => {
+                self.login(&user, &password).map_err(|e| self.remote(e))?;
+                let u = self
+                    .user
+                    .as_ref()
+                    .map(|u| (u.user.clone(), u.is_admin, u.token.clone()));
+                let (user, is_admin, token) = u.unwrap_or_default();
+                Ok(Reply::LoggedIn {
+                    user,
+                    is_admin,
+                    token,
+                })
+            }
+            SessionRequest::Logout => {
+                self.logout();
+                Ok(Reply::Done)
+            }
+            SessionRequest::Run { script } => {
+                let (outputs, error) = self.run(&script);
+                Ok(Reply::Ran { outputs, error })
+            }
+        }
+    }
+
+    /// Logs in through the controller, replacing any earlier user.
+    pub fn login(&mut self, user: &str, password: &str) -> Result<(), EvalError> {
+        let reply = self
+            .node
+            .block_on_controller(xrepl_common::rpc::ControllerRequest::Login {
+                user: user.to_string(),
+                password: password.to_string(),
+            })?;
+        match reply {
+            Reply::LoggedIn {
+                user,
+                is_admin,
+                token,
+            } => {
+                if self.user.as_ref().is_some_and(|u| u.user != user) {
+                    self.vars.clear();
+                }
+                self.user = Some(LoggedIn {
+                    user,
+                    is_admin,
+                    token,
+                });
+                Ok(())
+            }
+            other => Err(EvalError::new(
+                ErrorCode::Internal,
+                format!("unexpected answer to login: {other:?}"),
+            )),
+        }
+    }
+
+    /// Forgets the user and the variables (they may hold data read with the user's rights).
+    pub fn logout(&mut self) {
+        self.user = None;
+        self.vars.clear();
+    }
+
+    /// Runs a script statement by statement; stops at the first error.
+    pub fn run(&mut self, script: &str) -> (Vec<Value>, Option<RemoteError>) {
+        let stmts = match xrepl_common::lang::parse(script) {
+            Ok(s) => s,
+            Err(e) => {
+                return (
+                    Vec::new(),
+                    Some(self.node.error(ErrorCode::Syntax, e.to_string())),
+                )
+            }
+        };
+        let multi_line = script.trim().contains('\n');
+        let mut outputs = Vec::new();
+        for stmt in &stmts {
+            if let Err(e) = self.exec_top(stmt, &mut outputs) {
+                let message = match (multi_line, e.span) {
+                    (true, Some(span)) => format!("line {}: {}", span.line, e.message),
+                    _ => e.message,
+                };
+                return (outputs, Some(self.remote(EvalError { message, ..e })));
+            }
+        }
+        (outputs, None)
+    }
+
+    /// An error as the client sees it, naming the node that raised it.
+    fn remote(&self, e: EvalError) -> RemoteError {
+        let mut r = self.node.error(e.code, e.message);
+        if let Some(n) = e.node {
+            r.node = n;
+        }
+        r
+    }
+
+    /// A statement at the top of a script: only `login(...)` runs before a login.
+    fn exec_top(&mut self, stmt: &Stmt, out: &mut Vec<Value>) -> Result<(), EvalError> {
+        if self.user.is_none() && !is_login_call(stmt) {
+            return Err(EvalError::new(
+                ErrorCode::NotLoggedIn,
+                "Not logged in: call login(user, password) first.",
+            ));
+        }
+        self.exec(stmt, out)
+    }
+}
+
+fn is_login_call(stmt: &Stmt) -> bool {
+    let Stmt::Expr(e) = stmt else {
+        return false;
+    };
+    matches!(&e.kind, ExprKind::Call { func, .. } if matches!(&func.kind, ExprKind::Ident(n) if n == "login"))
+}
