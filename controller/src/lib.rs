@@ -211,6 +211,7 @@ impl Service for ControllerService {
         }
         Ok((
             ServerInfo {
+                max_frame: 0,
                 alias: c.alias.clone(),
                 role: NodeRole::Controller,
                 replication: c.replication.as_ref().map(|r| r.mode),

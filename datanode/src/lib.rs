@@ -72,6 +72,7 @@ impl Service for DataNodeService {
         tracing::debug!(%peer, "new session");
         Ok((
             ServerInfo {
+                max_frame: 0,
                 alias: cfg.alias.clone(),
                 role: NodeRole::DataNode,
                 replication: cfg.replication.as_ref().map(|r| r.mode),

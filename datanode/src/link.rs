@@ -114,7 +114,7 @@ impl ControllerLink {
                 (false, Err(e)) => {
                     failures += 1;
                     // Say it once loudly, then quietly while the controller stays away.
-                    if failures == 1 || failures % 50 == 0 {
+                    if failures == 1 || failures.is_multiple_of(50) {
                         tracing::warn!(
                             "cannot register with the controller yet (attempt {failures}): {e}"
                         );

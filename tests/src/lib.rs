@@ -1,1 +1,336 @@
+//! Harness for multi-process tests: real `controller` and `datanode` binaries on 127.0.0.1,
+//! configured from generated files in a temporary directory, driven through the real `xrepl`
+//! console (or the RPC client), and killed when the test ends.
+//!
+//! The binaries must be built first (`cargo build --bins`, which `scripts/test.sh` does); they
+//! are looked up in `$XREPL_BIN_DIR`, else beside the test executable's `target/<profile>/`.
 
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How a test cluster is configured.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub datanodes: usize,
+    pub heartbeat_interval_ms: u64,
+    pub heartbeat_timeout_ms: u64,
+    /// `clusterReplicationMode`, if any.
+    pub replication_mode: Option<&'static str>,
+    /// Extra lines for cluster.cfg and controller.cfg.
+    pub cluster_cfg: String,
+    pub controller_cfg: String,
+}
+
+impl Default for Spec {
+    fn default() -> Spec {
+        Spec {
+            datanodes: 2,
+            heartbeat_interval_ms: 100,
+            heartbeat_timeout_ms: 1_000,
+            replication_mode: None,
+            cluster_cfg: String::new(),
+            controller_cfg: String::new(),
+        }
+    }
+}
+
+/// One process of a test cluster.
+pub struct Node {
+    pub alias: String,
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl Node {
+    pub fn site(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+/// A running cluster; every process is killed when it drops.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub controller: Node,
+    pub datanodes: Vec<Node>,
+}
+
+/// Where the binaries are.
+pub fn bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XREPL_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> -> target/<profile>
+    exe.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .expect("target dir")
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: build the binaries first with `cargo build --bins` (scripts/test.sh does it)",
+        p.display()
+    );
+    p
+}
+
+/// `n` free TCP ports on 127.0.0.1, all distinct.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("addr").port())
+        .collect()
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, or panics after `limit` naming `what`.
+pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// What a console run printed.
+#[derive(Debug)]
+pub struct ConsoleOutput {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl ConsoleOutput {
+    fn from(o: Output) -> ConsoleOutput {
+        ConsoleOutput {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).to_string(),
+            stderr: String::from_utf8_lossy(&o.stderr).to_string(),
+        }
+    }
+
+    /// Each stdout line parsed as JSON (for `--format json`).
+    pub fn json(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+            .collect()
+    }
+}
+
+impl Cluster {
+    /// Writes the config files and starts every process; returns when all are up.
+    pub fn start(spec: &Spec) -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ports = free_ports(spec.datanodes + 1);
+        let controller = Node {
+            alias: "controller1".into(),
+            port: ports[0],
+            child: None,
+        };
+        let datanodes: Vec<Node> = (1..=spec.datanodes)
+            .map(|i| Node {
+                alias: format!("dnode{i}"),
+                port: ports[i],
+                child: None,
+            })
+            .collect();
+        let mut nodes = format!(
+            "localSite,mode\n127.0.0.1:{}:controller1,controller\n",
+            ports[0]
+        );
+        for n in &datanodes {
+            nodes.push_str(&format!("127.0.0.1:{}:{},datanode\n", n.port, n.alias));
+        }
+        std::fs::write(dir.path().join("cluster.nodes"), nodes).expect("write");
+        std::fs::write(
+            dir.path().join("controller.cfg"),
+            format!(
+                "localSite=127.0.0.1:{}:controller1\nheartbeatTimeoutMs={}\n{}",
+                ports[0], spec.heartbeat_timeout_ms, spec.controller_cfg
+            ),
+        )
+        .expect("write");
+        let mode = spec
+            .replication_mode
+            .map(|m| format!("clusterReplicationMode={m}\n"))
+            .unwrap_or_default();
+        std::fs::write(
+            dir.path().join("cluster.cfg"),
+            format!(
+                "heartbeatIntervalMs={}\n{mode}{}",
+                spec.heartbeat_interval_ms, spec.cluster_cfg
+            ),
+        )
+        .expect("write");
+        let mut c = Cluster {
+            dir,
+            controller,
+            datanodes,
+        };
+        c.spawn_controller();
+        let aliases: Vec<String> = c.datanodes.iter().map(|n| n.alias.clone()).collect();
+        for a in &aliases {
+            c.spawn_datanode(a);
+        }
+        c.wait_all_up();
+        c
+    }
+
+    pub fn cfg_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn log(&self, alias: &str) -> std::fs::File {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{alias}.log")))
+            .expect("log file")
+    }
+
+    /// A node's log so far (for assertions and failure messages).
+    pub fn read_log(&self, alias: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{alias}.log"))).unwrap_or_default()
+    }
+
+    pub fn spawn_controller(&mut self) {
+        let log = self.log("controller1");
+        let child = Command::new(bin("controller"))
+            .arg("--cfg-dir")
+            .arg(self.dir.path())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn controller");
+        self.controller.child = Some(child);
+    }
+
+    pub fn spawn_datanode(&mut self, alias: &str) {
+        let log = self.log(alias);
+        let child = Command::new(bin("datanode"))
+            .arg("--cfg-dir")
+            .arg(self.dir.path())
+            .arg("--alias")
+            .arg(alias)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn datanode");
+        self.node_mut(alias).child = Some(child);
+    }
+
+    fn node_mut(&mut self, alias: &str) -> &mut Node {
+        if alias == self.controller.alias {
+            return &mut self.controller;
+        }
+        self.datanodes
+            .iter_mut()
+            .find(|n| n.alias == alias)
+            .unwrap_or_else(|| panic!("no node {alias}"))
+    }
+
+    /// SIGKILLs a node and reaps it.
+    pub fn kill(&mut self, alias: &str) {
+        if let Some(mut c) = self.node_mut(alias).child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Site of the first data node, where the console connects by default.
+    pub fn host(&self) -> String {
+        self.datanodes[0].site()
+    }
+
+    /// Runs the console against `host` with `args` and the script `-c script`.
+    pub fn console_at(&self, host: &str, args: &[&str], script: &str) -> ConsoleOutput {
+        let out = Command::new(bin("xrepl"))
+            .arg("--host")
+            .arg(host)
+            .args(args)
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run xrepl");
+        ConsoleOutput::from(out)
+    }
+
+    /// Runs a script as admin on the first data node, printing JSON.
+    pub fn admin_json(&self, script: &str) -> ConsoleOutput {
+        self.console_at(
+            &self.host(),
+            &[
+                "--user",
+                "admin",
+                "--password",
+                "123456",
+                "--format",
+                "json",
+            ],
+            script,
+        )
+    }
+
+    /// `getClusterPerf()` as (name, state) pairs, or `None` when the console failed.
+    pub fn node_states(&self) -> Option<Vec<(String, String)>> {
+        let out = self.admin_json("getClusterPerf()");
+        if out.code != 0 {
+            return None;
+        }
+        let rows = out.json().into_iter().next()?;
+        Some(
+            rows.as_array()?
+                .iter()
+                .map(|r| {
+                    (
+                        r["name"].as_str().unwrap_or_default().to_string(),
+                        r["state"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    pub fn state_of(&self, alias: &str) -> Option<String> {
+        self.node_states()?
+            .into_iter()
+            .find(|(n, _)| n == alias)
+            .map(|(_, s)| s)
+    }
+
+    /// Waits until `getClusterPerf()` shows every node up.
+    pub fn wait_all_up(&self) {
+        let total = self.datanodes.len() + 1;
+        wait_for("every node up", Duration::from_secs(20), || {
+            let states = self.node_states()?;
+            (states.len() == total && states.iter().all(|(_, s)| s == "up")).then_some(())
+        });
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let aliases: Vec<String> = std::iter::once(&self.controller)
+            .chain(self.datanodes.iter())
+            .map(|n| n.alias.clone())
+            .collect();
+        for a in aliases {
+            self.kill(&a);
+        }
+    }
+}

@@ -36,6 +36,7 @@ pub enum RpcError {
 
 struct Inner {
     addr: String,
+    /// Largest frame we send: the smaller of our limit and the server's.
     max_frame: usize,
     next_id: AtomicU64,
     pending: DashMap<u64, oneshot::Sender<Result<Response, RpcError>>>,
@@ -72,7 +73,8 @@ impl RpcClient {
             addr: addr.to_string(),
             reason,
         };
-        let body = encode(&Hello::new(peer)).map_err(|e| RpcError::Encode(e.to_string()))?;
+        let body =
+            encode(&Hello::new(peer, max_frame)).map_err(|e| RpcError::Encode(e.to_string()))?;
         for f in frame::split(FrameKind::Hello, 0, &body, max_frame) {
             framed
                 .send(f)
@@ -114,7 +116,7 @@ impl RpcClient {
         let (out, out_rx) = mpsc::channel(WRITE_QUEUE);
         let inner = Arc::new(Inner {
             addr: addr.to_string(),
-            max_frame,
+            max_frame: super::message::send_limit(max_frame, server.max_frame),
             next_id: AtomicU64::new(1),
             pending: DashMap::new(),
             out,

@@ -26,22 +26,36 @@ pub struct Hello {
     pub magic: String,
     pub version: u32,
     pub peer: PeerKind,
+    /// The largest frame the client accepts; the server sends no larger ones.
+    pub max_frame: u64,
 }
 
 impl Hello {
-    pub fn new(peer: PeerKind) -> Hello {
+    pub fn new(peer: PeerKind, max_frame: usize) -> Hello {
         Hello {
             magic: MAGIC.to_string(),
             version: PROTOCOL_VERSION,
             peer,
+            max_frame: max_frame as u64,
         }
     }
+}
+
+/// Smallest frame limit either side may announce; smaller announcements are raised to it.
+pub const MIN_FRAME: usize = 4096;
+
+/// The frame size to send with: the smaller of our limit and the peer's.
+pub fn send_limit(own: usize, peer: u64) -> usize {
+    let peer = usize::try_from(peer).unwrap_or(usize::MAX).max(MIN_FRAME);
+    own.min(peer)
 }
 
 /// What the server tells about itself when it accepts a greeting.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerInfo {
     pub alias: String,
+    /// The largest frame the server accepts; the client sends no larger ones.
+    pub max_frame: u64,
     pub role: NodeRole,
     pub replication: Option<ReplicationMode>,
 }

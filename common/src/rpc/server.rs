@@ -123,7 +123,13 @@ async fn connection<S: Service>(
         None => service.accept(&hello, peer),
     };
     let (outcome, conn) = match accepted {
-        Ok((info, conn)) => (Ok(info), Some(conn)),
+        Ok((info, conn)) => (
+            Ok(ServerInfo {
+                max_frame: max_frame as u64,
+                ..info
+            }),
+            Some(conn),
+        ),
         Err(r) => (Err(r), None),
     };
     let reply = HelloReply {
@@ -144,13 +150,14 @@ async fn connection<S: Service>(
         ));
     };
     let conn = Arc::new(conn);
+    let send_max = super::message::send_limit(max_frame, hello.max_frame);
     let result = serve_requests(
         framed,
         asm,
         peer,
         &service,
         conn.clone(),
-        max_frame,
+        send_max,
         &mut shutdown,
     )
     .await;

@@ -1,0 +1,189 @@
+//! Hostile and unusual input at the RPC layer: garbage, oversized lengths, malformed bodies, a
+//! wrong protocol version, and payloads larger than one frame.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use xrepl_common::rpc::frame::{self, FrameKind};
+use xrepl_common::rpc::{
+    encode, Hello, HelloReply, PeerKind, Reply, Request, RpcClient, SessionRequest,
+};
+use xrepl_tests::{Cluster, Spec};
+
+/// Reads until the peer closes; true when it closed within `limit`.
+fn closed_by_peer(s: &mut TcpStream, limit: Duration) -> bool {
+    s.set_read_timeout(Some(limit)).expect("timeout");
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+fn framed(kind: FrameKind, body: &[u8]) -> Vec<u8> {
+    let f = &frame::split(kind, 0, body, 1 << 20)[0];
+    let mut out = (f.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(f);
+    out
+}
+
+async fn session(site: &str) -> RpcClient {
+    let c = RpcClient::connect(site, PeerKind::Client, 1 << 20, Duration::from_secs(5))
+        .await
+        .expect("connect");
+    let login = Request::Session(SessionRequest::Login {
+        user: "admin".into(),
+        password: "123456".into(),
+    });
+    assert!(matches!(
+        c.call(&login).await,
+        Ok(Ok(Reply::LoggedIn { .. }))
+    ));
+    c
+}
+
+async fn run(c: &RpcClient, script: &str) -> Reply {
+    let req = Request::Session(SessionRequest::Run {
+        script: script.into(),
+    });
+    c.call(&req).await.expect("answer").expect("ok")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t10_bad_frames_close_only_their_own_connection() {
+    let c = Cluster::start(&Spec::default());
+    let site = c.host();
+    // A session that must survive everything below.
+    let good = session(&site).await;
+    let _ = run(&good, "x = 7").await;
+
+    let attacks: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "garbage bytes",
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        ),
+        (
+            "oversized length prefix",
+            0xFFFF_FFF0u32.to_be_bytes().to_vec(),
+        ),
+        ("frame shorter than its header", {
+            let mut v = 3u32.to_be_bytes().to_vec();
+            v.extend_from_slice(b"abc");
+            v
+        }),
+        (
+            "malformed greeting body",
+            framed(FrameKind::Hello, b"\xc1\xc1\xc1"),
+        ),
+        (
+            "request before greeting",
+            framed(FrameKind::Request, b"\x90"),
+        ),
+        ("malformed request after greeting", {
+            let mut v = framed(
+                FrameKind::Hello,
+                &encode(&Hello::new(PeerKind::Client, 1 << 20)).expect("encode"),
+            );
+            v.extend(framed(FrameKind::Request, b"\xff\xfe\xfd"));
+            v
+        }),
+    ];
+    for (name, bytes) in attacks {
+        let mut s = TcpStream::connect(&site).expect("connect");
+        s.write_all(&bytes).expect("write");
+        assert!(
+            closed_by_peer(&mut s, Duration::from_secs(5)),
+            "{name}: connection left open"
+        );
+        // The long-lived session still works, with its variables.
+        match run(&good, "x + 1").await {
+            Reply::Ran {
+                outputs,
+                error: None,
+            } => assert_eq!(
+                outputs,
+                vec![xrepl_common::value::Value::Scalar(
+                    xrepl_common::value::Scalar::Int(8)
+                )],
+                "{name}"
+            ),
+            other => panic!("{name}: session broken: {other:?}"),
+        }
+    }
+    let log = c.read_log("dnode1");
+    assert!(
+        log.contains("closed connection"),
+        "reasons are logged: {log}"
+    );
+    assert!(
+        log.contains("frame size too big") || log.contains("max"),
+        "{log}"
+    );
+}
+
+#[test]
+fn t20_wrong_protocol_version_is_refused_in_the_greeting() {
+    let c = Cluster::start(&Spec::default());
+    let mut hello = Hello::new(PeerKind::Client, 1 << 20);
+    hello.version = 999;
+    let mut s = TcpStream::connect(c.host()).expect("connect");
+    s.write_all(&framed(FrameKind::Hello, &encode(&hello).expect("encode")))
+        .expect("write");
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).expect("reply length");
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).expect("reply");
+    let f = frame::parse(body.into()).expect("frame");
+    assert_eq!(f.kind, FrameKind::HelloReply);
+    let reply: HelloReply = xrepl_common::rpc::decode(&f.payload).expect("decode");
+    let reason = reply.outcome.expect_err("refused");
+    assert!(
+        reason.contains("protocol version 999 is not supported"),
+        "{reason}"
+    );
+    assert!(closed_by_peer(&mut s, Duration::from_secs(5)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t30_payloads_larger_than_a_frame_travel_in_chunks() {
+    // The smallest frame limit the config allows, so a 1 MB script and answer must be chunked.
+    let c = Cluster::start(&Spec {
+        cluster_cfg: "maxFrameSize=65536\n".into(),
+        controller_cfg: "maxFrameSize=65536\n".into(),
+        ..Spec::default()
+    });
+    let good = session(&c.host()).await;
+    let big = "a".repeat(1 << 20);
+    match run(&good, &format!("s = \"{big}\"\ns")).await {
+        Reply::Ran {
+            outputs,
+            error: None,
+        } => {
+            assert_eq!(
+                outputs,
+                vec![xrepl_common::value::Value::Scalar(
+                    xrepl_common::value::Scalar::String(big)
+                )]
+            );
+        }
+        other => panic!("big script failed: {other:?}"),
+    }
+}
+
+#[test]
+fn t40_console_refuses_to_run_sessions_on_the_controller() {
+    let c = Cluster::start(&Spec::default());
+    let out = c.console_at(&c.controller.site(), &[], "1");
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains("is the controller controller1; connect the console to a data node"),
+        "{}",
+        out.stderr
+    );
+}
