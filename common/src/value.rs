@@ -343,6 +343,16 @@ impl Table {
     }
 }
 
+/// `an INT`, `a DOUBLE`.
+fn with_article(t: DataType) -> String {
+    let article = if t.name().starts_with(['A', 'E', 'I', 'O', 'U']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {t}")
+}
+
 /// A named function, passed as a value (`rpc(getControllerAlias(), getClusterPerf)`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FunctionRef(pub String);
@@ -369,8 +379,8 @@ impl Value {
     pub fn kind_name(&self) -> String {
         match self {
             Value::Void => "nothing".into(),
-            Value::Scalar(s) => format!("a {} scalar", s.data_type()),
-            Value::Vector(v) => format!("a {} vector", v.data_type()),
+            Value::Scalar(s) => format!("{} scalar", with_article(s.data_type())),
+            Value::Vector(v) => format!("{} vector", with_article(v.data_type())),
             Value::Pair(..) => "a pair".into(),
             Value::Table(_) => "a table".into(),
             Value::Function(_) => "a function".into(),

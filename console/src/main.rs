@@ -39,7 +39,12 @@ struct Args {
     #[arg(long, requires = "user")]
     password: Option<String>,
     /// Run this script and exit.
-    #[arg(short = 'c', value_name = "SCRIPT", conflicts_with = "file")]
+    #[arg(
+        short = 'c',
+        value_name = "SCRIPT",
+        conflicts_with = "file",
+        allow_hyphen_values = true
+    )]
     command: Option<String>,
     /// Run the statements in this file and exit.
     file: Option<PathBuf>,

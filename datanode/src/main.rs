@@ -5,6 +5,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Stack of every runtime thread, session threads included.
+const SESSION_STACK: usize = 16 * 1024 * 1024;
+
 #[derive(Parser)]
 #[command(
     version,
@@ -29,7 +32,13 @@ fn main() -> ExitCode {
         }
     };
     xrepl_common::logging::init(&cfg.log_level);
-    let rt = match tokio::runtime::Runtime::new() {
+    // Sessions evaluate scripts on the blocking pool; the evaluator recurses once per level of
+    // the syntax tree (at most 256, the parser's limit), so give those threads room.
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(SESSION_STACK)
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

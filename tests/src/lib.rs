@@ -270,6 +270,22 @@ impl Cluster {
         ConsoleOutput::from(out)
     }
 
+    /// Runs the console with the script in a file (`xrepl ... FILE`), for scripts too long
+    /// for a command-line argument.
+    pub fn console_file_at(&self, host: &str, args: &[&str], script: &str) -> ConsoleOutput {
+        let path = self.dir.path().join("script.dos");
+        std::fs::write(&path, script).expect("write script");
+        let out = Command::new(bin("xrepl"))
+            .arg("--host")
+            .arg(host)
+            .args(args)
+            .arg(&path)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run xrepl");
+        ConsoleOutput::from(out)
+    }
+
     /// Runs a script as admin on the first data node, printing JSON.
     pub fn admin_json(&self, script: &str) -> ConsoleOutput {
         self.console_at(

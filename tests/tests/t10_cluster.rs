@@ -199,7 +199,7 @@ fn t50_errors_name_the_node_and_leave_the_session_usable() {
     let out = c.console_at(&c.host(), &admin, "login(1, 2)");
     assert_eq!(
         out.stderr.trim(),
-        "dnode1: login: the user name must be a string, got a INT scalar"
+        "dnode1: login: the user name must be a string, got an INT scalar"
     );
     let out = c.console_at(&c.host(), &admin, "y = 1\nundefinedVar + 1");
     assert_eq!(
@@ -287,4 +287,31 @@ fn t70_replication_functions_on_a_master_check_where_they_run() {
         assert_eq!(out.code, 1, "{script}");
         assert_eq!(out.stderr.trim(), expected, "{script}");
     }
+}
+
+#[test]
+fn t80_deeply_nested_scripts_run_or_fail_cleanly() {
+    let c = Cluster::start(&Spec::default());
+    // The deepest tree the parser accepts evaluates without exhausting a session's stack.
+    let mut deep = String::from("1");
+    // 62 rounds of `-(-(...))` is just inside the parser's 256-level limit.
+    for _ in 0..62 {
+        deep = format!("-(-({deep}))");
+    }
+    let out = c.admin_json(&deep);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.json(), vec![serde_json::json!(1)]);
+    let mut ifs = String::from("x = 1");
+    for _ in 0..120 {
+        ifs = format!("if (true) {{ {ifs} }}");
+    }
+    let out = c.admin_json(&format!("{ifs}\nx"));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // Deeper than the parser allows: one clear error, and the node keeps serving.
+    let too_deep = format!("{}1{}", "(".repeat(100_000), ")".repeat(100_000));
+    let admin = ["--user", "admin", "--password", "123456"];
+    let out = c.console_file_at(&c.host(), &admin, &too_deep);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("Syntax error"), "{}", out.stderr);
+    assert_eq!(c.admin_json("getNodeAlias()").code, 0);
 }
