@@ -6,7 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod format;
 pub mod lang;
-pub mod logging;
+pub mod process;
 pub mod replication;
 pub mod rpc;
 pub mod value;

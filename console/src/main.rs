@@ -265,7 +265,7 @@ async fn start(args: Args) -> ExitCode {
 fn main() -> ExitCode {
     let args = Args::parse();
     if std::env::var_os("RUST_LOG").is_some() {
-        xrepl_common::logging::init("warn");
+        xrepl_common::process::init("warn");
     }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

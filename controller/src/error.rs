@@ -6,6 +6,11 @@ use xrepl_common::rpc::{ErrorCode, RemoteError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
+    #[error("cannot create the home directory {path}: {source}")]
+    CreateHome {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot open the metadata store at {path}: {source}")]
     OpenStore { path: PathBuf, source: sled::Error },
     #[error("metadata store: {0}")]

@@ -42,9 +42,9 @@ impl Controller {
     /// Opens the metadata under `cfg.home` and creates the administrator and the token secret
     /// on first start.
     pub async fn open(cfg: ControllerConfig) -> Result<Controller, ControllerError> {
-        std::fs::create_dir_all(&cfg.home).map_err(|e| ControllerError::OpenStore {
+        std::fs::create_dir_all(&cfg.home).map_err(|source| ControllerError::CreateHome {
             path: cfg.home.clone(),
-            source: sled::Error::Io(e),
+            source,
         })?;
         let meta = MetaHandle::open(&cfg.home.join("meta"))?;
         if meta.read(|s| s.token_key.is_none()) {

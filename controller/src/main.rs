@@ -5,6 +5,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Stack of every runtime thread (the default of 2 MiB is plenty for the controller).
+const STACK: usize = 2 * 1024 * 1024;
+
 #[derive(Parser)]
 #[command(
     version,
@@ -25,24 +28,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    xrepl_common::logging::init(&cfg.log_level);
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = rt.block_on(async {
-        let shutdown = xrepl_common::logging::shutdown_on_signal();
-        xrepl_controller::run(cfg, shutdown).await
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    xrepl_common::process::run_server(&cfg.log_level.clone(), STACK, |shutdown| {
+        xrepl_controller::run(cfg, shutdown)
+    })
 }

@@ -31,30 +31,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    xrepl_common::logging::init(&cfg.log_level);
     // Sessions evaluate scripts on the blocking pool; the evaluator recurses once per level of
     // the syntax tree (at most 256, the parser's limit), so give those threads room.
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_stack_size(SESSION_STACK)
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = rt.block_on(async {
-        let shutdown = xrepl_common::logging::shutdown_on_signal();
-        xrepl_datanode::run(cfg, shutdown).await
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    xrepl_common::process::run_server(&cfg.log_level.clone(), SESSION_STACK, |shutdown| {
+        xrepl_datanode::run(cfg, shutdown)
+    })
 }

@@ -10,6 +10,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// Console arguments that log in as the default administrator.
+pub const ADMIN: &[&str] = &["--user", "admin", "--password", "123456"];
+/// [`ADMIN`] with JSON output.
+pub const ADMIN_JSON: &[&str] = &[
+    "--user",
+    "admin",
+    "--password",
+    "123456",
+    "--format",
+    "json",
+];
+
 /// How a test cluster is configured.
 #[derive(Debug, Clone)]
 pub struct Spec {
@@ -21,6 +33,15 @@ pub struct Spec {
     /// Extra lines for cluster.cfg and controller.cfg.
     pub cluster_cfg: String,
     pub controller_cfg: String,
+    pub order: StartOrder,
+}
+
+/// Which processes [`Cluster::start`] launches first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartOrder {
+    ControllerFirst,
+    /// The data nodes, then (after a pause) the controller: registration must be retried.
+    DataNodesFirst,
 }
 
 impl Default for Spec {
@@ -32,6 +53,7 @@ impl Default for Spec {
             replication_mode: None,
             cluster_cfg: String::new(),
             controller_cfg: String::new(),
+            order: StartOrder::ControllerFirst,
         }
     }
 }
@@ -181,10 +203,18 @@ impl Cluster {
             controller,
             datanodes,
         };
-        c.spawn_controller();
         let aliases: Vec<String> = c.datanodes.iter().map(|n| n.alias.clone()).collect();
-        for a in &aliases {
-            c.spawn_datanode(a);
+        match spec.order {
+            StartOrder::ControllerFirst => {
+                c.spawn_controller();
+                aliases.iter().for_each(|a| c.spawn_datanode(a));
+            }
+            StartOrder::DataNodesFirst => {
+                aliases.iter().for_each(|a| c.spawn_datanode(a));
+                // Long enough for each data node to fail a few registrations.
+                std::thread::sleep(Duration::from_millis(700));
+                c.spawn_controller();
+            }
         }
         c.wait_all_up();
         c
@@ -288,18 +318,7 @@ impl Cluster {
 
     /// Runs a script as admin on the first data node, printing JSON.
     pub fn admin_json(&self, script: &str) -> ConsoleOutput {
-        self.console_at(
-            &self.host(),
-            &[
-                "--user",
-                "admin",
-                "--password",
-                "123456",
-                "--format",
-                "json",
-            ],
-            script,
-        )
+        self.console_at(&self.host(), ADMIN_JSON, script)
     }
 
     /// `getClusterPerf()` as (name, state) pairs, or `None` when the console failed.

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use xrepl_tests::{wait_for, Cluster, Spec};
+use xrepl_tests::{wait_for, Cluster, Spec, ADMIN, ADMIN_JSON};
 
 #[test]
 fn t10_console_logs_in_and_sees_every_node_up() {
@@ -45,11 +45,7 @@ fn t10_console_logs_in_and_sees_every_node_up() {
     assert_eq!(values[3], 42);
 
     // The table format has a header, a rule and one line per node.
-    let out = c.console_at(
-        &c.host(),
-        &["--user", "admin", "--password", "123456"],
-        "getClusterPerf()",
-    );
+    let out = c.console_at(&c.host(), ADMIN, "getClusterPerf()");
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 5, "{}", out.stdout);
     assert!(lines[0].starts_with("name") && lines[0].ends_with("lastHeartbeat"));
@@ -78,18 +74,7 @@ fn t20_killed_datanode_is_down_within_the_timeout_and_up_after_restart() {
         (c.state_of("dnode2")? == "up").then_some(())
     });
     // The restarted node serves sessions again.
-    let out = c.console_at(
-        &c.datanodes[1].site(),
-        &[
-            "--user",
-            "admin",
-            "--password",
-            "123456",
-            "--format",
-            "json",
-        ],
-        "getNodeAlias()",
-    );
+    let out = c.console_at(&c.datanodes[1].site(), ADMIN_JSON, "getNodeAlias()");
     assert_eq!(out.json(), vec![serde_json::json!("dnode2")], "{out:?}");
 }
 
@@ -167,11 +152,7 @@ fn t40_sessions_must_log_in_and_wrong_passwords_are_refused() {
     assert_eq!(out.json(), vec![serde_json::json!("dnode1")]);
 
     // logout ends the rights and forgets the variables.
-    let out = c.console_at(
-        &host,
-        &["--user", "admin", "--password", "123456"],
-        "x = 1\nlogout()\nx",
-    );
+    let out = c.console_at(&host, ADMIN, "x = 1\nlogout()\nx");
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("Not logged in"), "{}", out.stderr);
 }
@@ -179,64 +160,41 @@ fn t40_sessions_must_log_in_and_wrong_passwords_are_refused() {
 #[test]
 fn t50_errors_name_the_node_and_leave_the_session_usable() {
     let c = Cluster::start(&Spec::default());
-    let admin = ["--user", "admin", "--password", "123456"];
-    let out = c.console_at(&c.host(), &admin, "x = (1");
+    let out = c.console_at(&c.host(), ADMIN, "x = (1");
     assert_eq!(out.code, 1);
     assert_eq!(
         out.stderr.trim(),
         "dnode1: Syntax error at line 1, column 7: expected ')' but found end of input"
     );
-    let out = c.console_at(&c.host(), &admin, "noSuchFunction(1)");
+    let out = c.console_at(&c.host(), ADMIN, "noSuchFunction(1)");
     assert_eq!(
         out.stderr.trim(),
         "dnode1: unknown function 'noSuchFunction'"
     );
-    let out = c.console_at(&c.host(), &admin, "getNodeAlias(1)");
+    let out = c.console_at(&c.host(), ADMIN, "getNodeAlias(1)");
     assert_eq!(
         out.stderr.trim(),
         "dnode1: getNodeAlias takes 0 arguments, got 1"
     );
-    let out = c.console_at(&c.host(), &admin, "login(1, 2)");
+    let out = c.console_at(&c.host(), ADMIN, "login(1, 2)");
     assert_eq!(
         out.stderr.trim(),
         "dnode1: login: the user name must be a string, got an INT scalar"
     );
-    let out = c.console_at(&c.host(), &admin, "y = 1\nundefinedVar + 1");
+    let out = c.console_at(&c.host(), ADMIN, "y = 1\nundefinedVar + 1");
     assert_eq!(
         out.stderr.trim(),
         "dnode1: line 2: variable 'undefinedVar' is not defined"
     );
 
     // Outputs before the error are printed; the exit code says a statement failed.
-    let out = c.console_at(
-        &c.host(),
-        &[
-            "--format",
-            "json",
-            "--user",
-            "admin",
-            "--password",
-            "123456",
-        ],
-        "1\n2\nbad(\n",
-    );
+    let out = c.console_at(&c.host(), ADMIN_JSON, "1\n2\nbad(\n");
     assert_eq!(out.code, 1);
     assert!(
         out.stdout.is_empty(),
         "a syntax error runs nothing: {out:?}"
     );
-    let out = c.console_at(
-        &c.host(),
-        &[
-            "--format",
-            "json",
-            "--user",
-            "admin",
-            "--password",
-            "123456",
-        ],
-        "1\n2\nbad()\n3",
-    );
+    let out = c.console_at(&c.host(), ADMIN_JSON, "1\n2\nbad()\n3");
     assert_eq!(out.code, 1);
     assert_eq!(out.json(), vec![serde_json::json!(1), serde_json::json!(2)]);
 }
@@ -309,9 +267,23 @@ fn t80_deeply_nested_scripts_run_or_fail_cleanly() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     // Deeper than the parser allows: one clear error, and the node keeps serving.
     let too_deep = format!("{}1{}", "(".repeat(100_000), ")".repeat(100_000));
-    let admin = ["--user", "admin", "--password", "123456"];
-    let out = c.console_file_at(&c.host(), &admin, &too_deep);
+    let out = c.console_file_at(&c.host(), ADMIN, &too_deep);
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("Syntax error"), "{}", out.stderr);
     assert_eq!(c.admin_json("getNodeAlias()").code, 0);
+}
+
+#[test]
+fn t90_datanodes_started_before_their_controller_register_when_it_comes() {
+    let c = Cluster::start(&Spec {
+        order: xrepl_tests::StartOrder::DataNodesFirst,
+        ..Spec::default()
+    });
+    // start() returned, so every node is up; the data nodes did retry.
+    let log = c.read_log("dnode1");
+    assert!(
+        log.contains("cannot register with the controller yet"),
+        "{log}"
+    );
+    assert!(log.contains("registered with the controller"), "{log}");
 }

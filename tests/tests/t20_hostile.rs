@@ -187,3 +187,54 @@ fn t40_console_refuses_to_run_sessions_on_the_controller() {
         out.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t50_controller_calls_need_a_genuine_token() {
+    use xrepl_common::rpc::{ControllerRequest, ErrorCode};
+    let c = Cluster::start(&Spec::default());
+    let ctl = RpcClient::connect(
+        &c.controller.site(),
+        PeerKind::DataNode,
+        1 << 20,
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("connect");
+    let call = |token: &str| {
+        Request::Controller(ControllerRequest::Call {
+            token: token.into(),
+            function: "getClusterPerf".into(),
+            args: vec![],
+        })
+    };
+    for forged in ["", "admin", "admin.00.00", "admin.0011.deadbeef"] {
+        let e = ctl
+            .call(&call(forged))
+            .await
+            .expect("answer")
+            .expect_err("refused");
+        assert_eq!(e.code, ErrorCode::NotLoggedIn, "{forged}: {e}");
+    }
+    // A genuine token, from a real login, works; the same user name with a changed tag does not.
+    let login = Request::Controller(ControllerRequest::Login {
+        user: "admin".into(),
+        password: "123456".into(),
+    });
+    let Ok(Ok(Reply::LoggedIn { token, .. })) = ctl.call(&login).await else {
+        panic!("login failed");
+    };
+    assert!(matches!(
+        ctl.call(&call(&token)).await,
+        Ok(Ok(Reply::Value(_)))
+    ));
+    let mut tampered = token.clone();
+    let last = tampered.pop().expect("non-empty");
+    tampered.push(if last == '0' { '1' } else { '0' });
+    let e = ctl
+        .call(&call(&tampered))
+        .await
+        .expect("answer")
+        .expect_err("refused");
+    assert_eq!(e.code, ErrorCode::NotLoggedIn);
+    assert_eq!(e.node, "controller1");
+}

@@ -1,6 +1,10 @@
-//! Process setup shared by the binaries: logging and the shutdown signal.
+//! Process setup shared by the server binaries: logging, the runtime, the shutdown signal and
+//! the exit code.
 
+use std::fmt::Display;
+use std::future::Future;
 use std::io::IsTerminal;
+use std::process::ExitCode;
 
 use tokio::sync::watch;
 
@@ -42,4 +46,38 @@ pub fn shutdown_on_signal() -> watch::Receiver<bool> {
         let _ = tx.send(true);
     });
     rx
+}
+
+/// Runs a server process: logging at `log_level`, a multi-threaded runtime whose threads have
+/// `stack_size` bytes of stack, and `run(shutdown)` until it ends. A failure is logged and
+/// printed as one `error: ...` line, and the process exits with 1.
+pub fn run_server<F, E>(
+    log_level: &str,
+    stack_size: usize,
+    run: impl FnOnce(watch::Receiver<bool>) -> F,
+) -> ExitCode
+where
+    F: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    init(log_level);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(stack_size)
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(async { run(shutdown_on_signal()).await }) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
