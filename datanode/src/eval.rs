@@ -116,6 +116,9 @@ impl Session {
                     self.exec_depth(s, out, depth + 1)?;
                 }
             }
+            Stmt::Update { span, .. } | Stmt::Delete { span, .. } | Stmt::Insert { span, .. } => {
+                return Err(EvalError::runtime("SQL statements are not supported yet").at(*span))
+            }
         }
         Ok(())
     }
@@ -182,6 +185,10 @@ impl Session {
                 let b = self.eval(rhs)?;
                 binary(*op, a, b)
             }
+            ExprKind::Select(_) => Err(EvalError::runtime("select is not supported yet")),
+            ExprKind::Star => Err(EvalError::runtime(
+                "'*' is only valid in count(*) and select",
+            )),
         }
     }
 

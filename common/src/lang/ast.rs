@@ -36,6 +36,47 @@ pub enum Stmt {
         otherwise: Option<Vec<Stmt>>,
         span: Span,
     },
+    /// `update t set a = expr, b = expr [where cond]`
+    Update {
+        table: Expr,
+        set: Vec<(String, Expr)>,
+        filter: Option<Expr>,
+        span: Span,
+    },
+    /// `delete from t [where cond]`
+    Delete {
+        table: Expr,
+        filter: Option<Expr>,
+        span: Span,
+    },
+    /// `insert into t [(c1, c2)] values (e1, e2, ...)`: each value a scalar or a vector.
+    Insert {
+        table: Expr,
+        columns: Option<Vec<String>>,
+        values: Vec<Expr>,
+        span: Span,
+    },
+}
+
+/// `select items from table [where cond] [group by c1, c2] [order by c [asc|desc], ...] [limit n]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Select {
+    pub items: Vec<SelectItem>,
+    pub from: Expr,
+    /// Conditions joined by `and` (DolphinDB's `where a > 1, b < 2` means `a > 1 and b < 2`).
+    pub filter: Option<Expr>,
+    pub group_by: Vec<String>,
+    /// Column and whether it is descending.
+    pub order_by: Vec<(String, bool)>,
+    pub limit: Option<Expr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SelectItem {
+    /// `*`
+    All,
+    /// `expr [as alias]`
+    Expr { expr: Expr, alias: Option<String> },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,6 +122,10 @@ pub enum ExprKind {
         lhs: Box<Expr>,
         rhs: Box<Expr>,
     },
+    /// A `select` query used as an expression.
+    Select(Box<Select>),
+    /// `*` as the argument of `count(*)`.
+    Star,
 }
 
 /// A call argument, positional (`name == None`) or named (`name=value`).
@@ -142,4 +187,8 @@ pub enum BinOp {
     Range,
     /// `a:b`
     Pair,
+    /// `x in y`
+    In,
+    /// `x between a:b` (inclusive at both ends)
+    Between,
 }

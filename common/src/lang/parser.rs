@@ -690,6 +690,8 @@ mod tests {
             BinOp::Or => "or",
             BinOp::Range => "..",
             BinOp::Pair => ":",
+            BinOp::In => "in",
+            BinOp::Between => "between",
         }
     }
 
@@ -736,6 +738,8 @@ mod tests {
             ExprKind::Binary { op: o, lhs, rhs } => {
                 format!("({} {} {})", op(*o), sx(lhs), sx(rhs))
             }
+            ExprKind::Select(q) => format!("(select from {})", sx(&q.from)),
+            ExprKind::Star => "*".into(),
         }
     }
 
@@ -759,6 +763,9 @@ mod tests {
                 Some(o) => format!("(if {} {} else {})", sx(cond), block(then), block(o)),
                 None => format!("(if {} {})", sx(cond), block(then)),
             },
+            Stmt::Update { table, .. } => format!("(update {})", sx(table)),
+            Stmt::Delete { table, .. } => format!("(delete {})", sx(table)),
+            Stmt::Insert { table, .. } => format!("(insert {})", sx(table)),
         }
     }
 
