@@ -3,6 +3,7 @@
 //! **Invariant:** nothing here touches sled; storage belongs to the controller and data node.
 
 pub mod auth;
+pub mod catalog;
 pub mod config;
 pub mod format;
 pub mod lang;
