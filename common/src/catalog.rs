@@ -104,7 +104,11 @@ fn keys(col: &Vector, scheme: DataType) -> Result<Vec<Option<Key>>, String> {
 fn conform(s: Scalar, t: DataType) -> Result<Scalar, String> {
     Ok(match (s, t) {
         (s, t) if s.data_type() == t => s,
-        (Scalar::Int(v), DataType::Long) => Scalar::Long(if v == NULL_INT { NULL_LONG } else { i64::from(v) }),
+        (Scalar::Int(v), DataType::Long) => Scalar::Long(if v == NULL_INT {
+            NULL_LONG
+        } else {
+            i64::from(v)
+        }),
         (Scalar::String(v), DataType::Symbol) => Scalar::Symbol(v),
         (Scalar::Symbol(v), DataType::String) => Scalar::String(v),
         (s, t) => return Err(format!("a {} cannot extend a {t} scheme", s.data_type())),
@@ -147,7 +151,10 @@ impl PartitionScheme {
                 for k in ks {
                     let k = k.ok_or("a VALUE scheme cannot hold NULL")?;
                     if !seen.insert(k.clone()) {
-                        return Err(format!("the VALUE scheme lists {} twice", render_key(&k, t)));
+                        return Err(format!(
+                            "the VALUE scheme lists {} twice",
+                            render_key(&k, t)
+                        ));
                     }
                 }
                 if seen.is_empty() {
@@ -164,14 +171,20 @@ impl PartitionScheme {
                 for w in ks.windows(2) {
                     match (&w[0], &w[1]) {
                         (Some(a), Some(b)) if a < b => {}
-                        _ => return Err("RANGE boundaries must increase strictly, without NULL".into()),
+                        _ => {
+                            return Err(
+                                "RANGE boundaries must increase strictly, without NULL".into()
+                            )
+                        }
                     }
                 }
             }
             PartitionScheme::Hash { ty, buckets } => {
                 integer_like(*ty).ok_or(format!("a HASH scheme cannot hash {ty}"))?;
                 if *buckets == 0 || *buckets > 65_536 {
-                    return Err(format!("a HASH scheme needs 1 to 65536 buckets, got {buckets}"));
+                    return Err(format!(
+                        "a HASH scheme needs 1 to 65536 buckets, got {buckets}"
+                    ));
                 }
             }
             PartitionScheme::List(lists) => {
@@ -185,7 +198,10 @@ impl PartitionScheme {
                     for k in keys(l, t)? {
                         let k = k.ok_or("a LIST scheme cannot hold NULL")?;
                         if !seen.insert(k.clone()) {
-                            return Err(format!("the LIST scheme lists {} twice", render_key(&k, t)));
+                            return Err(format!(
+                                "the LIST scheme lists {} twice",
+                                render_key(&k, t)
+                            ));
                         }
                     }
                 }
@@ -260,7 +276,11 @@ impl PartitionScheme {
                     .filter_map(|(i, k)| Some((k?, u32::try_from(i).ok()?)))
                     .collect();
                 ks.iter()
-                    .map(|k| k.as_ref().and_then(|k| map.get(k).copied()).ok_or_else(|| outside(k)))
+                    .map(|k| {
+                        k.as_ref()
+                            .and_then(|k| map.get(k).copied())
+                            .ok_or_else(|| outside(k))
+                    })
                     .collect()
             }
             PartitionScheme::Range(v) => {
@@ -291,7 +311,11 @@ impl PartitionScheme {
                     }
                 }
                 ks.iter()
-                    .map(|k| k.as_ref().and_then(|k| map.get(k).copied()).ok_or_else(|| outside(k)))
+                    .map(|k| {
+                        k.as_ref()
+                            .and_then(|k| map.get(k).copied())
+                            .ok_or_else(|| outside(k))
+                    })
                     .collect()
             }
         }
@@ -306,7 +330,9 @@ impl PartitionScheme {
                 let have: BTreeSet<Key> = keys(v, t)?.into_iter().flatten().collect();
                 let mut added = 0;
                 for (i, k) in new.iter().enumerate() {
-                    let Some(k) = k else { return Err("cannot add a NULL partition".into()) };
+                    let Some(k) = k else {
+                        return Err("cannot add a NULL partition".into());
+                    };
                     if !have.contains(k) {
                         let s = more.get(i).ok_or("index")?;
                         v.push(conform(s, t)?)?;
@@ -319,7 +345,9 @@ impl PartitionScheme {
                 let last = keys(v, t)?.into_iter().flatten().last();
                 let mut prev = last;
                 for (i, k) in new.iter().enumerate() {
-                    let Some(k) = k else { return Err("cannot add a NULL boundary".into()) };
+                    let Some(k) = k else {
+                        return Err("cannot add a NULL boundary".into());
+                    };
                     if prev.as_ref().is_some_and(|p| k <= p) {
                         return Err(format!(
                             "new RANGE boundary {} must be above the last one",
@@ -332,7 +360,10 @@ impl PartitionScheme {
                 }
                 u32::try_from(new.len()).map_err(|e| e.to_string())
             }
-            _ => Err(format!("partitions cannot be added to a {} scheme", self.kind_name())),
+            _ => Err(format!(
+                "partitions cannot be added to a {} scheme",
+                self.kind_name()
+            )),
         }
     }
 }
@@ -567,8 +598,17 @@ pub fn check_name(what: &str, name: &str) -> Result<(), String> {
 /// Checks a database path: `dfs://name`.
 pub fn check_db_path(path: &str) -> Result<(), String> {
     match path.strip_prefix("dfs://") {
-        Some(rest) if !rest.is_empty() && rest.chars().all(|c| c.is_alphanumeric() || "_-./".contains(c)) => Ok(()),
-        _ => Err(format!("invalid database path '{path}': expected dfs://name")),
+        Some(rest)
+            if !rest.is_empty()
+                && rest
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || "_-./".contains(c)) =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "invalid database path '{path}': expected dfs://name"
+        )),
     }
 }
 
@@ -674,11 +714,12 @@ impl Catalog {
                     });
                 }
                 if let TableKind::Partitioned { column } = kind {
-                    let c = defs
-                        .iter()
-                        .find(|d| &d.name == column)
-                        .ok_or_else(|| format!("partition column '{column}' is not a column of the table"))?;
-                    d.scheme.accepts(c.ty).map_err(|e| format!("partition column '{column}': {e}"))?;
+                    let c = defs.iter().find(|d| &d.name == column).ok_or_else(|| {
+                        format!("partition column '{column}' is not a column of the table")
+                    })?;
+                    d.scheme
+                        .accepts(c.ty)
+                        .map_err(|e| format!("partition column '{column}': {e}"))?;
                 }
                 let next_column_id = u32::try_from(defs.len()).map_err(|e| e.to_string())?;
                 d.tables.insert(
@@ -711,7 +752,12 @@ impl Catalog {
                 t.name = to.clone();
                 d.tables.insert(to.clone(), t);
             }
-            CatalogChange::AddColumn { db, table, name, ty } => {
+            CatalogChange::AddColumn {
+                db,
+                table,
+                name,
+                ty,
+            } => {
                 check_name("column", name)?;
                 let t = self.table_mut(db, table)?;
                 if t.column(name).is_some() {
@@ -730,7 +776,9 @@ impl Catalog {
                 for n in names {
                     t.column_mut(n)?;
                     if t.partition_column().is_some_and(|c| &c.name == n) {
-                        return Err(format!("'{n}' is the partition column and cannot be dropped"));
+                        return Err(format!(
+                            "'{n}' is the partition column and cannot be dropped"
+                        ));
                     }
                 }
                 t.columns.retain(|c| !names.contains(&c.name));
@@ -738,7 +786,12 @@ impl Catalog {
                     return Err("a table must keep at least one column".into());
                 }
             }
-            CatalogChange::RenameColumn { db, table, from, to } => {
+            CatalogChange::RenameColumn {
+                db,
+                table,
+                from,
+                to,
+            } => {
                 check_name("column", to)?;
                 let t = self.table_mut(db, table)?;
                 if t.column(to).is_some() {
@@ -751,10 +804,17 @@ impl Catalog {
                 }
                 t.column_mut(from)?.name = to.clone();
             }
-            CatalogChange::ReplaceColumnType { db, table, name, ty } => {
+            CatalogChange::ReplaceColumnType {
+                db,
+                table,
+                name,
+                ty,
+            } => {
                 let t = self.table_mut(db, table)?;
                 if t.partition_column().is_some_and(|c| &c.name == name) {
-                    return Err(format!("'{name}' is the partition column; its type cannot change"));
+                    return Err(format!(
+                        "'{name}' is the partition column; its type cannot change"
+                    ));
                 }
                 t.column_mut(name)?.ty = *ty;
             }
@@ -815,8 +875,13 @@ mod tests {
         s.validate().expect("valid");
         let dt = Vector::DateTime(vec![1_673_170_200, 1_673_170_200 + 3600, 1_672_531_200]);
         assert_eq!(s.route(&dt), Ok(vec![7, 7, 0]));
-        let e = s.route(&Vector::Date(vec![19358 + 400])).expect_err("outside");
-        assert_eq!(e, "2024.02.05 is outside every partition of the VALUE scheme");
+        let e = s
+            .route(&Vector::Date(vec![19358 + 400]))
+            .expect_err("outside");
+        assert_eq!(
+            e,
+            "2024.02.05 is outside every partition of the VALUE scheme"
+        );
         assert!(s.route(&Vector::Double(vec![1.0])).is_err());
     }
 
@@ -824,22 +889,37 @@ mod tests {
     fn range_scheme_is_half_open() {
         let s = PartitionScheme::Range(Vector::Int(vec![0, 10, 20]));
         s.validate().expect("valid");
-        assert_eq!(s.route(&Vector::Int(vec![0, 9, 10, 19])), Ok(vec![0, 0, 1, 1]));
+        assert_eq!(
+            s.route(&Vector::Int(vec![0, 9, 10, 19])),
+            Ok(vec![0, 0, 1, 1])
+        );
         assert!(s.route(&Vector::Int(vec![20])).is_err());
         assert!(s.route(&Vector::Int(vec![-1])).is_err());
         assert_eq!(s.partition_name(1), "10_20");
-        assert!(PartitionScheme::Range(Vector::Int(vec![5, 5])).validate().is_err());
+        assert!(PartitionScheme::Range(Vector::Int(vec![5, 5]))
+            .validate()
+            .is_err());
     }
 
     #[test]
     fn hash_buckets_follow_a_fixed_mapping() {
         // This mapping must never change: data placed by it lives on disk and in other clusters.
-        let s = PartitionScheme::Hash { ty: DataType::Int, buckets: 10 };
+        let s = PartitionScheme::Hash {
+            ty: DataType::Int,
+            buckets: 10,
+        };
         let got = s.route(&Vector::Int((0..12).collect())).expect("route");
         assert_eq!(got, vec![9, 9, 3, 5, 6, 1, 0, 7, 5, 0, 6, 5]);
-        let s = PartitionScheme::Hash { ty: DataType::Symbol, buckets: 4 };
+        let s = PartitionScheme::Hash {
+            ty: DataType::Symbol,
+            buckets: 4,
+        };
         let got = s
-            .route(&Vector::Symbol(vec!["000001".into(), "600000".into(), "AAPL".into()]))
+            .route(&Vector::Symbol(vec![
+                "000001".into(),
+                "600000".into(),
+                "AAPL".into(),
+            ]))
             .expect("route");
         assert_eq!(got, vec![2, 2, 1]);
         assert_eq!(stable_hash(b"xrepl"), 13_836_329_139_450_792_192);
@@ -852,7 +932,10 @@ mod tests {
             Vector::String(vec!["C".into()]),
         ]);
         s.validate().expect("valid");
-        assert_eq!(s.route(&Vector::Symbol(vec!["C".into(), "A".into()])), Ok(vec![1, 0]));
+        assert_eq!(
+            s.route(&Vector::Symbol(vec!["C".into(), "A".into()])),
+            Ok(vec![1, 0])
+        );
         assert!(s.route(&Vector::Symbol(vec!["D".into()])).is_err());
         let dup = PartitionScheme::List(vec![
             Vector::String(vec!["A".into()]),
@@ -872,7 +955,10 @@ mod tests {
             db: "dfs://db".into(),
             name: "t".into(),
             kind: TableKind::Partitioned { column: "d".into() },
-            columns: vec![("d".into(), DataType::DateTime), ("x".into(), DataType::Int)],
+            columns: vec![
+                ("d".into(), DataType::DateTime),
+                ("x".into(), DataType::Int),
+            ],
         })
         .expect("table");
         c
@@ -884,36 +970,66 @@ mod tests {
         assert_eq!(c.table("dfs://db", "t").map(|t| t.id), Ok(1));
         let before = c.clone();
         let bad = [
-            CatalogChange::AddColumn { db: "dfs://db".into(), table: "t".into(), name: "y".into(), ty: DataType::Long },
-            CatalogChange::DropColumns { db: "dfs://db".into(), table: "t".into(), names: vec!["d".into()] },
+            CatalogChange::AddColumn {
+                db: "dfs://db".into(),
+                table: "t".into(),
+                name: "y".into(),
+                ty: DataType::Long,
+            },
+            CatalogChange::DropColumns {
+                db: "dfs://db".into(),
+                table: "t".into(),
+                names: vec!["d".into()],
+            },
         ];
         assert_eq!(
             c.apply_all(&bad),
             Err("'d' is the partition column and cannot be dropped".into())
         );
         assert_eq!(c, before, "all or nothing");
-        c.apply(&CatalogChange::RenameColumn { db: "dfs://db".into(), table: "t".into(), from: "d".into(), to: "day".into() })
-            .expect("rename");
+        c.apply(&CatalogChange::RenameColumn {
+            db: "dfs://db".into(),
+            table: "t".into(),
+            from: "d".into(),
+            to: "day".into(),
+        })
+        .expect("rename");
         let t = c.table("dfs://db", "t").expect("t");
-        assert_eq!(t.kind, TableKind::Partitioned { column: "day".into() });
+        assert_eq!(
+            t.kind,
+            TableKind::Partitioned {
+                column: "day".into()
+            }
+        );
         assert_eq!(t.column("day").map(|c| c.id), Some(0));
-        c.apply(&CatalogChange::RenameTable { db: "dfs://db".into(), from: "t".into(), to: "u".into() })
-            .expect("rename table");
+        c.apply(&CatalogChange::RenameTable {
+            db: "dfs://db".into(),
+            from: "t".into(),
+            to: "u".into(),
+        })
+        .expect("rename table");
         assert!(c.table("dfs://db", "t").is_err());
         assert_eq!(c.table("dfs://db", "u").map(|t| t.id), Ok(1));
-        assert!(c.apply(&CatalogChange::CreateTable {
-            db: "dfs://db".into(),
-            name: "v".into(),
-            kind: TableKind::Partitioned { column: "x".into() },
-            columns: vec![("x".into(), DataType::Int)],
-        }).is_err(), "an INT column cannot be partitioned by DATE values");
+        assert!(
+            c.apply(&CatalogChange::CreateTable {
+                db: "dfs://db".into(),
+                name: "v".into(),
+                kind: TableKind::Partitioned { column: "x".into() },
+                columns: vec![("x".into(), DataType::Int)],
+            })
+            .is_err(),
+            "an INT column cannot be partitioned by DATE values"
+        );
     }
 
     #[test]
     fn adding_partitions() {
         let mut c = cat();
-        c.apply(&CatalogChange::AddPartitions { path: "dfs://db".into(), values: dates(19360, 3) })
-            .expect("add");
+        c.apply(&CatalogChange::AddPartitions {
+            path: "dfs://db".into(),
+            values: dates(19360, 3),
+        })
+        .expect("add");
         assert_eq!(c.db("dfs://db").map(|d| d.scheme.partitions()), Ok(5));
     }
 
@@ -923,7 +1039,9 @@ mod tests {
         let a = place_chunk("dfs://db", 1, 7, &live);
         let b = place_chunk("dfs://db", 1, 7, &["dnode1".into(), "dnode2".into()]);
         assert_eq!(a, b);
-        let spread: BTreeSet<String> = (0..20).filter_map(|p| place_chunk("dfs://db", 1, p, &live)).collect();
+        let spread: BTreeSet<String> = (0..20)
+            .filter_map(|p| place_chunk("dfs://db", 1, p, &live))
+            .collect();
         assert_eq!(spread.len(), 2);
         assert_eq!(place_chunk("dfs://db", 1, 0, &[]), None);
     }

@@ -19,6 +19,10 @@ pub mod defaults {
     /// How long the controller waits for a heartbeat before showing a node as down.
     pub const HEARTBEAT_TIMEOUT_MS: u64 = 5_000;
     pub const LOG_LEVEL: &str = "info";
+    /// A transaction with no decision this long after it began is aborted by the controller.
+    pub const TRANSACTION_TIMEOUT_MS: u64 = 60_000;
+    /// How long a writer waits for a partition another transaction holds.
+    pub const PARTITION_LOCK_TIMEOUT_MS: u64 = 10_000;
     pub const CLUSTER_REPLICATION_SLAVE_NUM: u64 = 2;
     /// Execution queues per data node (the queue count defaults to this times the data nodes).
     pub const CLUSTER_REPLICATION_QUEUES_PER_NODE: u64 = 4;
@@ -142,6 +146,7 @@ pub struct ControllerConfig {
     pub nodes: ClusterNodes,
     pub max_frame_size: usize,
     pub heartbeat_timeout: Duration,
+    pub transaction_timeout: Duration,
     pub log_level: String,
     /// `None` when `clusterReplicationMode` is absent from cluster.cfg.
     pub replication: Option<ControllerReplication>,
@@ -166,8 +171,11 @@ pub struct DataNodeConfig {
     pub port: u16,
     pub home: PathBuf,
     pub controller: NodeEntry,
+    /// Every node of the cluster (to reach the other data nodes).
+    pub nodes: ClusterNodes,
     pub max_frame_size: usize,
     pub heartbeat_interval: Duration,
+    pub partition_lock_timeout: Duration,
     pub log_level: String,
     pub replication: Option<DataNodeReplication>,
 }
@@ -618,6 +626,12 @@ fn datanode_from(
         10,
         60_000,
     )?);
+    let partition_lock_timeout = Duration::from_millis(kv.uint(
+        "partitionLockTimeoutMs",
+        defaults::PARTITION_LOCK_TIMEOUT_MS,
+        0,
+        3_600_000,
+    )?);
     let log_level = kv.log_level()?;
     let mode = kv.replication_mode()?;
     // Read every replication key even without a mode, so that a typo is still reported.
@@ -656,8 +670,10 @@ fn datanode_from(
         port: me.port,
         home,
         controller: nodes.controller.clone(),
+        nodes: nodes.clone(),
         max_frame_size,
         heartbeat_interval,
+        partition_lock_timeout,
         log_level,
         replication,
     })
@@ -734,6 +750,12 @@ pub fn load_controller(cfg_dir: &Path) -> Result<ControllerConfig, ConfigError> 
             ),
         ));
     }
+    let transaction_timeout = Duration::from_millis(kv.uint(
+        "transactionTimeoutMs",
+        defaults::TRANSACTION_TIMEOUT_MS,
+        100,
+        86_400_000,
+    )?);
     let log_level = kv.log_level()?;
     let slave_num = kv.uint(
         "clusterReplicationSlaveNum",
@@ -796,6 +818,7 @@ pub fn load_controller(cfg_dir: &Path) -> Result<ControllerConfig, ConfigError> 
         nodes,
         max_frame_size,
         heartbeat_timeout,
+        transaction_timeout,
         log_level,
         replication,
     })

@@ -17,7 +17,29 @@ pub fn render(v: &Value) -> Option<String> {
         Value::Table(t) => render_table(t),
         Value::Function(f) => f.0.clone(),
         Value::Type(t) => t.name().to_string(),
-        Value::PartitionKind(k) => k.clone(),
+        Value::Keyword(k) => k.clone(),
+        Value::Database(p) => format!("database {p}"),
+        Value::TableRef { db, table } => format!("table {table} of {db}"),
+        Value::Tuple(items) => format!(
+            "({})",
+            items
+                .iter()
+                .map(|v| render(v).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Value::Dict(entries) => entries
+            .iter()
+            .map(|(k, v)| {
+                let text = render(v).unwrap_or_default();
+                if text.contains('\n') {
+                    format!("{k}:\n{text}")
+                } else {
+                    format!("{k}: {text}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
     })
 }
 
@@ -120,7 +142,16 @@ pub fn to_json(v: &Value) -> serde_json::Value {
         ),
         Value::Function(f) => serde_json::Value::String(f.0.clone()),
         Value::Type(t) => serde_json::Value::String(t.name().to_string()),
-        Value::PartitionKind(k) => serde_json::Value::String(k.clone()),
+        Value::Keyword(k) => serde_json::Value::String(k.clone()),
+        Value::Database(p) => serde_json::Value::String(p.clone()),
+        Value::TableRef { db, table } => serde_json::json!({ "db": db, "table": table }),
+        Value::Tuple(items) => serde_json::Value::Array(items.iter().map(to_json).collect()),
+        Value::Dict(entries) => serde_json::Value::Object(
+            entries
+                .iter()
+                .map(|(k, v)| (k.clone(), to_json(v)))
+                .collect(),
+        ),
     }
 }
 

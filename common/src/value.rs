@@ -370,8 +370,20 @@ pub enum Value {
     Function(FunctionRef),
     /// A type constant such as `INT`.
     Type(DataType),
-    /// A partition kind constant such as `VALUE`.
-    PartitionKind(String),
+    /// A word constant: a partition kind (`VALUE`, `RANGE`, `HASH`, `LIST`) or a right
+    /// (`DB_READ`, `DB_WRITE`, `DB_OWNER`).
+    Keyword(String),
+    /// A handle on a database, as `database(...)` returns it.
+    Database(String),
+    /// A handle on a table of a database, as `loadTable` returns it.
+    TableRef {
+        db: String,
+        table: String,
+    },
+    /// A vector of anything (e.g. the lists of a LIST scheme, a vector of types).
+    Tuple(Vec<Value>),
+    /// Named values in order, e.g. what `schema(db)` returns.
+    Dict(Vec<(String, Value)>),
 }
 
 impl Value {
@@ -385,7 +397,11 @@ impl Value {
             Value::Table(_) => "a table".into(),
             Value::Function(_) => "a function".into(),
             Value::Type(_) => "a type".into(),
-            Value::PartitionKind(_) => "a partition kind".into(),
+            Value::Keyword(_) => "a constant".into(),
+            Value::Database(_) => "a database handle".into(),
+            Value::TableRef { .. } => "a DFS table handle".into(),
+            Value::Tuple(_) => "a tuple".into(),
+            Value::Dict(_) => "a dictionary".into(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Functions that run on the controller, called by name from a data node
 //! (`rpc(getControllerAlias(), fn, args...)`, or a data node function that needs the controller).
 
+use xrepl_common::catalog::Right;
 use xrepl_common::config::NodeRole;
 use xrepl_common::replication;
 use xrepl_common::rpc::{ErrorCode, RemoteError};
@@ -24,8 +25,123 @@ impl Controller {
         }
     }
 
+    fn admin_only(&self, caller: &Caller, name: &str) -> Result<(), RemoteError> {
+        if caller.is_admin {
+            Ok(())
+        } else {
+            Err(self.error(
+                ErrorCode::AccessDenied,
+                format!(
+                    "{name} needs administrator rights; user '{}' is not an administrator",
+                    caller.user
+                ),
+            ))
+        }
+    }
+
+    fn string_arg(
+        &self,
+        name: &str,
+        args: &[Value],
+        i: usize,
+        what: &str,
+    ) -> Result<String, RemoteError> {
+        match args.get(i) {
+            Some(Value::Scalar(Scalar::String(s) | Scalar::Symbol(s))) => Ok(s.clone()),
+            other => Err(self.error(
+                ErrorCode::BadRequest,
+                format!(
+                    "{name}: {what} must be a string, got {}",
+                    other.map_or("nothing".into(), Value::kind_name)
+                ),
+            )),
+        }
+    }
+
+    /// `createUser(name, password[, isAdmin])`
+    async fn create_user(&self, caller: &Caller, args: Vec<Value>) -> Result<Value, RemoteError> {
+        const NAME: &str = "createUser";
+        self.admin_only(caller, NAME)?;
+        if !(2..=3).contains(&args.len()) {
+            return Err(self.error(
+                ErrorCode::BadRequest,
+                format!("{NAME} takes a user name, a password and optionally isAdmin"),
+            ));
+        }
+        let user = self.string_arg(NAME, &args, 0, "the user name")?;
+        let password = self.string_arg(NAME, &args, 1, "the password")?;
+        let is_admin = match args.get(2) {
+            None => false,
+            Some(Value::Scalar(Scalar::Bool(b))) => *b == 1,
+            Some(other) => {
+                return Err(self.error(
+                    ErrorCode::BadRequest,
+                    format!(
+                        "{NAME}: isAdmin must be true or false, got {}",
+                        other.kind_name()
+                    ),
+                ))
+            }
+        };
+        xrepl_common::auth::check_user_name(&user)
+            .map_err(|m| self.error(ErrorCode::BadRequest, m))?;
+        if password.len() < 6 {
+            return Err(self.error(
+                ErrorCode::BadRequest,
+                "a password needs at least 6 characters",
+            ));
+        }
+        let password_hash =
+            tokio::task::spawn_blocking(move || xrepl_common::auth::hash_password(&password))
+                .await
+                .map_err(|e| self.error(ErrorCode::Internal, e.to_string()))?
+                .map_err(|e| self.error(ErrorCode::Internal, e))?;
+        self.meta
+            .apply(crate::meta::MetaCommand::CreateUser {
+                name: user,
+                password_hash,
+                is_admin,
+            })
+            .await
+            .map_err(|e| e.to_remote(&self.cfg.alias))?;
+        Ok(Value::Void)
+    }
+
+    /// `grant(user, DB_READ|DB_WRITE|DB_OWNER[, db])`
+    async fn grant(&self, caller: &Caller, args: Vec<Value>) -> Result<Value, RemoteError> {
+        const NAME: &str = "grant";
+        self.admin_only(caller, NAME)?;
+        let user = self.string_arg(NAME, &args, 0, "the user name")?;
+        let right = match args.get(1) {
+            Some(Value::Keyword(k)) | Some(Value::Scalar(Scalar::String(k))) => Right::from_name(k),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            self.error(
+                ErrorCode::BadRequest,
+                format!("{NAME}: the right must be DB_READ, DB_WRITE or DB_OWNER"),
+            )
+        })?;
+        let db = match args.get(2) {
+            None => None,
+            Some(Value::Database(p)) => Some(p.clone()),
+            Some(_) => Some(self.string_arg(NAME, &args, 2, "the database")?),
+        };
+        if args.len() > 3 {
+            return Err(self.error(
+                ErrorCode::BadRequest,
+                format!("{NAME} takes at most 3 arguments"),
+            ));
+        }
+        self.meta
+            .apply(crate::meta::MetaCommand::Grant { user, right, db })
+            .await
+            .map_err(|e| e.to_remote(&self.cfg.alias))?;
+        Ok(Value::Void)
+    }
+
     /// Runs controller function `name`.
-    pub fn call_function(
+    pub async fn call_function(
         &self,
         caller: &Caller,
         name: &str,
@@ -46,6 +162,8 @@ impl Controller {
                 no_args(&args)?;
                 Ok(Value::Table(self.cluster_perf()))
             }
+            "createUser" => self.create_user(caller, args).await,
+            "grant" => self.grant(caller, args).await,
             "getControllerAlias" | "getNodeAlias" => {
                 no_args(&args)?;
                 Ok(Value::Scalar(Scalar::string(self.cfg.alias.clone())))

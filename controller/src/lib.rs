@@ -16,15 +16,17 @@ use async_trait::async_trait;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use xrepl_common::auth::{hash_password, verify_password, TokenKey};
+use xrepl_common::catalog::{place_chunk, CatalogChange, Right};
 use xrepl_common::config::{ControllerConfig, NodeRole};
 use xrepl_common::rpc::{
     serve, ControllerRequest, ErrorCode, Hello, PeerKind, RemoteError, Reply, Request, Response,
     ServerInfo, Service,
 };
+use xrepl_common::txn::TxState;
 
 pub use error::ControllerError;
 use functions::Caller;
-use meta::{MetaCommand, MetaHandle};
+use meta::{Decision, MetaCommand, MetaHandle, MetaOutcome};
 use nodes::NodeRegistry;
 
 /// The default administrator created on first start, as in DolphinDB.
@@ -142,6 +144,188 @@ impl Controller {
         }
     }
 
+    fn now_ms() -> i64 {
+        chrono::Utc::now().timestamp_millis()
+    }
+
+    fn denied(&self, caller: &Caller, right: Right, db: &str) -> RemoteError {
+        self.refuse(
+            ErrorCode::AccessDenied,
+            format!("user '{}' lacks {right} on {db}", caller.user),
+        )
+    }
+
+    /// Checks that the caller may make every change.
+    fn check_rights(&self, caller: &Caller, changes: &[CatalogChange]) -> Result<(), RemoteError> {
+        for c in changes {
+            let ok = self.meta.read(|s| match c {
+                CatalogChange::CreateDatabase { .. } => {
+                    caller.is_admin
+                        || s.users
+                            .get(&caller.user)
+                            .is_some_and(|u| u.grants.create_databases)
+                }
+                _ => s.allows(&caller.user, c.needs(), c.db()),
+            });
+            if !ok {
+                return Err(match c {
+                    CatalogChange::CreateDatabase { path, .. } => self.refuse(
+                        ErrorCode::AccessDenied,
+                        format!("user '{}' may not create databases ({path}): an administrator must grant DB_OWNER", caller.user),
+                    ),
+                    _ => self.denied(caller, c.needs(), c.db()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn decide(
+        &self,
+        tid: u64,
+        commit: bool,
+        reason: String,
+        changes: Vec<CatalogChange>,
+    ) -> Response {
+        match self
+            .meta
+            .apply(MetaCommand::Decide {
+                tid,
+                commit,
+                reason,
+                changes,
+            })
+            .await
+        {
+            Ok(MetaOutcome::Decided(Decision { committed, reason })) => {
+                Ok(Reply::Decided { committed, reason })
+            }
+            Ok(other) => {
+                Err(self.refuse(ErrorCode::Internal, format!("unexpected outcome {other:?}")))
+            }
+            Err(e) => Err(e.to_remote(&self.cfg.alias)),
+        }
+    }
+
+    /// What became of `tid`; an undecided transaction past the timeout is aborted now.
+    async fn outcome(&self, tid: u64) -> Response {
+        let (decision, started) = self.meta.read(|s| {
+            (
+                s.decisions.get(&tid).cloned(),
+                s.open.get(&tid).map(|o| o.started_ms),
+            )
+        });
+        let state = match (decision, started) {
+            (Some(d), _) if d.committed => TxState::Committed,
+            (Some(d), _) => TxState::Aborted(d.reason),
+            (None, Some(started)) => {
+                let age = Self::now_ms().saturating_sub(started);
+                if age < self.cfg.transaction_timeout.as_millis() as i64 {
+                    TxState::Pending
+                } else {
+                    match self
+                        .decide(
+                            tid,
+                            false,
+                            format!(
+                                "no decision within {} ms",
+                                self.cfg.transaction_timeout.as_millis()
+                            ),
+                            vec![],
+                        )
+                        .await?
+                    {
+                        Reply::Decided {
+                            committed: true, ..
+                        } => TxState::Committed,
+                        Reply::Decided { reason, .. } => TxState::Aborted(reason),
+                        _ => TxState::Pending,
+                    }
+                }
+            }
+            (None, None) => {
+                TxState::Aborted(format!("transaction {tid} is unknown to the controller"))
+            }
+        };
+        Ok(Reply::Outcome(state))
+    }
+
+    /// Aborts every transaction undecided past the timeout (their coordinators are gone).
+    pub async fn abort_stale(&self) {
+        let limit = self.cfg.transaction_timeout.as_millis() as i64;
+        let now = Self::now_ms();
+        let stale: Vec<u64> = self.meta.read(|s| {
+            s.open
+                .iter()
+                .filter(|(_, o)| now.saturating_sub(o.started_ms) >= limit)
+                .map(|(t, _)| *t)
+                .collect()
+        });
+        for tid in stale {
+            tracing::warn!(tid, "aborting a transaction undecided for {limit} ms");
+            let _ = self.outcome(tid).await;
+        }
+    }
+
+    /// Places the chunks of `partitions` that have none yet on live data nodes.
+    async fn place_chunks(&self, db: &str, table: &str, partitions: &[u32]) -> Response {
+        let live: Vec<String> = self
+            .nodes
+            .view()
+            .into_iter()
+            .filter(|n| n.up && n.role == NodeRole::DataNode)
+            .map(|n| n.name)
+            .collect();
+        let (table_id, missing) = self
+            .meta
+            .read(|s| {
+                s.catalog.table(db, table).map(|t| {
+                    let missing: Vec<u32> = partitions
+                        .iter()
+                        .filter(|p| !t.chunks.contains_key(p))
+                        .copied()
+                        .collect();
+                    (t.id, missing)
+                })
+            })
+            .map_err(|m| self.refuse(ErrorCode::NotFound, m))?;
+        if !missing.is_empty() {
+            let chunks = missing
+                .iter()
+                .map(|p| {
+                    place_chunk(db, table_id, *p, &live)
+                        .map(|n| (*p, n))
+                        .ok_or_else(|| {
+                            self.refuse(
+                                ErrorCode::Unavailable,
+                                "no data node is up to hold new partitions",
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            self.meta
+                .apply(MetaCommand::AssignChunks {
+                    db: db.to_string(),
+                    table: table.to_string(),
+                    chunks,
+                })
+                .await
+                .map_err(|e| e.to_remote(&self.cfg.alias))?;
+        }
+        let placement = self.meta.read(|s| {
+            s.catalog
+                .table(db, table)
+                .map(|t| {
+                    partitions
+                        .iter()
+                        .filter_map(|p| t.chunks.get(p).map(|n| (*p, n.clone())))
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        Ok(Reply::Placement(placement))
+    }
+
     async fn handle_request(&self, req: ControllerRequest) -> Response {
         match req {
             ControllerRequest::Register { alias, site } => {
@@ -181,7 +365,78 @@ impl Controller {
             } => {
                 let caller = self.caller(&token)?;
                 self.call_function(&caller, &function, args)
+                    .await
                     .map(Reply::Value)
+            }
+            ControllerRequest::BeginTx { token, coordinator } => {
+                let caller = self.caller(&token)?;
+                match self
+                    .meta
+                    .apply(MetaCommand::BeginTx {
+                        coordinator,
+                        user: caller.user,
+                        started_ms: Self::now_ms(),
+                    })
+                    .await
+                {
+                    Ok(MetaOutcome::Tid(tid)) => Ok(Reply::Tid(tid)),
+                    Ok(other) => {
+                        Err(self
+                            .refuse(ErrorCode::Internal, format!("unexpected outcome {other:?}")))
+                    }
+                    Err(e) => Err(e.to_remote(&self.cfg.alias)),
+                }
+            }
+            ControllerRequest::Decide {
+                token,
+                tid,
+                commit,
+                reason,
+                changes,
+            } => {
+                let caller = self.caller(&token)?;
+                let owner = self.meta.read(|s| s.open.get(&tid).map(|o| o.user.clone()));
+                if owner.as_deref().is_some_and(|o| o != caller.user) {
+                    return Err(self.refuse(
+                        ErrorCode::AccessDenied,
+                        format!("transaction {tid} belongs to another user"),
+                    ));
+                }
+                if commit {
+                    if let Err(e) = self.check_rights(&caller, &changes) {
+                        self.decide(tid, false, e.message.clone(), vec![]).await?;
+                        return Err(e);
+                    }
+                }
+                self.decide(tid, commit, reason, changes).await
+            }
+            ControllerRequest::TxOutcome { tid } => self.outcome(tid).await,
+            ControllerRequest::GetDatabase { token, db, need } => {
+                let caller = self.caller(&token)?;
+                if let Some(right) = need {
+                    let exists = self.meta.read(|s| s.catalog.dbs.contains_key(&db));
+                    if exists && !self.meta.read(|s| s.allows(&caller.user, right, &db)) {
+                        return Err(self.denied(&caller, right, &db));
+                    }
+                }
+                Ok(Reply::Database(
+                    self.meta.read(|s| s.catalog.dbs.get(&db).cloned()),
+                ))
+            }
+            ControllerRequest::PlaceChunks {
+                token,
+                db,
+                table,
+                partitions,
+            } => {
+                let caller = self.caller(&token)?;
+                if !self
+                    .meta
+                    .read(|s| s.allows(&caller.user, Right::Write, &db))
+                {
+                    return Err(self.denied(&caller, Right::Write, &db));
+                }
+                self.place_chunks(&db, &table, &partitions).await
             }
         }
     }
@@ -224,6 +479,7 @@ impl Service for ControllerService {
         match req {
             Request::Controller(r) => Ok(self.0.handle_request(r).await),
             Request::Session(_) => Err("a session request sent to the controller".into()),
+            Request::Participant(_) => Err("a participant request sent to the controller".into()),
         }
     }
 }
@@ -251,13 +507,16 @@ pub async fn run(
     let sweeper = {
         let c = controller.clone();
         let mut stop = shutdown.clone();
-        let every = c.cfg.heartbeat_timeout / 4;
+        let every = (c.cfg.heartbeat_timeout / 4).min(c.cfg.transaction_timeout / 4);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
                 tokio::select! {
                     _ = stop.changed() => return,
-                    _ = tick.tick() => c.nodes.sweep(),
+                    _ = tick.tick() => {
+                        c.nodes.sweep();
+                        c.abort_stale().await;
+                    }
                 }
             }
         })

@@ -196,7 +196,10 @@ impl MetaState {
                         started_ms: *started_ms,
                     },
                 );
-                (MetaOutcome::Tid(tid), vec![Touch::Open(tid), Touch::Counters])
+                (
+                    MetaOutcome::Tid(tid),
+                    vec![Touch::Open(tid), Touch::Counters],
+                )
             }
             MetaCommand::Decide {
                 tid,
@@ -257,7 +260,11 @@ impl MetaState {
         if let CatalogChange::CreateDatabase { path, .. } = c {
             if let Some(u) = self.users.get_mut(user) {
                 if !u.is_admin {
-                    u.grants.dbs.entry(path.clone()).or_default().insert(Right::Owner);
+                    u.grants
+                        .dbs
+                        .entry(path.clone())
+                        .or_default()
+                        .insert(Right::Owner);
                     touches.push(Touch::User(user.to_string()));
                 }
             }
@@ -320,12 +327,13 @@ impl Store {
             let (k, v) = item?;
             let text = String::from_utf8_lossy(&k).to_string();
             let id = || -> Result<u64, ControllerError> {
-                let b: [u8; 8] = k.get(2..10).and_then(|b| b.try_into().ok()).ok_or_else(|| {
-                    ControllerError::Corrupt {
+                let b: [u8; 8] = k
+                    .get(2..10)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| ControllerError::Corrupt {
                         key: text.clone(),
                         reason: "bad tid key".into(),
-                    }
-                })?;
+                    })?;
                 Ok(u64::from_be_bytes(b))
             };
             match k.get(..2) {
@@ -333,8 +341,10 @@ impl Store {
                     s.users.insert(text[2..].to_string(), decode(&k, &v)?);
                 }
                 Some(b"n/") => {
-                    s.nodes
-                        .insert(text[2..].to_string(), String::from_utf8_lossy(&v).to_string());
+                    s.nodes.insert(
+                        text[2..].to_string(),
+                        String::from_utf8_lossy(&v).to_string(),
+                    );
                 }
                 Some(b"c/") => {
                     s.catalog.dbs.insert(text[2..].to_string(), decode(&k, &v)?);
@@ -553,7 +563,10 @@ mod tests {
                 is_admin: false,
             };
             m.apply(user("alice")).await.expect("create");
-            assert!(matches!(m.apply(user("alice")).await, Err(ControllerError::Refused(_))));
+            assert!(matches!(
+                m.apply(user("alice")).await,
+                Err(ControllerError::Refused(_))
+            ));
             let tid = match m
                 .apply(MetaCommand::BeginTx {
                     coordinator: "dnode1".into(),
@@ -578,7 +591,13 @@ mod tests {
                     changes: vec![create.clone()],
                 })
                 .await;
-            assert!(matches!(decided, Ok(MetaOutcome::Decided(Decision { committed: true, .. }))));
+            assert!(matches!(
+                decided,
+                Ok(MetaOutcome::Decided(Decision {
+                    committed: true,
+                    ..
+                }))
+            ));
             // A second decision for the same tid returns the first.
             let again = m
                 .apply(MetaCommand::Decide {
@@ -588,7 +607,13 @@ mod tests {
                     changes: vec![],
                 })
                 .await;
-            assert!(matches!(again, Ok(MetaOutcome::Decided(Decision { committed: true, .. }))));
+            assert!(matches!(
+                again,
+                Ok(MetaOutcome::Decided(Decision {
+                    committed: true,
+                    ..
+                }))
+            ));
             // A commit the catalog refuses is recorded as an abort, with the reason.
             let Ok(MetaOutcome::Tid(t2)) = m
                 .apply(MetaCommand::BeginTx {
@@ -615,7 +640,10 @@ mod tests {
                 }
                 other => panic!("{other:?}"),
             }
-            assert!(m.read(|s| s.allows("alice", Right::Owner, "dfs://x")), "creator owns it");
+            assert!(
+                m.read(|s| s.allows("alice", Right::Owner, "dfs://x")),
+                "creator owns it"
+            );
         }
         let m = reopen(dir.path()).await;
         m.read(|s| {

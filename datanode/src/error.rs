@@ -7,6 +7,8 @@ pub enum DataNodeError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot open the storage: {0}")]
+    Storage(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,

@@ -199,8 +199,11 @@ impl Session {
         if let Some(t) = DataType::from_name(name) {
             return Ok(Value::Type(t));
         }
-        if matches!(name, "VALUE" | "RANGE" | "HASH" | "LIST") {
-            return Ok(Value::PartitionKind(name.to_string()));
+        if matches!(
+            name,
+            "VALUE" | "RANGE" | "HASH" | "LIST" | "DB_READ" | "DB_WRITE" | "DB_OWNER"
+        ) {
+            return Ok(Value::Keyword(name.to_string()));
         }
         if crate::builtins::is_builtin(name) {
             return Ok(Value::Function(FunctionRef(name.to_string())));

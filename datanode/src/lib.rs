@@ -7,7 +7,10 @@ pub mod builtins;
 pub mod error;
 pub mod eval;
 pub mod link;
+pub mod participant;
 pub mod session;
+pub mod storage;
+pub mod txn;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,6 +33,9 @@ use session::SessionHandle;
 pub struct DataNode {
     pub cfg: DataNodeConfig,
     pub link: Arc<ControllerLink>,
+    pub participant: Arc<participant::Participant>,
+    /// Connections to the other data nodes, made when first needed.
+    pub peers: dashmap::DashMap<String, xrepl_common::rpc::RpcClient>,
     rt: tokio::runtime::Handle,
 }
 
@@ -53,23 +59,27 @@ impl DataNode {
 
 struct DataNodeService(Arc<DataNode>);
 
+/// What a connection to a data node is.
+pub enum Conn {
+    /// A client's session.
+    Session(SessionHandle),
+    /// Another data node coordinating a transaction or a read.
+    Peer,
+}
+
 #[async_trait]
 impl Service for DataNodeService {
-    type Conn = SessionHandle;
+    type Conn = Conn;
 
-    fn accept(
-        &self,
-        hello: &Hello,
-        peer: SocketAddr,
-    ) -> Result<(ServerInfo, SessionHandle), String> {
+    fn accept(&self, hello: &Hello, peer: SocketAddr) -> Result<(ServerInfo, Conn), String> {
         let cfg = &self.0.cfg;
-        if hello.peer != PeerKind::Client {
-            return Err(format!(
-                "{} is a data node; it takes client sessions only",
-                cfg.alias
-            ));
-        }
-        tracing::debug!(%peer, "new session");
+        let conn = match hello.peer {
+            PeerKind::Client => {
+                tracing::debug!(%peer, "new session");
+                Conn::Session(SessionHandle::start(self.0.clone()))
+            }
+            PeerKind::DataNode => Conn::Peer,
+        };
         Ok((
             ServerInfo {
                 max_frame: 0,
@@ -77,19 +87,24 @@ impl Service for DataNodeService {
                 role: NodeRole::DataNode,
                 replication: cfg.replication.as_ref().map(|r| r.mode),
             },
-            SessionHandle::start(self.0.clone()),
+            conn,
         ))
     }
 
-    async fn handle(&self, conn: Arc<SessionHandle>, req: Request) -> Result<Response, String> {
-        match req {
-            Request::Session(r) => Ok(conn.request(r).await.map_err(|mut e| {
+    async fn handle(&self, conn: Arc<Conn>, req: Request) -> Result<Response, String> {
+        match (conn.as_ref(), req) {
+            (Conn::Session(s), Request::Session(r)) => Ok(s.request(r).await.map_err(|mut e| {
                 if e.node.is_empty() {
                     e.node = self.0.cfg.alias.clone();
                 }
                 e
             })),
-            Request::Controller(_) => Err("a controller request sent to a data node".into()),
+            (Conn::Peer, Request::Participant(r)) => Ok(self.0.participate(r).await),
+            (_, Request::Controller(_)) => Err("a controller request sent to a data node".into()),
+            (Conn::Session(_), Request::Participant(_)) => {
+                Err("a participant request on a client session".into())
+            }
+            (Conn::Peer, Request::Session(_)) => Err("a session request from a data node".into()),
         }
     }
 }
@@ -112,11 +127,38 @@ pub async fn run(
         })?;
     let link = Arc::new(ControllerLink::new(&cfg));
     let max_frame = cfg.max_frame_size;
+    let storage_path = cfg.home.join("storage");
+    let storage = tokio::task::spawn_blocking(move || storage::Storage::open(&storage_path))
+        .await
+        .map_err(|e| DataNodeError::Storage(e.to_string()))?
+        .map_err(|e| DataNodeError::Storage(e.to_string()))?;
+    let participant = Arc::new(participant::Participant {
+        storage: Arc::new(storage),
+        locks: participant::ChunkLocks::default(),
+        lock_timeout: cfg.partition_lock_timeout,
+    });
     let node = Arc::new(DataNode {
         cfg,
         link: link.clone(),
+        participant,
+        peers: dashmap::DashMap::new(),
         rt: tokio::runtime::Handle::current(),
     });
+    // Prepared transactions left by a crash: take their locks now, settle them in the loop.
+    node.resolve_prepared().await;
+    let resolver = {
+        let node = node.clone();
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    _ = tick.tick() => node.resolve_prepared().await,
+                }
+            }
+        })
+    };
     tracing::info!(alias = %node.cfg.alias, %addr, controller = %node.cfg.controller.site(), "data node ready");
     let heartbeats = tokio::spawn(link.run(shutdown.clone()));
     serve(
@@ -127,6 +169,7 @@ pub async fn run(
     )
     .await;
     heartbeats.abort();
+    resolver.abort();
     tracing::info!("data node stopped");
     Ok(())
 }

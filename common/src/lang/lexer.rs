@@ -8,6 +8,10 @@
 //! - An identifier may end with one `!` when the `!` is immediately followed by `(`
 //!   (`append!(...)`, `t.join!(u)`); otherwise `!` is the logical not (or part of `!=`).
 //! - Back-ticked names written together (`` `a`b`c ``) form one [`TokenKind::Symbols`] token.
+//! - The SQL words (`select`, `from`, `where`, `in`, `between`, ...) are not keywords: they
+//!   are lexed as [`TokenKind::Ident`] in any letter case and the parser recognises them by
+//!   name where SQL can appear, so they remain usable as ordinary names elsewhere. Only the
+//!   lower-case `and`, `or`, `not`, `if`, `else`, `true`, `false` and `NULL` are keywords.
 
 use super::ast::Span;
 use super::parser::ParseError;

@@ -3,11 +3,15 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
+use crate::catalog::{CatalogChange, DatabaseMeta, Right};
 use crate::config::{NodeRole, ReplicationMode};
+use crate::txn::{ChunkOp, Scan, ScanResult, TxState};
 use crate::value::Value;
 
 /// Bumped whenever a message changes shape. Checked in the greeting.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// First field of every greeting, so that a stray client is told apart from an old one.
 pub const MAGIC: &str = "xrepl";
 
@@ -72,6 +76,7 @@ pub struct HelloReply {
 pub enum Request {
     Controller(ControllerRequest),
     Session(SessionRequest),
+    Participant(ParticipantRequest),
 }
 
 /// Requests a controller answers.
@@ -89,6 +94,53 @@ pub enum ControllerRequest {
         function: String,
         args: Vec<Value>,
     },
+    /// Starts a transaction for the user behind `token`: answers [`Reply::Tid`].
+    BeginTx { token: String, coordinator: String },
+    /// Records a transaction's outcome with its catalog changes: answers [`Reply::Decided`].
+    Decide {
+        token: String,
+        tid: u64,
+        commit: bool,
+        reason: String,
+        changes: Vec<CatalogChange>,
+    },
+    /// A participant asks what became of a transaction it prepared: answers [`Reply::Outcome`].
+    /// A transaction undecided past the timeout is aborted by this question.
+    TxOutcome { tid: u64 },
+    /// A database's metadata, if the user holds `need` on it (`None`: any logged-in user).
+    /// Answers [`Reply::Database`] (`None` when it does not exist).
+    GetDatabase {
+        token: String,
+        db: String,
+        need: Option<Right>,
+    },
+    /// Places the chunks of `partitions` that have no node yet on live data nodes; answers
+    /// [`Reply::Placement`] for all of them. Needs DB_WRITE.
+    PlaceChunks {
+        token: String,
+        db: String,
+        table: String,
+        partitions: Vec<u32>,
+    },
+}
+
+/// Requests a data node answers for another data node coordinating a transaction or a read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ParticipantRequest {
+    /// Locks the chunks, computes and stores the new blocks durably, answers
+    /// [`Reply::Prepared`]; nothing is visible until `Commit`.
+    Prepare {
+        tid: u64,
+        ops: Vec<ChunkOp>,
+    },
+    Commit {
+        tid: u64,
+    },
+    Abort {
+        tid: u64,
+    },
+    /// Reads committed data; answers [`Reply::Scanned`].
+    Scan(Scan),
 }
 
 /// Requests a data node answers for a client session.
@@ -120,6 +172,19 @@ pub enum Reply {
         token: String,
     },
     Value(Value),
+    Tid(u64),
+    Decided {
+        committed: bool,
+        reason: String,
+    },
+    Outcome(TxState),
+    Database(Option<DatabaseMeta>),
+    Placement(BTreeMap<u32, String>),
+    /// Rows a prepared transaction touches on this participant.
+    Prepared {
+        rows: u64,
+    },
+    Scanned(ScanResult),
     /// What a script printed: one value per statement that shows one (not assignments), and
     /// the error that stopped it, if any. Statements before the error did run.
     Ran {

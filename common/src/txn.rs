@@ -1,0 +1,292 @@
+//! What transactions carry between nodes: the work each participant does on its chunks, the
+//! reads it answers, and the outcome of a transaction.
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::ColumnDef;
+use crate::lang::ast::BinOp;
+use crate::value::{DataType, Scalar, Vector};
+
+/// A chunk: one partition of one table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ChunkId {
+    pub table: u64,
+    pub partition: u32,
+}
+
+/// A vectorised expression over a chunk's columns: conditions (`where`) and new values
+/// (`update ... set`). Constants are evaluated on the coordinator; columns by name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ColExpr {
+    Column(String),
+    Const(Scalar),
+    /// A constant vector, e.g. the set of `x in [1, 2, 3]`.
+    ConstVector(Vector),
+    Binary(BinOp, Box<ColExpr>, Box<ColExpr>),
+    Not(Box<ColExpr>),
+    Neg(Box<ColExpr>),
+    In(Box<ColExpr>, Vector),
+    Between(Box<ColExpr>, Scalar, Scalar),
+}
+
+impl ColExpr {
+    /// Column names it reads.
+    pub fn columns(&self, out: &mut Vec<String>) {
+        match self {
+            ColExpr::Column(c) => {
+                if !out.contains(c) {
+                    out.push(c.clone());
+                }
+            }
+            ColExpr::Const(_) | ColExpr::ConstVector(_) => {}
+            ColExpr::Binary(_, a, b) => {
+                a.columns(out);
+                b.columns(out);
+            }
+            ColExpr::Not(a) | ColExpr::Neg(a) | ColExpr::In(a, _) | ColExpr::Between(a, _, _) => {
+                a.columns(out)
+            }
+        }
+    }
+}
+
+/// What a participant does to one chunk inside a transaction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ChunkAction {
+    /// Adds rows; columns given by column id, in the table's current order.
+    Append { columns: Vec<(u32, Vector)> },
+    /// Replaces rows whose key columns match, appends the others.
+    Upsert {
+        columns: Vec<(u32, Vector)>,
+        keys: Vec<u32>,
+    },
+    /// Sets columns on the rows matching `filter` (all rows without one).
+    Update {
+        set: Vec<(String, ColExpr)>,
+        filter: Option<ColExpr>,
+    },
+    /// Removes the rows matching `filter` (all rows without one).
+    Delete { filter: Option<ColExpr> },
+    /// Removes every row.
+    Truncate,
+    /// Removes the chunk altogether (dropTable, dropPartition, dropDatabase).
+    Drop,
+    /// Rewrites a column in a new type (replaceColumn!).
+    Convert { column: u32, to: DataType },
+}
+
+/// One unit of a participant's work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkOp {
+    pub chunk: ChunkId,
+    /// The table's columns as the coordinator saw them, for reading and writing blocks.
+    pub columns: Vec<ColumnDef>,
+    pub action: ChunkAction,
+}
+
+/// Aggregate functions a scan computes close to the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AggFn {
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+}
+
+impl AggFn {
+    pub fn from_name(n: &str) -> Option<AggFn> {
+        Some(match n {
+            "count" => AggFn::Count,
+            "sum" => AggFn::Sum,
+            "avg" => AggFn::Avg,
+            "min" => AggFn::Min,
+            "max" => AggFn::Max,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AggFn::Count => "count",
+            AggFn::Sum => "sum",
+            AggFn::Avg => "avg",
+            AggFn::Min => "min",
+            AggFn::Max => "max",
+        }
+    }
+}
+
+/// A read of some chunks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scan {
+    pub chunks: Vec<ChunkId>,
+    pub columns: Vec<ColumnDef>,
+    pub filter: Option<ColExpr>,
+    pub shape: ScanShape,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ScanShape {
+    /// The named columns of every matching row.
+    Rows { project: Vec<String> },
+    /// Partial aggregates, grouped by `group_by` (none: one group). `None` column = `count(*)`.
+    Aggregate {
+        group_by: Option<String>,
+        aggs: Vec<(AggFn, Option<String>)>,
+    },
+}
+
+/// A participant's answer to a [`Scan`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ScanResult {
+    Rows(Vec<Vector>),
+    /// Group keys (empty without grouping), and per aggregate one [`Partial`] per group.
+    Groups {
+        keys: Option<Vector>,
+        partials: Vec<Vec<Partial>>,
+    },
+}
+
+/// A mergeable aggregate state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Partial {
+    /// Non-NULL values seen (rows, for `count(*)`).
+    pub count: i64,
+    /// Sum as DOUBLE (exact for integers below 2^53) and as LONG for integer columns.
+    pub sum_f: f64,
+    pub sum_i: i64,
+    pub min: Option<Scalar>,
+    pub max: Option<Scalar>,
+}
+
+/// A transaction's outcome as a participant learns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxState {
+    Committed,
+    Aborted(String),
+    /// No decision yet (the coordinator is still working).
+    Pending,
+}
+
+impl ColExpr {
+    /// Evaluates over columns found by `column` (all of one length).
+    pub fn eval<'a>(
+        &self,
+        column: &dyn Fn(&str) -> Option<&'a Vector>,
+    ) -> Result<crate::value::Value, String> {
+        use crate::ops;
+        use crate::value::Value;
+        Ok(match self {
+            ColExpr::Column(c) => Value::Vector(
+                column(c)
+                    .cloned()
+                    .ok_or_else(|| format!("column '{c}' does not exist"))?,
+            ),
+            ColExpr::Const(s) => Value::Scalar(s.clone()),
+            ColExpr::ConstVector(v) => Value::Vector(v.clone()),
+            ColExpr::Binary(op, a, b) => ops::binary(*op, &a.eval(column)?, &b.eval(column)?)?,
+            ColExpr::Not(a) => ops::not(&a.eval(column)?)?,
+            ColExpr::Neg(a) => ops::neg(&a.eval(column)?)?,
+            ColExpr::In(a, set) => ops::is_in(&a.eval(column)?, &Value::Vector(set.clone()))?,
+            ColExpr::Between(a, lo, hi) => ops::between(&a.eval(column)?, lo, hi)?,
+        })
+    }
+
+    /// Evaluates a condition to a row mask.
+    pub fn mask<'a>(
+        &self,
+        column: &dyn Fn(&str) -> Option<&'a Vector>,
+        rows: usize,
+    ) -> Result<Vec<bool>, String> {
+        crate::ops::mask_of(&self.eval(column)?, rows)
+    }
+}
+
+impl Partial {
+    pub fn empty() -> Partial {
+        Partial {
+            count: 0,
+            sum_f: 0.0,
+            sum_i: 0,
+            min: None,
+            max: None,
+        }
+    }
+
+    /// The partial aggregate of the non-NULL values of `v`.
+    pub fn of(v: &Vector) -> Result<Partial, String> {
+        use crate::ops;
+        let count = ops::count(v);
+        let (sum_f, sum_i) = match v.data_type() {
+            DataType::Int | DataType::Long | DataType::Bool | DataType::Double => {
+                match ops::sum(v)? {
+                    Scalar::Long(x) if x != crate::value::NULL_LONG => (x as f64, x),
+                    Scalar::Double(x) if !x.is_nan() => (x, 0),
+                    _ => (0.0, 0),
+                }
+            }
+            _ => (0.0, 0),
+        };
+        let some = |s: Scalar| (!s.is_null()).then_some(s);
+        Ok(Partial {
+            count,
+            sum_f,
+            sum_i,
+            min: if count > 0 { some(ops::min(v)?) } else { None },
+            max: if count > 0 { some(ops::max(v)?) } else { None },
+        })
+    }
+
+    /// Folds another partial of the same column into this one.
+    pub fn merge(&mut self, o: &Partial) -> Result<(), String> {
+        use crate::lang::ast::BinOp;
+        use crate::value::Value;
+        self.count += o.count;
+        self.sum_f += o.sum_f;
+        self.sum_i = self.sum_i.wrapping_add(o.sum_i);
+        let pick =
+            |mine: &mut Option<Scalar>, theirs: &Option<Scalar>, op: BinOp| -> Result<(), String> {
+                if let Some(t) = theirs {
+                    let better = match mine {
+                        None => true,
+                        Some(m) => matches!(
+                            crate::ops::binary(
+                                op,
+                                &Value::Scalar(t.clone()),
+                                &Value::Scalar(m.clone())
+                            )?,
+                            Value::Scalar(Scalar::Bool(1))
+                        ),
+                    };
+                    if better {
+                        *mine = Some(t.clone());
+                    }
+                }
+                Ok(())
+            };
+        pick(&mut self.min, &o.min, BinOp::Lt)?;
+        pick(&mut self.max, &o.max, BinOp::Gt)?;
+        Ok(())
+    }
+
+    /// The final value of `f` over a column of type `t`.
+    pub fn finish(&self, f: AggFn, t: DataType) -> Scalar {
+        use crate::ops::null_of;
+        match f {
+            AggFn::Count => Scalar::Long(self.count),
+            AggFn::Sum if self.count == 0 => match t {
+                DataType::Double => Scalar::Double(f64::NAN),
+                _ => Scalar::Long(crate::value::NULL_LONG),
+            },
+            AggFn::Sum => match t {
+                DataType::Double => Scalar::Double(self.sum_f),
+                _ => Scalar::Long(self.sum_i),
+            },
+            AggFn::Avg if self.count == 0 => Scalar::Double(f64::NAN),
+            AggFn::Avg => Scalar::Double(self.sum_f / self.count as f64),
+            AggFn::Min => self.min.clone().unwrap_or_else(|| null_of(t)),
+            AggFn::Max => self.max.clone().unwrap_or_else(|| null_of(t)),
+        }
+    }
+}

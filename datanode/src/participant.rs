@@ -1,0 +1,744 @@
+//! The participant side of two-phase commit, and reads of local chunks.
+//!
+//! `prepare` takes the locks of every chunk a transaction touches (waiting at most
+//! `partitionLockTimeoutMs`), computes the chunks' new blocks, and stores them with the
+//! transaction's record durably (nothing visible yet). `commit` and `abort` finish it and
+//! release the locks. After a restart, every prepared transaction takes its locks again and
+//! asks the controller for its outcome (see [`crate::DataNode::resolve_prepared`]).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use xrepl_common::catalog::ColumnDef;
+use xrepl_common::ops;
+use xrepl_common::txn::{
+    ChunkAction, ChunkId, ChunkOp, ColExpr, Partial, Scan, ScanResult, ScanShape,
+};
+use xrepl_common::value::{DataType, Scalar, Value, Vector};
+
+use crate::storage::{project, Block, Manifest, Prepared, Storage, StorageError, BLOCK_ROWS};
+
+/// Chunk locks held by transactions on this node.
+#[derive(Default)]
+pub struct ChunkLocks {
+    held: Mutex<HashMap<ChunkId, u64>>,
+    released: Notify,
+}
+
+impl ChunkLocks {
+    /// Takes every lock of `chunks` for `tid` at once (all or none, so no deadlock), waiting up
+    /// to `timeout`; `Err` names a chunk still held and its transaction.
+    pub async fn acquire(
+        &self,
+        tid: u64,
+        chunks: &[ChunkId],
+        timeout: Duration,
+    ) -> Result<(), (ChunkId, u64)> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let notified = self.released.notified();
+            {
+                let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+                let busy = chunks
+                    .iter()
+                    .find_map(|c| held.get(c).filter(|t| **t != tid).map(|t| (*c, *t)));
+                match busy {
+                    None => {
+                        for c in chunks {
+                            held.insert(*c, tid);
+                        }
+                        return Ok(());
+                    }
+                    Some(b) if Instant::now() >= deadline => return Err(b),
+                    Some(_) => {}
+                }
+            }
+            let _ = tokio::time::timeout_at(deadline.into(), notified).await;
+        }
+    }
+
+    pub fn release(&self, tid: u64) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.retain(|_, t| *t != tid);
+        drop(held);
+        self.released.notify_waiters();
+    }
+}
+
+/// Why a prepare or a scan failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ParticipantError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The request cannot succeed as it stands (bad data, bad expression).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("partition {partition} of table {table} is locked by transaction {holder}; gave up after {waited_ms} ms")]
+    Locked {
+        table: u64,
+        partition: u32,
+        holder: u64,
+        waited_ms: u128,
+    },
+}
+
+pub struct Participant {
+    pub storage: Arc<Storage>,
+    pub locks: ChunkLocks,
+    pub lock_timeout: Duration,
+}
+
+/// A transaction's changes under construction.
+struct Work {
+    tid: u64,
+    next_uid: u64,
+    manifests: BTreeMap<ChunkId, Option<Manifest>>,
+    blocks: BTreeMap<(ChunkId, u64), Block>,
+    old: Vec<(ChunkId, u64)>,
+    rows: u64,
+}
+
+impl Work {
+    fn uid(&mut self) -> Result<u64, String> {
+        self.next_uid += 1;
+        if self.next_uid >= 1 << 24 {
+            return Err("a transaction may write at most 16 M blocks per node".into());
+        }
+        Ok((self.tid << 24) | self.next_uid)
+    }
+}
+
+fn invalid(e: impl Into<String>) -> ParticipantError {
+    ParticipantError::Invalid(e.into())
+}
+
+impl Participant {
+    pub async fn prepare(
+        self: &Arc<Self>,
+        tid: u64,
+        ops: Vec<ChunkOp>,
+    ) -> Result<u64, ParticipantError> {
+        let mut chunks: Vec<ChunkId> = ops.iter().map(|o| o.chunk).collect();
+        chunks.sort();
+        chunks.dedup();
+        self.locks
+            .acquire(tid, &chunks, self.lock_timeout)
+            .await
+            .map_err(|(c, holder)| ParticipantError::Locked {
+                table: c.table,
+                partition: c.partition,
+                holder,
+                waited_ms: self.lock_timeout.as_millis(),
+            })?;
+        let me = self.clone();
+        let result = tokio::task::spawn_blocking(move || me.prepare_blocking(tid, chunks, ops))
+            .await
+            .unwrap_or_else(|e| Err(invalid(format!("prepare failed: {e}"))));
+        if result.is_err() {
+            self.locks.release(tid);
+        }
+        result
+    }
+
+    fn prepare_blocking(
+        &self,
+        tid: u64,
+        chunks: Vec<ChunkId>,
+        ops: Vec<ChunkOp>,
+    ) -> Result<u64, ParticipantError> {
+        let mut w = Work {
+            tid,
+            next_uid: 0,
+            manifests: BTreeMap::new(),
+            blocks: BTreeMap::new(),
+            old: Vec::new(),
+            rows: 0,
+        };
+        for op in ops {
+            self.apply(&mut w, op)?;
+        }
+        let prepared = Prepared {
+            tid,
+            chunks,
+            manifests: w.manifests.into_iter().collect(),
+            new_blocks: w.blocks.keys().copied().collect(),
+            old_blocks: w.old,
+            rows: w.rows,
+            prepared_ms: chrono::Utc::now().timestamp_millis(),
+        };
+        self.storage.stage(&prepared, &w.blocks)?;
+        Ok(prepared.rows)
+    }
+
+    /// The current blocks of a chunk within a transaction: committed ones, or those this
+    /// transaction already wrote.
+    fn current(&self, w: &Work, c: ChunkId) -> Result<Vec<(u64, Block)>, ParticipantError> {
+        let m = match w.manifests.get(&c) {
+            Some(Some(m)) => m.clone(),
+            Some(None) => return Ok(Vec::new()),
+            None => self.storage.manifest(c)?,
+        };
+        m.blocks
+            .iter()
+            .map(|(uid, _)| {
+                let b = match w.blocks.get(&(c, *uid)) {
+                    Some(b) => Some(b.clone()),
+                    None => self.storage.block(c, *uid)?,
+                };
+                b.map(|b| (*uid, b)).ok_or_else(|| {
+                    invalid(format!(
+                        "block {uid} of chunk {}/{} is missing",
+                        c.table, c.partition
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces a chunk's content with `blocks` (new ones written, old ones retired).
+    fn replace(
+        &self,
+        w: &mut Work,
+        c: ChunkId,
+        old: &[(u64, Block)],
+        keep: Vec<(u64, Block)>,
+        new: Vec<Block>,
+    ) -> Result<(), String> {
+        let kept: HashSet<u64> = keep.iter().map(|(u, _)| *u).collect();
+        for (uid, _) in old {
+            if !kept.contains(uid) && w.blocks.remove(&(c, *uid)).is_none() {
+                w.old.push((c, *uid));
+            }
+        }
+        let mut m = Manifest::default();
+        for (uid, b) in keep {
+            m.blocks.push((uid, b.rows));
+        }
+        for b in new.into_iter().filter(|b| b.rows > 0) {
+            let uid = w.uid()?;
+            m.blocks.push((uid, b.rows));
+            w.blocks.insert((c, uid), b);
+        }
+        w.manifests.insert(c, Some(m));
+        Ok(())
+    }
+
+    fn apply(&self, w: &mut Work, op: ChunkOp) -> Result<(), ParticipantError> {
+        let c = op.chunk;
+        let defs = &op.columns;
+        match op.action {
+            ChunkAction::Append { columns } => {
+                let rows = columns.first().map_or(0, |(_, v)| v.len());
+                check_columns(defs, &columns)?;
+                let old = self.current(w, c)?;
+                // Top up the last block if it is short, so small appends do not pile up blocks.
+                let (keep, tail) = match old.split_last() {
+                    Some(((uid, last), rest)) if (last.rows as usize) < BLOCK_ROWS => {
+                        let _ = uid;
+                        (rest.to_vec(), Some(last.clone()))
+                    }
+                    _ => (old.clone(), None),
+                };
+                let mut data = columns;
+                if let Some(tail) = tail {
+                    data = concat_block(&tail, defs, data).map_err(invalid)?;
+                }
+                let new = split_blocks(data);
+                self.replace(w, c, &old, keep, new).map_err(invalid)?;
+                w.rows += rows as u64;
+            }
+            ChunkAction::Upsert { columns, keys } => {
+                check_columns(defs, &columns)?;
+                let old = self.current(w, c)?;
+                let (merged, touched) = upsert(&old, defs, columns, &keys).map_err(invalid)?;
+                self.replace(w, c, &old, Vec::new(), split_blocks(merged))
+                    .map_err(invalid)?;
+                w.rows += touched;
+            }
+            ChunkAction::Update { set, filter } => {
+                let old = self.current(w, c)?;
+                let mut keep = Vec::new();
+                let mut new = Vec::new();
+                for (uid, b) in &old {
+                    let cols = project(b, defs).map_err(invalid)?;
+                    let rows = b.rows as usize;
+                    let mask = mask(filter.as_ref(), defs, &cols, rows)?;
+                    let hits = mask.iter().filter(|m| **m).count();
+                    if hits == 0 {
+                        keep.push((*uid, b.clone()));
+                        continue;
+                    }
+                    let mut out = cols.clone();
+                    for (name, e) in &set {
+                        let i = defs
+                            .iter()
+                            .position(|d| &d.name == name)
+                            .ok_or_else(|| invalid(format!("column '{name}' does not exist")))?;
+                        let lookup = |n: &str| {
+                            defs.iter()
+                                .position(|d| d.name == n)
+                                .and_then(|j| cols.get(j))
+                        };
+                        let v = e.eval(&lookup).map_err(invalid)?;
+                        let v = match v {
+                            Value::Scalar(s) => ops::cast_scalar(&s, defs[i].ty)
+                                .map(|s| broadcast(&s, rows))
+                                .map_err(invalid)?,
+                            Value::Vector(v) => ops::cast(&v, defs[i].ty).map_err(invalid)?,
+                            other => {
+                                return Err(invalid(format!(
+                                    "cannot set a column to {}",
+                                    other.kind_name()
+                                )))
+                            }
+                        };
+                        out[i] = blend(&mask, &v, &out[i]).map_err(invalid)?;
+                    }
+                    new.push(to_block(defs, out));
+                    w.rows += hits as u64;
+                }
+                self.replace(w, c, &old, keep, new).map_err(invalid)?;
+            }
+            ChunkAction::Delete { filter } => {
+                let old = self.current(w, c)?;
+                let mut keep = Vec::new();
+                let mut new = Vec::new();
+                for (uid, b) in &old {
+                    let cols = project(b, defs).map_err(invalid)?;
+                    let rows = b.rows as usize;
+                    let mask = mask(filter.as_ref(), defs, &cols, rows)?;
+                    let hits = mask.iter().filter(|m| **m).count();
+                    if hits == 0 {
+                        keep.push((*uid, b.clone()));
+                        continue;
+                    }
+                    let stay: Vec<bool> = mask.iter().map(|m| !m).collect();
+                    new.push(to_block(
+                        defs,
+                        cols.iter().map(|v| ops::filter(v, &stay)).collect(),
+                    ));
+                    w.rows += hits as u64;
+                }
+                self.replace(w, c, &old, keep, new).map_err(invalid)?;
+            }
+            ChunkAction::Truncate | ChunkAction::Drop => {
+                let old = self.current(w, c)?;
+                w.rows += old.iter().map(|(_, b)| u64::from(b.rows)).sum::<u64>();
+                self.replace(w, c, &old, Vec::new(), Vec::new())
+                    .map_err(invalid)?;
+                if matches!(op.action, ChunkAction::Drop) {
+                    w.manifests.insert(c, None);
+                }
+            }
+            ChunkAction::Convert { column, to } => {
+                let old = self.current(w, c)?;
+                let mut new = Vec::new();
+                for (_, b) in &old {
+                    let mut b = b.clone();
+                    for (id, v) in &mut b.columns {
+                        if *id == column {
+                            *v = ops::cast(v, to).map_err(invalid)?;
+                        }
+                    }
+                    w.rows += u64::from(b.rows);
+                    new.push(b);
+                }
+                self.replace(w, c, &old, Vec::new(), new).map_err(invalid)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn commit(self: &Arc<Self>, tid: u64) -> Result<(), ParticipantError> {
+        let me = self.clone();
+        let r = tokio::task::spawn_blocking(move || me.storage.commit(tid))
+            .await
+            .unwrap_or_else(|e| {
+                Err(StorageError::Corrupt {
+                    key: format!("tid {tid}"),
+                    reason: e.to_string(),
+                })
+            });
+        self.locks.release(tid);
+        r.map(|_| ()).map_err(ParticipantError::from)
+    }
+
+    pub async fn abort(self: &Arc<Self>, tid: u64) -> Result<(), ParticipantError> {
+        let me = self.clone();
+        let r = tokio::task::spawn_blocking(move || me.storage.abort(tid))
+            .await
+            .unwrap_or_else(|e| {
+                Err(StorageError::Corrupt {
+                    key: format!("tid {tid}"),
+                    reason: e.to_string(),
+                })
+            });
+        self.locks.release(tid);
+        r.map(|_| ()).map_err(ParticipantError::from)
+    }
+
+    pub async fn scan(self: &Arc<Self>, scan: Scan) -> Result<ScanResult, ParticipantError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.scan_blocking(&scan))
+            .await
+            .unwrap_or_else(|e| Err(invalid(format!("scan failed: {e}"))))
+    }
+
+    fn scan_blocking(&self, scan: &Scan) -> Result<ScanResult, ParticipantError> {
+        let defs = &scan.columns;
+        let mut rows_out: Option<Vec<Vector>> = None;
+        let mut groups: Vec<(Option<Scalar>, Vec<Partial>)> = Vec::new();
+        let mut group_index: HashMap<String, usize> = HashMap::new();
+        for c in &scan.chunks {
+            for b in self.storage.chunk_blocks(*c)? {
+                let cols = project(&b, defs).map_err(invalid)?;
+                let rows = b.rows as usize;
+                let m = mask(scan.filter.as_ref(), defs, &cols, rows)?;
+                let col = |n: &str| -> Result<Vector, ParticipantError> {
+                    let i = defs
+                        .iter()
+                        .position(|d| d.name == n)
+                        .ok_or_else(|| invalid(format!("column '{n}' does not exist")))?;
+                    Ok(ops::filter(&cols[i], &m))
+                };
+                match &scan.shape {
+                    ScanShape::Rows { project } => {
+                        let picked = project
+                            .iter()
+                            .map(|n| col(n))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        rows_out = Some(match rows_out.take() {
+                            None => picked,
+                            Some(acc) => acc
+                                .iter()
+                                .zip(&picked)
+                                .map(|(a, b)| ops::concat(a, b))
+                                .collect::<Result<_, _>>()
+                                .map_err(invalid)?,
+                        });
+                    }
+                    ScanShape::Aggregate { group_by, aggs } => {
+                        let hits = m.iter().filter(|x| **x).count();
+                        let values: Vec<Option<Vector>> = aggs
+                            .iter()
+                            .map(|(_, c)| c.as_deref().map(col).transpose())
+                            .collect::<Result<_, _>>()?;
+                        let partial =
+                            |v: &Option<Vector>,
+                             idx: Option<&[usize]>|
+                             -> Result<Partial, ParticipantError> {
+                                match (v, idx) {
+                                    (None, None) => Ok(Partial {
+                                        count: hits as i64,
+                                        ..Partial::empty()
+                                    }),
+                                    (None, Some(i)) => Ok(Partial {
+                                        count: i.len() as i64,
+                                        ..Partial::empty()
+                                    }),
+                                    (Some(v), None) => Partial::of(v).map_err(invalid),
+                                    (Some(v), Some(i)) => {
+                                        Partial::of(&ops::take_indices(v, i)).map_err(invalid)
+                                    }
+                                }
+                            };
+                        match group_by {
+                            None => {
+                                let ps = values.iter().map(|v| partial(v, None)).collect::<Result<
+                                    Vec<_>,
+                                    _,
+                                >>(
+                                )?;
+                                merge_group(&mut groups, &mut group_index, None, ps)?;
+                            }
+                            Some(g) => {
+                                let keys = col(g)?;
+                                let mut by_key: Vec<(Scalar, Vec<usize>)> = Vec::new();
+                                let mut pos: HashMap<String, usize> = HashMap::new();
+                                for i in 0..keys.len() {
+                                    let k = keys
+                                        .get(i)
+                                        .unwrap_or(Scalar::Int(xrepl_common::value::NULL_INT));
+                                    let slot = *pos.entry(k.render()).or_insert_with(|| {
+                                        by_key.push((k.clone(), Vec::new()));
+                                        by_key.len() - 1
+                                    });
+                                    by_key[slot].1.push(i);
+                                }
+                                for (k, idx) in by_key {
+                                    let ps = values
+                                        .iter()
+                                        .map(|v| partial(v, Some(&idx)))
+                                        .collect::<Result<Vec<_>, _>>()?;
+                                    merge_group(&mut groups, &mut group_index, Some(k), ps)?;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(match &scan.shape {
+            ScanShape::Rows { project } => ScanResult::Rows(rows_out.unwrap_or_else(|| {
+                project
+                    .iter()
+                    .map(|n| {
+                        Vector::empty(
+                            defs.iter()
+                                .find(|d| &d.name == n)
+                                .map_or(DataType::Int, |d| d.ty),
+                        )
+                    })
+                    .collect()
+            })),
+            ScanShape::Aggregate { group_by, aggs } => {
+                if group_by.is_none() && groups.is_empty() {
+                    groups.push((None, aggs.iter().map(|_| Partial::empty()).collect()));
+                }
+                let keys = match group_by {
+                    None => None,
+                    Some(g) => {
+                        let t = defs
+                            .iter()
+                            .find(|d| &d.name == g)
+                            .map_or(DataType::Int, |d| d.ty);
+                        let mut v = Vector::empty(t);
+                        for (k, _) in &groups {
+                            if let Some(k) = k {
+                                v.push(k.clone()).map_err(invalid)?;
+                            }
+                        }
+                        Some(v)
+                    }
+                };
+                let n = aggs.len();
+                let mut partials = vec![Vec::new(); n];
+                for (_, ps) in groups {
+                    for (i, p) in ps.into_iter().enumerate().take(n) {
+                        partials[i].push(p);
+                    }
+                }
+                ScanResult::Groups { keys, partials }
+            }
+        })
+    }
+}
+
+fn merge_group(
+    groups: &mut Vec<(Option<Scalar>, Vec<Partial>)>,
+    index: &mut HashMap<String, usize>,
+    key: Option<Scalar>,
+    ps: Vec<Partial>,
+) -> Result<(), ParticipantError> {
+    let name = key.as_ref().map(Scalar::render).unwrap_or_default();
+    match index.get(&name) {
+        Some(i) => {
+            for (acc, p) in groups[*i].1.iter_mut().zip(&ps) {
+                acc.merge(p).map_err(invalid)?;
+            }
+        }
+        None => {
+            index.insert(name, groups.len());
+            groups.push((key, ps));
+        }
+    }
+    Ok(())
+}
+
+fn mask(
+    filter: Option<&ColExpr>,
+    defs: &[ColumnDef],
+    cols: &[Vector],
+    rows: usize,
+) -> Result<Vec<bool>, ParticipantError> {
+    match filter {
+        None => Ok(vec![true; rows]),
+        Some(f) => {
+            let lookup = |n: &str| {
+                defs.iter()
+                    .position(|d| d.name == n)
+                    .and_then(|i| cols.get(i))
+            };
+            f.mask(&lookup, rows).map_err(invalid)
+        }
+    }
+}
+
+/// Checks that appended columns match the table's (ids and types, equal lengths).
+fn check_columns(defs: &[ColumnDef], columns: &[(u32, Vector)]) -> Result<(), ParticipantError> {
+    if columns.len() != defs.len() {
+        return Err(invalid(format!(
+            "expected {} columns, got {}",
+            defs.len(),
+            columns.len()
+        )));
+    }
+    let rows = columns.first().map_or(0, |(_, v)| v.len());
+    for (d, (id, v)) in defs.iter().zip(columns) {
+        if d.id != *id || d.ty != v.data_type() || v.len() != rows {
+            return Err(invalid(format!(
+                "column '{}' expects {} ({} rows), got {} ({} rows)",
+                d.name,
+                d.ty,
+                rows,
+                v.data_type(),
+                v.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn to_block(defs: &[ColumnDef], cols: Vec<Vector>) -> Block {
+    let rows = cols.first().map_or(0, Vector::len) as u32;
+    Block {
+        rows,
+        columns: defs.iter().map(|d| d.id).zip(cols).collect(),
+    }
+}
+
+/// The rows of `tail` followed by `data`.
+fn concat_block(
+    tail: &Block,
+    defs: &[ColumnDef],
+    data: Vec<(u32, Vector)>,
+) -> Result<Vec<(u32, Vector)>, String> {
+    let old = project(tail, defs)?;
+    old.iter()
+        .zip(data)
+        .map(|(a, (id, b))| Ok((id, ops::concat(a, &b)?)))
+        .collect()
+}
+
+/// Cuts columns into blocks of at most [`BLOCK_ROWS`] rows.
+fn split_blocks(data: Vec<(u32, Vector)>) -> Vec<Block> {
+    let rows = data.first().map_or(0, |(_, v)| v.len());
+    if rows <= BLOCK_ROWS {
+        return vec![Block {
+            rows: rows as u32,
+            columns: data,
+        }];
+    }
+    (0..rows)
+        .step_by(BLOCK_ROWS)
+        .map(|start| {
+            let end = (start + BLOCK_ROWS).min(rows);
+            let idx: Vec<usize> = (start..end).collect();
+            Block {
+                rows: (end - start) as u32,
+                columns: data
+                    .iter()
+                    .map(|(id, v)| (*id, ops::take_indices(v, &idx)))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+fn broadcast(s: &Scalar, n: usize) -> Vector {
+    let mut v = Vector::empty(s.data_type());
+    for _ in 0..n {
+        let _ = v.push(s.clone());
+    }
+    v
+}
+
+/// `new` where `mask` is true, `old` elsewhere.
+fn blend(mask: &[bool], new: &Vector, old: &Vector) -> Result<Vector, String> {
+    let idx: Vec<usize> = (0..old.len()).collect();
+    let mut out = Vector::empty(old.data_type());
+    for i in idx {
+        let s = if mask.get(i).copied().unwrap_or(false) {
+            new.get(i)
+        } else {
+            old.get(i)
+        };
+        out.push(s.ok_or("row out of range")?)?;
+    }
+    Ok(out)
+}
+
+/// Merges `data` into a chunk by `keys`: matching rows are replaced, others appended.
+/// Returns the chunk's new columns and how many rows were written.
+fn upsert(
+    old: &[(u64, Block)],
+    defs: &[ColumnDef],
+    data: Vec<(u32, Vector)>,
+    keys: &[u32],
+) -> Result<(Vec<(u32, Vector)>, u64), String> {
+    let mut cols: Vec<Vector> = defs.iter().map(|d| Vector::empty(d.ty)).collect();
+    for (_, b) in old {
+        for (acc, v) in cols.iter_mut().zip(project(b, defs)?) {
+            *acc = ops::concat(acc, &v)?;
+        }
+    }
+    let key_pos: Vec<usize> = keys
+        .iter()
+        .map(|k| {
+            defs.iter()
+                .position(|d| d.id == *k)
+                .ok_or("unknown key column")
+        })
+        .collect::<Result<_, _>>()?;
+    let key_of = |cols: &[Vector], r: usize| -> String {
+        key_pos
+            .iter()
+            .map(|p| {
+                cols.get(*p)
+                    .and_then(|c| c.get(r))
+                    .map(|s| s.render())
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\u{1}")
+    };
+    let mut at: HashMap<String, usize> = (0..cols.first().map_or(0, Vector::len))
+        .map(|r| (key_of(&cols, r), r))
+        .collect();
+    let new_cols: Vec<Vector> = data.into_iter().map(|(_, v)| v).collect();
+    let n = new_cols.first().map_or(0, Vector::len);
+    let mut replace: Vec<(usize, usize)> = Vec::new();
+    let mut append: Vec<usize> = Vec::new();
+    let mut total = cols.first().map_or(0, Vector::len);
+    for r in 0..n {
+        let k = key_of(&new_cols, r);
+        match at.get(&k) {
+            Some(existing)
+                if *existing < total && !append.is_empty() && *existing >= total - append.len() =>
+            {
+                // A key repeated within the new rows: the later row wins.
+                let j = append.len() - (total - existing);
+                append[j] = r;
+            }
+            Some(existing) => replace.push((*existing, r)),
+            None => {
+                at.insert(k, total);
+                append.push(r);
+                total += 1;
+            }
+        }
+    }
+    for (i, c) in cols.iter_mut().enumerate() {
+        let src = &new_cols[i];
+        if !replace.is_empty() {
+            let mut mask = vec![false; c.len()];
+            let mut vals = c.clone();
+            for (dst, r) in &replace {
+                mask[*dst] = true;
+                let mut tmp = Vector::empty(c.data_type());
+                for j in 0..c.len() {
+                    let s = if j == *dst { src.get(*r) } else { vals.get(j) };
+                    tmp.push(s.ok_or("row out of range")?)?;
+                }
+                vals = tmp;
+            }
+            *c = vals;
+        }
+        if !append.is_empty() {
+            *c = ops::concat(c, &ops::take_indices(src, &append))?;
+        }
+    }
+    Ok((defs.iter().map(|d| d.id).zip(cols).collect(), n as u64))
+}

@@ -1,0 +1,315 @@
+//! A data node's storage: immutable column blocks, a manifest per chunk naming its blocks, and
+//! the records of prepared transactions. One sled tree, keys by prefix, so that each step of a
+//! transaction is one atomic batch:
+//!
+//! - `b` table(8) partition(4) uid(8) → [`Block`] (immutable once written)
+//! - `m` table(8) partition(4) → [`Manifest`]: the blocks that make up the chunk, in order
+//! - `p` tid(8) → [`Prepared`]: what a prepared transaction will change
+//!
+//! **Prepare** writes the transaction's new blocks and its `p` record in one batch and flushes:
+//! nothing is visible yet, because no manifest names the new blocks. **Commit** writes the new
+//! manifests, deletes the replaced blocks and the `p` record in one batch and flushes.
+//! **Abort** deletes the new blocks and the `p` record. Readers follow manifests only, so they
+//! see committed data only; a block replaced under a reader makes it read the manifest again.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use xrepl_common::catalog::ColumnDef;
+use xrepl_common::txn::ChunkId;
+use xrepl_common::value::Vector;
+
+/// Rows per block. The spec measured 1.21 M rows as 10,000-row blocks at about 0.46 s in sled.
+pub const BLOCK_ROWS: usize = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("cannot open the storage at {path}: {source}")]
+    Open {
+        path: std::path::PathBuf,
+        source: sled::Error,
+    },
+    #[error("storage: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("damaged storage record {key}: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error("a block of chunk {table}/{partition} kept disappearing while being read")]
+    Unstable { table: u64, partition: u32 },
+}
+
+/// Rows of one chunk, by column id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Block {
+    pub rows: u32,
+    pub columns: Vec<(u32, Vector)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Block uid and row count, in order.
+    pub blocks: Vec<(u64, u32)>,
+}
+
+impl Manifest {
+    pub fn rows(&self) -> u64 {
+        self.blocks.iter().map(|(_, r)| u64::from(*r)).sum()
+    }
+}
+
+/// What a prepared transaction changes on this node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Prepared {
+    pub tid: u64,
+    /// The chunks it holds locks on.
+    pub chunks: Vec<ChunkId>,
+    /// New manifests; `None` removes the chunk.
+    pub manifests: Vec<(ChunkId, Option<Manifest>)>,
+    pub new_blocks: Vec<(ChunkId, u64)>,
+    pub old_blocks: Vec<(ChunkId, u64)>,
+    pub rows: u64,
+    pub prepared_ms: i64,
+}
+
+fn chunk_prefix(tag: u8, c: ChunkId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(21);
+    k.push(tag);
+    k.extend_from_slice(&c.table.to_be_bytes());
+    k.extend_from_slice(&c.partition.to_be_bytes());
+    k
+}
+
+fn block_key(c: ChunkId, uid: u64) -> Vec<u8> {
+    let mut k = chunk_prefix(b'b', c);
+    k.extend_from_slice(&uid.to_be_bytes());
+    k
+}
+
+fn manifest_key(c: ChunkId) -> Vec<u8> {
+    chunk_prefix(b'm', c)
+}
+
+fn prepared_key(tid: u64) -> Vec<u8> {
+    let mut k = vec![b'p'];
+    k.extend_from_slice(&tid.to_be_bytes());
+    k
+}
+
+pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    // Encoding our own plain structs into a Vec cannot fail.
+    rmp_serde::to_vec(v).unwrap_or_default()
+}
+
+fn decode<T: for<'a> Deserialize<'a>>(key: &[u8], bytes: &[u8]) -> Result<T, StorageError> {
+    rmp_serde::from_slice(bytes).map_err(|e| StorageError::Corrupt {
+        key: format!("{key:02x?}"),
+        reason: e.to_string(),
+    })
+}
+
+pub struct Storage {
+    db: sled::Db,
+    tree: sled::Tree,
+}
+
+impl Storage {
+    pub fn open(path: &Path) -> Result<Storage, StorageError> {
+        let open = |source| StorageError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let db = sled::open(path).map_err(open)?;
+        let tree = db.open_tree("data").map_err(open)?;
+        Ok(Storage { db, tree })
+    }
+
+    pub fn manifest(&self, c: ChunkId) -> Result<Manifest, StorageError> {
+        let k = manifest_key(c);
+        match self.tree.get(&k)? {
+            Some(v) => decode(&k, &v),
+            None => Ok(Manifest::default()),
+        }
+    }
+
+    pub fn block(&self, c: ChunkId, uid: u64) -> Result<Option<Block>, StorageError> {
+        let k = block_key(c, uid);
+        self.tree.get(&k)?.map(|v| decode(&k, &v)).transpose()
+    }
+
+    /// Every committed block of a chunk, in order, read against one manifest.
+    pub fn chunk_blocks(&self, c: ChunkId) -> Result<Vec<Block>, StorageError> {
+        'again: for _ in 0..5 {
+            let m = self.manifest(c)?;
+            let mut out = Vec::with_capacity(m.blocks.len());
+            for (uid, _) in &m.blocks {
+                match self.block(c, *uid)? {
+                    Some(b) => out.push(b),
+                    // Replaced by a commit after we read the manifest: start over.
+                    None => continue 'again,
+                }
+            }
+            return Ok(out);
+        }
+        Err(StorageError::Unstable {
+            table: c.table,
+            partition: c.partition,
+        })
+    }
+
+    /// Stores a prepared transaction: its new blocks and its record, then flushes.
+    pub fn stage(
+        &self,
+        p: &Prepared,
+        blocks: &BTreeMap<(ChunkId, u64), Block>,
+    ) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for ((c, uid), b) in blocks {
+            batch.insert(block_key(*c, *uid), encode(b));
+        }
+        batch.insert(prepared_key(p.tid), encode(p));
+        self.tree.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn take_prepared(&self, tid: u64) -> Result<Option<Prepared>, StorageError> {
+        let k = prepared_key(tid);
+        self.tree.get(&k)?.map(|v| decode(&k, &v)).transpose()
+    }
+
+    /// Makes a prepared transaction visible. `false` when it was not prepared here (already
+    /// committed or aborted: the call is idempotent).
+    pub fn commit(&self, tid: u64) -> Result<Option<Prepared>, StorageError> {
+        let Some(p) = self.take_prepared(tid)? else {
+            return Ok(None);
+        };
+        let mut batch = sled::Batch::default();
+        for (c, m) in &p.manifests {
+            match m {
+                Some(m) => batch.insert(manifest_key(*c), encode(m)),
+                None => batch.remove(manifest_key(*c)),
+            }
+        }
+        for (c, uid) in &p.old_blocks {
+            batch.remove(block_key(*c, *uid));
+        }
+        batch.remove(prepared_key(tid));
+        self.tree.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(Some(p))
+    }
+
+    /// Forgets a prepared transaction and its new blocks.
+    pub fn abort(&self, tid: u64) -> Result<Option<Prepared>, StorageError> {
+        let Some(p) = self.take_prepared(tid)? else {
+            return Ok(None);
+        };
+        let mut batch = sled::Batch::default();
+        for (c, uid) in &p.new_blocks {
+            batch.remove(block_key(*c, *uid));
+        }
+        batch.remove(prepared_key(tid));
+        self.tree.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(Some(p))
+    }
+
+    /// Every prepared transaction, to resolve after a restart.
+    pub fn all_prepared(&self) -> Result<Vec<Prepared>, StorageError> {
+        self.tree
+            .scan_prefix([b'p'])
+            .map(|item| {
+                let (k, v) = item?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+}
+
+/// The columns of `block` in the order of `defs`: a column the block lacks (added later) is
+/// all NULL; one of another type (the type changed) is converted.
+pub fn project(block: &Block, defs: &[ColumnDef]) -> Result<Vec<Vector>, String> {
+    defs.iter()
+        .map(|d| match block.columns.iter().find(|(id, _)| *id == d.id) {
+            Some((_, v)) if v.data_type() == d.ty => Ok(v.clone()),
+            Some((_, v)) => xrepl_common::ops::cast(v, d.ty),
+            None => Ok(xrepl_common::ops::nulls(d.ty, block.rows as usize)),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk() -> ChunkId {
+        ChunkId {
+            table: 7,
+            partition: 3,
+        }
+    }
+
+    fn block(v: Vec<i32>) -> Block {
+        Block {
+            rows: v.len() as u32,
+            columns: vec![(0, Vector::Int(v))],
+        }
+    }
+
+    #[test]
+    fn prepared_data_is_invisible_until_commit_and_gone_after_abort() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Storage::open(dir.path()).expect("open");
+        let c = chunk();
+        let mut blocks = BTreeMap::new();
+        blocks.insert((c, 1), block(vec![1, 2, 3]));
+        let p = Prepared {
+            tid: 1,
+            chunks: vec![c],
+            manifests: vec![(
+                c,
+                Some(Manifest {
+                    blocks: vec![(1, 3)],
+                }),
+            )],
+            new_blocks: vec![(c, 1)],
+            rows: 3,
+            ..Prepared::default()
+        };
+        s.stage(&p, &blocks).expect("stage");
+        assert!(
+            s.chunk_blocks(c).expect("read").is_empty(),
+            "invisible before commit"
+        );
+        assert_eq!(s.all_prepared().expect("list").len(), 1);
+        assert!(s.commit(1).expect("commit").is_some());
+        assert_eq!(s.chunk_blocks(c).expect("read"), vec![block(vec![1, 2, 3])]);
+        assert!(s.commit(1).expect("again").is_none(), "idempotent");
+
+        // A second transaction replaces the block, then aborts: the first stays.
+        let mut blocks = BTreeMap::new();
+        blocks.insert((c, 2), block(vec![9]));
+        let p2 = Prepared {
+            tid: 2,
+            chunks: vec![c],
+            manifests: vec![(
+                c,
+                Some(Manifest {
+                    blocks: vec![(2, 1)],
+                }),
+            )],
+            new_blocks: vec![(c, 2)],
+            old_blocks: vec![(c, 1)],
+            rows: 1,
+            ..Prepared::default()
+        };
+        s.stage(&p2, &blocks).expect("stage");
+        assert!(s.abort(2).expect("abort").is_some());
+        assert_eq!(s.chunk_blocks(c).expect("read"), vec![block(vec![1, 2, 3])]);
+        assert!(
+            s.block(c, 2).expect("get").is_none(),
+            "aborted blocks are deleted"
+        );
+        assert!(s.all_prepared().expect("list").is_empty());
+    }
+}

@@ -1,0 +1,285 @@
+//! The coordinator side of two-phase commit, and distributed reads.
+//!
+//! A transaction: a tid from the controller (`BeginTx`); `Prepare` on every participant (in
+//! parallel; this node calls itself directly); the decision with the transaction's catalog
+//! changes recorded durably by the controller (`Decide`); then `Commit` (or `Abort`) on every
+//! participant. The client hears of the commit only after the decision is flushed and every
+//! reachable participant has made the data visible; a participant that missed the message
+//! learns the outcome from the controller when it resolves its prepared transactions.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use xrepl_common::catalog::CatalogChange;
+use xrepl_common::rpc::{
+    ControllerRequest, ErrorCode, ParticipantRequest, PeerKind, RemoteError, Reply, Request,
+    Response, RpcClient,
+};
+use xrepl_common::txn::{ChunkOp, Scan, ScanResult, TxState};
+
+use crate::participant::ParticipantError;
+use crate::DataNode;
+
+const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Time limit of one participant call (a large prepare writes a lot).
+const PEER_CALL_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a prepared transaction waits for its coordinator before asking the controller.
+pub const RESOLVE_AFTER_MS: i64 = 2_000;
+
+impl DataNode {
+    fn participant_error(&self, e: ParticipantError) -> RemoteError {
+        let code = match &e {
+            ParticipantError::Storage(_) => ErrorCode::Internal,
+            ParticipantError::Invalid(_) => ErrorCode::Runtime,
+            ParticipantError::Locked { .. } => ErrorCode::Unavailable,
+        };
+        self.error(code, e.to_string())
+    }
+
+    /// Answers a participant request, whoever sent it.
+    pub async fn participate(&self, req: ParticipantRequest) -> Response {
+        let p = &self.participant;
+        match req {
+            ParticipantRequest::Prepare { tid, ops } => p
+                .prepare(tid, ops)
+                .await
+                .map(|rows| Reply::Prepared { rows })
+                .map_err(|e| self.participant_error(e)),
+            ParticipantRequest::Commit { tid } => p
+                .commit(tid)
+                .await
+                .map(|()| Reply::Done)
+                .map_err(|e| self.participant_error(e)),
+            ParticipantRequest::Abort { tid } => p
+                .abort(tid)
+                .await
+                .map(|()| Reply::Done)
+                .map_err(|e| self.participant_error(e)),
+            ParticipantRequest::Scan(scan) => p
+                .scan(scan)
+                .await
+                .map(Reply::Scanned)
+                .map_err(|e| self.participant_error(e)),
+        }
+    }
+
+    async fn peer(&self, alias: &str) -> Result<RpcClient, RemoteError> {
+        if let Some(c) = self
+            .peers
+            .get(alias)
+            .map(|c| c.clone())
+            .filter(RpcClient::is_open)
+        {
+            return Ok(c);
+        }
+        let node = self.cfg.nodes.datanode(alias).ok_or_else(|| {
+            self.error(
+                ErrorCode::NotFound,
+                format!("'{alias}' is not a data node of this cluster"),
+            )
+        })?;
+        let c = RpcClient::connect(
+            &node.site(),
+            PeerKind::DataNode,
+            self.cfg.max_frame_size,
+            PEER_CONNECT_TIMEOUT,
+        )
+        .await
+        .map_err(|e| {
+            self.error(
+                ErrorCode::Unavailable,
+                format!("data node {alias} is unreachable: {e}"),
+            )
+        })?;
+        self.peers.insert(alias.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// Sends a participant request to data node `alias` (this node answers itself directly).
+    pub async fn call_participant(&self, alias: &str, req: ParticipantRequest) -> Response {
+        if alias == self.cfg.alias {
+            return self.participate(req).await;
+        }
+        let peer = self.peer(alias).await?;
+        peer.call_timeout(&Request::Participant(req), PEER_CALL_TIMEOUT)
+            .await
+            .map_err(|e| self.error(ErrorCode::Unavailable, format!("data node {alias}: {e}")))?
+    }
+
+    /// Runs one transaction; returns its tid and the rows it touched.
+    pub async fn run_tx(
+        &self,
+        token: &str,
+        changes: Vec<CatalogChange>,
+        ops: BTreeMap<String, Vec<ChunkOp>>,
+    ) -> Result<(u64, u64), RemoteError> {
+        let tid = match self
+            .link
+            .call(ControllerRequest::BeginTx {
+                token: token.to_string(),
+                coordinator: self.cfg.alias.clone(),
+            })
+            .await?
+        {
+            Reply::Tid(t) => t,
+            other => {
+                return Err(self.error(ErrorCode::Internal, format!("unexpected answer {other:?}")))
+            }
+        };
+        let nodes: Vec<String> = ops.keys().cloned().collect();
+        let prepares = ops.into_iter().map(|(node, ops)| async move {
+            let r = self
+                .call_participant(&node, ParticipantRequest::Prepare { tid, ops })
+                .await;
+            (node, r)
+        });
+        let mut rows = 0u64;
+        let mut failure: Option<RemoteError> = None;
+        for (_, r) in futures::future::join_all(prepares).await {
+            match r {
+                Ok(Reply::Prepared { rows: n }) => rows += n,
+                Ok(other) => {
+                    failure = Some(
+                        self.error(ErrorCode::Internal, format!("unexpected answer {other:?}")),
+                    )
+                }
+                Err(e) => failure = failure.or(Some(e)),
+            }
+        }
+        let decided = match &failure {
+            Some(e) => {
+                self.finish(tid, &nodes, false).await;
+                let _ = self
+                    .link
+                    .call(ControllerRequest::Decide {
+                        token: token.to_string(),
+                        tid,
+                        commit: false,
+                        reason: e.to_string(),
+                        changes: vec![],
+                    })
+                    .await;
+                return Err(e.clone());
+            }
+            None => {
+                self.link
+                    .call(ControllerRequest::Decide {
+                        token: token.to_string(),
+                        tid,
+                        commit: true,
+                        reason: String::new(),
+                        changes,
+                    })
+                    .await
+            }
+        };
+        match decided {
+            Ok(Reply::Decided {
+                committed: true, ..
+            }) => {
+                self.finish(tid, &nodes, true).await;
+                Ok((tid, rows))
+            }
+            Ok(Reply::Decided { reason, .. }) => {
+                self.finish(tid, &nodes, false).await;
+                Err(self.error(ErrorCode::Runtime, reason))
+            }
+            Ok(other) => {
+                Err(self.error(ErrorCode::Internal, format!("unexpected answer {other:?}")))
+            }
+            Err(e) => {
+                // The decision may or may not be recorded: the participants keep the prepared
+                // data and ask the controller, which answers (or aborts after the timeout).
+                Err(self.error(e.code, format!("transaction {tid}: the outcome is not known yet ({}); it will be settled within the transaction timeout", e.message)))
+            }
+        }
+    }
+
+    /// Sends commit or abort to every participant; a failure is left for them to resolve.
+    async fn finish(&self, tid: u64, nodes: &[String], commit: bool) {
+        let calls = nodes.iter().map(|n| async move {
+            let req = if commit {
+                ParticipantRequest::Commit { tid }
+            } else {
+                ParticipantRequest::Abort { tid }
+            };
+            if let Err(e) = self.call_participant(n, req).await {
+                tracing::warn!(tid, node = %n, "could not finish the transaction there; it will ask the controller: {e}");
+            }
+        });
+        futures::future::join_all(calls).await;
+    }
+
+    /// Reads from several data nodes at once.
+    pub async fn scan_all(
+        &self,
+        scans: BTreeMap<String, Scan>,
+    ) -> Result<Vec<ScanResult>, RemoteError> {
+        let calls = scans.into_iter().map(|(n, s)| async move {
+            self.call_participant(&n, ParticipantRequest::Scan(s)).await
+        });
+        futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .map(|r| match r? {
+                Reply::Scanned(s) => Ok(s),
+                other => {
+                    Err(self.error(ErrorCode::Internal, format!("unexpected answer {other:?}")))
+                }
+            })
+            .collect()
+    }
+
+    /// Settles prepared transactions whose coordinator has not finished them: asks the
+    /// controller for each one older than [`RESOLVE_AFTER_MS`] and applies its answer.
+    pub async fn resolve_prepared(&self) {
+        let storage = self.participant.storage.clone();
+        let prepared = match tokio::task::spawn_blocking(move || storage.all_prepared()).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                tracing::error!("cannot list prepared transactions: {e}");
+                return;
+            }
+            Err(_) => return,
+        };
+        let now = chrono::Utc::now().timestamp_millis();
+        for p in prepared {
+            // Hold its locks (again, after a restart) so nobody writes under it.
+            if self
+                .participant
+                .locks
+                .acquire(p.tid, &p.chunks, Duration::ZERO)
+                .await
+                .is_err()
+            {
+                continue;
+            }
+            if now.saturating_sub(p.prepared_ms) < RESOLVE_AFTER_MS {
+                continue;
+            }
+            match self
+                .link
+                .call(ControllerRequest::TxOutcome { tid: p.tid })
+                .await
+            {
+                Ok(Reply::Outcome(TxState::Committed)) => {
+                    tracing::info!(
+                        tid = p.tid,
+                        "committing a prepared transaction (decided by the controller)"
+                    );
+                    if let Err(e) = self.participant.commit(p.tid).await {
+                        tracing::error!(tid = p.tid, "commit failed: {e}");
+                    }
+                }
+                Ok(Reply::Outcome(TxState::Aborted(reason))) => {
+                    tracing::info!(tid = p.tid, "aborting a prepared transaction: {reason}");
+                    if let Err(e) = self.participant.abort(p.tid).await {
+                        tracing::error!(tid = p.tid, "abort failed: {e}");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(tid = p.tid, "outcome not known yet: {e}"),
+            }
+        }
+    }
+}
