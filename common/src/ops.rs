@@ -38,7 +38,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use crate::lang::ast::BinOp;
 use crate::value::{DataType, Scalar, Value, Vector, NULL_BOOL, NULL_INT, NULL_LONG};
 
-/// [`is_in`] hashes sets with more distinct-candidate elements than this and scans smaller ones.
+/// [`is_in`] hashes sets with more distinct elements than this and scans smaller ones.
 const HASH_SET_MIN: usize = 16;
 
 // ---------------------------------------------------------------------------------------------

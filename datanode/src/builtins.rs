@@ -17,10 +17,15 @@ const BUILTINS: &[&str] = &[
     "getClusterPerf",
     "rpc",
     "now",
+    "table",
+    "size",
+    "count",
 ];
 
 pub fn is_builtin(name: &str) -> bool {
-    BUILTINS.contains(&name) || replication::placement(name).is_some()
+    BUILTINS.contains(&name)
+        || crate::dbfns::DB_FUNCTIONS.contains(&name)
+        || replication::placement(name).is_some()
 }
 
 impl Args {
@@ -63,6 +68,9 @@ impl Args {
 impl Session {
     /// Calls function `name`.
     pub(crate) fn call(&mut self, name: &str, args: Args) -> Result<Value, EvalError> {
+        if let Some(result) = self.call_db(name, &args) {
+            return result;
+        }
         match name {
             "login" => {
                 args.exactly(name, 2)?;
@@ -97,6 +105,26 @@ impl Session {
                 self.controller_call(name, Vec::new())
             }
             "rpc" => self.rpc(args),
+            "size" | "count" => {
+                args.exactly(name, 1)?;
+                let n = match &args.positional[0] {
+                    Value::Vector(v) if name == "count" => xrepl_common::ops::count(v) as usize,
+                    Value::Vector(v) => v.len(),
+                    Value::Table(t) => t.rows(),
+                    Value::Tuple(t) => t.len(),
+                    Value::Scalar(_) => 1,
+                    other => {
+                        return Err(EvalError::new(
+                            ErrorCode::BadRequest,
+                            format!(
+                                "{name} needs a vector or a table, got {}",
+                                other.kind_name()
+                            ),
+                        ))
+                    }
+                };
+                Ok(Value::Scalar(Scalar::Int(n as i32)))
+            }
             _ => match replication::placement(name) {
                 Some(want) => {
                     self.require_admin(name)?;
@@ -133,7 +161,11 @@ impl Session {
     }
 
     /// Runs a function on the controller as the session's user.
-    fn controller_call(&self, function: &str, args: Vec<Value>) -> Result<Value, EvalError> {
+    pub(crate) fn controller_call(
+        &self,
+        function: &str,
+        args: Vec<Value>,
+    ) -> Result<Value, EvalError> {
         let token = self.user.as_ref().map(|u| u.token.clone()).ok_or_else(|| {
             EvalError::new(
                 ErrorCode::NotLoggedIn,

@@ -7,7 +7,7 @@
 
 use xrepl_common::lang::ast::{Arg, BinOp, Expr, ExprKind, Literal, Span, Stmt, UnaryOp};
 use xrepl_common::rpc::ErrorCode;
-use xrepl_common::value::{DataType, FunctionRef, Scalar, Value, Vector, NULL_INT};
+use xrepl_common::value::{DataType, FunctionRef, Scalar, Table, Value, Vector, NULL_INT};
 
 use crate::session::Session;
 
@@ -116,8 +116,31 @@ impl Session {
                     self.exec_depth(s, out, depth + 1)?;
                 }
             }
-            Stmt::Update { span, .. } | Stmt::Delete { span, .. } | Stmt::Insert { span, .. } => {
-                return Err(EvalError::runtime("SQL statements are not supported yet").at(*span))
+            Stmt::Update {
+                table,
+                set,
+                filter,
+                span,
+            } => {
+                self.sql_update(table, set, filter.as_ref())
+                    .map_err(|e| e.at(*span))?;
+            }
+            Stmt::Delete {
+                table,
+                filter,
+                span,
+            } => {
+                self.sql_delete(table, filter.as_ref())
+                    .map_err(|e| e.at(*span))?;
+            }
+            Stmt::Insert {
+                table,
+                columns,
+                values,
+                span,
+            } => {
+                self.sql_insert(table, columns.as_deref(), values)
+                    .map_err(|e| e.at(*span))?;
             }
         }
         Ok(())
@@ -151,15 +174,32 @@ impl Session {
                         }
                     },
                 };
-                let args = self.eval_args(None, args)?;
-                self.call(&name, args)
+                if name == "table" {
+                    return self.table_fn(args);
+                }
+                let call_args = self.eval_args(None, args)?;
+                let result = self.call(&name, call_args)?;
+                self.write_back(&name, args.first().map(|a| &a.value), &result);
+                Ok(result)
             }
             ExprKind::Method { target, name, args } => {
                 let t = self.eval(target)?;
-                let args = self.eval_args(Some(t), args)?;
-                self.call(name, args)
+                let call_args = self.eval_args(Some(t), args)?;
+                let result = self.call(name, call_args)?;
+                self.write_back(name, Some(target), &result);
+                Ok(result)
             }
             ExprKind::Field { target, name } => match self.eval(target)? {
+                Value::Dict(entries) => entries
+                    .into_iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v)
+                    .ok_or_else(|| {
+                        EvalError::new(
+                            ErrorCode::NotFound,
+                            format!("the dictionary has no key '{name}'"),
+                        )
+                    }),
                 Value::Table(t) => t.column(name).cloned().map(Value::Vector).ok_or_else(|| {
                     EvalError::new(
                         ErrorCode::NotFound,
@@ -185,11 +225,108 @@ impl Session {
                 let b = self.eval(rhs)?;
                 binary(*op, a, b)
             }
-            ExprKind::Select(_) => Err(EvalError::runtime("select is not supported yet")),
+            ExprKind::Select(q) => self.sql_select(q),
             ExprKind::Star => Err(EvalError::runtime(
                 "'*' is only valid in count(*) and select",
             )),
         }
+    }
+
+    /// `f!(x, ...)` and `x.f!(...)` change `x`: when `x` is a variable holding an in-memory
+    /// table, the new table is stored back in it.
+    fn write_back(&mut self, name: &str, target: Option<&Expr>, result: &Value) {
+        if !name.ends_with('!') {
+            return;
+        }
+        if let (
+            Some(Expr {
+                kind: ExprKind::Ident(var),
+                ..
+            }),
+            Value::Table(_),
+        ) = (target, result)
+        {
+            if matches!(self.vars.get(var), Some(Value::Table(_))) {
+                self.vars.insert(var.clone(), result.clone());
+            }
+        }
+    }
+
+    /// `table(1:0, names, types)` makes an empty table; `table(a, b, ...)` puts vectors (or
+    /// tables) side by side, naming each vector after its variable.
+    fn table_fn(&mut self, args: &[Arg]) -> Result<Value, EvalError> {
+        let vals = args
+            .iter()
+            .map(|a| self.eval(&a.value))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let [Value::Pair(_, _), names, types] = vals.as_slice() {
+            let names: Vec<String> = match names {
+                Value::Vector(Vector::String(v) | Vector::Symbol(v)) => v.clone(),
+                other => {
+                    return Err(EvalError::runtime(format!(
+                        "table: column names must be strings, got {}",
+                        other.kind_name()
+                    )))
+                }
+            };
+            let types: Vec<DataType> = match types {
+                Value::Tuple(items) => items
+                    .iter()
+                    .map(|t| match t {
+                        Value::Type(t) => Ok(*t),
+                        other => Err(EvalError::runtime(format!(
+                            "table: expected a type, got {}",
+                            other.kind_name()
+                        ))),
+                    })
+                    .collect::<Result<_, _>>()?,
+                Value::Type(t) => vec![*t],
+                other => {
+                    return Err(EvalError::runtime(format!(
+                        "table: column types must be types, got {}",
+                        other.kind_name()
+                    )))
+                }
+            };
+            if names.len() != types.len() {
+                return Err(EvalError::runtime(format!(
+                    "table: {} names but {} types",
+                    names.len(),
+                    types.len()
+                )));
+            }
+            let cols = types.into_iter().map(Vector::empty).collect();
+            return Table::new(names, cols)
+                .map(Value::Table)
+                .map_err(EvalError::runtime);
+        }
+        let mut names = Vec::new();
+        let mut cols = Vec::new();
+        for (i, (a, v)) in args.iter().zip(vals).enumerate() {
+            match v {
+                Value::Vector(v) => {
+                    names.push(match (&a.name, &a.value.kind) {
+                        (Some(n), _) => n.clone(),
+                        (None, ExprKind::Ident(n)) => n.clone(),
+                        _ => format!("col{i}"),
+                    });
+                    cols.push(v);
+                }
+                Value::Table(t) => {
+                    names.extend(t.names);
+                    cols.extend(t.columns);
+                }
+                other => {
+                    return Err(EvalError::runtime(format!(
+                        "table: expected vectors or tables, got {}",
+                        other.kind_name()
+                    )))
+                }
+            }
+        }
+        Table::new(names, cols)
+            .map(Value::Table)
+            .map_err(EvalError::runtime)
     }
 
     fn ident(&self, name: &str) -> Result<Value, EvalError> {
@@ -259,18 +396,16 @@ fn literal(l: &Literal) -> Result<Value, EvalError> {
 /// `[a, b, c]`: scalars of one type become a vector of that type (INT and LONG mix as LONG,
 /// numbers with DOUBLE as DOUBLE).
 fn vector_of(vals: Vec<Value>) -> Result<Value, EvalError> {
-    let mut scalars = Vec::with_capacity(vals.len());
-    for v in vals {
-        match v {
-            Value::Scalar(s) => scalars.push(s),
-            other => {
-                return Err(EvalError::runtime(format!(
-                    "a vector holds scalars, not {}",
-                    other.kind_name()
-                )))
-            }
-        }
+    if vals.iter().any(|v| !matches!(v, Value::Scalar(_))) {
+        return Ok(Value::Tuple(vals));
     }
+    let scalars: Vec<Scalar> = vals
+        .into_iter()
+        .filter_map(|v| match v {
+            Value::Scalar(s) => Some(s),
+            _ => None,
+        })
+        .collect();
     let Some(first) = scalars.first() else {
         return Ok(Value::Vector(Vector::Double(Vec::new())));
     };
@@ -363,124 +498,72 @@ fn index_value(t: Value, i: Value) -> Result<Value, EvalError> {
 }
 
 fn unary(op: UnaryOp, v: Value) -> Result<Value, EvalError> {
-    let Value::Scalar(s) = &v else {
-        return Err(EvalError::runtime(format!(
-            "operators on {} come with the next release",
-            v.kind_name()
-        )));
-    };
-    match (op, s) {
-        (UnaryOp::Neg, Scalar::Int(x)) if *x != NULL_INT => Ok(Value::Scalar(Scalar::Int(-x))),
-        (UnaryOp::Neg, Scalar::Long(x)) if !s.is_null() => Ok(Value::Scalar(Scalar::Long(-x))),
-        (UnaryOp::Neg, Scalar::Double(x)) => Ok(Value::Scalar(Scalar::Double(-x))),
-        (UnaryOp::Not, _) => Ok(Value::Scalar(Scalar::bool(!truthy(&v)?))),
-        _ => Err(EvalError::runtime(format!(
-            "cannot negate {}",
-            v.kind_name()
-        ))),
+    match op {
+        UnaryOp::Neg => xrepl_common::ops::neg(&v),
+        UnaryOp::Not => xrepl_common::ops::not(&v),
     }
+    .map_err(EvalError::runtime)
 }
 
 fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, EvalError> {
-    let (Value::Scalar(x), Value::Scalar(y)) = (&a, &b) else {
-        return Err(EvalError::runtime(format!(
-            "operators on {} and {} come with the next release",
-            a.kind_name(),
-            b.kind_name()
-        )));
-    };
     match op {
-        BinOp::Pair => return Ok(Value::Pair(Box::new(x.clone()), Box::new(y.clone()))),
-        BinOp::Range => {
+        BinOp::Pair => match (a, b) {
+            (Value::Scalar(x), Value::Scalar(y)) => Ok(Value::Pair(Box::new(x), Box::new(y))),
+            (a, b) => Err(EvalError::runtime(format!(
+                "a pair holds two scalars, not {} and {}",
+                a.kind_name(),
+                b.kind_name()
+            ))),
+        },
+        BinOp::Range => range(&a, &b),
+        BinOp::In => xrepl_common::ops::is_in(&a, &b).map_err(EvalError::runtime),
+        BinOp::Between => match b {
+            Value::Pair(lo, hi) => {
+                xrepl_common::ops::between(&a, &lo, &hi).map_err(EvalError::runtime)
+            }
+            other => Err(EvalError::runtime(format!(
+                "between needs a pair such as 1:5, got {}",
+                other.kind_name()
+            ))),
+        },
+        _ => xrepl_common::ops::binary(op, &a, &b).map_err(EvalError::runtime),
+    }
+}
+
+/// `a..b`: integers or dates, both ends included.
+fn range(a: &Value, b: &Value) -> Result<Value, EvalError> {
+    let (Value::Scalar(x), Value::Scalar(y)) = (a, b) else {
+        return Err(EvalError::runtime("a range needs two scalars"));
+    };
+    let too_long = |lo: i64, hi: i64| hi.saturating_sub(lo) >= MAX_RANGE;
+    match (x, y) {
+        (Scalar::Date(lo), Scalar::Date(hi)) => {
+            if too_long(i64::from(*lo), i64::from(*hi)) {
+                return Err(EvalError::runtime(format!(
+                    "a range may hold at most {MAX_RANGE} values"
+                )));
+            }
+            Ok(Value::Vector(Vector::Date((*lo..=*hi).collect())))
+        }
+        _ => {
             let (Some(lo), Some(hi)) = (as_i64(x), as_i64(y)) else {
-                return Err(EvalError::runtime("a range needs two integers"));
+                return Err(EvalError::runtime(
+                    "a range needs two integers or two dates",
+                ));
             };
-            if hi.saturating_sub(lo) >= MAX_RANGE {
+            if too_long(lo, hi) {
                 return Err(EvalError::runtime(format!(
                     "a range may hold at most {MAX_RANGE} values"
                 )));
             }
             let both_int = matches!((x, y), (Scalar::Int(_), Scalar::Int(_)));
-            return Ok(Value::Vector(if both_int {
+            Ok(Value::Vector(if both_int {
                 Vector::Int((lo..=hi).filter_map(|v| i32::try_from(v).ok()).collect())
             } else {
                 Vector::Long((lo..=hi).collect())
-            }));
-        }
-        BinOp::And | BinOp::Or => {
-            let (p, q) = (truthy(&a)?, truthy(&b)?);
-            let r = if op == BinOp::And { p && q } else { p || q };
-            return Ok(Value::Scalar(Scalar::bool(r)));
-        }
-        _ => {}
-    }
-    if let (Scalar::String(p), Scalar::String(q)) = (x, y) {
-        let r = match op {
-            BinOp::Add => return Ok(Value::Scalar(Scalar::String(format!("{p}{q}")))),
-            BinOp::Eq => p == q,
-            BinOp::Ne => p != q,
-            BinOp::Lt => p < q,
-            BinOp::Le => p <= q,
-            BinOp::Gt => p > q,
-            BinOp::Ge => p >= q,
-            _ => return Err(EvalError::runtime(format!("strings do not support {op:?}"))),
-        };
-        return Ok(Value::Scalar(Scalar::bool(r)));
-    }
-    // Integers stay integers (INT op INT is INT, with LONG it is LONG); DOUBLE otherwise.
-    if let (Some(p), Some(q)) = (as_i64(x), as_i64(y)) {
-        let long = matches!(x, Scalar::Long(_)) || matches!(y, Scalar::Long(_));
-        let num = |r: Option<i64>| -> Result<Value, EvalError> {
-            let r = r.ok_or_else(|| EvalError::runtime("integer overflow"))?;
-            Ok(Value::Scalar(match (long, i32::try_from(r)) {
-                (false, Ok(v)) => Scalar::Int(v),
-                _ => Scalar::Long(r),
             }))
-        };
-        return match op {
-            BinOp::Add => num(p.checked_add(q)),
-            BinOp::Sub => num(p.checked_sub(q)),
-            BinOp::Mul => num(p.checked_mul(q)),
-            // DolphinDB divides integers as integers.
-            BinOp::Div if q == 0 => Ok(Value::Scalar(Scalar::Int(NULL_INT))),
-            BinOp::Div => num(p.checked_div(q)),
-            BinOp::Mod if q == 0 => Ok(Value::Scalar(Scalar::Int(NULL_INT))),
-            BinOp::Mod => num(p.checked_rem(q)),
-            _ => compare(op, p.cmp(&q)),
-        };
+        }
     }
-    let (Some(p), Some(q)) = (as_f64(x), as_f64(y)) else {
-        return Err(EvalError::runtime(format!(
-            "cannot apply {op:?} to {} and {}",
-            x.data_type(),
-            y.data_type()
-        )));
-    };
-    match op {
-        BinOp::Add => Ok(Value::Scalar(Scalar::Double(p + q))),
-        BinOp::Sub => Ok(Value::Scalar(Scalar::Double(p - q))),
-        BinOp::Mul => Ok(Value::Scalar(Scalar::Double(p * q))),
-        BinOp::Div => Ok(Value::Scalar(Scalar::Double(p / q))),
-        BinOp::Mod => Ok(Value::Scalar(Scalar::Double(p % q))),
-        _ => match p.partial_cmp(&q) {
-            Some(o) => compare(op, o),
-            None => Ok(Value::Scalar(Scalar::Bool(i8::MIN))),
-        },
-    }
-}
-
-fn compare(op: BinOp, o: std::cmp::Ordering) -> Result<Value, EvalError> {
-    use std::cmp::Ordering::{Equal, Greater, Less};
-    let r = match op {
-        BinOp::Eq => o == Equal,
-        BinOp::Ne => o != Equal,
-        BinOp::Lt => o == Less,
-        BinOp::Le => o != Greater,
-        BinOp::Gt => o == Greater,
-        BinOp::Ge => o != Less,
-        _ => return Err(EvalError::runtime(format!("{op:?} is not a comparison"))),
-    };
-    Ok(Value::Scalar(Scalar::bool(r)))
 }
 
 #[cfg(test)]
@@ -492,13 +575,11 @@ mod tests {
     }
 
     #[test]
-    fn integer_arithmetic_stays_integer_and_promotes_on_overflow() {
+    fn integer_arithmetic_stays_integer_and_overflow_is_null() {
         assert_eq!(binary(BinOp::Add, int(2), int(3)), Ok(int(5)));
         assert_eq!(binary(BinOp::Div, int(7), int(2)), Ok(int(3)));
-        assert_eq!(
-            binary(BinOp::Mul, int(i32::MAX), int(2)),
-            Ok(Value::Scalar(Scalar::Long(i64::from(i32::MAX) * 2)))
-        );
+        // As in DolphinDB, INT overflow gives NULL rather than a wider type.
+        assert_eq!(binary(BinOp::Mul, int(i32::MAX), int(2)), Ok(int(NULL_INT)));
         assert_eq!(
             binary(BinOp::Add, int(1), Value::Scalar(Scalar::Double(0.5))),
             Ok(Value::Scalar(Scalar::Double(1.5)))
@@ -526,5 +607,16 @@ mod tests {
             Ok(Value::Vector(Vector::Long(vec![1, 2])))
         );
         assert!(vector_of(vec![int(1), Value::Scalar(Scalar::string("a"))]).is_err());
+        assert!(matches!(
+            vector_of(vec![Value::Type(DataType::Int), int(3)]),
+            Ok(Value::Tuple(_))
+        ));
+        assert_eq!(
+            range(
+                &Value::Scalar(Scalar::Date(10)),
+                &Value::Scalar(Scalar::Date(12))
+            ),
+            Ok(Value::Vector(Vector::Date(vec![10, 11, 12])))
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! per client connection), [`eval`] and [`builtins`] (the language).
 
 pub mod builtins;
+pub mod dbfns;
 pub mod error;
 pub mod eval;
 pub mod link;
@@ -36,7 +37,7 @@ pub struct DataNode {
     pub participant: Arc<participant::Participant>,
     /// Connections to the other data nodes, made when first needed.
     pub peers: dashmap::DashMap<String, xrepl_common::rpc::RpcClient>,
-    rt: tokio::runtime::Handle,
+    pub(crate) rt: tokio::runtime::Handle,
 }
 
 impl DataNode {
