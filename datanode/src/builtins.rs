@@ -3,7 +3,7 @@
 use xrepl_common::config::NodeRole;
 use xrepl_common::replication;
 use xrepl_common::rpc::{ControllerRequest, ErrorCode, Reply};
-use xrepl_common::value::{FunctionRef, Scalar, Value};
+use xrepl_common::value::{DataType, FunctionRef, Scalar, Value};
 
 use crate::eval::{Args, EvalError};
 use crate::session::Session;
@@ -20,6 +20,16 @@ const BUILTINS: &[&str] = &[
     "table",
     "size",
     "count",
+    "string",
+    "symbol",
+    "int",
+    "long",
+    "double",
+    "bool",
+    "date",
+    "datetime",
+    "timestamp",
+    "nanotimestamp",
 ];
 
 pub fn is_builtin(name: &str) -> bool {
@@ -105,6 +115,21 @@ impl Session {
                 self.controller_call(name, Vec::new())
             }
             "rpc" => self.rpc(args),
+            "string" | "symbol" | "int" | "long" | "double" | "bool" | "date" | "datetime"
+            | "timestamp" | "nanotimestamp" => {
+                args.exactly(name, 1)?;
+                let to =
+                    DataType::from_name(&name.to_ascii_uppercase()).unwrap_or(DataType::String);
+                match &args.positional[0] {
+                    Value::Scalar(s) => xrepl_common::ops::cast_scalar(s, to).map(Value::Scalar),
+                    Value::Vector(v) => xrepl_common::ops::cast(v, to).map(Value::Vector),
+                    other => Err(format!(
+                        "{name} needs a scalar or a vector, got {}",
+                        other.kind_name()
+                    )),
+                }
+                .map_err(EvalError::runtime)
+            }
             "size" | "count" => {
                 args.exactly(name, 1)?;
                 let n = match &args.positional[0] {

@@ -262,6 +262,7 @@ impl Session {
         if let [Value::Pair(_, _), names, types] = vals.as_slice() {
             let names: Vec<String> = match names {
                 Value::Vector(Vector::String(v) | Vector::Symbol(v)) => v.clone(),
+                Value::Scalar(Scalar::String(n) | Scalar::Symbol(n)) => vec![n.clone()],
                 other => {
                     return Err(EvalError::runtime(format!(
                         "table: column names must be strings, got {}",

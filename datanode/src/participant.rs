@@ -138,6 +138,8 @@ impl Participant {
             .unwrap_or_else(|e| Err(invalid(format!("prepare failed: {e}"))));
         if result.is_err() {
             self.locks.release(tid);
+        } else {
+            crate::txn::crash_point("participant_after_prepare");
         }
         result
     }

@@ -26,6 +26,16 @@ const PEER_CALL_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a prepared transaction waits for its coordinator before asking the controller.
 pub const RESOLVE_AFTER_MS: i64 = 2_000;
 
+/// For crash tests: when `XREPL_TEST_CRASH_AT` names this point, the process dies here at
+/// once, without flushing or running destructors, as if it had been SIGKILLed. Points:
+/// `coordinator_after_prepare`, `coordinator_after_decide`, `participant_after_prepare`.
+pub fn crash_point(name: &str) {
+    if std::env::var("XREPL_TEST_CRASH_AT").is_ok_and(|v| v == name) {
+        eprintln!("XREPL_TEST_CRASH_AT: dying at {name}");
+        std::process::exit(86);
+    }
+}
+
 impl DataNode {
     fn participant_error(&self, e: ParticipantError) -> RemoteError {
         let code = match &e {
@@ -162,6 +172,7 @@ impl DataNode {
                 return Err(e.clone());
             }
             None => {
+                crash_point("coordinator_after_prepare");
                 self.link
                     .call(ControllerRequest::Decide {
                         token: token.to_string(),

@@ -250,8 +250,14 @@ impl Cluster {
     }
 
     pub fn spawn_datanode(&mut self, alias: &str) {
+        self.spawn_datanode_env(alias, &[]);
+    }
+
+    /// Starts a data node with extra environment variables (e.g. `XREPL_TEST_CRASH_AT`).
+    pub fn spawn_datanode_env(&mut self, alias: &str, env: &[(&str, &str)]) {
         let log = self.log(alias);
         let child = Command::new(bin("datanode"))
+            .envs(env.iter().copied())
             .arg("--cfg-dir")
             .arg(self.dir.path())
             .arg("--alias")
@@ -271,6 +277,24 @@ impl Cluster {
             .iter_mut()
             .find(|n| n.alias == alias)
             .unwrap_or_else(|| panic!("no node {alias}"))
+    }
+
+    /// Waits until a node's process has exited by itself (e.g. at a crash point).
+    pub fn wait_exit(&mut self, alias: &str, limit: Duration) -> i32 {
+        let node = self.node_mut(alias);
+        let child = node.child.as_mut().expect("running");
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                node.child = None;
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                start.elapsed() < limit,
+                "{alias} did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// SIGKILLs a node and reaps it.
@@ -314,6 +338,35 @@ impl Cluster {
             .output()
             .expect("run xrepl");
         ConsoleOutput::from(out)
+    }
+
+    /// Runs a script as admin on the first data node and returns its JSON outputs; panics
+    /// (with the console's stderr) when a statement fails.
+    pub fn ok(&self, script: &str) -> Vec<serde_json::Value> {
+        let out = self.admin_json(script);
+        assert_eq!(
+            out.code, 0,
+            "script failed:\n{script}\nstderr: {}",
+            out.stderr
+        );
+        out.json()
+    }
+
+    /// The single number a script prints last (e.g. `select count(*) ...`).
+    pub fn number(&self, script: &str) -> i64 {
+        let values = self.ok(script);
+        let last = values.last().expect("an output");
+        let v = match last {
+            serde_json::Value::Array(rows) => rows
+                .first()
+                .and_then(|r| r.as_object())
+                .and_then(|o| o.values().next().cloned())
+                .unwrap_or(serde_json::Value::Null),
+            other => other.clone(),
+        };
+        v.as_i64()
+            .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+            .unwrap_or_else(|| panic!("not a whole number: {last}"))
     }
 
     /// Runs a script as admin on the first data node, printing JSON.
