@@ -146,7 +146,7 @@ pub async fn run(
         rt: tokio::runtime::Handle::current(),
     });
     // Prepared transactions left by a crash: take their locks now, settle them in the loop.
-    node.resolve_prepared().await;
+    node.resolve_prepared(0).await;
     let resolver = {
         let node = node.clone();
         let mut stop = shutdown.clone();
@@ -155,7 +155,7 @@ pub async fn run(
             loop {
                 tokio::select! {
                     _ = stop.changed() => return,
-                    _ = tick.tick() => node.resolve_prepared().await,
+                    _ = tick.tick() => node.resolve_prepared(txn::RESOLVE_AFTER_MS).await,
                 }
             }
         })

@@ -188,6 +188,7 @@ impl DataNode {
             Ok(Reply::Decided {
                 committed: true, ..
             }) => {
+                crash_point("coordinator_after_decide");
                 self.finish(tid, &nodes, true).await;
                 Ok((tid, rows))
             }
@@ -242,8 +243,9 @@ impl DataNode {
     }
 
     /// Settles prepared transactions whose coordinator has not finished them: asks the
-    /// controller for each one older than [`RESOLVE_AFTER_MS`] and applies its answer.
-    pub async fn resolve_prepared(&self) {
+    /// controller for each one older than `min_age_ms` and applies its answer. At start-up
+    /// every one is asked about at once (0); afterwards those older than [`RESOLVE_AFTER_MS`].
+    pub async fn resolve_prepared(&self, min_age_ms: i64) {
         let storage = self.participant.storage.clone();
         let prepared = match tokio::task::spawn_blocking(move || storage.all_prepared()).await {
             Ok(Ok(p)) => p,
@@ -265,7 +267,7 @@ impl DataNode {
             {
                 continue;
             }
-            if now.saturating_sub(p.prepared_ms) < RESOLVE_AFTER_MS {
+            if now.saturating_sub(p.prepared_ms) < min_age_ms {
                 continue;
             }
             match self
