@@ -174,50 +174,45 @@ impl Participant {
         Ok(prepared.rows)
     }
 
-    /// The current blocks of a chunk within a transaction: committed ones, or those this
-    /// transaction already wrote.
-    fn current(&self, w: &Work, c: ChunkId) -> Result<Vec<(u64, Block)>, ParticipantError> {
-        let m = match w.manifests.get(&c) {
-            Some(Some(m)) => m.clone(),
-            Some(None) => return Ok(Vec::new()),
-            None => self.storage.manifest(c)?,
-        };
-        m.blocks
-            .iter()
-            .map(|(uid, _)| {
-                let b = match w.blocks.get(&(c, *uid)) {
-                    Some(b) => Some(b.clone()),
-                    None => self.storage.block(c, *uid)?,
-                };
-                b.map(|b| (*uid, b)).ok_or_else(|| {
-                    invalid(format!(
-                        "block {uid} of chunk {}/{} is missing",
-                        c.table, c.partition
-                    ))
-                })
-            })
-            .collect()
+    /// A chunk's manifest as this transaction sees it.
+    fn manifest_of(&self, w: &Work, c: ChunkId) -> Result<Manifest, ParticipantError> {
+        match w.manifests.get(&c) {
+            Some(Some(m)) => Ok(m.clone()),
+            Some(None) => Ok(Manifest::default()),
+            None => Ok(self.storage.manifest(c)?),
+        }
     }
 
-    /// Replaces a chunk's content with `blocks` (new ones written, old ones retired).
+    /// One block as this transaction sees it (its own new blocks first).
+    fn load(&self, w: &Work, c: ChunkId, uid: u64) -> Result<Block, ParticipantError> {
+        if let Some(b) = w.blocks.get(&(c, uid)) {
+            return Ok(b.clone());
+        }
+        self.storage.block(c, uid)?.ok_or_else(|| {
+            invalid(format!(
+                "block {uid} of chunk {}/{} is missing",
+                c.table, c.partition
+            ))
+        })
+    }
+
+    /// Gives a chunk the blocks `keep` (from `old`) followed by `new`; blocks of `old` not
+    /// kept are retired at commit (or dropped now if this transaction wrote them).
     fn replace(
         &self,
         w: &mut Work,
         c: ChunkId,
-        old: &[(u64, Block)],
-        keep: Vec<(u64, Block)>,
+        old: &Manifest,
+        keep: Vec<(u64, u32)>,
         new: Vec<Block>,
     ) -> Result<(), String> {
         let kept: HashSet<u64> = keep.iter().map(|(u, _)| *u).collect();
-        for (uid, _) in old {
+        for (uid, _) in &old.blocks {
             if !kept.contains(uid) && w.blocks.remove(&(c, *uid)).is_none() {
                 w.old.push((c, *uid));
             }
         }
-        let mut m = Manifest::default();
-        for (uid, b) in keep {
-            m.blocks.push((uid, b.rows));
-        }
+        let mut m = Manifest { blocks: keep };
         for b in new.into_iter().filter(|b| b.rows > 0) {
             let uid = w.uid()?;
             m.blocks.push((uid, b.rows));
@@ -227,6 +222,32 @@ impl Participant {
         Ok(())
     }
 
+    /// Rewrites every block of a chunk with `f`, which returns the new columns and the rows it
+    /// touched (`None`: the block is unchanged and kept as it is).
+    fn rewrite(
+        &self,
+        w: &mut Work,
+        c: ChunkId,
+        defs: &[ColumnDef],
+        mut f: impl FnMut(&[Vector], usize) -> Result<Option<(Vec<Vector>, u64)>, ParticipantError>,
+    ) -> Result<(), ParticipantError> {
+        let old = self.manifest_of(w, c)?;
+        let mut keep = Vec::new();
+        let mut new = Vec::new();
+        for (uid, rows) in &old.blocks {
+            let b = self.load(w, c, *uid)?;
+            let cols = project(&b, defs).map_err(invalid)?;
+            match f(&cols, b.rows as usize)? {
+                None => keep.push((*uid, *rows)),
+                Some((cols, touched)) => {
+                    new.push(to_block(defs, cols));
+                    w.rows += touched;
+                }
+            }
+        }
+        self.replace(w, c, &old, keep, new).map_err(invalid)
+    }
+
     fn apply(&self, w: &mut Work, op: ChunkOp) -> Result<(), ParticipantError> {
         let c = op.chunk;
         let defs = &op.columns;
@@ -234,45 +255,43 @@ impl Participant {
             ChunkAction::Append { columns } => {
                 let rows = columns.first().map_or(0, |(_, v)| v.len());
                 check_columns(defs, &columns)?;
-                let old = self.current(w, c)?;
-                // Top up the last block if it is short, so small appends do not pile up blocks.
-                let (keep, tail) = match old.split_last() {
-                    Some(((uid, last), rest)) if (last.rows as usize) < BLOCK_ROWS => {
-                        let _ = uid;
-                        (rest.to_vec(), Some(last.clone()))
-                    }
-                    _ => (old.clone(), None),
-                };
+                let old = self.manifest_of(w, c)?;
+                // Top up the last block if it is short, so small appends do not pile up
+                // blocks; only that block is read.
+                let mut keep = old.blocks.clone();
                 let mut data = columns;
-                if let Some(tail) = tail {
-                    data = concat_block(&tail, defs, data).map_err(invalid)?;
+                if let Some((uid, n)) = keep.last().copied() {
+                    if (n as usize) < BLOCK_ROWS {
+                        keep.pop();
+                        let tail = self.load(w, c, uid)?;
+                        data = concat_block(&tail, defs, data).map_err(invalid)?;
+                    }
                 }
-                let new = split_blocks(data);
-                self.replace(w, c, &old, keep, new).map_err(invalid)?;
+                self.replace(w, c, &old, keep, split_blocks(data))
+                    .map_err(invalid)?;
                 w.rows += rows as u64;
             }
             ChunkAction::Upsert { columns, keys } => {
                 check_columns(defs, &columns)?;
-                let old = self.current(w, c)?;
-                let (merged, touched) = upsert(&old, defs, columns, &keys).map_err(invalid)?;
+                let old = self.manifest_of(w, c)?;
+                let blocks = old
+                    .blocks
+                    .iter()
+                    .map(|(uid, _)| self.load(w, c, *uid))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let (merged, touched) = upsert(&blocks, defs, columns, &keys).map_err(invalid)?;
                 self.replace(w, c, &old, Vec::new(), split_blocks(merged))
                     .map_err(invalid)?;
                 w.rows += touched;
             }
             ChunkAction::Update { set, filter } => {
-                let old = self.current(w, c)?;
-                let mut keep = Vec::new();
-                let mut new = Vec::new();
-                for (uid, b) in &old {
-                    let cols = project(b, defs).map_err(invalid)?;
-                    let rows = b.rows as usize;
-                    let mask = mask(filter.as_ref(), defs, &cols, rows)?;
+                self.rewrite(w, c, defs, |cols, rows| {
+                    let mask = mask(filter.as_ref(), defs, cols, rows)?;
                     let hits = mask.iter().filter(|m| **m).count();
                     if hits == 0 {
-                        keep.push((*uid, b.clone()));
-                        continue;
+                        return Ok(None);
                     }
-                    let mut out = cols.clone();
+                    let mut out = cols.to_vec();
                     for (name, e) in &set {
                         let i = defs
                             .iter()
@@ -283,8 +302,7 @@ impl Participant {
                                 .position(|d| d.name == n)
                                 .and_then(|j| cols.get(j))
                         };
-                        let v = e.eval(&lookup).map_err(invalid)?;
-                        let v = match v {
+                        let v = match e.eval(&lookup).map_err(invalid)? {
                             Value::Scalar(s) => ops::cast_scalar(&s, defs[i].ty)
                                 .map(|s| broadcast(&s, rows))
                                 .map_err(invalid)?,
@@ -298,36 +316,26 @@ impl Participant {
                         };
                         out[i] = blend(&mask, &v, &out[i]).map_err(invalid)?;
                     }
-                    new.push(to_block(defs, out));
-                    w.rows += hits as u64;
-                }
-                self.replace(w, c, &old, keep, new).map_err(invalid)?;
+                    Ok(Some((out, hits as u64)))
+                })?;
             }
             ChunkAction::Delete { filter } => {
-                let old = self.current(w, c)?;
-                let mut keep = Vec::new();
-                let mut new = Vec::new();
-                for (uid, b) in &old {
-                    let cols = project(b, defs).map_err(invalid)?;
-                    let rows = b.rows as usize;
-                    let mask = mask(filter.as_ref(), defs, &cols, rows)?;
+                self.rewrite(w, c, defs, |cols, rows| {
+                    let mask = mask(filter.as_ref(), defs, cols, rows)?;
                     let hits = mask.iter().filter(|m| **m).count();
                     if hits == 0 {
-                        keep.push((*uid, b.clone()));
-                        continue;
+                        return Ok(None);
                     }
                     let stay: Vec<bool> = mask.iter().map(|m| !m).collect();
-                    new.push(to_block(
-                        defs,
+                    Ok(Some((
                         cols.iter().map(|v| ops::filter(v, &stay)).collect(),
-                    ));
-                    w.rows += hits as u64;
-                }
-                self.replace(w, c, &old, keep, new).map_err(invalid)?;
+                        hits as u64,
+                    )))
+                })?;
             }
             ChunkAction::Truncate | ChunkAction::Drop => {
-                let old = self.current(w, c)?;
-                w.rows += old.iter().map(|(_, b)| u64::from(b.rows)).sum::<u64>();
+                let old = self.manifest_of(w, c)?;
+                w.rows += old.rows();
                 self.replace(w, c, &old, Vec::new(), Vec::new())
                     .map_err(invalid)?;
                 if matches!(op.action, ChunkAction::Drop) {
@@ -335,19 +343,14 @@ impl Participant {
                 }
             }
             ChunkAction::Convert { column, to } => {
-                let old = self.current(w, c)?;
-                let mut new = Vec::new();
-                for (_, b) in &old {
-                    let mut b = b.clone();
-                    for (id, v) in &mut b.columns {
-                        if *id == column {
-                            *v = ops::cast(v, to).map_err(invalid)?;
-                        }
+                let i = defs.iter().position(|d| d.id == column);
+                self.rewrite(w, c, defs, |cols, rows| {
+                    let mut out = cols.to_vec();
+                    if let Some(i) = i {
+                        out[i] = ops::cast(&out[i], to).map_err(invalid)?;
                     }
-                    w.rows += u64::from(b.rows);
-                    new.push(b);
-                }
-                self.replace(w, c, &old, Vec::new(), new).map_err(invalid)?;
+                    Ok(Some((out, rows as u64)))
+                })?;
             }
         }
         Ok(())
@@ -665,13 +668,13 @@ fn blend(mask: &[bool], new: &Vector, old: &Vector) -> Result<Vector, String> {
 /// Merges `data` into a chunk by `keys`: matching rows are replaced, others appended.
 /// Returns the chunk's new columns and how many rows were written.
 fn upsert(
-    old: &[(u64, Block)],
+    old: &[Block],
     defs: &[ColumnDef],
     data: Vec<(u32, Vector)>,
     keys: &[u32],
 ) -> Result<(Vec<(u32, Vector)>, u64), String> {
     let mut cols: Vec<Vector> = defs.iter().map(|d| Vector::empty(d.ty)).collect();
-    for (_, b) in old {
+    for b in old {
         for (acc, v) in cols.iter_mut().zip(project(b, defs)?) {
             *acc = ops::concat(acc, &v)?;
         }
@@ -722,21 +725,25 @@ fn upsert(
             }
         }
     }
+    // One pass per column: each existing row takes its replacement, if any.
+    let mut from_new: Vec<Option<usize>> = vec![None; cols.first().map_or(0, Vector::len)];
+    for (dst, r) in &replace {
+        if let Some(slot) = from_new.get_mut(*dst) {
+            *slot = Some(*r);
+        }
+    }
     for (i, c) in cols.iter_mut().enumerate() {
         let src = &new_cols[i];
         if !replace.is_empty() {
-            let mut mask = vec![false; c.len()];
-            let mut vals = c.clone();
-            for (dst, r) in &replace {
-                mask[*dst] = true;
-                let mut tmp = Vector::empty(c.data_type());
-                for j in 0..c.len() {
-                    let s = if j == *dst { src.get(*r) } else { vals.get(j) };
-                    tmp.push(s.ok_or("row out of range")?)?;
-                }
-                vals = tmp;
+            let mut out = Vector::empty(c.data_type());
+            for (j, repl) in from_new.iter().enumerate() {
+                let s = match repl {
+                    Some(r) => src.get(*r),
+                    None => c.get(j),
+                };
+                out.push(s.ok_or("row out of range")?)?;
             }
-            *c = vals;
+            *c = out;
         }
         if !append.is_empty() {
             *c = ops::concat(c, &ops::take_indices(src, &append))?;

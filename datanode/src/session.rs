@@ -113,6 +113,21 @@ impl Session {
                 let (outputs, error) = self.run(&script);
                 Ok(Reply::Ran { outputs, error })
             }
+            SessionRequest::Call { function, args } => {
+                if self.user.is_none() {
+                    return Err(self.node.error(
+                        ErrorCode::NotLoggedIn,
+                        "Not logged in: call login(user, password) first.",
+                    ));
+                }
+                let args = crate::eval::Args {
+                    positional: args,
+                    named: Vec::new(),
+                };
+                self.call(&function, args)
+                    .map(Reply::Value)
+                    .map_err(|e| self.remote(e))
+            }
         }
     }
 

@@ -155,6 +155,11 @@ pub enum SessionRequest {
     Run {
         script: String,
     },
+    /// Calls one function with values, without script text (the Rust client API).
+    Call {
+        function: String,
+        args: Vec<Value>,
+    },
 }
 
 /// A successful answer.

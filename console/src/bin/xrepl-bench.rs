@@ -1,0 +1,253 @@
+//! `xrepl-bench`: benchmarks through the Rust client API against a running cluster.
+//! Prints one JSON object per line, each with at least `workload`, `rows` and `seconds`.
+//!
+//! `xrepl-bench ingest --host H`: the tutorial's K-line table (5,000 securities x 242
+//! minutes = 1,210,000 rows, 9 columns, VALUE-partitioned by date), appended once in one
+//! transaction and once in batches of 10,000 rows.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use xrepl_common::client::Client;
+use xrepl_common::value::{Table, Vector};
+
+#[derive(Parser)]
+#[command(about = "xrepl benchmarks (see docs/benchmarks.md)")]
+struct Args {
+    #[arg(long, default_value = "127.0.0.1:8849")]
+    host: String,
+    #[arg(long, default_value = "admin")]
+    user: String,
+    #[arg(long, default_value = "123456")]
+    password: String,
+    #[command(subcommand)]
+    workload: Workload,
+}
+
+#[derive(Subcommand)]
+enum Workload {
+    /// The 1.21 M-row K-line ingest, as one transaction and in batches.
+    Ingest {
+        /// Rows per transaction in the batched run.
+        #[arg(long, default_value_t = 10_000)]
+        batch: usize,
+    },
+}
+
+/// Raw bytes per K-line row: SYMBOL(6) + DATETIME(4) + 5 DOUBLE(40) + INT(4) + DOUBLE(8).
+const ROW_BYTES: f64 = 62.0;
+
+/// A small deterministic generator (xorshift64*), so every run appends the same data.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn price(&mut self) -> f64 {
+        (10.0 + (self.next() % 10_000) as f64 / 100.0 * 1.0).round()
+            + (self.next() % 100) as f64 / 100.0
+    }
+}
+
+/// The tutorial's table: every security at every minute of 2023.01.08's two sessions.
+fn kline() -> Table {
+    let minutes: Vec<i32> = (0..121)
+        .map(|i| 1_673_170_200 + i * 60) // 2023.01.08T09:30:00
+        .chain((0..121).map(|i| 1_673_182_800 + i * 60)) // 2023.01.08T13:00:00
+        .collect();
+    let n = 5_000 * minutes.len();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut sec = Vec::with_capacity(n);
+    let mut time = Vec::with_capacity(n);
+    for s in 0..5_000 {
+        let id = format!("{s:06}");
+        for m in &minutes {
+            sec.push(id.clone());
+            time.push(*m);
+        }
+    }
+    let mut px = || (0..n).map(|_| rng.price()).collect::<Vec<f64>>();
+    let (pre, open, high, low, last) = (px(), px(), px(), px(), px());
+    let mut rng = Rng(7);
+    let volume: Vec<i32> = (0..n).map(|_| 100 + (rng.next() % 100) as i32).collect();
+    let amount: Vec<f64> = last
+        .iter()
+        .zip(&volume)
+        .map(|(p, v)| (p * f64::from(*v) * 100.0).round() / 100.0)
+        .collect();
+    Table {
+        names: [
+            "SecurityID",
+            "DateTime",
+            "PreClosePx",
+            "OpenPx",
+            "HighPx",
+            "LowPx",
+            "LastPx",
+            "Volume",
+            "Amount",
+        ]
+        .map(String::from)
+        .to_vec(),
+        columns: vec![
+            Vector::Symbol(sec),
+            Vector::DateTime(time),
+            Vector::Double(pre),
+            Vector::Double(open),
+            Vector::Double(high),
+            Vector::Double(low),
+            Vector::Double(last),
+            Vector::Int(volume),
+            Vector::Double(amount),
+        ],
+    }
+}
+
+fn slice(t: &Table, from: usize, to: usize) -> Table {
+    let idx: Vec<usize> = (from..to).collect();
+    Table {
+        names: t.names.clone(),
+        columns: t
+            .columns
+            .iter()
+            .map(|c| xrepl_common::ops::take_indices(c, &idx))
+            .collect(),
+    }
+}
+
+const DB: &str = "dfs://bench_ingest";
+
+async fn fresh_table(c: &Client) -> Result<(), String> {
+    c.run(&format!(
+        r#"if (existsDatabase("{DB}")) {{ dropDatabase("{DB}") }}
+db = database("{DB}", VALUE, 2023.01.01..2023.12.31)
+schemaTable = table(1:0, `SecurityID`DateTime`PreClosePx`OpenPx`HighPx`LowPx`LastPx`Volume`Amount, [SYMBOL, DATETIME, DOUBLE, DOUBLE, DOUBLE, DOUBLE, DOUBLE, INT, DOUBLE])
+db.createPartitionedTable(table=schemaTable, tableName="kline", partitionColumns=`DateTime)"#
+    ))
+    .await
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
+async fn count(c: &Client) -> Result<i64, String> {
+    let t = c
+        .query(&format!(
+            "select count(*) from loadTable(\"{DB}\", \"kline\")"
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+    match t.columns.first().and_then(|v| v.get(0)) {
+        Some(xrepl_common::value::Scalar::Long(n)) => Ok(n),
+        other => Err(format!("unexpected count {other:?}")),
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+#[allow(clippy::print_stdout)]
+async fn ingest(c: &Client, batch: usize) -> Result<(), String> {
+    let gen_start = Instant::now();
+    let data = kline();
+    let rows = data.rows();
+    let gen_s = gen_start.elapsed().as_secs_f64();
+
+    fresh_table(c).await?;
+    let start = Instant::now();
+    c.append(DB, "kline", data.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let secs = start.elapsed().as_secs_f64();
+    let n = count(c).await?;
+    if n != rows as i64 {
+        return Err(format!("expected {rows} rows after the append, found {n}"));
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "workload": "ingest_single_transaction",
+            "rows": rows,
+            "seconds": secs,
+            "rows_per_s": rows as f64 / secs,
+            "mb_per_s": rows as f64 * ROW_BYTES / secs / 1e6,
+            "commit_latency_ms": secs * 1e3,
+            "client_generation_s": gen_s,
+        })
+    );
+
+    fresh_table(c).await?;
+    let mut lat = Vec::new();
+    let start = Instant::now();
+    for from in (0..rows).step_by(batch.max(1)) {
+        let part = slice(&data, from, (from + batch).min(rows));
+        let t = Instant::now();
+        c.append(DB, "kline", part)
+            .await
+            .map_err(|e| e.to_string())?;
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let n = count(c).await?;
+    if n != rows as i64 {
+        return Err(format!("expected {rows} rows after the batches, found {n}"));
+    }
+    lat.sort_by(f64::total_cmp);
+    println!(
+        "{}",
+        serde_json::json!({
+            "workload": format!("ingest_batches_{batch}"),
+            "rows": rows,
+            "seconds": secs,
+            "transactions": lat.len(),
+            "rows_per_s": rows as f64 / secs,
+            "mb_per_s": rows as f64 * ROW_BYTES / secs / 1e6,
+            "commit_latency_ms_p50": percentile(&lat, 0.5),
+            "commit_latency_ms_p99": percentile(&lat, 0.99),
+            "commit_latency_ms_max": percentile(&lat, 1.0),
+        })
+    );
+    c.run(&format!("dropDatabase(\"{DB}\")"))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = rt.block_on(async {
+        let c = Client::connect(&args.host, &args.user, &args.password)
+            .await
+            .map_err(|e| e.to_string())?;
+        match args.workload {
+            Workload::Ingest { batch } => ingest(&c, batch).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
