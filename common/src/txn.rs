@@ -79,6 +79,8 @@ pub enum ChunkAction {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChunkOp {
     pub chunk: ChunkId,
+    /// The chunk as users name it, for messages: `dfs://db/table/partition`.
+    pub label: String,
     /// The table's columns as the coordinator saw them, for reading and writing blocks.
     pub columns: Vec<ColumnDef>,
     pub action: ChunkAction,

@@ -252,7 +252,11 @@ impl Session {
     }
 
     /// One op per chunk of `t` (every partition it has data in), grouped by node.
-    fn all_chunks(t: &TableMeta, action: &ChunkAction) -> BTreeMap<String, Vec<ChunkOp>> {
+    fn all_chunks(
+        d: &DatabaseMeta,
+        t: &TableMeta,
+        action: &ChunkAction,
+    ) -> BTreeMap<String, Vec<ChunkOp>> {
         let mut out: BTreeMap<String, Vec<ChunkOp>> = BTreeMap::new();
         for (p, node) in &t.chunks {
             out.entry(node.clone()).or_default().push(ChunkOp {
@@ -260,6 +264,7 @@ impl Session {
                     table: t.id,
                     partition: *p,
                 },
+                label: chunk_label(d, t, *p),
                 columns: t.columns.clone(),
                 action: action.clone(),
             });
@@ -319,7 +324,7 @@ impl Session {
                 let d = self.db_meta(&path, Some(Right::Owner))?;
                 let mut ops: BTreeMap<String, Vec<ChunkOp>> = BTreeMap::new();
                 for t in d.tables.values() {
-                    for (n, o) in Self::all_chunks(t, &ChunkAction::Drop) {
+                    for (n, o) in Self::all_chunks(&d, t, &ChunkAction::Drop) {
                         ops.entry(n).or_default().extend(o);
                     }
                 }
@@ -451,10 +456,10 @@ impl Session {
                 a.check(f, &[], 2)?;
                 let db = a.db(f, 0, "dbHandle")?;
                 let name = a.text(f, 1, "tableName")?;
-                let (_, t) = self.table_meta(&db, &name, Some(Right::Owner))?;
+                let (d, t) = self.table_meta(&db, &name, Some(Right::Owner))?;
                 self.transact(
                     vec![CatalogChange::DropTable { db, name }],
-                    Self::all_chunks(&t, &ChunkAction::Drop),
+                    Self::all_chunks(&d, &t, &ChunkAction::Drop),
                 )?;
                 Ok(Value::Void)
             }
@@ -474,8 +479,8 @@ impl Session {
                 a.check(f, &[], 2)?;
                 let db = a.db(f, 0, "dbUrl")?;
                 let name = a.text(f, 1, "tableName")?;
-                let (_, t) = self.table_meta(&db, &name, Some(Right::Write))?;
-                self.transact(vec![], Self::all_chunks(&t, &ChunkAction::Truncate))?;
+                let (d, t) = self.table_meta(&db, &name, Some(Right::Write))?;
+                self.transact(vec![], Self::all_chunks(&d, &t, &ChunkAction::Truncate))?;
                 Ok(Value::Void)
             }
             "dropPartition" => {
@@ -508,6 +513,7 @@ impl Session {
                                 table: t.id,
                                 partition: *p,
                             },
+                            label: chunk_label(&d, &t, *p),
                             columns: t.columns.clone(),
                             action: ChunkAction::Drop,
                         });
@@ -601,11 +607,12 @@ impl Session {
                         )))
                     }
                 };
-                let (_, t) = self.table_meta(&db, &table, Some(Right::Owner))?;
+                let (d, t) = self.table_meta(&db, &table, Some(Right::Owner))?;
                 let col = t
                     .column(&name)
                     .ok_or_else(|| not_found(format!("table '{table}' has no column '{name}'")))?;
                 let ops = Self::all_chunks(
+                    &d,
                     &t,
                     &ChunkAction::Convert {
                         column: col.id,
@@ -818,6 +825,7 @@ impl Session {
                     table: t.id,
                     partition: p,
                 },
+                label: chunk_label(&d, &t, p),
                 columns: t.columns.clone(),
                 action,
             });
@@ -881,7 +889,7 @@ impl Session {
                 )))
             }
         };
-        let (_, t) = self.table_meta(&db, &name, Some(Right::Write))?;
+        let (d, t) = self.table_meta(&db, &name, Some(Right::Write))?;
         let mut compiled = Vec::new();
         for (c, e) in set {
             if t.column(c).is_none() {
@@ -898,6 +906,7 @@ impl Session {
         let rows = self.transact(
             vec![],
             Self::all_chunks(
+                &d,
                 &t,
                 &ChunkAction::Update {
                     set: compiled,
@@ -924,11 +933,11 @@ impl Session {
                 )))
             }
         };
-        let (_, t) = self.table_meta(&db, &name, Some(Right::Write))?;
+        let (d, t) = self.table_meta(&db, &name, Some(Right::Write))?;
         let filter = filter.map(|f| self.col_expr(f, &t.columns)).transpose()?;
         self.transact(
             vec![],
-            Self::all_chunks(&t, &ChunkAction::Delete { filter }),
+            Self::all_chunks(&d, &t, &ChunkAction::Delete { filter }),
         )?;
         Ok(Value::Void)
     }
@@ -1142,6 +1151,15 @@ impl Session {
         order_and_limit(self, &mut out, q)?;
         Ok(Value::Table(out))
     }
+}
+
+/// `dfs://db/table/partition`, for messages.
+fn chunk_label(d: &DatabaseMeta, t: &TableMeta, p: u32) -> String {
+    let part = match t.kind {
+        TableKind::Dimension => String::new(),
+        TableKind::Partitioned { .. } => d.scheme.partition_name(p),
+    };
+    format!("{}/{}/{part}", d.path, t.name)
 }
 
 fn mentions_column(e: &Expr, is_col: &dyn Fn(&str) -> bool) -> bool {

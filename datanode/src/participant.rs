@@ -75,10 +75,9 @@ pub enum ParticipantError {
     /// The request cannot succeed as it stands (bad data, bad expression).
     #[error("{0}")]
     Invalid(String),
-    #[error("partition {partition} of table {table} is locked by transaction {holder}; gave up after {waited_ms} ms")]
+    #[error("partition {label} is locked by transaction {holder}; gave up after {waited_ms} ms")]
     Locked {
-        table: u64,
-        partition: u32,
+        label: String,
         holder: u64,
         waited_ms: u128,
     },
@@ -127,8 +126,10 @@ impl Participant {
             .acquire(tid, &chunks, self.lock_timeout)
             .await
             .map_err(|(c, holder)| ParticipantError::Locked {
-                table: c.table,
-                partition: c.partition,
+                label: ops.iter().find(|o| o.chunk == c).map_or_else(
+                    || format!("{}/{}", c.table, c.partition),
+                    |o| o.label.clone(),
+                ),
                 holder,
                 waited_ms: self.lock_timeout.as_millis(),
             })?;

@@ -195,3 +195,44 @@ fn t40_controller_killed_during_a_stream_of_appends() {
         .remove(0);
     assert_eq!(total[0]["count"].as_i64(), Some(10 * got.len() as i64));
 }
+
+#[test]
+fn t50_a_locked_partition_gives_a_clear_error_and_others_stay_writable() {
+    let mut c = Cluster::start(&Spec {
+        controller_cfg: "transactionTimeoutMs=8000\n".into(),
+        cluster_cfg: "partitionLockTimeoutMs=300\n".into(),
+        ..Spec::default()
+    });
+    c.ok(SETUP);
+    c.ok(&script(0));
+    // A coordinator that dies after preparing leaves its partitions locked until the
+    // controller aborts the transaction (8 s here).
+    restart_with_crash(&mut c, "dnode1", "coordinator_after_prepare");
+    let out = c.admin_json(&format!(
+        "{}\nloadTable(\"dfs://c\", \"t\").append!(table(d, id, b))",
+        "id = [1]\nd = [2023.01.02]\nb = [1]"
+    ));
+    assert_ne!(out.code, 0);
+    c.wait_exit("dnode1", Duration::from_secs(10));
+    c.spawn_datanode("dnode1");
+    c.wait_all_up();
+    // The same partition: refused after partitionLockTimeoutMs, naming the holder.
+    let out = c.admin_json("id = [2]\nd = [2023.01.02]\nb = [2]\nloadTable(\"dfs://c\", \"t\").append!(table(d, id, b))");
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("partition dfs://c/t/2023.01.02 is locked by transaction")
+            && out.stderr.contains("gave up after 300 ms"),
+        "{}",
+        out.stderr
+    );
+    // Another partition: written at once.
+    let out = c.admin_json("id = [3]\nd = [2023.01.03]\nb = [3]\nloadTable(\"dfs://c\", \"t\").append!(table(d, id, b))");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // After the timeout the lock goes and the first partition takes writes again.
+    append_retrying(&c, 4);
+    let got = batches(&c);
+    assert_eq!(got.get(&1), None, "the dead transaction left nothing");
+    assert_eq!(got.get(&3), Some(&1));
+    assert_eq!(got.get(&4), Some(&10));
+}
