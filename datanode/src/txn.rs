@@ -28,7 +28,8 @@ pub const RESOLVE_AFTER_MS: i64 = 2_000;
 
 /// For crash tests: when `XREPL_TEST_CRASH_AT` names this point, the process dies here at
 /// once, without flushing or running destructors, as if it had been SIGKILLed. Points:
-/// `coordinator_after_prepare`, `coordinator_after_decide`, `participant_after_prepare`.
+/// `coordinator_after_prepare`, `coordinator_after_decide`, `participant_after_prepare`,
+/// `participant_before_commit`.
 pub fn crash_point(name: &str) {
     if std::env::var("XREPL_TEST_CRASH_AT").is_ok_and(|v| v == name) {
         eprintln!("XREPL_TEST_CRASH_AT: dying at {name}");
@@ -55,11 +56,13 @@ impl DataNode {
                 .await
                 .map(|rows| Reply::Prepared { rows })
                 .map_err(|e| self.participant_error(e)),
-            ParticipantRequest::Commit { tid } => p
-                .commit(tid)
-                .await
-                .map(|()| Reply::Done)
-                .map_err(|e| self.participant_error(e)),
+            ParticipantRequest::Commit { tid } => {
+                crash_point("participant_before_commit");
+                p.commit(tid)
+                    .await
+                    .map(|()| Reply::Done)
+                    .map_err(|e| self.participant_error(e))
+            }
             ParticipantRequest::Abort { tid } => p
                 .abort(tid)
                 .await

@@ -236,3 +236,18 @@ fn t50_a_locked_partition_gives_a_clear_error_and_others_stay_writable() {
     assert_eq!(got.get(&3), Some(&1));
     assert_eq!(got.get(&4), Some(&10));
 }
+
+#[test]
+fn t60_participant_dies_before_the_commit_reaches_it_and_the_acknowledged_write_completes() {
+    let mut c = cluster();
+    restart_with_crash(&mut c, "dnode2", "participant_before_commit");
+    // The decision is durable before the commit messages go out, so the client is told yes.
+    let out = c.admin_json(&script(1));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(c.wait_exit("dnode2", Duration::from_secs(10)), 86);
+    c.spawn_datanode("dnode2");
+    c.wait_all_up();
+    // dnode2 commits its prepared part on restart: the acknowledged write is there in full.
+    settle(&c, 1, 10);
+    assert_eq!(batches(&c), BTreeMap::from([(0, 10), (1, 10)]));
+}
