@@ -363,7 +363,7 @@ impl Store {
                     _ => {
                         return Err(ControllerError::Corrupt {
                             key: text,
-                            reason: "unknown key".into(),
+                            reason: "unknown key: the metadata was written by another version of xrepl, or is damaged; move the controller's home folder away to start afresh".into(),
                         })
                     }
                 },

@@ -202,10 +202,23 @@ impl DataNode {
             Ok(other) => {
                 Err(self.error(ErrorCode::Internal, format!("unexpected answer {other:?}")))
             }
+            // The controller answered with a refusal (e.g. a missing right): it recorded the
+            // abort before answering, so the outcome is known.
+            Err(e) if e.code != ErrorCode::Unavailable => {
+                self.finish(tid, &nodes, false).await;
+                Err(e)
+            }
             Err(e) => {
-                // The decision may or may not be recorded: the participants keep the prepared
-                // data and ask the controller, which answers (or aborts after the timeout).
-                Err(self.error(e.code, format!("transaction {tid}: the outcome is not known yet ({}); it will be settled within the transaction timeout", e.message)))
+                // The controller could not be reached: the decision may or may not be
+                // recorded. The participants keep the prepared data and ask the controller,
+                // which answers (or aborts after the timeout).
+                Err(self.error(
+                    e.code,
+                    format!(
+                        "transaction {tid}: the outcome is not known yet ({}); it will be settled within the transaction timeout",
+                        e.message
+                    ),
+                ))
             }
         }
     }

@@ -323,6 +323,11 @@ fn t70_rights_are_checked_and_refusals_change_nothing() {
         let out = bob(&script);
         assert_eq!(out.code, 1, "{script}");
         assert!(out.stderr.contains(right), "{script}: {}", out.stderr);
+        assert!(
+            !out.stderr.contains("not known"),
+            "a refusal is a known outcome: {}",
+            out.stderr
+        );
     }
     assert_eq!(count(&c, ""), 100, "nothing changed");
     c.ok("grant(\"bob\", DB_WRITE, \"dfs://db\")");
