@@ -357,23 +357,23 @@ impl Participant {
         Ok(())
     }
 
+    /// Makes a prepared transaction visible and releases its locks.
     pub async fn commit(self: &Arc<Self>, tid: u64) -> Result<(), ParticipantError> {
-        let me = self.clone();
-        let r = tokio::task::spawn_blocking(move || me.storage.commit(tid))
-            .await
-            .unwrap_or_else(|e| {
-                Err(StorageError::Corrupt {
-                    key: format!("tid {tid}"),
-                    reason: e.to_string(),
-                })
-            });
-        self.locks.release(tid);
-        r.map(|_| ()).map_err(ParticipantError::from)
+        self.settle(tid, Storage::commit).await
     }
 
+    /// Forgets a prepared transaction and releases its locks.
     pub async fn abort(self: &Arc<Self>, tid: u64) -> Result<(), ParticipantError> {
+        self.settle(tid, Storage::abort).await
+    }
+
+    async fn settle(
+        self: &Arc<Self>,
+        tid: u64,
+        step: fn(&Storage, u64) -> Result<Option<Prepared>, StorageError>,
+    ) -> Result<(), ParticipantError> {
         let me = self.clone();
-        let r = tokio::task::spawn_blocking(move || me.storage.abort(tid))
+        let r = tokio::task::spawn_blocking(move || step(&me.storage, tid))
             .await
             .unwrap_or_else(|e| {
                 Err(StorageError::Corrupt {
