@@ -640,25 +640,7 @@ fn f64_key(v: f64) -> u64 {
 // ---------------------------------------------------------------------------------------------
 
 fn op_symbol(op: BinOp) -> &'static str {
-    match op {
-        BinOp::Add => "+",
-        BinOp::Sub => "-",
-        BinOp::Mul => "*",
-        BinOp::Div => "/",
-        BinOp::Mod => "%",
-        BinOp::Eq => "==",
-        BinOp::Ne => "!=",
-        BinOp::Lt => "<",
-        BinOp::Le => "<=",
-        BinOp::Gt => ">",
-        BinOp::Ge => ">=",
-        BinOp::And => "and",
-        BinOp::Or => "or",
-        BinOp::Range => "..",
-        BinOp::Pair => ":",
-        BinOp::In => "in",
-        BinOp::Between => "between",
-    }
+    op.symbol()
 }
 
 /// `cannot add STRING and INT`, `cannot subtract DATE from INT`, `cannot compare ...`.

@@ -192,3 +192,28 @@ pub enum BinOp {
     /// `x between a:b` (inclusive at both ends)
     Between,
 }
+
+impl BinOp {
+    /// The operator as users write it.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::Mod => "%",
+            BinOp::Eq => "==",
+            BinOp::Ne => "!=",
+            BinOp::Lt => "<",
+            BinOp::Le => "<=",
+            BinOp::Gt => ">",
+            BinOp::Ge => ">=",
+            BinOp::And => "and",
+            BinOp::Or => "or",
+            BinOp::Range => "..",
+            BinOp::Pair => ":",
+            BinOp::In => "in",
+            BinOp::Between => "between",
+        }
+    }
+}

@@ -1289,25 +1289,7 @@ mod tests {
     // ----- helpers: render trees as compact S-expressions -------------------------------
 
     fn op(o: BinOp) -> &'static str {
-        match o {
-            BinOp::Add => "+",
-            BinOp::Sub => "-",
-            BinOp::Mul => "*",
-            BinOp::Div => "/",
-            BinOp::Mod => "%",
-            BinOp::Eq => "==",
-            BinOp::Ne => "!=",
-            BinOp::Lt => "<",
-            BinOp::Le => "<=",
-            BinOp::Gt => ">",
-            BinOp::Ge => ">=",
-            BinOp::And => "and",
-            BinOp::Or => "or",
-            BinOp::Range => "..",
-            BinOp::Pair => ":",
-            BinOp::In => "in",
-            BinOp::Between => "between",
-        }
+        o.symbol()
     }
 
     fn args(a: &[Arg]) -> String {
