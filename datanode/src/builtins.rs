@@ -35,6 +35,7 @@ const BUILTINS: &[&str] = &[
 pub fn is_builtin(name: &str) -> bool {
     BUILTINS.contains(&name)
         || crate::dbfns::DB_FUNCTIONS.contains(&name)
+        || crate::datafns::DATA_FUNCTIONS.contains(&name)
         || replication::placement(name).is_some()
 }
 
@@ -79,6 +80,9 @@ impl Session {
     /// Calls function `name`.
     pub(crate) fn call(&mut self, name: &str, args: Args) -> Result<Value, EvalError> {
         if let Some(result) = self.call_db(name, &args) {
+            return result;
+        }
+        if let Some(result) = crate::datafns::call(name, &args) {
             return result;
         }
         match name {

@@ -4,6 +4,7 @@
 //! per client connection), [`eval`] and [`builtins`] (the language).
 
 pub mod builtins;
+pub mod datafns;
 pub mod dbfns;
 pub mod error;
 pub mod eval;
