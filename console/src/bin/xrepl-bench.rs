@@ -27,6 +27,8 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Workload {
+    /// The tutorial's master script: data generation in the session, then its append!.
+    Tutorial,
     /// The 1.21 M-row K-line ingest, as one transaction and in batches.
     Ingest {
         /// Rows per transaction in the batched run.
@@ -223,6 +225,56 @@ async fn ingest(c: &Client, batch: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// The tutorial's master statements, as tests/scripts/tutorial_master.dos holds them.
+const TUTORIAL: &str = include_str!("../../../tests/scripts/tutorial_master.dos");
+
+#[allow(clippy::print_stdout)]
+async fn tutorial(c: &Client) -> Result<(), String> {
+    const APPEND: &str = "loadTable(dbName, tbName).append!(t)";
+    let at = TUTORIAL
+        .find(APPEND)
+        .ok_or("the tutorial script has no append! line")?;
+    let (setup, rest) = TUTORIAL.split_at(at);
+    // The DDL before the generation, timed apart so that generation is measured alone.
+    let gen_at = setup
+        .find("n = 1210000")
+        .ok_or("the tutorial script has no 'n = ' line")?;
+    let (ddl, generation) = setup.split_at(gen_at);
+    let err = |e: xrepl_common::client::ClientError| e.to_string();
+    let total = Instant::now();
+    c.run(ddl).await.map_err(err)?;
+    let t = Instant::now();
+    c.run(generation).await.map_err(err)?;
+    let gen_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    c.run(rest).await.map_err(err)?;
+    let append_s = t.elapsed().as_secs_f64();
+    let total_s = total.elapsed().as_secs_f64();
+    let n = c
+        .query("select count(*) from loadTable(\"dfs://testDB\", \"testTB\")")
+        .await
+        .map_err(err)?
+        .columns
+        .first()
+        .and_then(|v| v.get(0))
+        .map(|s| s.render())
+        .unwrap_or_default();
+    if n != "1210000" {
+        return Err(format!("expected 1210000 rows, found {n}"));
+    }
+    for (workload, secs) in [
+        ("tutorial_generation", gen_s),
+        ("tutorial_append_and_count", append_s),
+        ("tutorial_total", total_s),
+    ] {
+        println!(
+            "{}",
+            serde_json::json!({ "workload": workload, "rows": 1_210_000, "seconds": secs })
+        );
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -241,6 +293,7 @@ fn main() -> ExitCode {
             .map_err(|e| e.to_string())?;
         match args.workload {
             Workload::Ingest { batch } => ingest(&c, batch).await,
+            Workload::Tutorial => tutorial(&c).await,
         }
     });
     match result {
