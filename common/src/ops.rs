@@ -113,91 +113,44 @@ trait Int: Num {
     fn wide(self) -> i64;
 }
 
-impl Num for i8 {
-    #[inline]
-    fn float(self) -> f64 {
-        if self == NULL_BOOL {
-            f64::NAN
-        } else {
-            f64::from(self)
+/// `Num` and `Int` for an integer storage type whose NULL is `$null`.
+macro_rules! int_storage {
+    ($t:ty, $null:expr) => {
+        impl Num for $t {
+            #[inline]
+            fn float(self) -> f64 {
+                if self == $null {
+                    f64::NAN
+                } else {
+                    self as f64
+                }
+            }
+            #[inline]
+            fn rounded(self) -> i64 {
+                self.wide()
+            }
+            #[inline]
+            fn truth(self) -> bool {
+                self != $null && self != 0
+            }
         }
-    }
-    #[inline]
-    fn rounded(self) -> i64 {
-        self.wide()
-    }
-    #[inline]
-    fn truth(self) -> bool {
-        self != NULL_BOOL && self != 0
-    }
+
+        impl Int for $t {
+            #[inline]
+            fn wide(self) -> i64 {
+                if self == $null {
+                    NULL_LONG
+                } else {
+                    i64::from(self)
+                }
+            }
+        }
+    };
 }
 
-impl Int for i8 {
-    #[inline]
-    fn wide(self) -> i64 {
-        if self == NULL_BOOL {
-            NULL_LONG
-        } else {
-            i64::from(self)
-        }
-    }
-}
-
-impl Num for i32 {
-    #[inline]
-    fn float(self) -> f64 {
-        if self == NULL_INT {
-            f64::NAN
-        } else {
-            f64::from(self)
-        }
-    }
-    #[inline]
-    fn rounded(self) -> i64 {
-        self.wide()
-    }
-    #[inline]
-    fn truth(self) -> bool {
-        self != NULL_INT && self != 0
-    }
-}
-
-impl Int for i32 {
-    #[inline]
-    fn wide(self) -> i64 {
-        if self == NULL_INT {
-            NULL_LONG
-        } else {
-            i64::from(self)
-        }
-    }
-}
-
-impl Num for i64 {
-    #[inline]
-    fn float(self) -> f64 {
-        if self == NULL_LONG {
-            f64::NAN
-        } else {
-            self as f64
-        }
-    }
-    #[inline]
-    fn rounded(self) -> i64 {
-        self
-    }
-    #[inline]
-    fn truth(self) -> bool {
-        self != NULL_LONG && self != 0
-    }
-}
-
-impl Int for i64 {
-    #[inline]
-    fn wide(self) -> i64 {
-        self
-    }
-}
+int_storage!(i8, NULL_BOOL);
+int_storage!(i32, NULL_INT);
+int_storage!(i64, NULL_LONG);
 
 /// 2^63 as a DOUBLE: the first value past the LONG range.
 const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
