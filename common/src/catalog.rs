@@ -549,6 +549,16 @@ pub enum CatalogChange {
         table: String,
         partitions: Vec<u32>,
     },
+    /// `setDatabaseForClusterReplication(db, enabled)`.
+    SetReplication {
+        path: String,
+        enabled: bool,
+    },
+    /// `setDatabaseClusterReplicationExecutionSet(db, set)`: 0 or 1.
+    SetExecutionSet {
+        path: String,
+        set: u8,
+    },
 }
 
 impl CatalogChange {
@@ -557,7 +567,9 @@ impl CatalogChange {
         match self {
             CatalogChange::CreateDatabase { path, .. }
             | CatalogChange::DropDatabase { path }
-            | CatalogChange::AddPartitions { path, .. } => path,
+            | CatalogChange::AddPartitions { path, .. }
+            | CatalogChange::SetReplication { path, .. }
+            | CatalogChange::SetExecutionSet { path, .. } => path,
             CatalogChange::CreateTable { db, .. }
             | CatalogChange::DropTable { db, .. }
             | CatalogChange::RenameTable { db, .. }
@@ -648,6 +660,9 @@ impl Catalog {
 
     /// Applies changes all or nothing: on error the catalog is as it was.
     pub fn apply_all(&mut self, changes: &[CatalogChange]) -> Result<(), String> {
+        if changes.is_empty() {
+            return Ok(());
+        }
         let mut next = self.clone();
         for c in changes {
             next.apply(c)?;
@@ -684,6 +699,15 @@ impl Catalog {
             CatalogChange::AddPartitions { path, values } => {
                 let db = self.db_mut(path)?;
                 db.scheme.extend(values)?;
+            }
+            CatalogChange::SetReplication { path, enabled } => {
+                self.db_mut(path)?.replication_enabled = *enabled;
+            }
+            CatalogChange::SetExecutionSet { path, set } => {
+                if *set > 1 {
+                    return Err(format!("the execution set is 0 or 1, got {set}"));
+                }
+                self.db_mut(path)?.execution_set = *set;
             }
             CatalogChange::CreateTable {
                 db,

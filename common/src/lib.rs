@@ -12,5 +12,6 @@ pub mod ops;
 pub mod process;
 pub mod replication;
 pub mod rpc;
+pub mod task;
 pub mod txn;
 pub mod value;

@@ -179,10 +179,27 @@ impl Controller {
                     let mode = self.cfg.replication.as_ref().map(|r| r.mode);
                     replication::check_placement(name, want, NodeRole::Controller, mode)
                         .map_err(|m| self.error(ErrorCode::BadRequest, m))?;
-                    Err(self.error(
-                        ErrorCode::Runtime,
-                        format!("{name} is not implemented yet in this version of xrepl"),
-                    ))
+                    match name {
+                        "getMasterReplicationStatus" => {
+                            let limit = self.limit_arg(name, &args)?;
+                            Ok(Value::Table(self.master_status(limit)))
+                        }
+                        "getRecentSlaveReplicationInfo" => {
+                            no_args(&args)?;
+                            Ok(Value::Table(self.recent_slaves()))
+                        }
+                        "startClusterReplication" | "stopClusterReplication"
+                            if self.is_master() =>
+                        {
+                            no_args(&args)?;
+                            self.set_master_enabled(name == "startClusterReplication")
+                                .await
+                        }
+                        _ => Err(self.error(
+                            ErrorCode::Runtime,
+                            format!("{name} is not implemented yet in this version of xrepl"),
+                        )),
+                    }
                 }
                 None => Err(self.error(
                     ErrorCode::NotFound,

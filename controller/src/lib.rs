@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod functions;
+pub mod master;
 pub mod meta;
 pub mod nodes;
 
@@ -17,11 +18,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use xrepl_common::auth::{hash_password, verify_password, TokenKey};
 use xrepl_common::catalog::{place_chunk, CatalogChange, Right};
-use xrepl_common::config::{ControllerConfig, NodeRole};
+use xrepl_common::config::{ControllerConfig, NodeRole, ReplicationMode};
 use xrepl_common::rpc::{
     serve, ControllerRequest, ErrorCode, Hello, PeerKind, RemoteError, Reply, Request, Response,
     ServerInfo, Service,
 };
+use xrepl_common::task::TaskMeta;
 use xrepl_common::txn::TxState;
 
 pub use error::ControllerError;
@@ -38,6 +40,10 @@ pub struct Controller {
     pub meta: MetaHandle,
     pub nodes: NodeRegistry,
     token_key: TokenKey,
+    /// Woken whenever a task is queued, for slaves waiting in a pull.
+    pub(crate) task_added: tokio::sync::Notify,
+    /// When each slave last pulled (ns since the epoch); memory only.
+    pub(crate) last_pull: dashmap::DashMap<String, i64>,
 }
 
 impl Controller {
@@ -77,6 +83,8 @@ impl Controller {
             meta,
             nodes,
             token_key,
+            task_added: tokio::sync::Notify::new(),
+            last_pull: dashmap::DashMap::new(),
         })
     }
 
@@ -88,8 +96,16 @@ impl Controller {
         }
     }
 
+    /// Whether this controller's cluster is a replication master.
+    pub fn is_master(&self) -> bool {
+        self.cfg
+            .replication
+            .as_ref()
+            .is_some_and(|r| r.mode == ReplicationMode::Master)
+    }
+
     /// The user behind a session token, if the token is genuine and the user still exists.
-    fn caller(&self, token: &str) -> Result<Caller, RemoteError> {
+    pub(crate) fn caller(&self, token: &str) -> Result<Caller, RemoteError> {
         let user = self.token_key.verify(token).ok_or_else(|| {
             self.refuse(
                 ErrorCode::NotLoggedIn,
@@ -108,7 +124,7 @@ impl Controller {
         Ok(Caller { user, is_admin })
     }
 
-    async fn login(&self, user: &str, password: &str) -> Response {
+    pub(crate) async fn login(&self, user: &str, password: &str) -> Response {
         let hash = self.meta.read(|s| {
             s.users
                 .get(user)
@@ -186,7 +202,11 @@ impl Controller {
         commit: bool,
         reason: String,
         changes: Vec<CatalogChange>,
+        task: Option<TaskMeta>,
     ) -> Response {
+        let now_ns = chrono::Utc::now()
+            .timestamp_nanos_opt()
+            .unwrap_or(Self::now_ms().saturating_mul(1_000_000));
         match self
             .meta
             .apply(MetaCommand::Decide {
@@ -194,11 +214,21 @@ impl Controller {
                 commit,
                 reason,
                 changes,
+                task,
+                master: self.is_master(),
+                now_ns,
             })
             .await
         {
-            Ok(MetaOutcome::Decided(Decision { committed, reason })) => {
-                Ok(Reply::Decided { committed, reason })
+            Ok(MetaOutcome::Decided(Decision { committed, reason }, task_id)) => {
+                if task_id.is_some() {
+                    self.task_added.notify_waiters();
+                }
+                Ok(Reply::Decided {
+                    committed,
+                    reason,
+                    task_id,
+                })
             }
             Ok(other) => {
                 Err(self.refuse(ErrorCode::Internal, format!("unexpected outcome {other:?}")))
@@ -232,6 +262,7 @@ impl Controller {
                                 self.cfg.transaction_timeout.as_millis()
                             ),
                             vec![],
+                            None,
                         )
                         .await?
                     {
@@ -393,6 +424,7 @@ impl Controller {
                 commit,
                 reason,
                 changes,
+                task,
             } => {
                 let caller = self.caller(&token)?;
                 let owner = self.meta.read(|s| s.open.get(&tid).map(|o| o.user.clone()));
@@ -404,11 +436,12 @@ impl Controller {
                 }
                 if commit {
                     if let Err(e) = self.check_rights(&caller, &changes) {
-                        self.decide(tid, false, e.message.clone(), vec![]).await?;
+                        self.decide(tid, false, e.message.clone(), vec![], None)
+                            .await?;
                         return Err(e);
                     }
                 }
-                self.decide(tid, commit, reason, changes).await
+                self.decide(tid, commit, reason, changes, task).await
             }
             ControllerRequest::TxOutcome { tid } => self.outcome(tid).await,
             ControllerRequest::GetDatabase { token, db, need } => {
@@ -438,6 +471,30 @@ impl Controller {
                 }
                 self.place_chunks(&db, &table, &partitions).await
             }
+            ControllerRequest::CheckToken { token } => {
+                let caller = self.caller(&token)?;
+                Ok(Reply::LoggedIn {
+                    user: caller.user,
+                    is_admin: caller.is_admin,
+                    token,
+                })
+            }
+            ControllerRequest::ReplicationFlags { token } => {
+                let caller = self.caller(&token)?;
+                if !caller.is_admin {
+                    return Err(self.refuse(
+                        ErrorCode::AccessDenied,
+                        format!(
+                            "getDatabaseClusterReplicationStatus needs administrator rights; user '{}' is not an administrator",
+                            caller.user
+                        ),
+                    ));
+                }
+                Ok(Reply::Value(xrepl_common::value::Value::Table(
+                    self.replication_flags(),
+                )))
+            }
+            ControllerRequest::SweepTaskData { tids } => Ok(Reply::Tids(self.sweepable(&tids))),
         }
     }
 }
@@ -464,6 +521,12 @@ impl Service for ControllerService {
                 c.alias
             ));
         }
+        if hello.peer == PeerKind::Slave && !self.0.is_master() {
+            return Err(format!(
+                "{} is not the controller of a replication master cluster",
+                c.alias
+            ));
+        }
         Ok((
             ServerInfo {
                 max_frame: 0,
@@ -475,11 +538,20 @@ impl Service for ControllerService {
         ))
     }
 
-    async fn handle(&self, _conn: Arc<PeerKind>, req: Request) -> Result<Response, String> {
-        match req {
-            Request::Controller(r) => Ok(self.0.handle_request(r).await),
-            Request::Session(_) => Err("a session request sent to the controller".into()),
-            Request::Participant(_) => Err("a participant request sent to the controller".into()),
+    async fn handle(&self, conn: Arc<PeerKind>, req: Request) -> Result<Response, String> {
+        match (conn.as_ref(), req) {
+            (PeerKind::Slave, Request::Replication(r)) => Ok(self.0.handle_replication(r).await),
+            (PeerKind::Slave, _) => {
+                Err("a slave cluster may send replication requests only".into())
+            }
+            (_, Request::Replication(_)) => {
+                Err("a replication request from a peer that did not greet as a slave".into())
+            }
+            (_, Request::Controller(r)) => Ok(self.0.handle_request(r).await),
+            (_, Request::Session(_)) => Err("a session request sent to the controller".into()),
+            (_, Request::Participant(_)) => {
+                Err("a participant request sent to the controller".into())
+            }
         }
     }
 }

@@ -12,8 +12,10 @@
 //! - `u/<user>` → [`User`];  `n/<alias>` → site;  `c/<db path>` → [`DatabaseMeta`]
 //! - `t/<tid>` → [`OpenTx`] (begun, not decided);  `d/<tid>` → [`Decision`]
 //! - `m/applied`, `m/token_key`, `m/next_tid`, `m/next_table_id`
+//! - replication (master): `m/repl` → [`ReplState`];  `q/<taskId>` → [`TaskInfo`] (the send
+//!   queue);  `s/<slave>` → [`SlaveInfo`]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
@@ -21,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use xrepl_common::auth::TokenKey;
 use xrepl_common::catalog::{Catalog, CatalogChange, DatabaseMeta, Grants, Right};
+use xrepl_common::task::{Grouper, OperationType, TaskInfo, TaskMeta};
 
 use crate::error::ControllerError;
 
@@ -55,6 +58,44 @@ pub struct Decision {
     pub reason: String,
 }
 
+/// The master side of replication: its state and counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplState {
+    /// `stopClusterReplication()` was called: commits make no tasks.
+    pub disabled: bool,
+    /// The last task id given (0: none yet).
+    pub last_task_id: u64,
+    /// Every task up to this one is finished by every registered slave; its data is deleted.
+    pub truncated_upto: u64,
+    pub grouper: Grouper,
+}
+
+/// A slave cluster registered with this master.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlaveInfo {
+    pub registered_ms: i64,
+    /// Every task up to this one is finished on the slave.
+    pub finished_upto: u64,
+    /// Finished tasks after `finished_upto` (a group's tasks finish in any order).
+    pub finished_above: BTreeSet<u64>,
+    /// When it last reported progress (ms since the epoch).
+    pub last_report_ms: i64,
+}
+
+impl SlaveInfo {
+    /// The last task it finished (the highest id), 0 for none.
+    pub fn last_finished(&self) -> u64 {
+        self.finished_above
+            .last()
+            .copied()
+            .unwrap_or(0)
+            .max(self.finished_upto)
+    }
+}
+
+/// Finished tasks whose metadata the controller keeps for listing.
+pub const KEEP_FINISHED_TASKS: usize = 10_000;
+
 /// A change to the metadata.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum MetaCommand {
@@ -86,6 +127,26 @@ pub enum MetaCommand {
         commit: bool,
         reason: String,
         changes: Vec<CatalogChange>,
+        /// The task the commit makes if its database is replicated.
+        task: Option<TaskMeta>,
+        /// This controller is a replication master (from its configuration).
+        master: bool,
+        /// The commit time, for the task's `submitTime` (ns since the epoch).
+        now_ns: i64,
+    },
+    /// `startClusterReplication()` / `stopClusterReplication()` on a master.
+    SetReplicationEnabled { enabled: bool },
+    /// Registers a slave cluster (a registered one is confirmed); refused beyond `max`.
+    RegisterSlave {
+        slave: String,
+        max: u32,
+        now_ms: i64,
+    },
+    /// A slave reports finished tasks; truncation follows when every slave has finished.
+    SlaveProgress {
+        slave: String,
+        finished: Vec<u64>,
+        now_ms: i64,
     },
     /// Places chunks that have no node yet (outside any transaction: an empty chunk is harmless).
     AssignChunks {
@@ -100,7 +161,7 @@ pub enum MetaCommand {
 pub enum MetaOutcome {
     Done,
     Tid(u64),
-    Decided(Decision),
+    Decided(Decision, Option<u64>),
 }
 
 /// What a command wrote, to persist from the working state.
@@ -113,6 +174,9 @@ enum Touch {
     Decision(u64),
     Counters,
     TokenKey,
+    Repl,
+    Task(u64),
+    Slave(String),
 }
 
 /// The metadata as the rest of the controller reads it.
@@ -126,6 +190,12 @@ pub struct MetaState {
     pub next_tid: u64,
     pub open: BTreeMap<u64, OpenTx>,
     pub decisions: BTreeMap<u64, Decision>,
+    pub repl: ReplState,
+    /// The send queue: unfinished tasks and the latest finished ones, by task id.
+    pub tasks: BTreeMap<u64, TaskInfo>,
+    /// Task id by master tid, for the tasks in `tasks`.
+    pub task_of_tid: HashMap<u64, u64>,
+    pub slaves: BTreeMap<String, SlaveInfo>,
 }
 
 impl MetaState {
@@ -206,15 +276,40 @@ impl MetaState {
                 commit,
                 reason,
                 changes,
+                task,
+                master,
+                now_ns,
             } => {
                 if let Some(d) = self.decisions.get(tid) {
-                    return Ok((MetaOutcome::Decided(d.clone()), vec![]));
+                    let task_id = self.task_of_tid.get(tid).copied();
+                    return Ok((MetaOutcome::Decided(d.clone(), task_id), vec![]));
                 }
                 let Some(open) = self.open.remove(tid) else {
                     return Err(format!("transaction {tid} is unknown"));
                 };
                 let mut touches = vec![Touch::Open(*tid), Touch::Decision(*tid), Touch::Counters];
-                let decision = if *commit {
+                // Whether the commit makes a task, judged on the catalog before its changes.
+                let replicated = match task {
+                    Some(t) if *commit && *master && !self.repl.disabled => {
+                        let flag = self.catalog.dbs.get(&t.db).map(|d| d.replication_enabled);
+                        if t.op == OperationType::CreateDomain {
+                            flag == Some(false)
+                        } else {
+                            flag == Some(true)
+                        }
+                    }
+                    _ => false,
+                };
+                let missing_data = replicated && task.as_ref().is_some_and(|t| !t.data_written);
+                let decision = if missing_data {
+                    Decision {
+                        committed: false,
+                        reason: format!(
+                            "replication was turned on for '{}' while this transaction ran; run it again",
+                            task.as_ref().map_or("", |t| t.db.as_str())
+                        ),
+                    }
+                } else if *commit {
                     match self.catalog.apply_all(changes) {
                         Ok(()) => {
                             for c in changes {
@@ -237,8 +332,63 @@ impl MetaState {
                         reason: reason.clone(),
                     }
                 };
+                let task_id = match task {
+                    Some(t) if replicated && decision.committed => {
+                        Some(self.add_task(*tid, t, *now_ns, &mut touches))
+                    }
+                    _ => None,
+                };
                 self.decisions.insert(*tid, decision.clone());
-                (MetaOutcome::Decided(decision), touches)
+                (MetaOutcome::Decided(decision, task_id), touches)
+            }
+            MetaCommand::SetReplicationEnabled { enabled } => {
+                self.repl.disabled = !enabled;
+                (MetaOutcome::Done, vec![Touch::Repl])
+            }
+            MetaCommand::RegisterSlave { slave, max, now_ms } => {
+                if !self.slaves.contains_key(slave) {
+                    if self.slaves.len() >= *max as usize {
+                        let names: Vec<&str> = self.slaves.keys().map(String::as_str).collect();
+                        return Err(format!(
+                            "slave cluster {slave} is refused: this master accepts at most {max} slave clusters (clusterReplicationSlaveNum={max}); registered: {}",
+                            if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                        ));
+                    }
+                    // A new slave starts after what is truncated: that data is gone.
+                    self.slaves.insert(
+                        slave.clone(),
+                        SlaveInfo {
+                            registered_ms: *now_ms,
+                            finished_upto: self.repl.truncated_upto,
+                            finished_above: BTreeSet::new(),
+                            last_report_ms: *now_ms,
+                        },
+                    );
+                }
+                (MetaOutcome::Done, vec![Touch::Slave(slave.clone())])
+            }
+            MetaCommand::SlaveProgress {
+                slave,
+                finished,
+                now_ms,
+            } => {
+                let last = self.repl.last_task_id;
+                let s = self
+                    .slaves
+                    .get_mut(slave)
+                    .ok_or_else(|| format!("slave cluster {slave} is not registered"))?;
+                for id in finished {
+                    if *id > s.finished_upto && *id <= last {
+                        s.finished_above.insert(*id);
+                    }
+                }
+                while s.finished_above.remove(&(s.finished_upto + 1)) {
+                    s.finished_upto += 1;
+                }
+                s.last_report_ms = *now_ms;
+                let mut touches = vec![Touch::Slave(slave.clone())];
+                self.truncate(&mut touches);
+                (MetaOutcome::Done, touches)
             }
             MetaCommand::AssignChunks { db, table, chunks } => {
                 self.catalog.apply(&CatalogChange::AssignChunks {
@@ -253,6 +403,59 @@ impl MetaState {
         let (o, mut t) = outcome;
         t.push(Touch::Counters);
         Ok((o, t))
+    }
+
+    /// Numbers a committed transaction's task and queues it.
+    fn add_task(&mut self, tid: u64, t: &TaskMeta, now_ns: i64, touches: &mut Vec<Touch>) -> u64 {
+        self.repl.last_task_id += 1;
+        let id = self.repl.last_task_id;
+        let group_id = self.repl.grouper.place(&t.scope);
+        let execution_set = self.catalog.dbs.get(&t.db).map_or(0, |d| d.execution_set);
+        self.tasks.insert(
+            id,
+            TaskInfo {
+                task_id: id,
+                tid,
+                group_id,
+                op: t.op,
+                submit_ns: now_ns,
+                db: t.db.clone(),
+                table: t.table.clone(),
+                src_host: t.src_host.clone(),
+                src_port: t.src_port,
+                execution_set,
+            },
+        );
+        self.task_of_tid.insert(tid, id);
+        touches.push(Touch::Task(id));
+        touches.push(Touch::Repl);
+        id
+    }
+
+    /// Truncates what every registered slave has finished, and forgets the metadata of all
+    /// but the latest [`KEEP_FINISHED_TASKS`] finished tasks.
+    fn truncate(&mut self, touches: &mut Vec<Touch>) {
+        let Some(upto) = self.slaves.values().map(|s| s.finished_upto).min() else {
+            return;
+        };
+        if upto <= self.repl.truncated_upto {
+            return;
+        }
+        self.repl.truncated_upto = upto;
+        touches.push(Touch::Repl);
+        let finished = self.tasks.range(..=upto).count();
+        let forget: Vec<u64> = self
+            .tasks
+            .range(..=upto)
+            .take(finished.saturating_sub(KEEP_FINISHED_TASKS))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in forget {
+            if let Some(t) = self.tasks.remove(&id) {
+                self.task_of_tid.remove(&t.tid);
+            }
+            touches.push(Touch::Task(id));
+        }
     }
 
     /// A user who creates a database (without being an administrator) owns it.
@@ -355,11 +558,20 @@ impl Store {
                 Some(b"d/") => {
                     s.decisions.insert(id()?, decode(&k, &v)?);
                 }
+                Some(b"q/") => {
+                    let t: TaskInfo = decode(&k, &v)?;
+                    s.task_of_tid.insert(t.tid, t.task_id);
+                    s.tasks.insert(id()?, t);
+                }
+                Some(b"s/") => {
+                    s.slaves.insert(text[2..].to_string(), decode(&k, &v)?);
+                }
                 _ => match text.as_str() {
                     "m/applied" => s.applied = decode(&k, &v)?,
                     "m/next_tid" => s.next_tid = decode(&k, &v)?,
                     "m/next_table_id" => s.catalog.next_table_id = decode(&k, &v)?,
                     "m/token_key" => s.token_key = Some(v.to_vec()),
+                    "m/repl" => s.repl = decode(&k, &v)?,
                     _ => {
                         return Err(ControllerError::Corrupt {
                             key: text,
@@ -408,6 +620,18 @@ impl Store {
                     batch.insert("m/applied", encode(&s.applied));
                     batch.insert("m/next_tid", encode(&s.next_tid));
                     batch.insert("m/next_table_id", encode(&s.catalog.next_table_id));
+                }
+                Touch::Repl => batch.insert("m/repl", encode(&s.repl)),
+                Touch::Task(id) => match s.tasks.get(id) {
+                    Some(t) => batch.insert(tid_key("q/", *id), encode(t)),
+                    None => batch.remove(tid_key("q/", *id)),
+                },
+                Touch::Slave(name) => {
+                    let k = format!("s/{name}");
+                    match s.slaves.get(name) {
+                        Some(v) => batch.insert(k.as_bytes(), encode(v)),
+                        None => batch.remove(k.as_bytes()),
+                    }
                 }
                 Touch::TokenKey => {
                     if let Some(k) = &s.token_key {
@@ -589,14 +813,20 @@ mod tests {
                     commit: true,
                     reason: String::new(),
                     changes: vec![create.clone()],
+                    task: None,
+                    master: false,
+                    now_ns: 0,
                 })
                 .await;
             assert!(matches!(
                 decided,
-                Ok(MetaOutcome::Decided(Decision {
-                    committed: true,
-                    ..
-                }))
+                Ok(MetaOutcome::Decided(
+                    Decision {
+                        committed: true,
+                        ..
+                    },
+                    None
+                ))
             ));
             // A second decision for the same tid returns the first.
             let again = m
@@ -605,14 +835,20 @@ mod tests {
                     commit: false,
                     reason: "late".into(),
                     changes: vec![],
+                    task: None,
+                    master: false,
+                    now_ns: 0,
                 })
                 .await;
             assert!(matches!(
                 again,
-                Ok(MetaOutcome::Decided(Decision {
-                    committed: true,
-                    ..
-                }))
+                Ok(MetaOutcome::Decided(
+                    Decision {
+                        committed: true,
+                        ..
+                    },
+                    None
+                ))
             ));
             // A commit the catalog refuses is recorded as an abort, with the reason.
             let Ok(MetaOutcome::Tid(t2)) = m
@@ -631,10 +867,13 @@ mod tests {
                     commit: true,
                     reason: String::new(),
                     changes: vec![create],
+                    task: None,
+                    master: false,
+                    now_ns: 0,
                 })
                 .await;
             match refused {
-                Ok(MetaOutcome::Decided(d)) => {
+                Ok(MetaOutcome::Decided(d, _)) => {
                     assert!(!d.committed);
                     assert_eq!(d.reason, "database 'dfs://x' exists already");
                 }

@@ -160,9 +160,12 @@ impl Session {
                     let mode = self.node.cfg.replication.as_ref().map(|r| r.mode);
                     replication::check_placement(name, want, NodeRole::DataNode, mode)
                         .map_err(|m| EvalError::new(ErrorCode::BadRequest, m))?;
-                    Err(EvalError::runtime(format!(
-                        "{name} is not implemented yet in this version of xrepl"
-                    )))
+                    match self.replication_db_function(name, &args) {
+                        Some(r) => r,
+                        None => Err(EvalError::runtime(format!(
+                            "{name} is not implemented yet in this version of xrepl"
+                        ))),
+                    }
                 }
                 None => Err(EvalError::new(
                     ErrorCode::NotFound,

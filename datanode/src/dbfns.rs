@@ -14,8 +14,11 @@ use xrepl_common::txn::{
 };
 use xrepl_common::value::{DataType, Scalar, Table, Value, Vector};
 
+use xrepl_common::task::TaskData;
+
 use crate::eval::{Args, EvalError};
 use crate::session::Session;
+use crate::txn::TxTask;
 
 /// Functions of this module, for name lookup.
 pub const DB_FUNCTIONS: &[&str] = &[
@@ -236,17 +239,46 @@ impl Session {
         Ok((d, t))
     }
 
+    /// Whether a transaction on `d` makes a replication task here (this is a master data node
+    /// and the database's replication flag is on).
+    fn replicates(&self, d: Option<&DatabaseMeta>) -> bool {
+        self.node.is_master() && d.is_some_and(|d| d.replication_enabled)
+    }
+
+    /// The task of a transaction on a master: its metadata always (the controller decides),
+    /// its data when `replicated`. `partitions`: those an append or upsert writes.
+    fn task(&self, replicated: bool, data: TaskData, partitions: &[u32]) -> Option<TxTask> {
+        if !self.node.is_master() {
+            return None;
+        }
+        let meta = data.meta(partitions, &self.node.cfg.host, self.node.cfg.port);
+        Some(TxTask {
+            meta,
+            data: replicated.then_some(data),
+        })
+    }
+
+    /// The task of a DDL on database `db` (its replication flag is looked up).
+    fn ddl_task(&self, db: &str, data: TaskData) -> Result<Option<TxTask>, EvalError> {
+        if !self.node.is_master() {
+            return Ok(None);
+        }
+        let replicated = self.replicates(self.fetch_db(db, None)?.as_ref());
+        Ok(self.task(replicated, data, &[]))
+    }
+
     /// Runs a transaction; returns the rows it touched.
     fn transact(
         &self,
         changes: Vec<CatalogChange>,
         ops: BTreeMap<String, Vec<ChunkOp>>,
+        task: Option<TxTask>,
     ) -> Result<u64, EvalError> {
         let token = self.token()?;
         let node = self.node.clone();
         self.node
             .rt
-            .block_on(async move { node.run_tx(&token, changes, ops).await })
+            .block_on(async move { node.run_tx(&token, changes, ops, task).await })
             .map(|(_, rows)| rows)
             .map_err(EvalError::from)
     }
@@ -302,12 +334,14 @@ impl Session {
                         )))
                     };
                 }
+                // A new database is not replicated until setDatabaseForClusterReplication.
                 self.transact(
                     vec![CatalogChange::CreateDatabase {
                         path: path.clone(),
                         scheme,
                     }],
                     BTreeMap::new(),
+                    None,
                 )?;
                 Ok(Value::Database(path))
             }
@@ -328,7 +362,12 @@ impl Session {
                         ops.entry(n).or_default().extend(o);
                     }
                 }
-                self.transact(vec![CatalogChange::DropDatabase { path }], ops)?;
+                let task = self.task(
+                    self.replicates(Some(&d)),
+                    TaskData::DropDb { db: path.clone() },
+                    &[],
+                );
+                self.transact(vec![CatalogChange::DropDatabase { path }], ops, task)?;
                 Ok(Value::Void)
             }
             "addValuePartitions" | "addRangePartitions" => {
@@ -349,7 +388,8 @@ impl Session {
                     }
                 };
                 let n = values.len();
-                let kind = self.db_meta(&path, Some(Right::Owner))?.scheme.kind_name();
+                let d = self.db_meta(&path, Some(Right::Owner))?;
+                let kind = d.scheme.kind_name();
                 let want = if f == "addValuePartitions" {
                     "VALUE"
                 } else {
@@ -360,9 +400,19 @@ impl Session {
                         "{f} needs a {want} database; '{path}' is {kind}"
                     )));
                 }
+                let task = self.task(
+                    self.replicates(Some(&d)),
+                    TaskData::AddPartitions {
+                        db: path.clone(),
+                        values: values.clone(),
+                        range: f == "addRangePartitions",
+                    },
+                    &[],
+                );
                 self.transact(
                     vec![CatalogChange::AddPartitions { path, values }],
                     BTreeMap::new(),
+                    task,
                 )?;
                 Ok(Value::Scalar(Scalar::Int(n as i32)))
             }
@@ -419,12 +469,21 @@ impl Session {
                 } else {
                     TableKind::Dimension
                 };
-                let columns = schema
+                let columns: Vec<(String, DataType)> = schema
                     .names
                     .iter()
                     .cloned()
                     .zip(schema.columns.iter().map(Vector::data_type))
                     .collect();
+                let task = self.ddl_task(
+                    &db,
+                    TaskData::CreateTable {
+                        db: db.clone(),
+                        table: name.clone(),
+                        kind: kind.clone(),
+                        columns: columns.clone(),
+                    },
+                )?;
                 self.transact(
                     vec![CatalogChange::CreateTable {
                         db: db.clone(),
@@ -433,6 +492,7 @@ impl Session {
                         columns,
                     }],
                     BTreeMap::new(),
+                    task,
                 )?;
                 Ok(Value::TableRef { db, table: name })
             }
@@ -457,9 +517,18 @@ impl Session {
                 let db = a.db(f, 0, "dbHandle")?;
                 let name = a.text(f, 1, "tableName")?;
                 let (d, t) = self.table_meta(&db, &name, Some(Right::Owner))?;
+                let task = self.task(
+                    self.replicates(Some(&d)),
+                    TaskData::DropTable {
+                        db: db.clone(),
+                        table: name.clone(),
+                    },
+                    &[],
+                );
                 self.transact(
                     vec![CatalogChange::DropTable { db, name }],
                     Self::all_chunks(&d, &t, &ChunkAction::Drop),
+                    task,
                 )?;
                 Ok(Value::Void)
             }
@@ -468,10 +537,20 @@ impl Session {
                 let db = a.db(f, 0, "dbHandle")?;
                 let from = a.text(f, 1, "tableName")?;
                 let to = a.text(f, 2, "newTableName")?;
-                self.table_meta(&db, &from, Some(Right::Owner))?;
+                let (d, _) = self.table_meta(&db, &from, Some(Right::Owner))?;
+                let task = self.task(
+                    self.replicates(Some(&d)),
+                    TaskData::RenameTable {
+                        db: db.clone(),
+                        from: from.clone(),
+                        to: to.clone(),
+                    },
+                    &[],
+                );
                 self.transact(
                     vec![CatalogChange::RenameTable { db, from, to }],
                     BTreeMap::new(),
+                    task,
                 )?;
                 Ok(Value::Void)
             }
@@ -480,7 +559,19 @@ impl Session {
                 let db = a.db(f, 0, "dbUrl")?;
                 let name = a.text(f, 1, "tableName")?;
                 let (d, t) = self.table_meta(&db, &name, Some(Right::Write))?;
-                self.transact(vec![], Self::all_chunks(&d, &t, &ChunkAction::Truncate))?;
+                let task = self.task(
+                    self.replicates(Some(&d)),
+                    TaskData::TruncateTable {
+                        db: db.clone(),
+                        table: name.clone(),
+                    },
+                    &[],
+                );
+                self.transact(
+                    vec![],
+                    Self::all_chunks(&d, &t, &ChunkAction::Truncate),
+                    task,
+                )?;
                 Ok(Value::Void)
             }
             "dropPartition" => {
@@ -519,6 +610,16 @@ impl Session {
                         });
                     }
                 }
+                let task = self.task(
+                    self.replicates(Some(&d)),
+                    TaskData::DropPartition {
+                        db: db.clone(),
+                        table: name.clone(),
+                        partitions: parts.clone(),
+                        values,
+                    },
+                    &[],
+                );
                 self.transact(
                     vec![CatalogChange::DropChunks {
                         db,
@@ -526,6 +627,7 @@ impl Session {
                         partitions: parts,
                     }],
                     ops,
+                    task,
                 )?;
                 Ok(Value::Void)
             }
@@ -541,9 +643,17 @@ impl Session {
                         tys.len()
                     )));
                 }
-                let changes = names
+                let columns: Vec<(String, DataType)> = names.into_iter().zip(tys).collect();
+                let task = self.ddl_task(
+                    &db,
+                    TaskData::AddColumn {
+                        db: db.clone(),
+                        table: table.clone(),
+                        columns: columns.clone(),
+                    },
+                )?;
+                let changes = columns
                     .into_iter()
-                    .zip(tys)
                     .map(|(name, ty)| CatalogChange::AddColumn {
                         db: db.clone(),
                         table: table.clone(),
@@ -551,13 +661,21 @@ impl Session {
                         ty,
                     })
                     .collect();
-                self.transact(changes, BTreeMap::new())?;
+                self.transact(changes, BTreeMap::new(), task)?;
                 Ok(Value::Void)
             }
             "dropColumns!" => {
                 a.check(f, &[], 2)?;
                 let (db, table) = a.table_ref(f, 0, "table")?;
                 let names = a.names(f, 1, "colNames")?;
+                let task = self.ddl_task(
+                    &db,
+                    TaskData::DropColumn {
+                        db: db.clone(),
+                        table: table.clone(),
+                        names: names.clone(),
+                    },
+                )?;
                 self.transact(
                     vec![CatalogChange::DropColumns {
                         db: db.clone(),
@@ -565,6 +683,7 @@ impl Session {
                         names,
                     }],
                     BTreeMap::new(),
+                    task,
                 )?;
                 Ok(Value::TableRef { db, table })
             }
@@ -580,9 +699,17 @@ impl Session {
                         to.len()
                     )));
                 }
-                let changes = from
+                let pairs: Vec<(String, String)> = from.into_iter().zip(to).collect();
+                let task = self.ddl_task(
+                    &db,
+                    TaskData::RenameColumn {
+                        db: db.clone(),
+                        table: table.clone(),
+                        names: pairs.clone(),
+                    },
+                )?;
+                let changes = pairs
                     .into_iter()
-                    .zip(to)
                     .map(|(from, to)| CatalogChange::RenameColumn {
                         db: db.clone(),
                         table: table.clone(),
@@ -590,7 +717,7 @@ impl Session {
                         to,
                     })
                     .collect();
-                self.transact(changes, BTreeMap::new())?;
+                self.transact(changes, BTreeMap::new(), task)?;
                 Ok(Value::TableRef { db, table })
             }
             "replaceColumn!" => {
@@ -619,6 +746,16 @@ impl Session {
                         to: ty,
                     },
                 );
+                let task = self.task(
+                    self.replicates(Some(&d)),
+                    TaskData::ReplaceColumn {
+                        db: db.clone(),
+                        table: table.clone(),
+                        column: name.clone(),
+                        ty,
+                    },
+                    &[],
+                );
                 self.transact(
                     vec![CatalogChange::ReplaceColumnType {
                         db: db.clone(),
@@ -627,6 +764,7 @@ impl Session {
                         ty,
                     }],
                     ops,
+                    task,
                 )?;
                 Ok(Value::TableRef { db, table })
             }
@@ -646,6 +784,14 @@ impl Session {
                         .collect::<Result<_, _>>()?,
                     _ => vec![(a.text(f, 1, "colName")?, a.text(f, 2, "comment")?)],
                 };
+                let task = self.ddl_task(
+                    &db,
+                    TaskData::SetColumnComment {
+                        db: db.clone(),
+                        table: table.clone(),
+                        comments: pairs.clone(),
+                    },
+                )?;
                 let changes = pairs
                     .into_iter()
                     .map(|(column, comment)| CatalogChange::SetColumnComment {
@@ -655,7 +801,7 @@ impl Session {
                         comment,
                     })
                     .collect();
-                self.transact(changes, BTreeMap::new())?;
+                self.transact(changes, BTreeMap::new(), task)?;
                 Ok(Value::Void)
             }
             "append!" | "tableInsert" => {
@@ -717,6 +863,93 @@ impl Session {
             }
             _ => Err(not_found(format!("unknown function '{f}'"))),
         }
+    }
+
+    /// The replication functions of a master data node, after their placement was checked.
+    pub(crate) fn replication_db_function(
+        &mut self,
+        f: &str,
+        a: &Args,
+    ) -> Option<Result<Value, EvalError>> {
+        Some(match f {
+            "setDatabaseForClusterReplication" => self.set_db_replication(f, a),
+            "setDatabaseClusterReplicationExecutionSet" => self.set_execution_set(f, a),
+            "getDatabaseClusterReplicationStatus" => a.check(f, &[], 0).and_then(|()| {
+                match self
+                    .node
+                    .block_on_controller(ControllerRequest::ReplicationFlags {
+                        token: self.token()?,
+                    })? {
+                    Reply::Value(v) => Ok(v),
+                    other => Err(EvalError::new(
+                        ErrorCode::Internal,
+                        format!("unexpected answer {other:?}"),
+                    )),
+                }
+            }),
+            _ => return None,
+        })
+    }
+
+    /// `setDatabaseForClusterReplication(db, flag)`: turning it on queues a CREATE_DOMAIN task.
+    fn set_db_replication(&mut self, f: &str, a: &Args) -> Result<Value, EvalError> {
+        a.check(f, &["dbHandle", "enabled"], 2)?;
+        let path = a.db(f, 0, "dbHandle")?;
+        let enabled = match a.need(f, 1, "enabled")? {
+            Value::Scalar(Scalar::Bool(b)) if *b != i8::MIN => *b != 0,
+            other => {
+                return Err(bad(format!(
+                    "{f}: the flag must be true or false, got {}",
+                    other.kind_name()
+                )))
+            }
+        };
+        let d = self.db_meta(&path, Some(Right::Owner))?;
+        if d.replication_enabled == enabled {
+            return Ok(Value::Void);
+        }
+        let task = if enabled {
+            self.task(
+                true,
+                TaskData::CreateDomain {
+                    db: path.clone(),
+                    scheme: d.scheme.clone(),
+                },
+                &[],
+            )
+        } else {
+            None
+        };
+        self.transact(
+            vec![CatalogChange::SetReplication { path, enabled }],
+            BTreeMap::new(),
+            task,
+        )?;
+        Ok(Value::Void)
+    }
+
+    /// `setDatabaseClusterReplicationExecutionSet(db, set)`: 0 or 1.
+    fn set_execution_set(&mut self, f: &str, a: &Args) -> Result<Value, EvalError> {
+        a.check(f, &["dbHandle", "executionSet"], 2)?;
+        let path = a.db(f, 0, "dbHandle")?;
+        let set = match a.need(f, 1, "executionSet")? {
+            Value::Scalar(Scalar::Int(n)) if (0..=1).contains(n) => *n as u8,
+            Value::Scalar(Scalar::Long(n)) if (0..=1).contains(n) => *n as u8,
+            other => {
+                return Err(bad(format!(
+                    "{f}: the execution set must be 0 or 1, got {}",
+                    xrepl_common::format::render(other)
+                        .unwrap_or_else(|| other.kind_name().to_string())
+                )))
+            }
+        };
+        self.db_meta(&path, Some(Right::Owner))?;
+        self.transact(
+            vec![CatalogChange::SetExecutionSet { path, set }],
+            BTreeMap::new(),
+            None,
+        )?;
+        Ok(Value::Void)
     }
 
     /// Appends (or upserts by `keys`) `data` into a DFS table as one transaction.
@@ -789,6 +1022,7 @@ impl Session {
                     .collect::<Result<_, _>>()?,
             ),
         };
+        let partitions: Vec<u32> = by_part.keys().copied().collect();
         let mut ops: BTreeMap<String, Vec<ChunkOp>> = BTreeMap::new();
         let single = by_part.len() == 1;
         for (p, idx) in by_part {
@@ -830,7 +1064,31 @@ impl Session {
                 action,
             });
         }
-        self.transact(vec![], ops)
+        let replicated = self.replicates(Some(&d));
+        // The task data holds the rows only when the database is replicated.
+        let rows_kept = if replicated {
+            Table::new(t.columns.iter().map(|c| c.name.clone()).collect(), cols).map_err(bad)?
+        } else {
+            Table {
+                names: vec![],
+                columns: vec![],
+            }
+        };
+        let data = match keys {
+            None => TaskData::Append {
+                db: db.to_string(),
+                table: table.to_string(),
+                data: rows_kept,
+            },
+            Some(k) => TaskData::Upsert {
+                db: db.to_string(),
+                table: table.to_string(),
+                data: rows_kept,
+                keys: k.to_vec(),
+            },
+        };
+        let task = self.task(replicated, data, &partitions);
+        self.transact(vec![], ops, task)
     }
 
     /// Compiles a condition or value over a table's columns; parts that name no column are
@@ -903,6 +1161,16 @@ impl Session {
             compiled.push((c.clone(), self.col_expr(e, &t.columns)?));
         }
         let filter = filter.map(|f| self.col_expr(f, &t.columns)).transpose()?;
+        let task = self.task(
+            self.replicates(Some(&d)),
+            TaskData::SqlUpdate {
+                db: db.clone(),
+                table: name.clone(),
+                set: compiled.clone(),
+                filter: filter.clone(),
+            },
+            &[],
+        );
         let rows = self.transact(
             vec![],
             Self::all_chunks(
@@ -913,6 +1181,7 @@ impl Session {
                     filter,
                 },
             ),
+            task,
         )?;
         let _ = rows;
         Ok(Value::Void)
@@ -935,9 +1204,19 @@ impl Session {
         };
         let (d, t) = self.table_meta(&db, &name, Some(Right::Write))?;
         let filter = filter.map(|f| self.col_expr(f, &t.columns)).transpose()?;
+        let task = self.task(
+            self.replicates(Some(&d)),
+            TaskData::SqlDelete {
+                db: db.clone(),
+                table: name.clone(),
+                filter: filter.clone(),
+            },
+            &[],
+        );
         self.transact(
             vec![],
             Self::all_chunks(&d, &t, &ChunkAction::Delete { filter }),
+            task,
         )?;
         Ok(Value::Void)
     }
@@ -1527,6 +1806,10 @@ fn db_schema(d: &DatabaseMeta) -> Value {
         (
             "clusterReplicationEnabled".into(),
             Value::Scalar(Scalar::bool(d.replication_enabled)),
+        ),
+        (
+            "clusterReplicationExecutionSet".into(),
+            Value::Scalar(Scalar::Int(i32::from(d.execution_set))),
         ),
     ])
 }

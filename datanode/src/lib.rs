@@ -12,6 +12,7 @@ pub mod link;
 pub mod participant;
 pub mod session;
 pub mod storage;
+pub mod taskdata;
 pub mod txn;
 
 use std::net::SocketAddr;
@@ -20,10 +21,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use xrepl_common::config::{DataNodeConfig, NodeRole};
+use xrepl_common::config::{DataNodeConfig, NodeRole, ReplicationMode};
 use xrepl_common::rpc::{
-    serve, ControllerRequest, ErrorCode, Hello, PeerKind, RemoteError, Reply, Request, Response,
-    ServerInfo, Service,
+    serve, ControllerRequest, ErrorCode, Hello, PeerKind, RemoteError, ReplicationRequest, Reply,
+    Request, Response, ServerInfo, Service,
 };
 
 pub use error::DataNodeError;
@@ -38,8 +39,17 @@ pub struct DataNode {
     pub participant: Arc<participant::Participant>,
     /// Connections to the other data nodes, made when first needed.
     pub peers: dashmap::DashMap<String, xrepl_common::rpc::RpcClient>,
+    /// Task data of the transactions this node coordinates, on a replication master.
+    pub tasks: Option<Arc<taskdata::TaskStore>>,
+    /// Slave tokens the controller confirmed as an administrator's, and when.
+    slave_tokens: dashmap::DashMap<String, std::time::Instant>,
     pub(crate) rt: tokio::runtime::Handle,
 }
+
+/// How long a confirmed slave token is trusted before the controller is asked again.
+const SLAVE_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+/// How often a master data node asks which task data it may delete.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_millis(1000);
 
 impl DataNode {
     pub fn error(&self, code: ErrorCode, message: impl Into<String>) -> RemoteError {
@@ -47,6 +57,139 @@ impl DataNode {
             node: self.cfg.alias.clone(),
             code,
             message: message.into(),
+        }
+    }
+
+    /// Whether this node belongs to a replication master cluster.
+    pub fn is_master(&self) -> bool {
+        self.cfg
+            .replication
+            .as_ref()
+            .is_some_and(|r| r.mode == ReplicationMode::Master)
+    }
+
+    /// Checks that a slave's token is a master administrator's (asking the controller, then
+    /// trusting the answer for [`SLAVE_TOKEN_TTL`]).
+    async fn check_slave_token(&self, token: &str) -> Result<(), RemoteError> {
+        if self
+            .slave_tokens
+            .get(token)
+            .is_some_and(|t| t.elapsed() < SLAVE_TOKEN_TTL)
+        {
+            return Ok(());
+        }
+        let refused = |m: String| {
+            tracing::warn!("task data request refused: {m}");
+            self.error(ErrorCode::AccessDenied, m)
+        };
+        match self
+            .link
+            .call(ControllerRequest::CheckToken {
+                token: token.to_string(),
+            })
+            .await
+        {
+            Ok(Reply::LoggedIn { is_admin: true, .. }) => {
+                if self.slave_tokens.len() > 1024 {
+                    self.slave_tokens.clear();
+                }
+                self.slave_tokens
+                    .insert(token.to_string(), std::time::Instant::now());
+                Ok(())
+            }
+            Ok(Reply::LoggedIn { user, .. }) => Err(refused(format!(
+                "user '{user}' is not an administrator of the master cluster"
+            ))),
+            Ok(other) => Err(refused(format!("unexpected answer {other:?}"))),
+            Err(e) if e.code == ErrorCode::Unavailable => Err(e),
+            Err(e) => Err(refused(e.message)),
+        }
+    }
+
+    /// Answers a slave cluster's request: a piece of a task's data.
+    async fn serve_slave(&self, req: ReplicationRequest) -> Response {
+        let ReplicationRequest::FetchTaskData {
+            token,
+            task_id,
+            tid,
+            offset,
+        } = req
+        else {
+            return Err(self.error(
+                ErrorCode::BadRequest,
+                "a data node serves task data only; send the other replication requests to the master controller",
+            ));
+        };
+        self.check_slave_token(&token).await?;
+        let missing = || {
+            self.error(
+                ErrorCode::NotFound,
+                format!(
+                    "Missing taskData: the data of task {task_id} (transaction {tid}) is not on data node {} ({}:{})",
+                    self.cfg.alias, self.cfg.host, self.cfg.port
+                ),
+            )
+        };
+        let Some(store) = self.tasks.clone() else {
+            return Err(missing());
+        };
+        match tokio::task::spawn_blocking(move || store.read(tid, offset)).await {
+            Ok(Ok(Some((total, offset, bytes)))) => Ok(Reply::TaskData {
+                total,
+                offset,
+                bytes,
+            }),
+            Ok(Ok(None)) => Err(missing()),
+            Ok(Err(e)) => Err(self.error(ErrorCode::Internal, e.to_string())),
+            Err(e) => Err(self.error(ErrorCode::Internal, e.to_string())),
+        }
+    }
+
+    /// Deletes the task data the controller says nobody needs any more.
+    pub async fn sweep_task_data(&self) {
+        let Some(store) = self.tasks.clone() else {
+            return;
+        };
+        let s = store.clone();
+        let tids = match tokio::task::spawn_blocking(move || s.tids(1000)).await {
+            Ok(Ok(t)) if !t.is_empty() => t,
+            Ok(Ok(_)) => return,
+            Ok(Err(e)) => {
+                tracing::error!("cannot list task data: {e}");
+                return;
+            }
+            Err(_) => return,
+        };
+        let done = match self
+            .link
+            .call(ControllerRequest::SweepTaskData { tids })
+            .await
+        {
+            Ok(Reply::Tids(t)) => t,
+            Ok(other) => {
+                tracing::warn!("unexpected answer to a task data sweep: {other:?}");
+                return;
+            }
+            Err(e) => {
+                tracing::debug!("task data sweep postponed: {e}");
+                return;
+            }
+        };
+        if done.is_empty() {
+            return;
+        }
+        let n = done.len();
+        let r = tokio::task::spawn_blocking(move || {
+            for tid in done {
+                store.delete(tid)?;
+            }
+            Ok::<(), taskdata::TaskStoreError>(())
+        })
+        .await;
+        match r {
+            Ok(Ok(())) => tracing::debug!("deleted the task data of {n} transactions"),
+            Ok(Err(e)) => tracing::error!("cannot delete task data: {e}"),
+            Err(_) => {}
         }
     }
 
@@ -67,6 +210,8 @@ pub enum Conn {
     Session(SessionHandle),
     /// Another data node coordinating a transaction or a read.
     Peer,
+    /// A slave cluster fetching task data (on a master only).
+    Slave,
 }
 
 #[async_trait]
@@ -81,6 +226,13 @@ impl Service for DataNodeService {
                 Conn::Session(SessionHandle::start(self.0.clone()))
             }
             PeerKind::DataNode => Conn::Peer,
+            PeerKind::Slave if self.0.is_master() => Conn::Slave,
+            PeerKind::Slave => {
+                return Err(format!(
+                    "{} is not a data node of a replication master cluster",
+                    cfg.alias
+                ))
+            }
         };
         Ok((
             ServerInfo {
@@ -102,6 +254,11 @@ impl Service for DataNodeService {
                 e
             })),
             (Conn::Peer, Request::Participant(r)) => Ok(self.0.participate(r).await),
+            (Conn::Slave, Request::Replication(r)) => Ok(self.0.serve_slave(r).await),
+            (Conn::Slave, _) => Err("a slave cluster may send replication requests only".into()),
+            (_, Request::Replication(_)) => {
+                Err("a replication request from a peer that did not greet as a slave".into())
+            }
             (_, Request::Controller(_)) => Err("a controller request sent to a data node".into()),
             (Conn::Session(_), Request::Participant(_)) => {
                 Err("a participant request on a client session".into())
@@ -139,11 +296,23 @@ pub async fn run(
         locks: participant::ChunkLocks::default(),
         lock_timeout: cfg.partition_lock_timeout,
     });
+    let tasks = match cfg.replication.as_ref() {
+        Some(r) if r.mode == ReplicationMode::Master => {
+            let dir = r.work_dir.clone();
+            Some(
+                taskdata::TaskStore::open(&dir)
+                    .map_err(|e| DataNodeError::Storage(e.to_string()))?,
+            )
+        }
+        _ => None,
+    };
     let node = Arc::new(DataNode {
         cfg,
         link: link.clone(),
         participant,
         peers: dashmap::DashMap::new(),
+        tasks,
+        slave_tokens: dashmap::DashMap::new(),
         rt: tokio::runtime::Handle::current(),
     });
     // Prepared transactions left by a crash: take their locks now, settle them in the loop.
@@ -161,6 +330,19 @@ pub async fn run(
             }
         })
     };
+    let sweeper = {
+        let node = node.clone();
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SWEEP_EVERY);
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    _ = tick.tick() => node.sweep_task_data().await,
+                }
+            }
+        })
+    };
     tracing::info!(alias = %node.cfg.alias, %addr, controller = %node.cfg.controller.site(), "data node ready");
     let heartbeats = tokio::spawn(link.run(shutdown.clone()));
     serve(
@@ -172,6 +354,7 @@ pub async fn run(
     .await;
     heartbeats.abort();
     resolver.abort();
+    sweeper.abort();
     tracing::info!("data node stopped");
     Ok(())
 }

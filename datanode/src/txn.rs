@@ -15,6 +15,7 @@ use xrepl_common::rpc::{
     ControllerRequest, ErrorCode, ParticipantRequest, PeerKind, RemoteError, Reply, Request,
     Response, RpcClient,
 };
+use xrepl_common::task::{TaskData, TaskMeta};
 use xrepl_common::txn::{ChunkOp, Scan, ScanResult, TxState};
 
 use crate::participant::ParticipantError;
@@ -35,6 +36,13 @@ pub fn crash_point(name: &str) {
         eprintln!("XREPL_TEST_CRASH_AT: dying at {name}");
         std::process::exit(86);
     }
+}
+
+/// The replication task a transaction makes if its database is replicated.
+pub struct TxTask {
+    pub meta: TaskMeta,
+    /// The task data, when the coordinator saw the database replicated on a master.
+    pub data: Option<TaskData>,
 }
 
 impl DataNode {
@@ -119,12 +127,57 @@ impl DataNode {
             .map_err(|e| self.error(ErrorCode::Unavailable, format!("data node {alias}: {e}")))?
     }
 
-    /// Runs one transaction; returns its tid and the rows it touched.
+    /// Writes a transaction's task data while its participants prepare; with sync
+    /// persistence, waits for the flush too. `Ok(false)`: nothing to write here.
+    async fn write_task_data(&self, tid: u64, data: Option<TaskData>) -> Result<bool, RemoteError> {
+        let (Some(store), Some(data)) = (self.tasks.clone(), data) else {
+            return Ok(false);
+        };
+        let sync = self
+            .cfg
+            .replication
+            .as_ref()
+            .is_some_and(|r| r.sync_persistence);
+        let failed = |e: String| {
+            self.error(
+                ErrorCode::Internal,
+                format!(
+                    "cannot keep the replication task data under {}: {e}",
+                    store.path().display()
+                ),
+            )
+        };
+        let s = store.clone();
+        tokio::task::spawn_blocking(move || s.put(tid, &data))
+            .await
+            .map_err(|e| failed(e.to_string()))?
+            .map_err(|e| failed(e.to_string()))?;
+        if sync {
+            store.durable().await.map_err(|e| failed(e.to_string()))?;
+        }
+        Ok(true)
+    }
+
+    /// Deletes task data that no task needs (the transaction aborted, or made no task).
+    fn drop_task_data(&self, tid: u64) {
+        if let Some(store) = self.tasks.clone() {
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = store.delete(tid) {
+                    tracing::warn!(tid, "cannot delete unneeded task data: {e}");
+                }
+            });
+        }
+    }
+
+    /// Runs one transaction; returns its tid and the rows it touched. `task`: the replication
+    /// task it makes if its database is replicated (its data only when the coordinator saw the
+    /// database replicated).
     pub async fn run_tx(
         &self,
         token: &str,
         changes: Vec<CatalogChange>,
         ops: BTreeMap<String, Vec<ChunkOp>>,
+        task: Option<TxTask>,
     ) -> Result<(u64, u64), RemoteError> {
         let tid = match self
             .link
@@ -139,6 +192,10 @@ impl DataNode {
                 return Err(self.error(ErrorCode::Internal, format!("unexpected answer {other:?}")))
             }
         };
+        let (mut meta, data) = match task {
+            Some(t) => (Some(t.meta), t.data),
+            None => (None, None),
+        };
         let nodes: Vec<String> = ops.keys().cloned().collect();
         let prepares = ops.into_iter().map(|(node, ops)| async move {
             let r = self
@@ -146,9 +203,13 @@ impl DataNode {
                 .await;
             (node, r)
         });
+        let (prepared, written) = tokio::join!(
+            futures::future::join_all(prepares),
+            self.write_task_data(tid, data)
+        );
         let mut rows = 0u64;
         let mut failure: Option<RemoteError> = None;
-        for (_, r) in futures::future::join_all(prepares).await {
+        for (_, r) in prepared {
             match r {
                 Ok(Reply::Prepared { rows: n }) => rows += n,
                 Ok(other) => {
@@ -158,6 +219,16 @@ impl DataNode {
                 }
                 Err(e) => failure = failure.or(Some(e)),
             }
+        }
+        let written = match written {
+            Ok(w) => w,
+            Err(e) => {
+                failure = failure.or(Some(e));
+                false
+            }
+        };
+        if let Some(m) = meta.as_mut() {
+            m.data_written = written;
         }
         let decided = match &failure {
             Some(e) => {
@@ -170,8 +241,12 @@ impl DataNode {
                         commit: false,
                         reason: e.to_string(),
                         changes: vec![],
+                        task: None,
                     })
                     .await;
+                if written {
+                    self.drop_task_data(tid);
+                }
                 return Err(e.clone());
             }
             None => {
@@ -183,20 +258,29 @@ impl DataNode {
                         commit: true,
                         reason: String::new(),
                         changes,
+                        task: meta,
                     })
                     .await
             }
         };
         match decided {
             Ok(Reply::Decided {
-                committed: true, ..
+                committed: true,
+                task_id,
+                ..
             }) => {
                 crash_point("coordinator_after_decide");
+                if written && task_id.is_none() {
+                    self.drop_task_data(tid);
+                }
                 self.finish(tid, &nodes, true).await;
                 Ok((tid, rows))
             }
             Ok(Reply::Decided { reason, .. }) => {
                 self.finish(tid, &nodes, false).await;
+                if written {
+                    self.drop_task_data(tid);
+                }
                 Err(self.error(ErrorCode::Runtime, reason))
             }
             Ok(other) => {
@@ -206,12 +290,16 @@ impl DataNode {
             // abort before answering, so the outcome is known.
             Err(e) if e.code != ErrorCode::Unavailable => {
                 self.finish(tid, &nodes, false).await;
+                if written {
+                    self.drop_task_data(tid);
+                }
                 Err(e)
             }
             Err(e) => {
                 // The controller could not be reached: the decision may or may not be
                 // recorded. The participants keep the prepared data and ask the controller,
-                // which answers (or aborts after the timeout).
+                // which answers (or aborts after the timeout). The task data stays until the
+                // controller says nobody needs it (see `sweep_task_data`).
                 Err(self.error(
                     e.code,
                     format!(

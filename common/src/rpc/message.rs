@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 
 use crate::catalog::{CatalogChange, DatabaseMeta, Right};
 use crate::config::{NodeRole, ReplicationMode};
+use crate::task::{TaskInfo, TaskMeta};
 use crate::txn::{ChunkOp, Scan, ScanResult, TxState};
 use crate::value::Value;
 
 /// Bumped whenever a message changes shape. Checked in the greeting.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 /// First field of every greeting, so that a stray client is told apart from an old one.
 pub const MAGIC: &str = "xrepl";
 
@@ -22,6 +23,9 @@ pub enum PeerKind {
     Client,
     /// A data node of the same cluster, talking to its controller.
     DataNode,
+    /// A slave cluster's controller or data node, pulling tasks and task data from a master.
+    /// It may send [`ReplicationRequest`]s only.
+    Slave,
 }
 
 /// The client's greeting: the first frame on every connection.
@@ -77,6 +81,7 @@ pub enum Request {
     Controller(ControllerRequest),
     Session(SessionRequest),
     Participant(ParticipantRequest),
+    Replication(ReplicationRequest),
 }
 
 /// Requests a controller answers.
@@ -103,6 +108,9 @@ pub enum ControllerRequest {
         commit: bool,
         reason: String,
         changes: Vec<CatalogChange>,
+        /// The task a commit makes when its database is replicated (`None`: not a database
+        /// operation). Answered with the task's id, if one was made.
+        task: Option<TaskMeta>,
     },
     /// A participant asks what became of a transaction it prepared: answers [`Reply::Outcome`].
     /// A transaction undecided past the timeout is aborted by this question.
@@ -121,6 +129,44 @@ pub enum ControllerRequest {
         db: String,
         table: String,
         partitions: Vec<u32>,
+    },
+    /// Every database's replication flag and execution set, for an administrator: answers
+    /// [`Reply::Value`] with the table of `getDatabaseClusterReplicationStatus()`.
+    ReplicationFlags { token: String },
+    /// A master data node checks a slave's token: answers [`Reply::LoggedIn`].
+    CheckToken { token: String },
+    /// A master data node asks which of the transactions whose task data it holds need it no
+    /// more (truncated tasks, transactions without a task): answers [`Reply::Tids`].
+    SweepTaskData { tids: Vec<u64> },
+}
+
+/// Requests a slave cluster sends to the master cluster. Each carries a token from `Login` on
+/// the master controller; only a master administrator's token is accepted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ReplicationRequest {
+    /// Answers [`Reply::LoggedIn`] (master controller).
+    Login { user: String, password: String },
+    /// Registers slave cluster `slave` (its controller's `host:port`), or confirms it is
+    /// registered; refused beyond `clusterReplicationSlaveNum` (master controller).
+    Register { token: String, slave: String },
+    /// Reports the tasks `slave` has finished and asks for up to `max` tasks after `after`,
+    /// waiting up to `wait_ms` when there are none: answers [`Reply::Tasks`] (master
+    /// controller).
+    Pull {
+        token: String,
+        slave: String,
+        after: u64,
+        finished: Vec<u64>,
+        max: u32,
+        wait_ms: u32,
+    },
+    /// A piece of a task's data from `offset`: answers [`Reply::TaskData`] (the master data
+    /// node named in the task).
+    FetchTaskData {
+        token: String,
+        task_id: u64,
+        tid: u64,
+        offset: u64,
     },
 }
 
@@ -181,6 +227,7 @@ pub enum Reply {
     Decided {
         committed: bool,
         reason: String,
+        task_id: Option<u64>,
     },
     Outcome(TxState),
     Database(Option<DatabaseMeta>),
@@ -190,6 +237,16 @@ pub enum Reply {
         rows: u64,
     },
     Scanned(ScanResult),
+    /// Tasks for a slave, in task id order.
+    Tasks(Vec<TaskInfo>),
+    /// A piece of a task's data: `bytes` from `offset` of `total` (rmp-encoded `TaskData`).
+    TaskData {
+        total: u64,
+        offset: u64,
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
+    Tids(Vec<u64>),
     /// What a script printed: one value per statement that shows one (not assignments), and
     /// the error that stopped it, if any. Statements before the error did run.
     Ran {

@@ -1,0 +1,486 @@
+//! Replication tasks: what a committed transaction on a replicated database becomes.
+//!
+//! A task has two halves. Its **metadata** ([`TaskMeta`] from the coordinator, numbered into a
+//! [`TaskInfo`] by the master controller in the commit's own durable step) is small and lives in
+//! the controller's send queue. Its **data** ([`TaskData`]: the operation and everything needed
+//! to replay it, by names, never by the master's ids) stays on the data node that coordinated
+//! the transaction, under `clusterReplicationWorkDir`, until every slave has finished it.
+//!
+//! [`Grouper`] gives tasks their `groupId` by the conflict rule of the spec: consecutive tasks
+//! that write disjoint things share a group; a conflicting one opens the next group; a DDL on
+//! a database is a group of its own. Pure logic, no IO, so the controller can replay it.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{PartitionScheme, TableKind};
+use crate::txn::ColExpr;
+use crate::value::{DataType, Table, Vector};
+
+/// The 19 operation types of the spec, by their user-facing names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum OperationType {
+    CreateDomain,
+    CreateTable,
+    CreatePartitionedTable,
+    Append,
+    Upsert,
+    SqlUpdate,
+    SqlDelete,
+    DropTable,
+    DropPartition,
+    DropDb,
+    AddRangePartition,
+    AddValuePartition,
+    AddColumn,
+    DropColumn,
+    RenameTable,
+    TruncateTable,
+    ReplaceColumn,
+    SetColumnComment,
+    RenameColumn,
+}
+
+impl OperationType {
+    pub const ALL: [OperationType; 19] = [
+        OperationType::CreateDomain,
+        OperationType::CreateTable,
+        OperationType::CreatePartitionedTable,
+        OperationType::Append,
+        OperationType::Upsert,
+        OperationType::SqlUpdate,
+        OperationType::SqlDelete,
+        OperationType::DropTable,
+        OperationType::DropPartition,
+        OperationType::DropDb,
+        OperationType::AddRangePartition,
+        OperationType::AddValuePartition,
+        OperationType::AddColumn,
+        OperationType::DropColumn,
+        OperationType::RenameTable,
+        OperationType::TruncateTable,
+        OperationType::ReplaceColumn,
+        OperationType::SetColumnComment,
+        OperationType::RenameColumn,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            OperationType::CreateDomain => "CREATE_DOMAIN",
+            OperationType::CreateTable => "CREATE_TABLE",
+            OperationType::CreatePartitionedTable => "CREATE_PARTITIONED_TABLE",
+            OperationType::Append => "APPEND",
+            OperationType::Upsert => "UPSERT",
+            OperationType::SqlUpdate => "SQL_UPDATE",
+            OperationType::SqlDelete => "SQL_DELETE",
+            OperationType::DropTable => "DROP_TABLE",
+            OperationType::DropPartition => "DROP_PARTITION",
+            OperationType::DropDb => "DROP_DB",
+            OperationType::AddRangePartition => "ADD_RANGE_PARTITION",
+            OperationType::AddValuePartition => "ADD_VALUE_PARTITION",
+            OperationType::AddColumn => "ADD_COLUMN",
+            OperationType::DropColumn => "DROP_COLUMN",
+            OperationType::RenameTable => "RENAME_TABLE",
+            OperationType::TruncateTable => "TRUNCATE_TABLE",
+            OperationType::ReplaceColumn => "REPLACE_COLUMN",
+            OperationType::SetColumnComment => "SET_COLUMN_COMMENT",
+            OperationType::RenameColumn => "RENAME_COLUMN",
+        }
+    }
+}
+
+impl fmt::Display for OperationType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Everything a slave needs to replay one task, by names (the slave has its own table ids,
+/// column ids and chunk placement). Constant parts of conditions were evaluated on the master,
+/// so `now()` in a `where` means the master's moment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum TaskData {
+    CreateDomain {
+        db: String,
+        scheme: PartitionScheme,
+    },
+    /// CREATE_TABLE (dimension) or CREATE_PARTITIONED_TABLE.
+    CreateTable {
+        db: String,
+        table: String,
+        kind: TableKind,
+        columns: Vec<(String, DataType)>,
+    },
+    /// The rows, converted to the table's types, columns in the table's order.
+    Append {
+        db: String,
+        table: String,
+        data: Table,
+    },
+    Upsert {
+        db: String,
+        table: String,
+        data: Table,
+        keys: Vec<String>,
+    },
+    SqlUpdate {
+        db: String,
+        table: String,
+        set: Vec<(String, ColExpr)>,
+        filter: Option<ColExpr>,
+    },
+    SqlDelete {
+        db: String,
+        table: String,
+        filter: Option<ColExpr>,
+    },
+    DropTable {
+        db: String,
+        table: String,
+    },
+    /// The partitions by number (the slave's scheme is the master's, so numbers agree) and by
+    /// the values the user gave.
+    DropPartition {
+        db: String,
+        table: String,
+        partitions: Vec<u32>,
+        values: Vector,
+    },
+    DropDb {
+        db: String,
+    },
+    /// ADD_RANGE_PARTITION (`range`) or ADD_VALUE_PARTITION.
+    AddPartitions {
+        db: String,
+        values: Vector,
+        range: bool,
+    },
+    AddColumn {
+        db: String,
+        table: String,
+        columns: Vec<(String, DataType)>,
+    },
+    DropColumn {
+        db: String,
+        table: String,
+        names: Vec<String>,
+    },
+    RenameTable {
+        db: String,
+        from: String,
+        to: String,
+    },
+    TruncateTable {
+        db: String,
+        table: String,
+    },
+    ReplaceColumn {
+        db: String,
+        table: String,
+        column: String,
+        ty: DataType,
+    },
+    SetColumnComment {
+        db: String,
+        table: String,
+        comments: Vec<(String, String)>,
+    },
+    /// Old and new names.
+    RenameColumn {
+        db: String,
+        table: String,
+        names: Vec<(String, String)>,
+    },
+}
+
+impl TaskData {
+    pub fn op(&self) -> OperationType {
+        match self {
+            TaskData::CreateDomain { .. } => OperationType::CreateDomain,
+            TaskData::CreateTable {
+                kind: TableKind::Dimension,
+                ..
+            } => OperationType::CreateTable,
+            TaskData::CreateTable { .. } => OperationType::CreatePartitionedTable,
+            TaskData::Append { .. } => OperationType::Append,
+            TaskData::Upsert { .. } => OperationType::Upsert,
+            TaskData::SqlUpdate { .. } => OperationType::SqlUpdate,
+            TaskData::SqlDelete { .. } => OperationType::SqlDelete,
+            TaskData::DropTable { .. } => OperationType::DropTable,
+            TaskData::DropPartition { .. } => OperationType::DropPartition,
+            TaskData::DropDb { .. } => OperationType::DropDb,
+            TaskData::AddPartitions { range: true, .. } => OperationType::AddRangePartition,
+            TaskData::AddPartitions { .. } => OperationType::AddValuePartition,
+            TaskData::AddColumn { .. } => OperationType::AddColumn,
+            TaskData::DropColumn { .. } => OperationType::DropColumn,
+            TaskData::RenameTable { .. } => OperationType::RenameTable,
+            TaskData::TruncateTable { .. } => OperationType::TruncateTable,
+            TaskData::ReplaceColumn { .. } => OperationType::ReplaceColumn,
+            TaskData::SetColumnComment { .. } => OperationType::SetColumnComment,
+            TaskData::RenameColumn { .. } => OperationType::RenameColumn,
+        }
+    }
+
+    pub fn db(&self) -> &str {
+        match self {
+            TaskData::CreateDomain { db, .. }
+            | TaskData::CreateTable { db, .. }
+            | TaskData::Append { db, .. }
+            | TaskData::Upsert { db, .. }
+            | TaskData::SqlUpdate { db, .. }
+            | TaskData::SqlDelete { db, .. }
+            | TaskData::DropTable { db, .. }
+            | TaskData::DropPartition { db, .. }
+            | TaskData::DropDb { db }
+            | TaskData::AddPartitions { db, .. }
+            | TaskData::AddColumn { db, .. }
+            | TaskData::DropColumn { db, .. }
+            | TaskData::RenameTable { db, .. }
+            | TaskData::TruncateTable { db, .. }
+            | TaskData::ReplaceColumn { db, .. }
+            | TaskData::SetColumnComment { db, .. }
+            | TaskData::RenameColumn { db, .. } => db,
+        }
+    }
+
+    /// The table it acts on (`""` for a database operation; the old name for a rename).
+    pub fn table(&self) -> &str {
+        match self {
+            TaskData::CreateDomain { .. }
+            | TaskData::DropDb { .. }
+            | TaskData::AddPartitions { .. } => "",
+            TaskData::RenameTable { from, .. } => from,
+            TaskData::CreateTable { table, .. }
+            | TaskData::Append { table, .. }
+            | TaskData::Upsert { table, .. }
+            | TaskData::SqlUpdate { table, .. }
+            | TaskData::SqlDelete { table, .. }
+            | TaskData::DropTable { table, .. }
+            | TaskData::DropPartition { table, .. }
+            | TaskData::AddColumn { table, .. }
+            | TaskData::DropColumn { table, .. }
+            | TaskData::TruncateTable { table, .. }
+            | TaskData::ReplaceColumn { table, .. }
+            | TaskData::SetColumnComment { table, .. }
+            | TaskData::RenameColumn { table, .. } => table,
+        }
+    }
+
+    /// What it writes, for grouping. `partitions`: the partitions an append or upsert writes.
+    pub fn scope(&self, partitions: &[u32]) -> Scope {
+        let db = self.db().to_string();
+        match self {
+            TaskData::CreateDomain { .. }
+            | TaskData::DropDb { .. }
+            | TaskData::AddPartitions { .. } => Scope::Database(db),
+            TaskData::Append { table, .. } | TaskData::Upsert { table, .. } => Scope::Chunks {
+                db,
+                table: table.clone(),
+                partitions: partitions.to_vec(),
+            },
+            TaskData::DropPartition {
+                table, partitions, ..
+            } => Scope::Chunks {
+                db,
+                table: table.clone(),
+                partitions: partitions.clone(),
+            },
+            TaskData::RenameTable { from, to, .. } => Scope::Tables {
+                db,
+                tables: vec![from.clone(), to.clone()],
+            },
+            _ => Scope::Tables {
+                db,
+                tables: vec![self.table().to_string()],
+            },
+        }
+    }
+
+    /// The metadata the coordinator sends with its decision.
+    pub fn meta(&self, partitions: &[u32], src_host: &str, src_port: u16) -> TaskMeta {
+        TaskMeta {
+            op: self.op(),
+            db: self.db().to_string(),
+            table: self.table().to_string(),
+            scope: self.scope(partitions),
+            src_host: src_host.to_string(),
+            src_port,
+            data_written: false,
+        }
+    }
+}
+
+/// What a task writes, for the conflict rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Scope {
+    /// A DDL on a database: a group of its own.
+    Database(String),
+    /// A DDL or DML on whole tables (an update, a delete, a truncate, a rename names both).
+    Tables { db: String, tables: Vec<String> },
+    /// An append, upsert or partition drop: these chunks of one table.
+    Chunks {
+        db: String,
+        table: String,
+        partitions: Vec<u32>,
+    },
+}
+
+/// What a coordinator tells the controller about the task its transaction would make.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskMeta {
+    pub op: OperationType,
+    pub db: String,
+    pub table: String,
+    pub scope: Scope,
+    /// The data node holding the task data.
+    pub src_host: String,
+    pub src_port: u16,
+    /// Whether the coordinator wrote the task data (it does when it saw the database
+    /// replicated). The controller refuses to commit a transaction on a replicated database
+    /// without its data, so that no task lacks its data.
+    pub data_written: bool,
+}
+
+/// A numbered task, as the master's send queue holds it and a slave receives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskInfo {
+    pub task_id: u64,
+    /// The master transaction it came from; its data is keyed by it on the source data node.
+    pub tid: u64,
+    pub group_id: u64,
+    pub op: OperationType,
+    /// Nanoseconds since the epoch, when the commit was recorded.
+    pub submit_ns: i64,
+    pub db: String,
+    pub table: String,
+    pub src_host: String,
+    pub src_port: u16,
+    /// The database's execution set (0 or 1) when the task was made.
+    pub execution_set: u8,
+}
+
+/// Gives consecutive tasks their group ids. Its state is part of the controller's metadata.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grouper {
+    /// The current group (0 before the first task).
+    pub group_id: u64,
+    /// The current group is a database DDL: nothing may join it.
+    closed: bool,
+    /// Tables written whole by the current group, as `db\ttable`.
+    whole: BTreeSet<String>,
+    /// Tables the current group touches in any way.
+    touched: BTreeSet<String>,
+    /// Chunks written by the current group, as (`db\ttable`, partition).
+    chunks: BTreeSet<(String, u32)>,
+}
+
+fn table_key(db: &str, table: &str) -> String {
+    format!("{db}\t{table}")
+}
+
+impl Grouper {
+    /// The group of the next task, which writes `scope`.
+    pub fn place(&mut self, scope: &Scope) -> u64 {
+        let empty = self.group_id == 0 || (self.touched.is_empty() && !self.closed);
+        let conflict = !empty
+            && (self.closed
+                || match scope {
+                    Scope::Database(_) => true,
+                    Scope::Tables { db, tables } => tables
+                        .iter()
+                        .any(|t| self.touched.contains(&table_key(db, t))),
+                    Scope::Chunks {
+                        db,
+                        table,
+                        partitions,
+                    } => {
+                        let k = table_key(db, table);
+                        self.whole.contains(&k)
+                            || partitions
+                                .iter()
+                                .any(|p| self.chunks.contains(&(k.clone(), *p)))
+                    }
+                });
+        if self.group_id == 0 || conflict {
+            self.group_id += 1;
+            self.closed = false;
+            self.whole.clear();
+            self.touched.clear();
+            self.chunks.clear();
+        }
+        match scope {
+            Scope::Database(_) => self.closed = true,
+            Scope::Tables { db, tables } => {
+                for t in tables {
+                    self.whole.insert(table_key(db, t));
+                    self.touched.insert(table_key(db, t));
+                }
+            }
+            Scope::Chunks {
+                db,
+                table,
+                partitions,
+            } => {
+                let k = table_key(db, table);
+                self.touched.insert(k.clone());
+                for p in partitions {
+                    self.chunks.insert((k.clone(), *p));
+                }
+            }
+        }
+        self.group_id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(table: &str, parts: &[u32]) -> Scope {
+        Scope::Chunks {
+            db: "dfs://a".into(),
+            table: table.into(),
+            partitions: parts.to_vec(),
+        }
+    }
+
+    fn tables(names: &[&str]) -> Scope {
+        Scope::Tables {
+            db: "dfs://a".into(),
+            tables: names.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_conflict_rule_cuts_groups_where_writes_overlap() {
+        let mut g = Grouper::default();
+        let seq = [
+            (Scope::Database("dfs://a".into()), 1), // CREATE_DOMAIN
+            (tables(&["t"]), 2),                    // nothing joins a database DDL
+            (chunks("t", &[1]), 3),                 // an append to t after a DDL on t
+            (chunks("t", &[2]), 3),                 // another partition of t
+            (chunks("u", &[1]), 3),                 // another table
+            (chunks("t", &[2, 3]), 4),              // t/2 again
+            (chunks("t", &[1]), 4),
+            (tables(&["v"]), 4), // a DDL on a table this group has not touched
+            (tables(&["u", "w"]), 4), // rename u -> w: neither touched in group 4
+            (chunks("w", &[9]), 5), // w was renamed in group 4
+            (Scope::Database("dfs://b".into()), 6),
+            (chunks("x", &[1]), 7),
+            (Scope::Database("dfs://a".into()), 8),
+            (Scope::Database("dfs://a".into()), 9),
+        ];
+        let got: Vec<u64> = seq.iter().map(|(s, _)| g.place(s)).collect();
+        let want: Vec<u64> = seq.iter().map(|(_, w)| *w).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn every_operation_has_its_name_once() {
+        let names: BTreeSet<&str> = OperationType::ALL.iter().map(|o| o.name()).collect();
+        assert_eq!(names.len(), 19);
+        assert!(names.contains("SET_COLUMN_COMMENT"));
+    }
+}
