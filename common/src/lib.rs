@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod format;
 pub mod lang;
+pub mod master_client;
 pub mod ops;
 pub mod process;
 pub mod replication;

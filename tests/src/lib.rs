@@ -101,15 +101,53 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
-/// `n` free TCP ports on 127.0.0.1, all distinct.
+/// Ports tests take from: below Linux's ephemeral range (32768 and up), so that no
+/// connection's local port collides with a test node's.
+const PORT_RANGE: std::ops::Range<u16> = 20_000..32_000;
+/// How long a claimed port stays reserved for the test that claimed it.
+const PORT_CLAIM: Duration = Duration::from_secs(600);
+
+/// `n` free TCP ports on 127.0.0.1, all distinct, and reserved across test processes:
+/// a test that kills a node and starts it again finds its port still its own, never taken
+/// meanwhile by another test running in parallel. A claim is a file in
+/// `$TMPDIR/xrepl-test-ports/`, created exclusively and ignored after [`PORT_CLAIM`].
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("addr").port())
-        .collect()
+    let dir = std::env::temp_dir().join("xrepl-test-ports");
+    std::fs::create_dir_all(&dir).expect("port claim folder");
+    let span = u32::from(PORT_RANGE.end - PORT_RANGE.start);
+    let seed = std::process::id().wrapping_mul(2_654_435_761).wrapping_add(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0),
+    );
+    let mut out = Vec::new();
+    for i in 0..span {
+        if out.len() == n {
+            break;
+        }
+        let port = PORT_RANGE.start + ((seed.wrapping_add(i * 7)) % span) as u16;
+        let claim = dir.join(port.to_string());
+        let stale = std::fs::metadata(&claim)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().unwrap_or_default() > PORT_CLAIM);
+        if stale {
+            let _ = std::fs::remove_file(&claim);
+        }
+        if std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&claim)
+            .is_err()
+        {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            out.push(port);
+        }
+    }
+    assert_eq!(out.len(), n, "not enough free ports in {PORT_RANGE:?}");
+    out
 }
 
 /// Polls `f` every 50 ms until it returns `Some`, or panics after `limit` naming `what`.

@@ -1,0 +1,185 @@
+//! How a slave cluster talks to its master: log in to the master controller as a master
+//! administrator, register, pull tasks (long poll) while reporting finished ones, and fetch a
+//! task's data from the master data node named in it, piece by piece.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), xrepl_common::client::ClientError> {
+//! use xrepl_common::master_client::MasterClient;
+//! let m = MasterClient::connect("127.0.0.1:8848", "admin", "123456", "127.0.0.1:9848").await?;
+//! m.register().await?;
+//! let tasks = m.pull(0, &[], 1000, 1000).await?;
+//! for t in &tasks {
+//!     let data = m.fetch_task_data(t).await?;
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::time::Duration;
+
+use crate::client::ClientError;
+use crate::config::defaults;
+use crate::rpc::{PeerKind, ReplicationRequest, Reply, Request, RpcClient};
+use crate::task::{TaskData, TaskInfo};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A pull may wait this long on the master, plus this margin for the answer.
+const PULL_MARGIN: Duration = Duration::from_secs(10);
+/// Time limit of one piece of task data.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A logged-in connection from a slave cluster to a master controller.
+pub struct MasterClient {
+    rpc: RpcClient,
+    token: String,
+    /// This slave cluster's name on the master: its controller's `host:port`.
+    slave: String,
+}
+
+fn unexpected(r: Reply) -> ClientError {
+    ClientError::Unexpected(format!("{r:?}"))
+}
+
+impl MasterClient {
+    /// Connects to the master controller `master` and logs in.
+    pub async fn connect(
+        master: &str,
+        user: &str,
+        password: &str,
+        slave: &str,
+    ) -> Result<MasterClient, ClientError> {
+        let rpc = RpcClient::connect(
+            master,
+            PeerKind::Slave,
+            defaults::MAX_FRAME_SIZE as usize,
+            CONNECT_TIMEOUT,
+        )
+        .await?;
+        let reply = rpc
+            .call(&Request::Replication(ReplicationRequest::Login {
+                user: user.to_string(),
+                password: password.to_string(),
+            }))
+            .await??;
+        let Reply::LoggedIn { token, .. } = reply else {
+            return Err(unexpected(reply));
+        };
+        Ok(MasterClient {
+            rpc,
+            token,
+            slave: slave.to_string(),
+        })
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.rpc.is_open()
+    }
+
+    /// The session token (for fetching task data over another connection).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Registers this slave cluster (again, harmlessly, if it is registered).
+    pub async fn register(&self) -> Result<(), ClientError> {
+        match self
+            .rpc
+            .call(&Request::Replication(ReplicationRequest::Register {
+                token: self.token.clone(),
+                slave: self.slave.clone(),
+            }))
+            .await??
+        {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Reports `finished` and returns up to `max` tasks after `after`, waiting up to
+    /// `wait_ms` on the master when there are none.
+    pub async fn pull(
+        &self,
+        after: u64,
+        finished: &[u64],
+        max: u32,
+        wait_ms: u32,
+    ) -> Result<Vec<TaskInfo>, ClientError> {
+        let req = Request::Replication(ReplicationRequest::Pull {
+            token: self.token.clone(),
+            slave: self.slave.clone(),
+            after,
+            finished: finished.to_vec(),
+            max,
+            wait_ms,
+        });
+        let limit = Duration::from_millis(wait_ms.into()) + PULL_MARGIN;
+        match self.rpc.call_timeout(&req, limit).await?? {
+            Reply::Tasks(t) => Ok(t),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The encoded task data of `task`, fetched from its source data node piece by piece.
+    pub async fn fetch_task_bytes(&self, task: &TaskInfo) -> Result<Vec<u8>, ClientError> {
+        fetch_task_bytes(&self.token, task).await
+    }
+
+    /// The task data of `task`, decoded.
+    pub async fn fetch_task_data(&self, task: &TaskInfo) -> Result<TaskData, ClientError> {
+        let bytes = self.fetch_task_bytes(task).await?;
+        decode_task_data(task, &bytes)
+    }
+}
+
+/// Decodes fetched task data; a clear error names the task when it cannot be decoded.
+pub fn decode_task_data(task: &TaskInfo, bytes: &[u8]) -> Result<TaskData, ClientError> {
+    rmp_serde::from_slice(bytes).map_err(|e| {
+        ClientError::Unexpected(format!(
+            "the task data of task {} (transaction {}) from {}:{} cannot be decoded: {e}",
+            task.task_id, task.tid, task.src_host, task.src_port
+        ))
+    })
+}
+
+/// Fetches a task's encoded data from its source data node with a master token.
+pub async fn fetch_task_bytes(token: &str, task: &TaskInfo) -> Result<Vec<u8>, ClientError> {
+    let site = format!("{}:{}", task.src_host, task.src_port);
+    let rpc = RpcClient::connect(
+        &site,
+        PeerKind::Slave,
+        defaults::MAX_FRAME_SIZE as usize,
+        CONNECT_TIMEOUT,
+    )
+    .await?;
+    let mut out: Vec<u8> = Vec::new();
+    loop {
+        let req = Request::Replication(ReplicationRequest::FetchTaskData {
+            token: token.to_string(),
+            task_id: task.task_id,
+            tid: task.tid,
+            offset: out.len() as u64,
+        });
+        match rpc.call_timeout(&req, FETCH_TIMEOUT).await?? {
+            Reply::TaskData {
+                total,
+                offset,
+                bytes,
+            } => {
+                if offset != out.len() as u64 || (bytes.is_empty() && offset < total) {
+                    return Err(ClientError::Unexpected(format!(
+                        "task {}: a piece of task data from {site} came at offset {offset}, expected {}",
+                        task.task_id,
+                        out.len()
+                    )));
+                }
+                if out.is_empty() {
+                    out.reserve(usize::try_from(total).unwrap_or(0).min(1 << 30));
+                }
+                out.extend_from_slice(&bytes);
+                if out.len() as u64 >= total {
+                    return Ok(out);
+                }
+            }
+            other => return Err(unexpected(other)),
+        }
+    }
+}
