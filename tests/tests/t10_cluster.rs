@@ -236,8 +236,20 @@ fn t70_replication_functions_on_a_master_check_where_they_run() {
             "controller1: getDatabaseClusterReplicationStatus must be executed on a data node of the master cluster.",
         ),
         (
-            "rpc(getControllerAlias(), getMasterReplicationStatus)",
-            "controller1: getMasterReplicationStatus is not implemented yet in this version of xrepl",
+            "rpc(getControllerAlias(), getMasterReplicationStatus, 0)",
+            "controller1: getMasterReplicationStatus: limit must be a positive integer or -1",
+        ),
+        (
+            "rpc(getControllerAlias(), getRecentSlaveReplicationInfo, 1)",
+            "controller1: getRecentSlaveReplicationInfo takes no arguments, got 1",
+        ),
+        (
+            "setDatabaseForClusterReplication(\"dfs://nothere\", true)",
+            "dnode1: database 'dfs://nothere' does not exist",
+        ),
+        (
+            "setDatabaseClusterReplicationExecutionSet(\"dfs://nothere\", 2)",
+            "dnode1: setDatabaseClusterReplicationExecutionSet: the execution set must be 0 or 1, got 2",
         ),
     ];
     for (script, expected) in cases {

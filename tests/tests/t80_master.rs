@@ -551,8 +551,7 @@ fn t50_slaves_pull_acknowledge_and_truncation_waits_for_the_slowest() {
         let err = third
             .register()
             .await
-            .err()
-            .expect("a third slave is refused");
+            .expect_err("a third slave is refused");
         assert!(
             err.to_string().contains("at most 2 slave clusters"),
             "{err}"
@@ -562,8 +561,7 @@ fn t50_slaves_pull_acknowledge_and_truncation_waits_for_the_slowest() {
         assert_eq!(all.len(), 7);
         let err = xrepl_common::master_client::fetch_task_bytes("admin.00.00", &all[2])
             .await
-            .err()
-            .expect("refused");
+            .expect_err("refused");
         assert!(err.to_string().contains("not logged in"), "{err}");
 
         // Slave a finishes everything, b the first four: tasks 1..=4 are truncated.

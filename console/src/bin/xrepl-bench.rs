@@ -4,12 +4,20 @@
 //! `xrepl-bench ingest --host H`: the tutorial's K-line table (5,000 securities x 242
 //! minutes = 1,210,000 rows, 9 columns, VALUE-partitioned by date), appended once in one
 //! transaction and once in batches of 10,000 rows.
+//!
+//! `xrepl-bench master --label L [--replicate] [--pull CTL] --hosts H1,H2`: the master's write
+//! throughput: the K-line ingest (three single-transaction runs) and a stream of small
+//! transactions (10 rows each, 4 clients spread over the data nodes), on databases that are
+//! replicated or not. With `--pull`, a slave is played in the same process: it pulls every task
+//! from the master controller, fetches its data from the master data node and acknowledges it,
+//! as a slave cluster does, so the master serves while it writes.
 
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use xrepl_common::client::Client;
+use xrepl_common::master_client::MasterClient;
 use xrepl_common::value::{Table, Vector};
 
 #[derive(Parser)]
@@ -34,6 +42,26 @@ enum Workload {
         /// Rows per transaction in the batched run.
         #[arg(long, default_value_t = 10_000)]
         batch: usize,
+    },
+    /// Master write overhead of replication: ingest and small transactions.
+    Master {
+        /// Name of this configuration in the output.
+        #[arg(long)]
+        label: String,
+        /// Turn replication on for the benchmark's databases.
+        #[arg(long)]
+        replicate: bool,
+        /// Play a slave pulling from this master controller (host:port).
+        #[arg(long)]
+        pull: Option<String>,
+        /// Data nodes the small-transaction clients spread over (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        hosts: Vec<String>,
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// Length of the small-transaction stream.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
     },
 }
 
@@ -275,6 +303,189 @@ async fn tutorial(c: &Client) -> Result<(), String> {
     Ok(())
 }
 
+/// A slave played in-process: pulls, fetches every task's data, acknowledges.
+struct Puller {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: tokio::task::JoinHandle<Result<(u64, u64, u64), String>>,
+}
+
+impl Puller {
+    fn start(master: String) -> Puller {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = tokio::spawn(async move {
+            let m = MasterClient::connect(&master, "admin", "123456", "bench-slave:0")
+                .await
+                .map_err(|e| e.to_string())?;
+            m.register().await.map_err(|e| e.to_string())?;
+            let (mut after, mut tasks, mut bytes) = (0u64, 0u64, 0u64);
+            let mut finished: Vec<u64> = Vec::new();
+            loop {
+                let got = m
+                    .pull(after, &finished, 1000, 200)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                finished.clear();
+                if got.is_empty() && flag.load(Ordering::Relaxed) {
+                    return Ok((tasks, bytes, after));
+                }
+                for t in got {
+                    bytes += m
+                        .fetch_task_bytes(&t)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .len() as u64;
+                    tasks += 1;
+                    after = t.task_id;
+                    finished.push(t.task_id);
+                }
+            }
+        });
+        Puller { stop, handle }
+    }
+
+    /// Stops once everything queued is pulled; answers (tasks, bytes, last task id).
+    async fn finish(self) -> Result<(u64, u64, u64), String> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.await.map_err(|e| e.to_string())?
+    }
+}
+
+const SMALL_DB: &str = "dfs://bench_small";
+
+#[allow(clippy::print_stdout)]
+async fn master(
+    c: &Client,
+    label: &str,
+    replicate: bool,
+    pull: Option<String>,
+    hosts: Vec<String>,
+    clients: usize,
+    seconds: f64,
+) -> Result<(), String> {
+    let err = |e: xrepl_common::client::ClientError| e.to_string();
+    let flag = |db: &str| {
+        if replicate {
+            format!("setDatabaseForClusterReplication(database(\"{db}\"), true)")
+        } else {
+            String::new()
+        }
+    };
+    let puller = pull.map(Puller::start);
+    let pull_start = Instant::now();
+    // The K-line ingest, three times on a fresh table.
+    let data = kline();
+    let rows = data.rows();
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        fresh_table(c).await?;
+        c.run(&flag(DB)).await.map_err(err)?;
+        let start = Instant::now();
+        c.append(DB, "kline", data.clone()).await.map_err(err)?;
+        runs.push(start.elapsed().as_secs_f64());
+        if count(c).await? != rows as i64 {
+            return Err("the ingest lost rows".into());
+        }
+    }
+    drop(data);
+    let mut sorted = runs.clone();
+    sorted.sort_by(f64::total_cmp);
+    println!(
+        "{}",
+        serde_json::json!({
+            "workload": format!("master_ingest_{label}"),
+            "rows": rows,
+            "seconds": sorted[1],
+            "runs_s": runs,
+            "rows_per_s": rows as f64 / sorted[1],
+        })
+    );
+
+    // Small transactions: 10 rows each, `clients` clients over the data nodes.
+    c.run(&format!(
+        r#"if (existsDatabase("{SMALL_DB}")) {{ dropDatabase("{SMALL_DB}") }}
+db = database("{SMALL_DB}", VALUE, 2023.01.01..2023.01.31)
+db.createPartitionedTable(table(1:0, `d`id`v, [DATE, INT, DOUBLE]), "t", `d)
+{}"#,
+        flag(SMALL_DB)
+    ))
+    .await
+    .map_err(err)?;
+    let hosts = if hosts.is_empty() {
+        vec!["127.0.0.1:8849".to_string()]
+    } else {
+        hosts
+    };
+    let deadline = Instant::now() + std::time::Duration::from_secs_f64(seconds);
+    let start = Instant::now();
+    let workers: Vec<_> = (0..clients)
+        .map(|w| {
+            let host = hosts[w % hosts.len()].clone();
+            tokio::spawn(async move {
+                let c = Client::connect(&host, "admin", "123456")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut lat = Vec::new();
+                let mut i = 0i32;
+                while Instant::now() < deadline {
+                    // Each transaction writes one partition; clients rotate over 30 days.
+                    let day = 19_358 + ((w as i32 * 7 + i) % 30);
+                    let t = Table {
+                        names: vec!["d".into(), "id".into(), "v".into()],
+                        columns: vec![
+                            Vector::Date(vec![day; 10]),
+                            Vector::Int((0..10).map(|k| i * 10 + k).collect()),
+                            Vector::Double(vec![f64::from(i); 10]),
+                        ],
+                    };
+                    let t0 = Instant::now();
+                    c.append(SMALL_DB, "t", t)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    lat.push(t0.elapsed().as_secs_f64() * 1e3);
+                    i += 1;
+                }
+                Ok::<Vec<f64>, String>(lat)
+            })
+        })
+        .collect();
+    let mut lat = Vec::new();
+    for w in workers {
+        lat.extend(w.await.map_err(|e| e.to_string())??);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    lat.sort_by(f64::total_cmp);
+    println!(
+        "{}",
+        serde_json::json!({
+            "workload": format!("master_small_tx_{label}"),
+            "rows": lat.len() * 10,
+            "seconds": secs,
+            "transactions": lat.len(),
+            "clients": clients,
+            "tx_per_s": lat.len() as f64 / secs,
+            "commit_latency_ms_p50": percentile(&lat, 0.5),
+            "commit_latency_ms_p99": percentile(&lat, 0.99),
+        })
+    );
+    if let Some(p) = puller {
+        let (tasks, bytes, last) = p.finish().await?;
+        println!(
+            "{}",
+            serde_json::json!({
+                "workload": format!("master_pulled_{label}"),
+                "rows": 0,
+                "seconds": pull_start.elapsed().as_secs_f64(),
+                "tasks_pulled": tasks,
+                "task_bytes_fetched": bytes,
+                "last_task_id": last,
+            })
+        );
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -294,6 +505,14 @@ fn main() -> ExitCode {
         match args.workload {
             Workload::Ingest { batch } => ingest(&c, batch).await,
             Workload::Tutorial => tutorial(&c).await,
+            Workload::Master {
+                label,
+                replicate,
+                pull,
+                hosts,
+                clients,
+                seconds,
+            } => master(&c, &label, replicate, pull, hosts, clients, seconds).await,
         }
     });
     match result {
