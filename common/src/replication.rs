@@ -1,8 +1,9 @@
 //! Where each replication function may run, and the messages for calling it elsewhere.
 //!
-//! The functions themselves come with the replication issues; this table makes every node give
-//! the spec's answer today: `Replication is not enabled. ...` without `clusterReplicationMode`,
-//! `<fn> must be executed on ...` on the wrong node, "not implemented yet" otherwise.
+//! Every node checks a replication function call against this table before running it:
+//! `Replication is not enabled. ...` without `clusterReplicationMode`, `<fn> must be executed
+//! on ...` on the wrong node. The master functions run in `controller/src/master.rs` and
+//! `datanode/src/dbfns.rs`; the slave ones answer "not implemented yet" until the slave side.
 
 use crate::config::{NodeRole, ReplicationMode};
 

@@ -53,6 +53,9 @@ impl Controller {
         match req {
             ReplicationRequest::Login { user, password } => {
                 let r = self.login(&user, &password).await;
+                if let Err(e) = &r {
+                    tracing::warn!(%user, "slave login refused: {}", e.message);
+                }
                 if let Ok(Reply::LoggedIn {
                     is_admin: false, ..
                 }) = &r

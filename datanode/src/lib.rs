@@ -1,7 +1,10 @@
-//! The data node: serves client sessions and, in later issues, stores partitions.
+//! The data node: serves client sessions, stores chunks, coordinates and takes part in
+//! transactions, and on a replication master keeps task data and serves it to slaves.
 //!
 //! Layers: [`link`] (registration and heartbeats with the controller), [`session`] (one actor
-//! per client connection), [`eval`] and [`builtins`] (the language).
+//! per client connection), [`eval`], [`builtins`], [`datafns`] and [`dbfns`] (the language and
+//! the database functions), [`txn`] and [`participant`] (two-phase commit), [`storage`]
+//! (chunks in sled), [`taskdata`] (replication task data).
 
 pub mod builtins;
 pub mod datafns;
@@ -43,6 +46,8 @@ pub struct DataNode {
     pub tasks: Option<Arc<taskdata::TaskStore>>,
     /// Slave tokens the controller confirmed as an administrator's, and when.
     slave_tokens: dashmap::DashMap<String, std::time::Instant>,
+    /// Where the next task data sweep starts (it walks the held tids in pages and wraps).
+    sweep_from: std::sync::atomic::AtomicU64,
     pub(crate) rt: tokio::runtime::Handle,
 }
 
@@ -150,16 +155,25 @@ impl DataNode {
         let Some(store) = self.tasks.clone() else {
             return;
         };
+        use std::sync::atomic::Ordering;
         let s = store.clone();
-        let tids = match tokio::task::spawn_blocking(move || s.tids(1000)).await {
+        let from = self.sweep_from.load(Ordering::Relaxed);
+        let tids = match tokio::task::spawn_blocking(move || s.tids_after(from, 1000)).await {
             Ok(Ok(t)) if !t.is_empty() => t,
-            Ok(Ok(_)) => return,
+            Ok(Ok(_)) => {
+                // The end: start from the oldest again next time.
+                self.sweep_from.store(0, Ordering::Relaxed);
+                return;
+            }
             Ok(Err(e)) => {
                 tracing::error!("cannot list task data: {e}");
                 return;
             }
             Err(_) => return,
         };
+        let last = tids.last().copied().unwrap_or(0);
+        self.sweep_from
+            .store(if tids.len() < 1000 { 0 } else { last }, Ordering::Relaxed);
         let done = match self
             .link
             .call(ControllerRequest::SweepTaskData { tids })
@@ -313,6 +327,7 @@ pub async fn run(
         peers: dashmap::DashMap::new(),
         tasks,
         slave_tokens: dashmap::DashMap::new(),
+        sweep_from: std::sync::atomic::AtomicU64::new(0),
         rt: tokio::runtime::Handle::current(),
     });
     // Prepared transactions left by a crash: take their locks now, settle them in the loop.

@@ -8,8 +8,9 @@
 //!
 //! **Prepare** writes the transaction's new blocks and its `p` record in one batch and flushes:
 //! nothing is visible yet, because no manifest names the new blocks. **Commit** writes the new
-//! manifests, deletes the replaced blocks and the `p` record in one batch and flushes.
-//! **Abort** deletes the new blocks and the `p` record. Readers follow manifests only, so they
+//! manifests, deletes the replaced blocks and the `p` record in one batch, without a flush
+//! (the decision is durable on the controller; a lost commit batch is redone from the `p`
+//! record at start-up). **Abort** deletes the new blocks and the `p` record. Readers follow manifests only, so they
 //! see committed data only; a block replaced under a reader makes it read the manifest again.
 
 use std::collections::BTreeMap;
@@ -195,7 +196,10 @@ impl Storage {
         }
         batch.remove(prepared_key(tid));
         self.tree.apply_batch(batch)?;
-        self.db.flush()?;
+        // No flush: the decision is durable on the controller and the prepared record is
+        // durable here. If this batch is lost in a crash, the record is found again at
+        // start-up and committed again (idempotent) before the node serves anyone. sled keeps
+        // writes in order, so a later flush (the next prepare) covers this batch too.
         Ok(Some(p))
     }
 
@@ -210,7 +214,7 @@ impl Storage {
         }
         batch.remove(prepared_key(tid));
         self.tree.apply_batch(batch)?;
-        self.db.flush()?;
+        // No flush, for the reason given in `commit`.
         Ok(Some(p))
     }
 

@@ -1,9 +1,9 @@
 //! Task data on a master data node: what a slave needs to replay each task this node
 //! coordinated, kept under `clusterReplicationWorkDir` until every slave has finished it.
 //!
-//! A separate sled database (not the table storage), keys by prefix, values rmp-encoded:
-//! - `h` tid(8) → [`Header`]: the encoded [`TaskData`]'s size and piece count
-//! - `d` tid(8) piece(4) → up to [`PIECE`] bytes of the encoded `TaskData`
+//! A separate sled database (not the table storage), keys by prefix:
+//! - `h` tid(8) → [`Header`] (rmp-encoded): the encoded [`TaskData`]'s size and piece count
+//! - `d` tid(8) piece(4) → raw bytes: up to [`PIECE`] bytes of the rmp-encoded `TaskData`
 //!
 //! A task's pieces and header are one batch, so a reader sees all of them or none. With
 //! `clusterReplicationSyncPersistence=true` the coordinator waits for [`TaskStore::durable`]
@@ -223,8 +223,14 @@ impl TaskStore {
 
     /// The oldest `limit` transactions whose task data is here.
     pub fn tids(&self, limit: usize) -> Result<Vec<u64>, TaskStoreError> {
+        self.tids_after(0, limit)
+    }
+
+    /// Up to `limit` transactions after `after` whose task data is here, oldest first.
+    pub fn tids_after(&self, after: u64, limit: usize) -> Result<Vec<u64>, TaskStoreError> {
         let mut out = Vec::new();
-        for item in self.tree.scan_prefix([b'h']).keys().take(limit) {
+        let from = key(b'h', after.saturating_add(1));
+        for item in self.tree.range(from..key(b'i', 0)).keys().take(limit) {
             let k = item?;
             if let Some(b) = k.get(1..9).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
                 out.push(u64::from_be_bytes(b));

@@ -359,15 +359,30 @@ impl DataNode {
             }
             Err(_) => return,
         };
+        self.resolve_listed(prepared, min_age_ms).await;
+    }
+
+    /// [`Self::resolve_prepared`] on a list taken earlier (it may be stale: a coordinator may
+    /// have settled some of them since).
+    pub(crate) async fn resolve_listed(
+        &self,
+        prepared: Vec<crate::storage::Prepared>,
+        min_age_ms: i64,
+    ) {
         let now = chrono::Utc::now().timestamp_millis();
+        let start_up = min_age_ms == 0;
         for p in prepared {
-            // Hold its locks (again, after a restart) so nobody writes under it.
-            if self
-                .participant
-                .locks
-                .acquire(p.tid, &p.chunks, Duration::ZERO)
-                .await
-                .is_err()
+            // At start-up (before serving anyone), hold its locks again so nobody writes under
+            // it. Later passes must not: the list may be stale, and re-locking a transaction
+            // that its coordinator committed meanwhile would hold the lock forever (seen under
+            // a stream of small transactions).
+            if start_up
+                && self
+                    .participant
+                    .locks
+                    .acquire(p.tid, &p.chunks, Duration::ZERO)
+                    .await
+                    .is_err()
             {
                 continue;
             }
@@ -398,5 +413,81 @@ impl DataNode {
                 Err(e) => tracing::debug!(tid = p.tid, "outcome not known yet: {e}"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use xrepl_common::catalog::ColumnDef;
+    use xrepl_common::txn::{ChunkAction, ChunkId};
+    use xrepl_common::value::{DataType, Vector};
+
+    /// A data node with real storage and no controller (nothing here calls it).
+    fn node(dir: &std::path::Path) -> DataNode {
+        std::fs::write(
+            dir.join("cluster.nodes"),
+            "localSite,mode\n127.0.0.1:1:controller1,controller\n127.0.0.1:2:dnode1,datanode\n",
+        )
+        .expect("write");
+        std::fs::write(dir.join("cluster.cfg"), "").expect("write");
+        std::fs::write(
+            dir.join("controller.cfg"),
+            "localSite=127.0.0.1:1:controller1\n",
+        )
+        .expect("write");
+        let cfg = xrepl_common::config::load_datanode(dir, "dnode1").expect("config");
+        let storage = crate::storage::Storage::open(&dir.join("storage")).expect("storage");
+        DataNode {
+            link: Arc::new(crate::link::ControllerLink::new(&cfg)),
+            cfg,
+            participant: Arc::new(crate::participant::Participant {
+                storage: Arc::new(storage),
+                locks: crate::participant::ChunkLocks::default(),
+                lock_timeout: Duration::from_millis(100),
+            }),
+            peers: dashmap::DashMap::new(),
+            tasks: None,
+            slave_tokens: dashmap::DashMap::new(),
+            sweep_from: std::sync::atomic::AtomicU64::new(0),
+            rt: tokio::runtime::Handle::current(),
+        }
+    }
+
+    /// Regression: a resolver pass working from a list taken before a coordinator committed
+    /// re-locked the committed transaction's chunks, and nothing ever released them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stale_resolver_list_does_not_relock_a_committed_transaction() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let n = node(dir.path());
+        let chunk = ChunkId {
+            table: 1,
+            partition: 0,
+        };
+        let columns: Vec<ColumnDef> = vec![ColumnDef {
+            id: 0,
+            name: "x".into(),
+            ty: DataType::Int,
+            comment: String::new(),
+        }];
+        let op = ChunkOp {
+            chunk,
+            label: "t/0".into(),
+            columns,
+            action: ChunkAction::Append {
+                columns: vec![(0, Vector::Int(vec![1, 2, 3]))],
+            },
+        };
+        n.participant.prepare(7, vec![op]).await.expect("prepare");
+        let listed = n.participant.storage.all_prepared().expect("list");
+        assert_eq!(listed.len(), 1);
+        n.participant.commit(7).await.expect("commit");
+        n.resolve_listed(listed, RESOLVE_AFTER_MS).await;
+        n.participant
+            .locks
+            .acquire(8, &[chunk], Duration::ZERO)
+            .await
+            .expect("the chunk is free after its transaction committed");
     }
 }
