@@ -93,6 +93,9 @@ impl SlaveInfo {
     }
 }
 
+/// Tids handed out per durable lease: `BeginTx` flushes only when it crosses a lease.
+pub const TID_LEASE: u64 = 10_000;
+
 /// Finished tasks whose metadata the controller keeps for listing.
 pub const KEEP_FINISHED_TASKS: usize = 10_000;
 
@@ -177,6 +180,8 @@ enum Touch {
     Repl,
     Task(u64),
     Slave(String),
+    /// A new tid lease: the group must be flushed.
+    Lease,
 }
 
 /// The metadata as the rest of the controller reads it.
@@ -188,6 +193,9 @@ pub struct MetaState {
     pub token_key: Option<Vec<u8>>,
     pub catalog: Catalog,
     pub next_tid: u64,
+    /// Every tid up to this one may have been handed out (durable before any of them was);
+    /// after a crash, numbering resumes above it, so no tid is ever given twice.
+    pub tid_lease: u64,
     pub open: BTreeMap<u64, OpenTx>,
     pub decisions: BTreeMap<u64, Decision>,
     pub repl: ReplState,
@@ -266,10 +274,12 @@ impl MetaState {
                         started_ms: *started_ms,
                     },
                 );
-                (
-                    MetaOutcome::Tid(tid),
-                    vec![Touch::Open(tid), Touch::Counters],
-                )
+                let mut touches = vec![Touch::Open(tid), Touch::Counters];
+                if tid > self.tid_lease {
+                    self.tid_lease = tid + TID_LEASE - 1;
+                    touches.push(Touch::Lease);
+                }
+                (MetaOutcome::Tid(tid), touches)
             }
             MetaCommand::Decide {
                 tid,
@@ -572,6 +582,7 @@ impl Store {
                     "m/next_table_id" => s.catalog.next_table_id = decode(&k, &v)?,
                     "m/token_key" => s.token_key = Some(v.to_vec()),
                     "m/repl" => s.repl = decode(&k, &v)?,
+                    "m/tid_lease" => s.tid_lease = decode(&k, &v)?,
                     _ => {
                         return Err(ControllerError::Corrupt {
                             key: text,
@@ -581,6 +592,9 @@ impl Store {
                 },
             }
         }
+        // Tids up to the lease may have been given out by `BeginTx` groups that were never
+        // flushed: resume above it.
+        s.next_tid = s.next_tid.max(s.tid_lease);
         Ok(s)
     }
 
@@ -622,6 +636,7 @@ impl Store {
                     batch.insert("m/next_table_id", encode(&s.catalog.next_table_id));
                 }
                 Touch::Repl => batch.insert("m/repl", encode(&s.repl)),
+                Touch::Lease => batch.insert("m/tid_lease", encode(&s.tid_lease)),
                 Touch::Task(id) => match s.tasks.get(id) {
                     Some(t) => batch.insert(tid_key("q/", *id), encode(t)),
                     None => batch.remove(tid_key("q/", *id)),
@@ -714,10 +729,16 @@ impl MetaWriter {
         let mut batch = sled::Batch::default();
         let mut done: Vec<(MetaCommand, Reply, Result<MetaOutcome, ControllerError>)> =
             Vec::with_capacity(group.len());
+        // A group of `BeginTx` within the tid lease need not be flushed: losing its open
+        // records in a crash only makes those transactions unknown, which is an abort (their
+        // participants ask and hear so; their `Decide` is refused). Everything else is flushed.
+        let mut flush = false;
         for (cmd, reply) in group {
             let result = match self.working.apply(&cmd) {
                 Ok((outcome, touches)) => {
                     Store::stage(&mut batch, &self.working, &touches);
+                    flush |= !matches!(cmd, MetaCommand::BeginTx { .. })
+                        || touches.contains(&Touch::Lease);
                     Ok(outcome)
                 }
                 Err(e) => Err(ControllerError::Refused(e)),
@@ -725,7 +746,8 @@ impl MetaWriter {
             done.push((cmd, reply, result));
         }
         let written = match self.store.tree.apply_batch(batch) {
-            Ok(()) => self.store.db.flush_async().await.map(|_| ()),
+            Ok(()) if flush => self.store.db.flush_async().await.map(|_| ()),
+            Ok(()) => Ok(()),
             Err(e) => Err(e),
         };
         if let Err(e) = written {
@@ -886,7 +908,8 @@ mod tests {
         }
         let m = reopen(dir.path()).await;
         m.read(|s| {
-            assert_eq!(s.next_tid, 2);
+            // Numbering resumes above the durable tid lease: no tid is given twice.
+            assert_eq!(s.next_tid, TID_LEASE);
             assert!(s.open.is_empty());
             assert_eq!(s.decisions.len(), 2);
             assert!(s.decisions.get(&1).is_some_and(|d| d.committed));
@@ -925,6 +948,17 @@ mod tests {
             assert_eq!(tids, (1..=200).collect::<Vec<u64>>(), "gap-free, unique");
         }
         let m = reopen(dir.path()).await;
-        assert_eq!(m.read(|s| (s.next_tid, s.open.len())), (200, 200));
+        assert_eq!(m.read(|s| (s.next_tid, s.open.len())), (TID_LEASE, 200));
+        let Ok(MetaOutcome::Tid(next)) = m
+            .apply(MetaCommand::BeginTx {
+                coordinator: "n".into(),
+                user: "admin".into(),
+                started_ms: 0,
+            })
+            .await
+        else {
+            panic!("begin");
+        };
+        assert_eq!(next, TID_LEASE + 1);
     }
 }
