@@ -33,6 +33,8 @@ pub struct MasterClient {
     token: String,
     /// This slave cluster's name on the master: its controller's `host:port`.
     slave: String,
+    /// Connections to master data nodes for task data, by site, made when first needed.
+    data_nodes: std::sync::Mutex<std::collections::HashMap<String, RpcClient>>,
 }
 
 fn unexpected(r: Reply) -> ClientError {
@@ -67,6 +69,7 @@ impl MasterClient {
             rpc,
             token,
             slave: slave.to_string(),
+            data_nodes: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -118,9 +121,29 @@ impl MasterClient {
         }
     }
 
-    /// The encoded task data of `task`, fetched from its source data node piece by piece.
+    /// The encoded task data of `task`, fetched from its source data node piece by piece
+    /// (over one kept connection per data node).
     pub async fn fetch_task_bytes(&self, task: &TaskInfo) -> Result<Vec<u8>, ClientError> {
-        fetch_task_bytes(&self.token, task).await
+        let site = format!("{}:{}", task.src_host, task.src_port);
+        let kept = self
+            .data_nodes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&site)
+            .filter(|c| c.is_open())
+            .cloned();
+        let rpc = match kept {
+            Some(c) => c,
+            None => {
+                let c = connect_data_node(&site).await?;
+                self.data_nodes
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(site, c.clone());
+                c
+            }
+        };
+        fetch_over(&rpc, &self.token, task).await
     }
 
     /// The task data of `task`, decoded.
@@ -140,16 +163,26 @@ pub fn decode_task_data(task: &TaskInfo, bytes: &[u8]) -> Result<TaskData, Clien
     })
 }
 
-/// Fetches a task's encoded data from its source data node with a master token.
-pub async fn fetch_task_bytes(token: &str, task: &TaskInfo) -> Result<Vec<u8>, ClientError> {
-    let site = format!("{}:{}", task.src_host, task.src_port);
-    let rpc = RpcClient::connect(
-        &site,
+async fn connect_data_node(site: &str) -> Result<RpcClient, ClientError> {
+    Ok(RpcClient::connect(
+        site,
         PeerKind::Slave,
         defaults::MAX_FRAME_SIZE as usize,
         CONNECT_TIMEOUT,
     )
-    .await?;
+    .await?)
+}
+
+/// Fetches a task's encoded data from its source data node with a master token, over a new
+/// connection.
+pub async fn fetch_task_bytes(token: &str, task: &TaskInfo) -> Result<Vec<u8>, ClientError> {
+    let site = format!("{}:{}", task.src_host, task.src_port);
+    let rpc = connect_data_node(&site).await?;
+    fetch_over(&rpc, token, task).await
+}
+
+async fn fetch_over(rpc: &RpcClient, token: &str, task: &TaskInfo) -> Result<Vec<u8>, ClientError> {
+    let site = rpc.addr().to_string();
     let mut out: Vec<u8> = Vec::new();
     loop {
         let req = Request::Replication(ReplicationRequest::FetchTaskData {
