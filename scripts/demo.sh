@@ -31,11 +31,13 @@ echo "== slave: rpc(getControllerAlias(), getClusterPerf) on dnode1 (127.0.0.1:9
 "$xrepl" --host 127.0.0.1:9849 -c 'login("admin", "123456")
 rpc(getControllerAlias(), getClusterPerf)'
 echo
-echo "== master: a partitioned table, one transaction of 1,000 rows, and a query"
+echo "== master: a replicated database, a partitioned table, one transaction of 1,000 rows, a query"
 "$xrepl" --host 127.0.0.1:8849 --user admin --password 123456 -c '
 dbName = "dfs://demoDB"
 if (existsDatabase(dbName)) { dropDatabase(dbName) }
 db = database(dbName, VALUE, 2023.01.01..2023.01.31)
+setDatabaseForClusterReplication(db, true)
+schema(db).clusterReplicationEnabled
 db.createPartitionedTable(table(1:0, `id`day`price, [INT, DATE, DOUBLE]), "trades", `day)
 id = 0..999
 day = 2023.01.01 + id % 31
@@ -44,6 +46,13 @@ loadTable(dbName, "trades").append!(table(id, day, price))
 select count(*), sum(price) from loadTable(dbName, "trades")
 select count(*) from loadTable(dbName, "trades") where day between 2023.01.01:2023.01.03 group by day
 schema(loadTable(dbName, "trades")).chunks'
+
+echo
+echo "== master: the send queue (every task waits for a slave; the slave side comes with issue 6)"
+"$xrepl" --host 127.0.0.1:8849 --user admin --password 123456 -c '
+getDatabaseClusterReplicationStatus()
+rpc(getControllerAlias(), getMasterReplicationStatus)
+rpc(getControllerAlias(), getRecentSlaveReplicationInfo)'
 
 echo
 echo "== slave: getMasterReplicationStatus() on a slave data node (expected to be refused)"
