@@ -961,4 +961,104 @@ mod tests {
         };
         assert_eq!(next, TID_LEASE + 1);
     }
+
+    /// Tasks are numbered in the commit; truncation follows the slowest slave; only the latest
+    /// 10,000 finished tasks' metadata is kept.
+    #[test]
+    fn tasks_truncate_after_every_slave_and_only_the_latest_finished_are_kept() {
+        use xrepl_common::task::{Scope, TaskMeta};
+        let mut s = MetaState::default();
+        let db = "dfs://q".to_string();
+        s.catalog
+            .apply(&CatalogChange::CreateDatabase {
+                path: db.clone(),
+                scheme: PartitionScheme::Value(Vector::Int(vec![1])),
+            })
+            .expect("create");
+        s.catalog
+            .apply(&CatalogChange::SetReplication {
+                path: db.clone(),
+                enabled: true,
+            })
+            .expect("flag");
+        let meta = TaskMeta {
+            op: OperationType::Append,
+            db: db.clone(),
+            table: "t".into(),
+            scope: Scope::Chunks {
+                db: db.clone(),
+                table: "t".into(),
+                partitions: vec![0],
+            },
+            src_host: "127.0.0.1".into(),
+            src_port: 1,
+            data_written: true,
+        };
+        let n = KEEP_FINISHED_TASKS as u64 + 5;
+        for i in 0..n {
+            let Ok((MetaOutcome::Tid(tid), _)) = s.apply(&MetaCommand::BeginTx {
+                coordinator: "dnode1".into(),
+                user: "admin".into(),
+                started_ms: 0,
+            }) else {
+                panic!("begin");
+            };
+            let decided = s.apply(&MetaCommand::Decide {
+                tid,
+                commit: true,
+                reason: String::new(),
+                changes: vec![],
+                task: Some(meta.clone()),
+                master: true,
+                now_ns: i as i64,
+            });
+            assert!(matches!(decided, Ok((MetaOutcome::Decided(_, Some(id)), _)) if id == i + 1));
+        }
+        for slave in ["a", "b"] {
+            s.apply(&MetaCommand::RegisterSlave {
+                slave: slave.into(),
+                max: 2,
+                now_ms: 0,
+            })
+            .expect("register");
+        }
+        assert!(s
+            .apply(&MetaCommand::RegisterSlave {
+                slave: "c".into(),
+                max: 2,
+                now_ms: 0,
+            })
+            .is_err());
+        let all: Vec<u64> = (1..=n).collect();
+        s.apply(&MetaCommand::SlaveProgress {
+            slave: "a".into(),
+            finished: all.clone(),
+            now_ms: 1,
+        })
+        .expect("progress");
+        assert_eq!(s.repl.truncated_upto, 0, "b has finished nothing");
+        // b finishes out of order: only the gap-free prefix counts.
+        s.apply(&MetaCommand::SlaveProgress {
+            slave: "b".into(),
+            finished: vec![1, 2, 4],
+            now_ms: 1,
+        })
+        .expect("progress");
+        assert_eq!(s.repl.truncated_upto, 2);
+        assert_eq!(s.slaves["b"].last_finished(), 4);
+        s.apply(&MetaCommand::SlaveProgress {
+            slave: "b".into(),
+            finished: all,
+            now_ms: 2,
+        })
+        .expect("progress");
+        assert_eq!(s.repl.truncated_upto, n);
+        assert_eq!(s.tasks.len(), KEEP_FINISHED_TASKS);
+        assert_eq!(
+            s.tasks.keys().next().copied(),
+            Some(6),
+            "the oldest five are forgotten"
+        );
+        assert_eq!(s.task_of_tid.len(), KEEP_FINISHED_TASKS);
+    }
 }
