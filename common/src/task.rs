@@ -15,7 +15,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{PartitionScheme, TableKind};
+use crate::catalog::{CatalogChange, PartitionScheme, TableKind};
 use crate::txn::ColExpr;
 use crate::value::{DataType, Table, Vector};
 
@@ -265,6 +265,108 @@ impl TaskData {
             | TaskData::ReplaceColumn { table, .. }
             | TaskData::SetColumnComment { table, .. }
             | TaskData::RenameColumn { table, .. } => table,
+        }
+    }
+
+    /// The catalog changes it makes, by names (what a master commits and a slave replays).
+    /// Appends, upserts, updates, deletes and truncates change no catalog entry; the chunks a
+    /// drop or conversion touches are the replaying cluster's own.
+    pub fn catalog_changes(&self) -> Vec<CatalogChange> {
+        let db = self.db().to_string();
+        let on = |table: &str| (db.clone(), table.to_string());
+        match self {
+            TaskData::CreateDomain { scheme, .. } => vec![CatalogChange::CreateDatabase {
+                path: db.clone(),
+                scheme: scheme.clone(),
+            }],
+            TaskData::CreateTable {
+                table,
+                kind,
+                columns,
+                ..
+            } => vec![CatalogChange::CreateTable {
+                db: db.clone(),
+                name: table.clone(),
+                kind: kind.clone(),
+                columns: columns.clone(),
+            }],
+            TaskData::DropTable { table, .. } => vec![CatalogChange::DropTable {
+                db: db.clone(),
+                name: table.clone(),
+            }],
+            TaskData::DropPartition {
+                table, partitions, ..
+            } => vec![CatalogChange::DropChunks {
+                db: db.clone(),
+                table: table.clone(),
+                partitions: partitions.clone(),
+            }],
+            TaskData::DropDb { .. } => vec![CatalogChange::DropDatabase { path: db.clone() }],
+            TaskData::AddPartitions { values, .. } => vec![CatalogChange::AddPartitions {
+                path: db.clone(),
+                values: values.clone(),
+            }],
+            TaskData::AddColumn { table, columns, .. } => columns
+                .iter()
+                .map(|(name, ty)| {
+                    let (db, table) = on(table);
+                    CatalogChange::AddColumn {
+                        db,
+                        table,
+                        name: name.clone(),
+                        ty: *ty,
+                    }
+                })
+                .collect(),
+            TaskData::DropColumn { table, names, .. } => vec![CatalogChange::DropColumns {
+                db: db.clone(),
+                table: table.clone(),
+                names: names.clone(),
+            }],
+            TaskData::RenameTable { from, to, .. } => vec![CatalogChange::RenameTable {
+                db: db.clone(),
+                from: from.clone(),
+                to: to.clone(),
+            }],
+            TaskData::ReplaceColumn {
+                table, column, ty, ..
+            } => vec![CatalogChange::ReplaceColumnType {
+                db: db.clone(),
+                table: table.clone(),
+                name: column.clone(),
+                ty: *ty,
+            }],
+            TaskData::SetColumnComment {
+                table, comments, ..
+            } => comments
+                .iter()
+                .map(|(column, comment)| {
+                    let (db, table) = on(table);
+                    CatalogChange::SetColumnComment {
+                        db,
+                        table,
+                        column: column.clone(),
+                        comment: comment.clone(),
+                    }
+                })
+                .collect(),
+            TaskData::RenameColumn { table, names, .. } => names
+                .iter()
+                .map(|(from, to)| {
+                    let (db, table) = on(table);
+                    CatalogChange::RenameColumn {
+                        db,
+                        table,
+                        from: from.clone(),
+                        to: to.clone(),
+                    }
+                })
+                .collect(),
+            TaskData::Append { .. }
+            | TaskData::Upsert { .. }
+            | TaskData::SqlUpdate { .. }
+            | TaskData::SqlDelete { .. }
+            | TaskData::TruncateTable { .. } => vec![],
         }
     }
 

@@ -267,6 +267,14 @@ impl Session {
         Ok(self.task(replicated, data, &[]))
     }
 
+    /// A DDL that changes only the catalog, as one transaction: its changes come from its task
+    /// data, the same mapping a slave replays.
+    fn ddl(&self, data: TaskData) -> Result<u64, EvalError> {
+        let changes = data.catalog_changes();
+        let task = self.ddl_task(data.db(), data.clone())?;
+        self.transact(changes, BTreeMap::new(), task)
+    }
+
     /// Runs a transaction; returns the rows it touched.
     fn transact(
         &self,
@@ -475,25 +483,12 @@ impl Session {
                     .cloned()
                     .zip(schema.columns.iter().map(Vector::data_type))
                     .collect();
-                let task = self.ddl_task(
-                    &db,
-                    TaskData::CreateTable {
-                        db: db.clone(),
-                        table: name.clone(),
-                        kind: kind.clone(),
-                        columns: columns.clone(),
-                    },
-                )?;
-                self.transact(
-                    vec![CatalogChange::CreateTable {
-                        db: db.clone(),
-                        name: name.clone(),
-                        kind,
-                        columns,
-                    }],
-                    BTreeMap::new(),
-                    task,
-                )?;
+                self.ddl(TaskData::CreateTable {
+                    db: db.clone(),
+                    table: name.clone(),
+                    kind,
+                    columns,
+                })?;
                 Ok(Value::TableRef { db, table: name })
             }
             "loadTable" => {
@@ -644,47 +639,18 @@ impl Session {
                     )));
                 }
                 let columns: Vec<(String, DataType)> = names.into_iter().zip(tys).collect();
-                let task = self.ddl_task(
-                    &db,
-                    TaskData::AddColumn {
-                        db: db.clone(),
-                        table: table.clone(),
-                        columns: columns.clone(),
-                    },
-                )?;
-                let changes = columns
-                    .into_iter()
-                    .map(|(name, ty)| CatalogChange::AddColumn {
-                        db: db.clone(),
-                        table: table.clone(),
-                        name,
-                        ty,
-                    })
-                    .collect();
-                self.transact(changes, BTreeMap::new(), task)?;
+                self.ddl(TaskData::AddColumn { db, table, columns })?;
                 Ok(Value::Void)
             }
             "dropColumns!" => {
                 a.check(f, &[], 2)?;
                 let (db, table) = a.table_ref(f, 0, "table")?;
                 let names = a.names(f, 1, "colNames")?;
-                let task = self.ddl_task(
-                    &db,
-                    TaskData::DropColumn {
-                        db: db.clone(),
-                        table: table.clone(),
-                        names: names.clone(),
-                    },
-                )?;
-                self.transact(
-                    vec![CatalogChange::DropColumns {
-                        db: db.clone(),
-                        table: table.clone(),
-                        names,
-                    }],
-                    BTreeMap::new(),
-                    task,
-                )?;
+                self.ddl(TaskData::DropColumn {
+                    db: db.clone(),
+                    table: table.clone(),
+                    names,
+                })?;
                 Ok(Value::TableRef { db, table })
             }
             "rename!" => {
@@ -700,24 +666,11 @@ impl Session {
                     )));
                 }
                 let pairs: Vec<(String, String)> = from.into_iter().zip(to).collect();
-                let task = self.ddl_task(
-                    &db,
-                    TaskData::RenameColumn {
-                        db: db.clone(),
-                        table: table.clone(),
-                        names: pairs.clone(),
-                    },
-                )?;
-                let changes = pairs
-                    .into_iter()
-                    .map(|(from, to)| CatalogChange::RenameColumn {
-                        db: db.clone(),
-                        table: table.clone(),
-                        from,
-                        to,
-                    })
-                    .collect();
-                self.transact(changes, BTreeMap::new(), task)?;
+                self.ddl(TaskData::RenameColumn {
+                    db: db.clone(),
+                    table: table.clone(),
+                    names: pairs,
+                })?;
                 Ok(Value::TableRef { db, table })
             }
             "replaceColumn!" => {
@@ -784,24 +737,11 @@ impl Session {
                         .collect::<Result<_, _>>()?,
                     _ => vec![(a.text(f, 1, "colName")?, a.text(f, 2, "comment")?)],
                 };
-                let task = self.ddl_task(
-                    &db,
-                    TaskData::SetColumnComment {
-                        db: db.clone(),
-                        table: table.clone(),
-                        comments: pairs.clone(),
-                    },
-                )?;
-                let changes = pairs
-                    .into_iter()
-                    .map(|(column, comment)| CatalogChange::SetColumnComment {
-                        db: db.clone(),
-                        table: table.clone(),
-                        column,
-                        comment,
-                    })
-                    .collect();
-                self.transact(changes, BTreeMap::new(), task)?;
+                self.ddl(TaskData::SetColumnComment {
+                    db,
+                    table,
+                    comments: pairs,
+                })?;
                 Ok(Value::Void)
             }
             "append!" | "tableInsert" => {
