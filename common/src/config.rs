@@ -32,6 +32,14 @@ pub mod defaults {
     pub const CLUSTER_REPLICATION_EXECUTION_USERNAME: &str = "admin";
     pub const CLUSTER_REPLICATION_EXECUTION_PASSWORD: &str = "123456";
     pub const CLUSTER_REPLICATION_WORKER_NUM: u64 = 4;
+    /// Most tasks a slave asks for in one pull.
+    pub const CLUSTER_REPLICATION_PULL_BATCH: u64 = 1_000;
+    /// How long the master may hold a slave's pull when it has no task (long poll).
+    pub const CLUSTER_REPLICATION_PULL_WAIT_MS: u64 = 1_000;
+    /// Wait between two attempts of a failed task on a slave.
+    pub const CLUSTER_REPLICATION_RETRY_INTERVAL_MS: u64 = 1_000;
+    /// Failed attempts after which a task is FAILED and the slave STOPPED.
+    pub const CLUSTER_REPLICATION_RETRY_LIMIT: u64 = 30;
     /// Name of the task-data folder under a data node's home.
     pub const CLUSTER_REPLICATION_WORK_DIR_NAME: &str = "clusterReplication";
     /// Name of the folder beside the config files that holds each node's home by default.
@@ -161,6 +169,14 @@ pub struct ControllerReplication {
     pub queue: u32,
     pub master_username: String,
     pub master_password: String,
+    /// Slave role: most tasks per pull (`clusterReplicationPullBatch`).
+    pub pull_batch: u32,
+    /// Slave role: longest wait of one pull on the master (`clusterReplicationPullWaitMs`).
+    pub pull_wait: Duration,
+    /// Slave role: wait between attempts of a failed task (`clusterReplicationRetryIntervalMs`).
+    pub retry_interval: Duration,
+    /// Slave role: failed attempts before FAILED and STOPPED (`clusterReplicationRetryLimit`).
+    pub retry_limit: u32,
 }
 
 /// A data node's settings: `cluster.cfg` with its own overrides, plus `cluster.nodes`.
@@ -767,6 +783,30 @@ pub fn load_controller(cfg_dir: &Path) -> Result<ControllerConfig, ConfigError> 
     let default_queue =
         defaults::CLUSTER_REPLICATION_QUEUES_PER_NODE * nodes.datanodes.len() as u64;
     let queue = kv.uint("clusterReplicationQueue", default_queue, 1, 4096)?;
+    let pull_batch = kv.uint(
+        "clusterReplicationPullBatch",
+        defaults::CLUSTER_REPLICATION_PULL_BATCH,
+        1,
+        10_000,
+    )?;
+    let pull_wait = kv.uint(
+        "clusterReplicationPullWaitMs",
+        defaults::CLUSTER_REPLICATION_PULL_WAIT_MS,
+        0,
+        10_000,
+    )?;
+    let retry_interval = kv.uint(
+        "clusterReplicationRetryIntervalMs",
+        defaults::CLUSTER_REPLICATION_RETRY_INTERVAL_MS,
+        10,
+        600_000,
+    )?;
+    let retry_limit = kv.uint(
+        "clusterReplicationRetryLimit",
+        defaults::CLUSTER_REPLICATION_RETRY_LIMIT,
+        1,
+        100_000,
+    )?;
     let master_username = kv.string(
         "clusterReplicationMasterUsername",
         defaults::CLUSTER_REPLICATION_MASTER_USERNAME,
@@ -809,6 +849,10 @@ pub fn load_controller(cfg_dir: &Path) -> Result<ControllerConfig, ConfigError> 
         queue: u32::try_from(queue).unwrap_or(u32::MAX),
         master_username,
         master_password,
+        pull_batch: u32::try_from(pull_batch).unwrap_or(u32::MAX),
+        pull_wait: Duration::from_millis(pull_wait),
+        retry_interval: Duration::from_millis(retry_interval),
+        retry_limit: u32::try_from(retry_limit).unwrap_or(u32::MAX),
     });
     Ok(ControllerConfig {
         alias,
@@ -931,6 +975,10 @@ mod tests {
              "controller.cfg:2: clusterReplicationSlaveNum: expected a whole number, got 'two'"),
             (format!("{SITE}clusterReplicationSlaveNum=1000\n"), "", NODES,
              "controller.cfg:2: clusterReplicationSlaveNum: 1000 is out of range (0 to 64)"),
+            (format!("{SITE}clusterReplicationRetryLimit=0\n"), "", NODES,
+             "controller.cfg:2: clusterReplicationRetryLimit: 0 is out of range (1 to 100000)"),
+            (format!("{SITE}clusterReplicationPullWaitMs=soon\n"), "", NODES,
+             "controller.cfg:2: clusterReplicationPullWaitMs: expected a whole number, got 'soon'"),
             (format!("{SITE}justtext\n"), "", NODES, "controller.cfg:2: justtext: expected key=value"),
             (format!("{SITE}home=\n"), "", NODES, "controller.cfg:2: home: the value is empty"),
             (format!("{SITE}\nhome=a\nhome=b\n"), "", NODES, "controller.cfg:4: home: set twice (first at line 3)"),
