@@ -258,21 +258,27 @@ impl Session {
         })
     }
 
-    /// The task of a DDL on database `db` (its replication flag is looked up).
-    fn ddl_task(&self, db: &str, data: TaskData) -> Result<Option<TxTask>, EvalError> {
-        if !self.node.is_master() {
-            return Ok(None);
-        }
-        let replicated = self.replicates(self.fetch_db(db, None)?.as_ref());
-        Ok(self.task(replicated, data, &[]))
+    /// One operation on database `d` as a transaction: its catalog changes come from its task
+    /// data (the same mapping a slave replays), its task data is kept when `d` is replicated.
+    fn transact_op(
+        &self,
+        d: Option<&DatabaseMeta>,
+        data: TaskData,
+        ops: BTreeMap<String, Vec<ChunkOp>>,
+    ) -> Result<u64, EvalError> {
+        let changes = data.catalog_changes();
+        let task = self.task(self.replicates(d), data, &[]);
+        self.transact(changes, ops, task)
     }
 
-    /// A DDL that changes only the catalog, as one transaction: its changes come from its task
-    /// data, the same mapping a slave replays.
+    /// A DDL that changes only the catalog (its database's replication flag is looked up).
     fn ddl(&self, data: TaskData) -> Result<u64, EvalError> {
-        let changes = data.catalog_changes();
-        let task = self.ddl_task(data.db(), data.clone())?;
-        self.transact(changes, BTreeMap::new(), task)
+        let d = if self.node.is_master() {
+            self.fetch_db(data.db(), None)?
+        } else {
+            None
+        };
+        self.transact_op(d.as_ref(), data, BTreeMap::new())
     }
 
     /// Runs a transaction; returns the rows it touched.
@@ -370,12 +376,7 @@ impl Session {
                         ops.entry(n).or_default().extend(o);
                     }
                 }
-                let task = self.task(
-                    self.replicates(Some(&d)),
-                    TaskData::DropDb { db: path.clone() },
-                    &[],
-                );
-                self.transact(vec![CatalogChange::DropDatabase { path }], ops, task)?;
+                self.transact_op(Some(&d), TaskData::DropDb { db: path }, ops)?;
                 Ok(Value::Void)
             }
             "addValuePartitions" | "addRangePartitions" => {
@@ -408,19 +409,14 @@ impl Session {
                         "{f} needs a {want} database; '{path}' is {kind}"
                     )));
                 }
-                let task = self.task(
-                    self.replicates(Some(&d)),
+                self.transact_op(
+                    Some(&d),
                     TaskData::AddPartitions {
-                        db: path.clone(),
-                        values: values.clone(),
+                        db: path,
+                        values,
                         range: f == "addRangePartitions",
                     },
-                    &[],
-                );
-                self.transact(
-                    vec![CatalogChange::AddPartitions { path, values }],
                     BTreeMap::new(),
-                    task,
                 )?;
                 Ok(Value::Scalar(Scalar::Int(n as i32)))
             }
@@ -512,18 +508,10 @@ impl Session {
                 let db = a.db(f, 0, "dbHandle")?;
                 let name = a.text(f, 1, "tableName")?;
                 let (d, t) = self.table_meta(&db, &name, Some(Right::Owner))?;
-                let task = self.task(
-                    self.replicates(Some(&d)),
-                    TaskData::DropTable {
-                        db: db.clone(),
-                        table: name.clone(),
-                    },
-                    &[],
-                );
-                self.transact(
-                    vec![CatalogChange::DropTable { db, name }],
+                self.transact_op(
+                    Some(&d),
+                    TaskData::DropTable { db, table: name },
                     Self::all_chunks(&d, &t, &ChunkAction::Drop),
-                    task,
                 )?;
                 Ok(Value::Void)
             }
@@ -533,19 +521,10 @@ impl Session {
                 let from = a.text(f, 1, "tableName")?;
                 let to = a.text(f, 2, "newTableName")?;
                 let (d, _) = self.table_meta(&db, &from, Some(Right::Owner))?;
-                let task = self.task(
-                    self.replicates(Some(&d)),
-                    TaskData::RenameTable {
-                        db: db.clone(),
-                        from: from.clone(),
-                        to: to.clone(),
-                    },
-                    &[],
-                );
-                self.transact(
-                    vec![CatalogChange::RenameTable { db, from, to }],
+                self.transact_op(
+                    Some(&d),
+                    TaskData::RenameTable { db, from, to },
                     BTreeMap::new(),
-                    task,
                 )?;
                 Ok(Value::Void)
             }
@@ -554,18 +533,10 @@ impl Session {
                 let db = a.db(f, 0, "dbUrl")?;
                 let name = a.text(f, 1, "tableName")?;
                 let (d, t) = self.table_meta(&db, &name, Some(Right::Write))?;
-                let task = self.task(
-                    self.replicates(Some(&d)),
-                    TaskData::TruncateTable {
-                        db: db.clone(),
-                        table: name.clone(),
-                    },
-                    &[],
-                );
-                self.transact(
-                    vec![],
+                self.transact_op(
+                    Some(&d),
+                    TaskData::TruncateTable { db, table: name },
                     Self::all_chunks(&d, &t, &ChunkAction::Truncate),
-                    task,
                 )?;
                 Ok(Value::Void)
             }
@@ -605,24 +576,15 @@ impl Session {
                         });
                     }
                 }
-                let task = self.task(
-                    self.replicates(Some(&d)),
+                self.transact_op(
+                    Some(&d),
                     TaskData::DropPartition {
-                        db: db.clone(),
-                        table: name.clone(),
-                        partitions: parts.clone(),
-                        values,
-                    },
-                    &[],
-                );
-                self.transact(
-                    vec![CatalogChange::DropChunks {
                         db,
                         table: name,
                         partitions: parts,
-                    }],
+                        values,
+                    },
                     ops,
-                    task,
                 )?;
                 Ok(Value::Void)
             }
@@ -699,25 +661,15 @@ impl Session {
                         to: ty,
                     },
                 );
-                let task = self.task(
-                    self.replicates(Some(&d)),
+                self.transact_op(
+                    Some(&d),
                     TaskData::ReplaceColumn {
                         db: db.clone(),
                         table: table.clone(),
-                        column: name.clone(),
+                        column: name,
                         ty,
                     },
-                    &[],
-                );
-                self.transact(
-                    vec![CatalogChange::ReplaceColumnType {
-                        db: db.clone(),
-                        table: table.clone(),
-                        name,
-                        ty,
-                    }],
                     ops,
-                    task,
                 )?;
                 Ok(Value::TableRef { db, table })
             }
@@ -1101,27 +1053,23 @@ impl Session {
             compiled.push((c.clone(), self.col_expr(e, &t.columns)?));
         }
         let filter = filter.map(|f| self.col_expr(f, &t.columns)).transpose()?;
-        let task = self.task(
-            self.replicates(Some(&d)),
-            TaskData::SqlUpdate {
-                db: db.clone(),
-                table: name.clone(),
+        let ops = Self::all_chunks(
+            &d,
+            &t,
+            &ChunkAction::Update {
                 set: compiled.clone(),
                 filter: filter.clone(),
             },
-            &[],
         );
-        let rows = self.transact(
-            vec![],
-            Self::all_chunks(
-                &d,
-                &t,
-                &ChunkAction::Update {
-                    set: compiled,
-                    filter,
-                },
-            ),
-            task,
+        let rows = self.transact_op(
+            Some(&d),
+            TaskData::SqlUpdate {
+                db,
+                table: name,
+                set: compiled,
+                filter,
+            },
+            ops,
         )?;
         let _ = rows;
         Ok(Value::Void)
@@ -1144,19 +1092,21 @@ impl Session {
         };
         let (d, t) = self.table_meta(&db, &name, Some(Right::Write))?;
         let filter = filter.map(|f| self.col_expr(f, &t.columns)).transpose()?;
-        let task = self.task(
-            self.replicates(Some(&d)),
-            TaskData::SqlDelete {
-                db: db.clone(),
-                table: name.clone(),
+        let ops = Self::all_chunks(
+            &d,
+            &t,
+            &ChunkAction::Delete {
                 filter: filter.clone(),
             },
-            &[],
         );
-        self.transact(
-            vec![],
-            Self::all_chunks(&d, &t, &ChunkAction::Delete { filter }),
-            task,
+        self.transact_op(
+            Some(&d),
+            TaskData::SqlDelete {
+                db,
+                table: name,
+                filter,
+            },
+            ops,
         )?;
         Ok(Value::Void)
     }
