@@ -33,8 +33,8 @@ pub struct MasterClient {
     token: String,
     /// This slave cluster's name on the master: its controller's `host:port`.
     slave: String,
-    /// Connections to master data nodes for task data, by site, made when first needed.
-    data_nodes: std::sync::Mutex<std::collections::HashMap<String, RpcClient>>,
+    /// Connections to master data nodes for task data.
+    data_nodes: TaskDataFetcher,
 }
 
 fn unexpected(r: Reply) -> ClientError {
@@ -69,7 +69,7 @@ impl MasterClient {
             rpc,
             token,
             slave: slave.to_string(),
-            data_nodes: std::sync::Mutex::new(std::collections::HashMap::new()),
+            data_nodes: TaskDataFetcher::default(),
         })
     }
 
@@ -124,26 +124,7 @@ impl MasterClient {
     /// The encoded task data of `task`, fetched from its source data node piece by piece
     /// (over one kept connection per data node).
     pub async fn fetch_task_bytes(&self, task: &TaskInfo) -> Result<Vec<u8>, ClientError> {
-        let site = format!("{}:{}", task.src_host, task.src_port);
-        let kept = self
-            .data_nodes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&site)
-            .filter(|c| c.is_open())
-            .cloned();
-        let rpc = match kept {
-            Some(c) => c,
-            None => {
-                let c = connect_data_node(&site).await?;
-                self.data_nodes
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(site, c.clone());
-                c
-            }
-        };
-        fetch_over(&rpc, &self.token, task).await
+        self.data_nodes.fetch(&self.token, task).await
     }
 
     /// The task data of `task`, decoded.
@@ -161,6 +142,39 @@ pub fn decode_task_data(task: &TaskInfo, bytes: &[u8]) -> Result<TaskData, Clien
             task.task_id, task.tid, task.src_host, task.src_port
         ))
     })
+}
+
+/// Fetches task data from master data nodes over kept connections (one per data node, made
+/// when first needed, made again when closed).
+#[derive(Default)]
+pub struct TaskDataFetcher {
+    conns: std::sync::Mutex<std::collections::HashMap<String, RpcClient>>,
+}
+
+impl TaskDataFetcher {
+    /// The encoded task data of `task`, with a master administrator's `token`.
+    pub async fn fetch(&self, token: &str, task: &TaskInfo) -> Result<Vec<u8>, ClientError> {
+        let site = format!("{}:{}", task.src_host, task.src_port);
+        let kept = self
+            .conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&site)
+            .filter(|c| c.is_open())
+            .cloned();
+        let rpc = match kept {
+            Some(c) => c,
+            None => {
+                let c = connect_data_node(&site).await?;
+                self.conns
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(site, c.clone());
+                c
+            }
+        };
+        fetch_over(&rpc, token, task).await
+    }
 }
 
 async fn connect_data_node(site: &str) -> Result<RpcClient, ClientError> {

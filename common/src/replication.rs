@@ -28,7 +28,7 @@ use ReplicationMode::{Master as M, Slave as S};
 
 /// Every replication function of `shared/spec/replication.md` and where it runs.
 pub const FUNCTIONS: &[(&str, Placement)] = &[
-    ("setDatabaseForClusterReplication", at(D, Some(M))),
+    ("setDatabaseForClusterReplication", at(D, None)),
     ("setDatabaseClusterReplicationExecutionSet", at(D, Some(M))),
     ("getDatabaseClusterReplicationStatus", at(D, Some(M))),
     ("startClusterReplication", at(C, None)),
@@ -95,8 +95,8 @@ mod tests {
             Err("getSlaveReplicationStatus must be executed on the controller of the slave cluster.".into())
         );
         assert_eq!(
-            check("setDatabaseForClusterReplication", C, Some(M)),
-            Err("setDatabaseForClusterReplication must be executed on a data node of the master cluster.".into())
+            check("setDatabaseClusterReplicationExecutionSet", C, Some(M)),
+            Err("setDatabaseClusterReplicationExecutionSet must be executed on a data node of the master cluster.".into())
         );
         assert_eq!(
             check("stopClusterReplication", D, Some(M)),

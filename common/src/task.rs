@@ -463,6 +463,35 @@ pub struct TaskInfo {
     pub execution_set: u8,
 }
 
+/// A slave transaction that replays a task: the controller records the task FINISHED in the
+/// commit of that transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayOf {
+    pub task_id: u64,
+    /// The slave data node that replayed it.
+    pub node: String,
+    /// When this attempt was handed out (ns since the epoch), for the task's cost.
+    pub started_ns: i64,
+}
+
+/// A task handed to a slave data node's worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayAssignment {
+    pub task: TaskInfo,
+    /// The execution queue it runs in.
+    pub queue: u32,
+    /// A master administrator's token, for fetching the task data from `task.src_host`.
+    pub master_token: String,
+    /// When it was handed out (ns since the epoch).
+    pub started_ns: i64,
+}
+
+/// The execution queue of a task on a slave: a stable hash of its id (SipHash with fixed
+/// keys, so every run and every node agrees).
+pub fn queue_of(task_id: u64, queues: u32) -> u32 {
+    (crate::catalog::stable_hash(&task_id.to_le_bytes()) % u64::from(queues.max(1))) as u32
+}
+
 /// Gives consecutive tasks their group ids. Its state is part of the controller's metadata.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grouper {

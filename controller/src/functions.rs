@@ -195,6 +195,21 @@ impl Controller {
                             self.set_master_enabled(name == "startClusterReplication")
                                 .await
                         }
+                        "startClusterReplication" | "stopClusterReplication" => {
+                            no_args(&args)?;
+                            self.set_slave_enabled(name == "startClusterReplication")
+                                .await
+                        }
+                        "skipClusterReplicationTask" => self.skip_tasks(caller, &args).await,
+                        "getSlaveReplicationStatus" => {
+                            let limit = self.limit_arg(name, &args)?;
+                            Ok(Value::Table(self.slave_status(limit)))
+                        }
+                        "getSlaveReplicationQueueStatus" => {
+                            no_args(&args)?;
+                            Ok(Value::Table(self.queue_status()))
+                        }
+                        "getClusterReplicationMetrics" => self.metrics(&args).map(Value::Table),
                         _ => Err(self.error(
                             ErrorCode::Runtime,
                             format!("{name} is not implemented yet in this version of xrepl"),

@@ -9,6 +9,7 @@ pub mod functions;
 pub mod master;
 pub mod meta;
 pub mod nodes;
+pub mod slave;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use xrepl_common::rpc::{
     serve, ControllerRequest, ErrorCode, Hello, PeerKind, RemoteError, Reply, Request, Response,
     ServerInfo, Service,
 };
-use xrepl_common::task::TaskMeta;
+use xrepl_common::task::{ReplayOf, TaskMeta};
 use xrepl_common::txn::TxState;
 
 pub use error::ControllerError;
@@ -44,6 +45,8 @@ pub struct Controller {
     pub(crate) task_added: tokio::sync::Notify,
     /// When each slave last pulled (ns since the epoch); memory only.
     pub(crate) last_pull: dashmap::DashMap<String, i64>,
+    /// Slave: what runs where, and the puller's shared state.
+    pub(crate) slave_rt: slave::SlaveRuntime,
 }
 
 impl Controller {
@@ -85,6 +88,7 @@ impl Controller {
             token_key,
             task_added: tokio::sync::Notify::new(),
             last_pull: dashmap::DashMap::new(),
+            slave_rt: slave::SlaveRuntime::default(),
         })
     }
 
@@ -173,6 +177,11 @@ impl Controller {
 
     /// Checks that the caller may make every change.
     fn check_rights(&self, caller: &Caller, changes: &[CatalogChange]) -> Result<(), RemoteError> {
+        let created = |db: &str| {
+            changes
+                .iter()
+                .any(|c| matches!(c, CatalogChange::CreateDatabase { path, .. } if path == db))
+        };
         for c in changes {
             let ok = self.meta.read(|s| match c {
                 CatalogChange::CreateDatabase { .. } => {
@@ -181,6 +190,8 @@ impl Controller {
                             .get(&caller.user)
                             .is_some_and(|u| u.grants.create_databases)
                 }
+                // The creator of a database in this same transaction will own it.
+                _ if created(c.db()) => true,
                 _ => s.allows(&caller.user, c.needs(), c.db()),
             });
             if !ok {
@@ -203,7 +214,9 @@ impl Controller {
         reason: String,
         changes: Vec<CatalogChange>,
         task: Option<TaskMeta>,
+        replay: Option<ReplayOf>,
     ) -> Response {
+        let replayed = replay.as_ref().map(|r| r.task_id);
         let now_ns = chrono::Utc::now()
             .timestamp_nanos_opt()
             .unwrap_or(Self::now_ms().saturating_mul(1_000_000));
@@ -217,12 +230,25 @@ impl Controller {
                 task,
                 master: self.is_master(),
                 now_ns,
+                replay,
             })
             .await
         {
+            Ok(MetaOutcome::ReplayRefused(Decision { reason, .. })) => {
+                if let Some(id) = replayed {
+                    tracing::warn!(task_id = id, tid, "duplicate replay rolled back: {reason}");
+                    if reason.contains("applied already") {
+                        self.replay_finished(id);
+                    }
+                }
+                Err(self.refuse(ErrorCode::AlreadyApplied, reason))
+            }
             Ok(MetaOutcome::Decided(Decision { committed, reason }, task_id)) => {
                 if task_id.is_some() {
                     self.task_added.notify_waiters();
+                }
+                if let Some(id) = replayed.filter(|_| committed) {
+                    self.replay_finished(id);
                 }
                 Ok(Reply::Decided {
                     committed,
@@ -262,6 +288,7 @@ impl Controller {
                                 self.cfg.transaction_timeout.as_millis()
                             ),
                             vec![],
+                            None,
                             None,
                         )
                         .await?
@@ -374,6 +401,7 @@ impl Controller {
                         .map_err(|e| e.to_remote(&self.cfg.alias))?;
                 }
                 tracing::info!(node = %alias, %site, "data node registered");
+                self.reclaim_lost(Some(&alias)).await;
                 Ok(Reply::Registered {
                     controller: self.cfg.alias.clone(),
                 })
@@ -425,6 +453,7 @@ impl Controller {
                 reason,
                 changes,
                 task,
+                replay,
             } => {
                 let caller = self.caller(&token)?;
                 let owner = self.meta.read(|s| s.open.get(&tid).map(|o| o.user.clone()));
@@ -436,12 +465,13 @@ impl Controller {
                 }
                 if commit {
                     if let Err(e) = self.check_rights(&caller, &changes) {
-                        self.decide(tid, false, e.message.clone(), vec![], None)
+                        self.decide(tid, false, e.message.clone(), vec![], None, None)
                             .await?;
                         return Err(e);
                     }
                 }
-                self.decide(tid, commit, reason, changes, task).await
+                self.decide(tid, commit, reason, changes, task, replay)
+                    .await
             }
             ControllerRequest::TxOutcome { tid } => self.outcome(tid).await,
             ControllerRequest::GetDatabase { token, db, need } => {
@@ -495,6 +525,23 @@ impl Controller {
                 )))
             }
             ControllerRequest::SweepTaskData { tids } => Ok(Reply::Tids(self.sweepable(&tids))),
+            ControllerRequest::TakeReplayTask {
+                token,
+                node,
+                wait_ms,
+            } => {
+                self.caller(&token)?;
+                self.take_replay_task(&node, wait_ms).await
+            }
+            ControllerRequest::ReplayDone {
+                token,
+                node,
+                task_id,
+                failure,
+            } => {
+                self.caller(&token)?;
+                self.replay_done(&node, task_id, failure).await
+            }
         }
     }
 }
@@ -588,11 +635,15 @@ pub async fn run(
                     _ = tick.tick() => {
                         c.nodes.sweep();
                         c.abort_stale().await;
+                        c.reclaim_lost(None).await;
                     }
                 }
             }
         })
     };
+    let puller = controller
+        .is_slave()
+        .then(|| tokio::spawn(controller.clone().run_puller(shutdown.clone())));
     serve(
         listener,
         Arc::new(ControllerService(controller)),
@@ -601,6 +652,9 @@ pub async fn run(
     )
     .await;
     sweeper.abort();
+    if let Some(p) = puller {
+        p.abort();
+    }
     tracing::info!("controller stopped");
     Ok(())
 }

@@ -14,6 +14,9 @@
 //! - `m/applied`, `m/token_key`, `m/next_tid`, `m/next_table_id`
 //! - replication (master): `m/repl` → [`ReplState`];  `q/<taskId>` → [`TaskInfo`] (the send
 //!   queue);  `s/<slave>` → [`SlaveInfo`]
+//! - replication (slave): `m/slave` → [`SlaveRepl`] (status, pull position);  `r/<taskId>` →
+//!   [`SlaveTask`] (the execution queue; a task's FINISHED is written with the commit of the
+//!   transaction that replayed it)
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -23,9 +26,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use xrepl_common::auth::TokenKey;
 use xrepl_common::catalog::{Catalog, CatalogChange, DatabaseMeta, Grants, Right};
-use xrepl_common::task::{Grouper, OperationType, TaskInfo, TaskMeta};
+use xrepl_common::task::{Grouper, OperationType, ReplayOf, TaskInfo, TaskMeta};
 
 use crate::error::ControllerError;
+use crate::slave::queue::{ExecQueue, QueueTouch, SlaveRepl, SlaveTask};
 
 /// Commands waiting for the metadata writer.
 const APPLY_QUEUE: usize = 4096;
@@ -136,6 +140,29 @@ pub enum MetaCommand {
         master: bool,
         /// The commit time, for the task's `submitTime` (ns since the epoch).
         now_ns: i64,
+        /// On a slave: the task this transaction replays, recorded FINISHED by its commit.
+        /// A replay of a task that may not finish (finished already) is aborted instead.
+        replay: Option<ReplayOf>,
+    },
+    /// Slave: tasks received from the master, stored WAITING with the new pull position.
+    StoreTasks {
+        tasks: Vec<TaskInfo>,
+        queues: u32,
+        now_ns: i64,
+    },
+    /// Slave: a task failed its last attempt: FAILED, and the slave STOPPED.
+    FailTask {
+        task_id: u64,
+        details: String,
+        node: String,
+    },
+    /// Slave: `startClusterReplication()` (FAILED tasks wait again) or `stopClusterReplication()`.
+    SetSlaveEnabled { enabled: bool },
+    /// Slave: `skipClusterReplicationTask(ids)`.
+    SkipTasks {
+        ids: Vec<u64>,
+        details: String,
+        now_ns: i64,
     },
     /// `startClusterReplication()` / `stopClusterReplication()` on a master.
     SetReplicationEnabled { enabled: bool },
@@ -165,6 +192,11 @@ pub enum MetaOutcome {
     Done,
     Tid(u64),
     Decided(Decision, Option<u64>),
+    /// A replay refused because its task may not finish (it is applied already): recorded as
+    /// an abort with this decision.
+    ReplayRefused(Decision),
+    /// The tasks a skip marked FINISHED.
+    Skipped(Vec<u64>),
 }
 
 /// What a command wrote, to persist from the working state.
@@ -180,6 +212,8 @@ enum Touch {
     Repl,
     Task(u64),
     Slave(String),
+    SlaveRepl,
+    SlaveTask(u64),
     /// A new tid lease: the group must be flushed.
     Lease,
 }
@@ -204,6 +238,8 @@ pub struct MetaState {
     /// Task id by master tid, for the tasks in `tasks`.
     pub task_of_tid: HashMap<u64, u64>,
     pub slaves: BTreeMap<String, SlaveInfo>,
+    /// Slave: the execution queue.
+    pub slave: ExecQueue,
 }
 
 impl MetaState {
@@ -289,6 +325,7 @@ impl MetaState {
                 task,
                 master,
                 now_ns,
+                replay,
             } => {
                 if let Some(d) = self.decisions.get(tid) {
                     let task_id = self.task_of_tid.get(tid).copied();
@@ -311,7 +348,16 @@ impl MetaState {
                     _ => false,
                 };
                 let missing_data = replicated && task.as_ref().is_some_and(|t| !t.data_written);
-                let decision = if missing_data {
+                let refused = match replay {
+                    Some(r) if *commit => self.slave.may_finish(r.task_id).err(),
+                    _ => None,
+                };
+                let decision = if let Some(reason) = &refused {
+                    Decision {
+                        committed: false,
+                        reason: reason.clone(),
+                    }
+                } else if missing_data {
                     Decision {
                         committed: false,
                         reason: format!(
@@ -348,8 +394,49 @@ impl MetaState {
                     }
                     _ => None,
                 };
+                if let Some(r) = replay.as_ref().filter(|_| decision.committed) {
+                    let t = self.slave.finish(r, *now_ns);
+                    Self::touch_queue(&mut touches, t);
+                }
                 self.decisions.insert(*tid, decision.clone());
-                (MetaOutcome::Decided(decision, task_id), touches)
+                if refused.is_some() {
+                    (MetaOutcome::ReplayRefused(decision), touches)
+                } else {
+                    (MetaOutcome::Decided(decision, task_id), touches)
+                }
+            }
+            MetaCommand::StoreTasks {
+                tasks,
+                queues,
+                now_ns,
+            } => {
+                let mut touches = vec![];
+                Self::touch_queue(&mut touches, self.slave.store(tasks, *queues, *now_ns));
+                (MetaOutcome::Done, touches)
+            }
+            MetaCommand::FailTask {
+                task_id,
+                details,
+                node,
+            } => {
+                let mut touches = vec![];
+                Self::touch_queue(&mut touches, self.slave.fail(*task_id, details, node));
+                (MetaOutcome::Done, touches)
+            }
+            MetaCommand::SetSlaveEnabled { enabled } => {
+                let mut touches = vec![];
+                Self::touch_queue(&mut touches, self.slave.set_enabled(*enabled));
+                (MetaOutcome::Done, touches)
+            }
+            MetaCommand::SkipTasks {
+                ids,
+                details,
+                now_ns,
+            } => {
+                let (skipped, t) = self.slave.skip(ids, details, *now_ns)?;
+                let mut touches = vec![];
+                Self::touch_queue(&mut touches, t);
+                (MetaOutcome::Skipped(skipped), touches)
             }
             MetaCommand::SetReplicationEnabled { enabled } => {
                 self.repl.disabled = !enabled;
@@ -413,6 +500,13 @@ impl MetaState {
         let (o, mut t) = outcome;
         t.push(Touch::Counters);
         Ok((o, t))
+    }
+
+    fn touch_queue(touches: &mut Vec<Touch>, changed: Vec<QueueTouch>) {
+        touches.extend(changed.into_iter().map(|t| match t {
+            QueueTouch::Repl => Touch::SlaveRepl,
+            QueueTouch::Task(id) => Touch::SlaveTask(id),
+        }));
     }
 
     /// Numbers a committed transaction's task and queues it.
@@ -536,6 +630,8 @@ impl Store {
 
     fn load(&self) -> Result<MetaState, ControllerError> {
         let mut s = MetaState::default();
+        let mut slave_repl = SlaveRepl::default();
+        let mut slave_tasks: BTreeMap<u64, SlaveTask> = BTreeMap::new();
         for item in self.tree.iter() {
             let (k, v) = item?;
             let text = String::from_utf8_lossy(&k).to_string();
@@ -576,6 +672,9 @@ impl Store {
                 Some(b"s/") => {
                     s.slaves.insert(text[2..].to_string(), decode(&k, &v)?);
                 }
+                Some(b"r/") => {
+                    slave_tasks.insert(id()?, decode(&k, &v)?);
+                }
                 _ => match text.as_str() {
                     "m/applied" => s.applied = decode(&k, &v)?,
                     "m/next_tid" => s.next_tid = decode(&k, &v)?,
@@ -583,6 +682,7 @@ impl Store {
                     "m/token_key" => s.token_key = Some(v.to_vec()),
                     "m/repl" => s.repl = decode(&k, &v)?,
                     "m/tid_lease" => s.tid_lease = decode(&k, &v)?,
+                    "m/slave" => slave_repl = decode(&k, &v)?,
                     _ => {
                         return Err(ControllerError::Corrupt {
                             key: text,
@@ -595,6 +695,7 @@ impl Store {
         // Tids up to the lease may have been given out by `BeginTx` groups that were never
         // flushed: resume above it.
         s.next_tid = s.next_tid.max(s.tid_lease);
+        s.slave = ExecQueue::load(slave_repl, slave_tasks);
         Ok(s)
     }
 
@@ -648,6 +749,11 @@ impl Store {
                         None => batch.remove(k.as_bytes()),
                     }
                 }
+                Touch::SlaveRepl => batch.insert("m/slave", encode(&s.slave.repl)),
+                Touch::SlaveTask(id) => match s.slave.tasks.get(id) {
+                    Some(t) => batch.insert(tid_key("r/", *id), encode(t)),
+                    None => batch.remove(tid_key("r/", *id)),
+                },
                 Touch::TokenKey => {
                     if let Some(k) = &s.token_key {
                         batch.insert("m/token_key", k.as_slice());
@@ -838,6 +944,7 @@ mod tests {
                     task: None,
                     master: false,
                     now_ns: 0,
+                    replay: None,
                 })
                 .await;
             assert!(matches!(
@@ -860,6 +967,7 @@ mod tests {
                     task: None,
                     master: false,
                     now_ns: 0,
+                    replay: None,
                 })
                 .await;
             assert!(matches!(
@@ -892,6 +1000,7 @@ mod tests {
                     task: None,
                     master: false,
                     now_ns: 0,
+                    replay: None,
                 })
                 .await;
             match refused {
@@ -1011,6 +1120,7 @@ mod tests {
                 task: Some(meta.clone()),
                 master: true,
                 now_ns: i as i64,
+                replay: None,
             });
             assert!(matches!(decided, Ok((MetaOutcome::Decided(_, Some(id)), _)) if id == i + 1));
         }

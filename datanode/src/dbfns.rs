@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use xrepl_common::catalog::{
     CatalogChange, ColumnDef, DatabaseMeta, PartitionScheme, Right, TableKind, TableMeta,
 };
+use xrepl_common::config::ReplicationMode;
 use xrepl_common::lang::ast::{BinOp, Expr, ExprKind, Literal, Select, SelectItem, UnaryOp};
 use xrepl_common::ops;
 use xrepl_common::rpc::{ControllerRequest, ErrorCode, Reply};
@@ -245,6 +246,28 @@ impl Session {
         self.node.is_master() && d.is_some_and(|d| d.replication_enabled)
     }
 
+    /// On a slave, a replicated database is written by replication only: anyone but the
+    /// execution user is refused.
+    fn check_writable(&self, d: &DatabaseMeta) -> Result<(), EvalError> {
+        let Some(r) = self.node.cfg.replication.as_ref() else {
+            return Ok(());
+        };
+        let user = self.user.as_ref().map_or("", |u| u.user.as_str());
+        if r.mode != ReplicationMode::Slave
+            || !d.replication_enabled
+            || user == r.execution_username
+        {
+            return Ok(());
+        }
+        Err(EvalError::new(
+            ErrorCode::AccessDenied,
+            format!(
+                "database '{}' is being replicated from the master cluster and is read-only on this slave; only the replication user '{}' writes it. To write it here, stop replication for it first: setDatabaseForClusterReplication(database(\"{}\"), false) on this slave",
+                d.path, r.execution_username, d.path
+            ),
+        ))
+    }
+
     /// The task of a transaction on a master: its metadata always (the controller decides),
     /// its data when `replicated`. `partitions`: those an append or upsert writes.
     fn task(&self, replicated: bool, data: TaskData, partitions: &[u32]) -> Option<TxTask> {
@@ -266,6 +289,9 @@ impl Session {
         data: TaskData,
         ops: BTreeMap<String, Vec<ChunkOp>>,
     ) -> Result<u64, EvalError> {
+        if let Some(d) = d {
+            self.check_writable(d)?;
+        }
         let changes = data.catalog_changes();
         let task = self.task(self.replicates(d), data, &[]);
         self.transact(changes, ops, task)
@@ -298,7 +324,7 @@ impl Session {
     }
 
     /// One op per chunk of `t` (every partition it has data in), grouped by node.
-    fn all_chunks(
+    pub(crate) fn all_chunks(
         d: &DatabaseMeta,
         t: &TableMeta,
         action: &ChunkAction,
@@ -766,6 +792,9 @@ impl Session {
         Some(match f {
             "setDatabaseForClusterReplication" => self.set_db_replication(f, a),
             "setDatabaseClusterReplicationExecutionSet" => self.set_execution_set(f, a),
+            "getSlaveReplicationExecutionStatus" => a
+                .check(f, &[], 0)
+                .map(|()| Value::Table(self.execution_status())),
             "getDatabaseClusterReplicationStatus" => a.check(f, &[], 0).and_then(|()| {
                 match self
                     .node
@@ -780,6 +809,39 @@ impl Session {
                 }
             }),
             _ => return None,
+        })
+    }
+
+    /// `getSlaveReplicationExecutionStatus()`: `executionSet, worker, taskId, state` per busy
+    /// replay worker of this data node.
+    fn execution_status(&self) -> Table {
+        let mut rows: Vec<(u32, crate::replay::WorkerState)> = self
+            .node
+            .replayer
+            .as_ref()
+            .map(|r| {
+                r.workers
+                    .iter()
+                    .map(|e| (*e.key(), e.value().clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        rows.sort_by_key(|r| r.0);
+        Table::new(
+            ["executionSet", "worker", "taskId", "state"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            vec![
+                Vector::Int(rows.iter().map(|r| i32::from(r.1.execution_set)).collect()),
+                Vector::Int(rows.iter().map(|r| r.0 as i32).collect()),
+                Vector::Long(rows.iter().map(|r| r.1.task_id as i64).collect()),
+                Vector::String(rows.iter().map(|r| r.1.state.to_string()).collect()),
+            ],
+        )
+        .unwrap_or_else(|_| Table {
+            names: vec![],
+            columns: vec![],
         })
     }
 
@@ -853,38 +915,10 @@ impl Session {
         keys: Option<&[String]>,
     ) -> Result<u64, EvalError> {
         let (d, t) = self.table_meta(db, table, Some(Right::Write))?;
-        if data.columns.len() != t.columns.len() {
-            return Err(bad(format!(
-                "the table '{table}' has {} columns but the new data has {}",
-                t.columns.len(),
-                data.columns.len()
-            )));
-        }
-        // Columns by position, converted to the table's types.
-        let cols: Vec<Vector> = t
-            .columns
-            .iter()
-            .zip(&data.columns)
-            .map(|(def, v)| {
-                ops::cast(v, def.ty).map_err(|e| bad(format!("column '{}': {e}", def.name)))
-            })
-            .collect::<Result<_, _>>()?;
-        let rows = cols.first().map_or(0, Vector::len);
-        if rows == 0 {
+        self.check_writable(&d)?;
+        let routed = route_rows(&d, &t, data).map_err(bad)?;
+        if routed.rows == 0 {
             return Ok(0);
-        }
-        let parts: Vec<u32> = match t.partition_column() {
-            None => vec![0; rows],
-            Some(pc) => {
-                let i = t.columns.iter().position(|c| c.id == pc.id).unwrap_or(0);
-                d.scheme
-                    .route(&cols[i])
-                    .map_err(|e| bad(format!("cannot append to '{table}': {e}")))?
-            }
-        };
-        let mut by_part: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-        for (r, p) in parts.iter().enumerate() {
-            by_part.entry(*p).or_default().push(r);
         }
         let placement = match self
             .node
@@ -892,7 +926,7 @@ impl Session {
                 token: self.token()?,
                 db: db.to_string(),
                 table: table.to_string(),
-                partitions: by_part.keys().copied().collect(),
+                partitions: routed.by_part.keys().copied().collect(),
             })? {
             Reply::Placement(p) => p,
             other => {
@@ -902,60 +936,18 @@ impl Session {
                 ))
             }
         };
-        let key_ids: Option<Vec<u32>> = match keys {
-            None => None,
-            Some(k) => Some(
-                k.iter()
-                    .map(|n| {
-                        t.column(n).map(|c| c.id).ok_or_else(|| {
-                            not_found(format!("table '{table}' has no column '{n}'"))
-                        })
-                    })
-                    .collect::<Result<_, _>>()?,
-            ),
-        };
-        let partitions: Vec<u32> = by_part.keys().copied().collect();
-        let mut ops: BTreeMap<String, Vec<ChunkOp>> = BTreeMap::new();
-        let single = by_part.len() == 1;
-        for (p, idx) in by_part {
-            let node = placement.get(&p).ok_or_else(|| {
-                EvalError::new(
-                    ErrorCode::Unavailable,
-                    format!("partition {p} has no data node"),
-                )
-            })?;
-            let columns: Vec<(u32, Vector)> = t
-                .columns
-                .iter()
-                .zip(&cols)
-                .map(|(def, v)| {
-                    (
-                        def.id,
-                        if single {
-                            v.clone()
-                        } else {
-                            ops::take_indices(v, &idx)
-                        },
-                    )
-                })
-                .collect();
-            let action = match &key_ids {
-                None => ChunkAction::Append { columns },
-                Some(k) => ChunkAction::Upsert {
-                    columns,
-                    keys: k.clone(),
+        let ops = append_ops(&d, &t, &routed, &placement, keys).map_err(|e| {
+            EvalError::new(
+                if e.contains("no data node") {
+                    ErrorCode::Unavailable
+                } else {
+                    ErrorCode::NotFound
                 },
-            };
-            ops.entry(node.clone()).or_default().push(ChunkOp {
-                chunk: ChunkId {
-                    table: t.id,
-                    partition: p,
-                },
-                label: chunk_label(&d, &t, p),
-                columns: t.columns.clone(),
-                action,
-            });
-        }
+                e,
+            )
+        })?;
+        let partitions: Vec<u32> = routed.by_part.keys().copied().collect();
+        let cols = routed.cols;
         let replicated = self.replicates(Some(&d));
         // The task data holds the rows only when the database is replicated.
         let rows_kept = if replicated {
@@ -1322,8 +1314,113 @@ impl Session {
     }
 }
 
+/// An append's (or upsert's) rows, converted to the table's types, split by partition.
+pub(crate) struct Routed {
+    pub cols: Vec<Vector>,
+    pub by_part: BTreeMap<u32, Vec<usize>>,
+    pub rows: usize,
+}
+
+/// Converts `data` (columns by position) to table `t`'s types and routes its rows to partitions.
+pub(crate) fn route_rows(d: &DatabaseMeta, t: &TableMeta, data: &Table) -> Result<Routed, String> {
+    if data.columns.len() != t.columns.len() {
+        return Err(format!(
+            "the table '{}' has {} columns but the new data has {}",
+            t.name,
+            t.columns.len(),
+            data.columns.len()
+        ));
+    }
+    let cols: Vec<Vector> = t
+        .columns
+        .iter()
+        .zip(&data.columns)
+        .map(|(def, v)| ops::cast(v, def.ty).map_err(|e| format!("column '{}': {e}", def.name)))
+        .collect::<Result<_, _>>()?;
+    let rows = cols.first().map_or(0, Vector::len);
+    let parts: Vec<u32> = match t.partition_column() {
+        None => vec![0; rows],
+        Some(pc) => {
+            let i = t.columns.iter().position(|c| c.id == pc.id).unwrap_or(0);
+            d.scheme
+                .route(&cols[i])
+                .map_err(|e| format!("cannot append to '{}': {e}", t.name))?
+        }
+    };
+    let mut by_part: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for (r, p) in parts.iter().enumerate() {
+        by_part.entry(*p).or_default().push(r);
+    }
+    Ok(Routed {
+        cols,
+        by_part,
+        rows,
+    })
+}
+
+/// The chunk ops of an append (or an upsert by `keys`) of routed rows, by data node.
+pub(crate) fn append_ops(
+    d: &DatabaseMeta,
+    t: &TableMeta,
+    routed: &Routed,
+    placement: &BTreeMap<u32, String>,
+    keys: Option<&[String]>,
+) -> Result<BTreeMap<String, Vec<ChunkOp>>, String> {
+    let key_ids: Option<Vec<u32>> = match keys {
+        None => None,
+        Some(k) => Some(
+            k.iter()
+                .map(|n| {
+                    t.column(n)
+                        .map(|c| c.id)
+                        .ok_or_else(|| format!("table '{}' has no column '{n}'", t.name))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+    };
+    let mut ops: BTreeMap<String, Vec<ChunkOp>> = BTreeMap::new();
+    let single = routed.by_part.len() == 1;
+    for (p, idx) in &routed.by_part {
+        let node = placement
+            .get(p)
+            .ok_or_else(|| format!("partition {p} has no data node"))?;
+        let columns: Vec<(u32, Vector)> = t
+            .columns
+            .iter()
+            .zip(&routed.cols)
+            .map(|(def, v)| {
+                (
+                    def.id,
+                    if single {
+                        v.clone()
+                    } else {
+                        ops::take_indices(v, idx)
+                    },
+                )
+            })
+            .collect();
+        let action = match &key_ids {
+            None => ChunkAction::Append { columns },
+            Some(k) => ChunkAction::Upsert {
+                columns,
+                keys: k.clone(),
+            },
+        };
+        ops.entry(node.clone()).or_default().push(ChunkOp {
+            chunk: ChunkId {
+                table: t.id,
+                partition: *p,
+            },
+            label: chunk_label(d, t, *p),
+            columns: t.columns.clone(),
+            action,
+        });
+    }
+    Ok(ops)
+}
+
 /// `dfs://db/table/partition`, for messages.
-fn chunk_label(d: &DatabaseMeta, t: &TableMeta, p: u32) -> String {
+pub(crate) fn chunk_label(d: &DatabaseMeta, t: &TableMeta, p: u32) -> String {
     let part = match t.kind {
         TableKind::Dimension => String::new(),
         TableKind::Partitioned { .. } => d.scheme.partition_name(p),

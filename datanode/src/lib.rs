@@ -13,6 +13,7 @@ pub mod error;
 pub mod eval;
 pub mod link;
 pub mod participant;
+pub mod replay;
 pub mod session;
 pub mod storage;
 pub mod taskdata;
@@ -44,6 +45,8 @@ pub struct DataNode {
     pub peers: dashmap::DashMap<String, xrepl_common::rpc::RpcClient>,
     /// Task data of the transactions this node coordinates, on a replication master.
     pub tasks: Option<Arc<taskdata::TaskStore>>,
+    /// The replay workers' state, on a replication slave.
+    pub replayer: Option<Arc<replay::Replayer>>,
     /// Slave tokens the controller confirmed as an administrator's, and when.
     slave_tokens: dashmap::DashMap<String, std::time::Instant>,
     /// Where the next task data sweep starts (it walks the held tids in pages and wraps).
@@ -320,12 +323,18 @@ pub async fn run(
         }
         _ => None,
     };
+    let replayer = cfg
+        .replication
+        .as_ref()
+        .filter(|r| r.mode == ReplicationMode::Slave)
+        .map(|_| Arc::new(replay::Replayer::default()));
     let node = Arc::new(DataNode {
         cfg,
         link: link.clone(),
         participant,
         peers: dashmap::DashMap::new(),
         tasks,
+        replayer,
         slave_tokens: dashmap::DashMap::new(),
         sweep_from: std::sync::atomic::AtomicU64::new(0),
         rt: tokio::runtime::Handle::current(),
@@ -360,6 +369,13 @@ pub async fn run(
     };
     tracing::info!(alias = %node.cfg.alias, %addr, controller = %node.cfg.controller.site(), "data node ready");
     let heartbeats = tokio::spawn(link.run(shutdown.clone()));
+    let workers = match node.cfg.replication.as_ref() {
+        Some(r) if node.replayer.is_some() => Some(tokio::spawn(
+            node.clone()
+                .run_replay_workers(r.worker_num, shutdown.clone()),
+        )),
+        _ => None,
+    };
     serve(
         listener,
         Arc::new(DataNodeService(node)),
@@ -370,6 +386,9 @@ pub async fn run(
     heartbeats.abort();
     resolver.abort();
     sweeper.abort();
+    if let Some(w) = workers {
+        w.abort();
+    }
     tracing::info!("data node stopped");
     Ok(())
 }

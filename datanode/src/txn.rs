@@ -15,7 +15,7 @@ use xrepl_common::rpc::{
     ControllerRequest, ErrorCode, ParticipantRequest, PeerKind, RemoteError, Reply, Request,
     Response, RpcClient,
 };
-use xrepl_common::task::{TaskData, TaskMeta};
+use xrepl_common::task::{ReplayOf, TaskData, TaskMeta};
 use xrepl_common::txn::{ChunkOp, Scan, ScanResult, TxState};
 
 use crate::participant::ParticipantError;
@@ -179,6 +179,30 @@ impl DataNode {
         ops: BTreeMap<String, Vec<ChunkOp>>,
         task: Option<TxTask>,
     ) -> Result<(u64, u64), RemoteError> {
+        self.run_tx_with(token, changes, ops, task, None).await
+    }
+
+    /// Runs a slave transaction that replays a task: its commit records the task FINISHED; a
+    /// task finished already makes it roll back with [`ErrorCode::AlreadyApplied`].
+    pub async fn run_replay_tx(
+        &self,
+        token: &str,
+        changes: Vec<CatalogChange>,
+        ops: BTreeMap<String, Vec<ChunkOp>>,
+        replay: ReplayOf,
+    ) -> Result<(u64, u64), RemoteError> {
+        self.run_tx_with(token, changes, ops, None, Some(replay))
+            .await
+    }
+
+    async fn run_tx_with(
+        &self,
+        token: &str,
+        changes: Vec<CatalogChange>,
+        ops: BTreeMap<String, Vec<ChunkOp>>,
+        task: Option<TxTask>,
+        replay: Option<ReplayOf>,
+    ) -> Result<(u64, u64), RemoteError> {
         let tid = match self
             .link
             .call(ControllerRequest::BeginTx {
@@ -242,6 +266,7 @@ impl DataNode {
                         reason: e.to_string(),
                         changes: vec![],
                         task: None,
+                        replay: None,
                     })
                     .await;
                 if written {
@@ -259,6 +284,7 @@ impl DataNode {
                         reason: String::new(),
                         changes,
                         task: meta,
+                        replay,
                     })
                     .await
             }
@@ -449,6 +475,7 @@ mod tests {
             }),
             peers: dashmap::DashMap::new(),
             tasks: None,
+            replayer: None,
             slave_tokens: dashmap::DashMap::new(),
             sweep_from: std::sync::atomic::AtomicU64::new(0),
             rt: tokio::runtime::Handle::current(),

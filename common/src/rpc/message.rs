@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 
 use crate::catalog::{CatalogChange, DatabaseMeta, Right};
 use crate::config::{NodeRole, ReplicationMode};
-use crate::task::{TaskInfo, TaskMeta};
+use crate::task::{ReplayAssignment, ReplayOf, TaskInfo, TaskMeta};
 use crate::txn::{ChunkOp, Scan, ScanResult, TxState};
 use crate::value::Value;
 
 /// Bumped whenever a message changes shape. Checked in the greeting.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 /// First field of every greeting, so that a stray client is told apart from an old one.
 pub const MAGIC: &str = "xrepl";
 
@@ -111,6 +111,10 @@ pub enum ControllerRequest {
         /// The task a commit makes when its database is replicated (`None`: not a database
         /// operation). Answered with the task's id, if one was made.
         task: Option<TaskMeta>,
+        /// On a slave: the replicated task this transaction replays. The controller records
+        /// the task FINISHED in the same durable step as the commit, and refuses (aborts) a
+        /// replay of a task that is finished already, answering [`ErrorCode::AlreadyApplied`].
+        replay: Option<ReplayOf>,
     },
     /// A participant asks what became of a transaction it prepared: answers [`Reply::Outcome`].
     /// A transaction undecided past the timeout is aborted by this question.
@@ -138,6 +142,21 @@ pub enum ControllerRequest {
     /// A master data node asks which of the transactions whose task data it holds need it no
     /// more (truncated tasks, transactions without a task): answers [`Reply::Tids`].
     SweepTaskData { tids: Vec<u64> },
+    /// A slave data node's replay worker asks for a task to replay, waiting up to `wait_ms`:
+    /// answers [`Reply::ReplayTask`].
+    TakeReplayTask {
+        token: String,
+        node: String,
+        wait_ms: u32,
+    },
+    /// A slave data node's replay worker reports an attempt that did not commit (`failure`)
+    /// or that ended (`None`: committed, or found applied already): answers [`Reply::Done`].
+    ReplayDone {
+        token: String,
+        node: String,
+        task_id: u64,
+        failure: Option<String>,
+    },
 }
 
 /// Requests a slave cluster sends to the master cluster. Each carries a token from `Login` on
@@ -229,6 +248,8 @@ pub enum Reply {
         reason: String,
         task_id: Option<u64>,
     },
+    /// A task for a slave data node to replay (`None`: none within the wait).
+    ReplayTask(Option<ReplayAssignment>),
     Outcome(TxState),
     Database(Option<DatabaseMeta>),
     Placement(BTreeMap<u32, String>),
@@ -266,6 +287,8 @@ pub enum ErrorCode {
     Runtime,
     Unavailable,
     Internal,
+    /// A slave's replay of a task that is finished already: it was rolled back.
+    AlreadyApplied,
 }
 
 /// An error as the user sees it: one line, starting with the node that raised it.

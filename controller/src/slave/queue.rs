@@ -1,0 +1,376 @@
+//! The slave's execution queue as the metadata holds it: the tasks pulled from the master, their
+//! states, the pull position and the slave's replication status. Pure logic, no IO: every
+//! change is a method called from [`crate::meta::MetaState::apply`], so it is written in the
+//! same sled batch as whatever else the command changes (the tasks with the new pull position;
+//! a task's FINISHED with the commit of the transaction that replayed it).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use xrepl_common::task::{queue_of, ReplayOf, TaskInfo};
+
+/// Finished tasks whose rows the slave keeps for listing (older ones are forgotten; their ids
+/// stay below [`ExecQueue::last_pulled`], which is how a late replay of one is recognised).
+pub const KEEP_FINISHED: usize = 10_000;
+
+/// The slave's replication status (`getClusterReplicationMetrics().status`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SlaveStatus {
+    /// Pulling and executing.
+    #[default]
+    Enabled,
+    /// `stopClusterReplication()`: no new pulls, no new groups.
+    Disabled,
+    /// A task failed `clusterReplicationRetryLimit` times.
+    Stopped,
+}
+
+impl SlaveStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            SlaveStatus::Enabled => "ENABLED",
+            SlaveStatus::Disabled => "DISABLED",
+            SlaveStatus::Stopped => "STOPPED",
+        }
+    }
+}
+
+/// A task's durable state. `EXECUTING` is not stored: it is the scheduler's knowledge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskState {
+    Waiting,
+    Finished,
+    Failed,
+}
+
+/// A task in the slave's execution queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlaveTask {
+    pub info: TaskInfo,
+    /// Its execution queue (a stable hash of its id over `clusterReplicationQueue`).
+    pub queue: u32,
+    /// When the slave received it (ns since the epoch).
+    pub create_ns: i64,
+    pub state: TaskState,
+    /// When the attempt that finished it began, and when it finished (ns; 0: not yet).
+    pub start_ns: i64,
+    pub finish_ns: i64,
+    /// The data node that replayed it.
+    pub node: String,
+    /// Why it failed, or that it was skipped.
+    pub details: String,
+}
+
+/// The slave's durable counters (`m/slave`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlaveRepl {
+    pub status: SlaveStatus,
+    /// The highest task id received from the master (the next pull asks after it).
+    pub last_pulled: u64,
+    /// Tasks finished (replayed or skipped) since replication began.
+    pub finished_total: u64,
+    /// When the first task arrived (ns since the epoch; 0: none yet).
+    pub began_ns: i64,
+}
+
+/// What a change touched, for the metadata writer to persist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueTouch {
+    Repl,
+    Task(u64),
+}
+
+/// The execution queue: tasks by id, and the unfinished ones by execution set and group.
+#[derive(Debug, Clone, Default)]
+pub struct ExecQueue {
+    pub repl: SlaveRepl,
+    pub tasks: BTreeMap<u64, SlaveTask>,
+    /// Unfinished (WAITING or FAILED) tasks of execution set 0 and 1, as (groupId, taskId).
+    pub pending: [BTreeSet<(u64, u64)>; 2],
+    finished: BTreeSet<u64>,
+}
+
+fn set_index(set: u8) -> usize {
+    usize::from(set.min(1))
+}
+
+impl ExecQueue {
+    /// Rebuilds the indexes after loading `repl` and `tasks` from disk.
+    pub fn load(repl: SlaveRepl, tasks: BTreeMap<u64, SlaveTask>) -> ExecQueue {
+        let mut q = ExecQueue {
+            repl,
+            tasks,
+            ..ExecQueue::default()
+        };
+        for (id, t) in &q.tasks {
+            if t.state == TaskState::Finished {
+                q.finished.insert(*id);
+            } else {
+                q.pending[set_index(t.info.execution_set)].insert((t.info.group_id, *id));
+            }
+        }
+        q
+    }
+
+    pub fn unfinished(&self) -> usize {
+        self.pending[0].len() + self.pending[1].len()
+    }
+
+    /// Stores tasks received from the master: new ones WAITING, with their queue; ones at or
+    /// below the pull position are ignored (a repeated answer).
+    pub fn store(&mut self, tasks: &[TaskInfo], queues: u32, now_ns: i64) -> Vec<QueueTouch> {
+        let mut touched = vec![QueueTouch::Repl];
+        for t in tasks {
+            if t.task_id <= self.repl.last_pulled {
+                continue;
+            }
+            self.repl.last_pulled = t.task_id;
+            if self.repl.began_ns == 0 {
+                self.repl.began_ns = now_ns;
+            }
+            self.pending[set_index(t.execution_set)].insert((t.group_id, t.task_id));
+            self.tasks.insert(
+                t.task_id,
+                SlaveTask {
+                    info: t.clone(),
+                    queue: queue_of(t.task_id, queues),
+                    create_ns: now_ns,
+                    state: TaskState::Waiting,
+                    start_ns: 0,
+                    finish_ns: 0,
+                    node: String::new(),
+                    details: String::new(),
+                },
+            );
+            touched.push(QueueTouch::Task(t.task_id));
+        }
+        touched
+    }
+
+    /// Whether a replay of `task_id` may commit: the task is waiting (not finished, not
+    /// failed, not forgotten).
+    pub fn may_finish(&self, task_id: u64) -> Result<(), String> {
+        match self.tasks.get(&task_id) {
+            Some(t) if t.state == TaskState::Waiting => Ok(()),
+            Some(t) if t.state == TaskState::Finished => Err(format!(
+                "task {task_id} was applied already (finished {}); this replay is rolled back",
+                if t.details.is_empty() {
+                    "by a replay"
+                } else {
+                    "as skipped"
+                }
+            )),
+            Some(_) => Err(format!(
+                "task {task_id} is FAILED; startClusterReplication() runs it again"
+            )),
+            None if task_id <= self.repl.last_pulled => Err(format!(
+                "task {task_id} was applied already; this replay is rolled back"
+            )),
+            None => Err(format!("task {task_id} is not in this slave's queue")),
+        }
+    }
+
+    fn mark_finished(&mut self, id: u64, touched: &mut Vec<QueueTouch>) {
+        if let Some(t) = self.tasks.get(&id) {
+            self.pending[set_index(t.info.execution_set)].remove(&(t.info.group_id, id));
+        }
+        self.finished.insert(id);
+        self.repl.finished_total += 1;
+        touched.push(QueueTouch::Task(id));
+        touched.push(QueueTouch::Repl);
+        while self.finished.len() > KEEP_FINISHED {
+            let Some(old) = self.finished.pop_first() else {
+                break;
+            };
+            self.tasks.remove(&old);
+            touched.push(QueueTouch::Task(old));
+        }
+    }
+
+    /// Records a replay's commit. Call [`ExecQueue::may_finish`] first.
+    pub fn finish(&mut self, r: &ReplayOf, now_ns: i64) -> Vec<QueueTouch> {
+        let mut touched = vec![];
+        if let Some(t) = self.tasks.get_mut(&r.task_id) {
+            t.state = TaskState::Finished;
+            t.start_ns = r.started_ns;
+            t.finish_ns = now_ns;
+            t.node = r.node.clone();
+            t.details.clear();
+            self.mark_finished(r.task_id, &mut touched);
+        }
+        touched
+    }
+
+    /// A task failed for the last time: FAILED with the reason, and the slave STOPPED.
+    pub fn fail(&mut self, task_id: u64, details: &str, node: &str) -> Vec<QueueTouch> {
+        let mut touched = vec![QueueTouch::Repl];
+        self.repl.status = SlaveStatus::Stopped;
+        if let Some(t) = self.tasks.get_mut(&task_id) {
+            if t.state == TaskState::Waiting {
+                t.state = TaskState::Failed;
+                t.details = details.to_string();
+                t.node = node.to_string();
+                touched.push(QueueTouch::Task(task_id));
+            }
+        }
+        touched
+    }
+
+    /// `startClusterReplication()`: ENABLED, and the FAILED tasks wait to run again.
+    /// `stopClusterReplication()`: DISABLED.
+    pub fn set_enabled(&mut self, enabled: bool) -> Vec<QueueTouch> {
+        let mut touched = vec![QueueTouch::Repl];
+        if !enabled {
+            self.repl.status = SlaveStatus::Disabled;
+            return touched;
+        }
+        self.repl.status = SlaveStatus::Enabled;
+        for set in &self.pending {
+            for (_, id) in set {
+                if let Some(t) = self.tasks.get_mut(id) {
+                    if t.state == TaskState::Failed {
+                        t.state = TaskState::Waiting;
+                        touched.push(QueueTouch::Task(*id));
+                    }
+                }
+            }
+        }
+        touched
+    }
+
+    /// `skipClusterReplicationTask(ids)`: marks the unfinished ones FINISHED with `details`,
+    /// never to be applied. Refused while ENABLED, or when an id was never received (nothing
+    /// changes then). Answers the ids it skipped.
+    pub fn skip(
+        &mut self,
+        ids: &[u64],
+        details: &str,
+        now_ns: i64,
+    ) -> Result<(Vec<u64>, Vec<QueueTouch>), String> {
+        if self.repl.status == SlaveStatus::Enabled {
+            return Err("skipClusterReplicationTask: replication on this slave is ENABLED; call stopClusterReplication() first (tasks can be skipped while the slave is STOPPED or DISABLED)".into());
+        }
+        let unknown: Vec<u64> = ids
+            .iter()
+            .copied()
+            .filter(|id| *id == 0 || *id > self.repl.last_pulled)
+            .collect();
+        if !unknown.is_empty() {
+            return Err(format!(
+                "skipClusterReplicationTask: task {} {} not been received by this slave (the last received is {}); nothing was skipped",
+                unknown.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
+                if unknown.len() == 1 { "has" } else { "have" },
+                self.repl.last_pulled
+            ));
+        }
+        let mut skipped = vec![];
+        let mut touched = vec![];
+        for id in ids {
+            let Some(t) = self.tasks.get_mut(id) else {
+                continue;
+            };
+            if t.state == TaskState::Finished {
+                continue;
+            }
+            t.state = TaskState::Finished;
+            t.finish_ns = now_ns;
+            t.details = details.to_string();
+            skipped.push(*id);
+            self.mark_finished(*id, &mut touched);
+        }
+        Ok((skipped, touched))
+    }
+
+    /// The finished task ids (for reporting to the master after a restart).
+    pub fn finished_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.finished.iter().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xrepl_common::task::OperationType;
+
+    fn task(id: u64, group: u64, set: u8) -> TaskInfo {
+        TaskInfo {
+            task_id: id,
+            tid: id + 100,
+            group_id: group,
+            op: OperationType::Append,
+            submit_ns: 1,
+            db: "dfs://a".into(),
+            table: "t".into(),
+            src_host: "127.0.0.1".into(),
+            src_port: 1,
+            execution_set: set,
+        }
+    }
+
+    fn replay(id: u64) -> ReplayOf {
+        ReplayOf {
+            task_id: id,
+            node: "n1".into(),
+            started_ns: 5,
+        }
+    }
+
+    #[test]
+    fn a_task_finishes_once_and_a_repeated_pull_answer_is_ignored() {
+        let mut q = ExecQueue::default();
+        q.store(&[task(1, 1, 0), task(2, 1, 1)], 4, 10);
+        q.store(&[task(2, 1, 1), task(3, 2, 0)], 4, 11);
+        assert_eq!(q.repl.last_pulled, 3);
+        assert_eq!(
+            q.tasks[&2].create_ns, 10,
+            "the repeated task is not stored again"
+        );
+        assert_eq!(q.unfinished(), 3);
+        assert!(q.may_finish(1).is_ok());
+        q.finish(&replay(1), 20);
+        assert!(q.may_finish(1).expect_err("refused").contains("applied already"));
+        assert!(q.may_finish(9).expect_err("refused").contains("not in this slave"));
+        assert_eq!(q.repl.finished_total, 1);
+        let reloaded = ExecQueue::load(q.repl.clone(), q.tasks.clone());
+        assert_eq!(reloaded.pending, q.pending);
+        assert_eq!(reloaded.finished_ids().collect::<Vec<_>>(), vec![1]);
+    }
+
+    #[test]
+    fn failure_stops_start_reruns_and_skip_needs_a_stopped_slave() {
+        let mut q = ExecQueue::default();
+        q.store(&[task(1, 1, 0), task(2, 2, 0)], 4, 10);
+        assert!(
+            q.skip(&[1], "skipped", 12).is_err(),
+            "refused while ENABLED"
+        );
+        q.fail(1, "user 'x' lacks WRITE on dfs://a", "n1");
+        assert_eq!(q.repl.status, SlaveStatus::Stopped);
+        assert_eq!(q.tasks[&1].state, TaskState::Failed);
+        assert!(q.may_finish(1).is_err());
+        let e = q.skip(&[1, 7], "skipped", 12).expect_err("refused");
+        assert!(e.contains("task 7 has not been received"), "{e}");
+        assert_eq!(q.tasks[&1].state, TaskState::Failed, "nothing changed");
+        q.set_enabled(true);
+        assert_eq!(q.tasks[&1].state, TaskState::Waiting);
+        q.set_enabled(false);
+        let (skipped, _) = q.skip(&[1, 2], "skipped by admin", 13).expect("skipped");
+        assert_eq!(skipped, vec![1, 2]);
+        assert_eq!(q.unfinished(), 0);
+        assert!(q.may_finish(2).expect_err("refused").contains("as skipped"));
+    }
+
+    #[test]
+    fn only_the_latest_finished_are_kept_and_forgotten_ones_are_still_refused() {
+        let mut q = ExecQueue::default();
+        let n = KEEP_FINISHED as u64 + 5;
+        let tasks: Vec<TaskInfo> = (1..=n).map(|i| task(i, i, 0)).collect();
+        q.store(&tasks, 4, 1);
+        for i in 1..=n {
+            q.finish(&replay(i), 2);
+        }
+        assert_eq!(q.tasks.len(), KEEP_FINISHED);
+        assert!(!q.tasks.contains_key(&1));
+        assert!(q.may_finish(1).expect_err("refused").contains("applied already"));
+    }
+}
