@@ -533,6 +533,11 @@ impl Controller {
                 self.caller(&token)?;
                 self.take_replay_task(&node, wait_ms).await
             }
+            ControllerRequest::ReplayRunning { token, node, tasks } => {
+                self.caller(&token)?;
+                self.replay_running(&node, &tasks).await;
+                Ok(Reply::Done)
+            }
             ControllerRequest::ReplayDone {
                 token,
                 node,

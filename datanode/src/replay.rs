@@ -22,6 +22,8 @@ use crate::DataNode;
 
 /// How long a worker's request for a task waits on the controller.
 const TAKE_WAIT_MS: u32 = 2_000;
+/// How often the controller hears which tasks this node replays.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
@@ -78,11 +80,38 @@ impl DataNode {
 
     /// Runs `n` replay workers until `stop`.
     pub async fn run_replay_workers(self: Arc<Self>, n: u32, stop: watch::Receiver<bool>) {
-        let workers: Vec<_> = (0..n.max(1))
+        let mut workers: Vec<_> = (0..n.max(1))
             .map(|w| tokio::spawn(self.clone().replay_worker(w, stop.clone())))
             .collect();
+        workers.push(tokio::spawn(self.clone().report_running(stop.clone())));
         for w in workers {
             let _ = w.await;
+        }
+    }
+
+    /// Tells the controller every second which tasks this node's workers replay.
+    async fn report_running(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let Some(rp) = self.replayer.clone() else {
+            return;
+        };
+        let mut tick = tokio::time::interval(REPORT_EVERY);
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tick.tick() => {}
+            }
+            let Ok(token) = self.exec_token(&rp).await else {
+                continue;
+            };
+            let tasks: Vec<u64> = rp.workers.iter().map(|w| w.task_id).collect();
+            let _ = self
+                .link
+                .call(ControllerRequest::ReplayRunning {
+                    token,
+                    node: self.cfg.alias.clone(),
+                    tasks,
+                })
+                .await;
         }
     }
 
@@ -118,7 +147,6 @@ impl DataNode {
                     failures = 0;
                     let task_id = a.task.task_id;
                     let failure = self.replay_one(&rp, worker, &token, a).await;
-                    rp.workers.remove(&worker);
                     if let Err(e) = self
                         .link
                         .call(ControllerRequest::ReplayDone {
@@ -131,6 +159,7 @@ impl DataNode {
                     {
                         tracing::warn!(task_id, "cannot report the end of a replay: {e}");
                     }
+                    rp.workers.remove(&worker);
                 }
                 Ok((_, Reply::ReplayTask(None))) => {}
                 Ok((_, other)) => {

@@ -38,6 +38,23 @@ pub fn crash_point(name: &str) {
     }
 }
 
+/// For tests: when `XREPL_TEST_PAUSE_AT` is `name:ms`, waits `ms` milliseconds here (e.g.
+/// `replay_before_decide`: a slave's replay holds its prepared chunks that long before asking
+/// the controller to commit).
+pub async fn pause_point(name: &str) {
+    let Ok(v) = std::env::var("XREPL_TEST_PAUSE_AT") else {
+        return;
+    };
+    if let Some(ms) = v
+        .strip_prefix(name)
+        .and_then(|r| r.strip_prefix(':'))
+        .and_then(|ms| ms.parse::<u64>().ok())
+    {
+        tracing::info!("XREPL_TEST_PAUSE_AT: pausing {ms} ms at {name}");
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
 /// The replication task a transaction makes if its database is replicated.
 pub struct TxTask {
     pub meta: TaskMeta,
@@ -276,6 +293,9 @@ impl DataNode {
             }
             None => {
                 crash_point("coordinator_after_prepare");
+                if replay.is_some() {
+                    pause_point("replay_before_decide").await;
+                }
                 self.link
                     .call(ControllerRequest::Decide {
                         token: token.to_string(),

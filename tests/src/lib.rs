@@ -460,3 +460,126 @@ impl Drop for Cluster {
         }
     }
 }
+
+/// The values of column `name` of JSON rows.
+pub fn column<'a>(rows: &'a [serde_json::Value], name: &str) -> Vec<&'a serde_json::Value> {
+    rows.iter().map(|r| &r[name]).collect()
+}
+
+/// Column `name` of JSON rows as integers (panics on anything else).
+pub fn ints(rows: &[serde_json::Value], name: &str) -> Vec<i64> {
+    column(rows, name)
+        .iter()
+        .map(|v| v.as_i64().unwrap_or_else(|| panic!("{name}: {v}")))
+        .collect()
+}
+
+/// Column `name` of JSON rows as text (`""` for anything else).
+pub fn texts(rows: &[serde_json::Value], name: &str) -> Vec<String> {
+    column(rows, name)
+        .iter()
+        .map(|v| v.as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+impl Cluster {
+    /// The rows of the table the last statement of `script` prints (as admin, JSON).
+    pub fn rows(&self, script: &str) -> Vec<serde_json::Value> {
+        let out = self.ok(script);
+        out.last()
+            .and_then(|v| v.as_array())
+            .cloned()
+            .unwrap_or_else(|| panic!("not a table: {out:?}"))
+    }
+
+    /// The column names of the table a script prints, in order (from the text output).
+    pub fn header(&self, script: &str) -> Vec<String> {
+        let out = self.console_at(&self.host(), ADMIN, script);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.stdout
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// A master cluster and a slave cluster that pulls from it; both are killed when it drops.
+pub struct Pair {
+    pub master: Cluster,
+    pub slave: Cluster,
+}
+
+impl Pair {
+    /// Starts the master from `master` and the slave from `slave` (their replication modes and
+    /// the slave's `clusterReplicationMasterCtl` are set here).
+    pub fn start(master: Spec, slave: Spec) -> Pair {
+        let m = Cluster::start(&Spec {
+            replication_mode: Some("master"),
+            ..master
+        });
+        let s = Cluster::start(&Spec {
+            replication_mode: Some("slave"),
+            controller_cfg: format!(
+                "clusterReplicationMasterCtl={}\n{}",
+                m.controller.site(),
+                slave.controller_cfg
+            ),
+            ..slave
+        });
+        Pair {
+            master: m,
+            slave: s,
+        }
+    }
+
+    /// `getMasterReplicationStatus()` rows.
+    pub fn master_tasks(&self) -> Vec<serde_json::Value> {
+        self.master
+            .rows("rpc(getControllerAlias(), getMasterReplicationStatus)")
+    }
+
+    /// `getSlaveReplicationStatus()` rows.
+    pub fn slave_tasks(&self) -> Vec<serde_json::Value> {
+        self.slave
+            .rows("rpc(getControllerAlias(), getSlaveReplicationStatus)")
+    }
+
+    /// Waits until the slave has finished every task the master has made; returns the last
+    /// task id.
+    pub fn wait_caught_up(&self, limit: Duration) -> i64 {
+        let last = ints(&self.master_tasks(), "taskId")
+            .into_iter()
+            .max()
+            .unwrap_or(0);
+        let start = Instant::now();
+        let mut seen;
+        loop {
+            let out = self
+                .slave
+                .admin_json("rpc(getControllerAlias(), getSlaveReplicationStatus)");
+            if out.code == 0 {
+                if let Some(rows) = out.json().last().and_then(|v| v.as_array()).cloned() {
+                    let done = ints(&rows, "taskId").into_iter().max().unwrap_or(0) >= last
+                        && texts(&rows, "state").iter().all(|s| s == "FINISHED");
+                    if done {
+                        return last;
+                    }
+                }
+            }
+            seen = out.stdout + &out.stderr;
+            if start.elapsed() > limit {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let tail = |log: String| log.lines().rev().take(30).collect::<Vec<_>>().join("\n");
+        panic!(
+            "the slave did not catch up with task {last} within {limit:?}.\nslave status: {seen}\nslave controller log (last lines, newest first):\n{}\nslave dnode1 log:\n{}",
+            tail(self.slave.read_log("controller1")),
+            tail(self.slave.read_log("dnode1"))
+        );
+    }
+}

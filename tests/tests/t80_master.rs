@@ -11,7 +11,7 @@ use xrepl_common::client::{Client, ClientError};
 use xrepl_common::master_client::MasterClient;
 use xrepl_common::task::{TaskData, TaskInfo};
 use xrepl_common::value::{Table, Vector};
-use xrepl_tests::{Cluster, Spec};
+use xrepl_tests::{column, ints, texts, Cluster, Spec};
 
 /// 2023.01.01 as days since 1970.01.01.
 const JAN1: i32 = 19_358;
@@ -37,37 +37,6 @@ fn rt() -> tokio::runtime::Runtime {
 fn tasks(c: &Cluster) -> Vec<Json> {
     let out = c.ok("rpc(getControllerAlias(), getMasterReplicationStatus)");
     out[0].as_array().expect("table").clone()
-}
-
-fn column<'a>(rows: &'a [Json], name: &str) -> Vec<&'a Json> {
-    rows.iter().map(|r| &r[name]).collect()
-}
-
-fn ints(rows: &[Json], name: &str) -> Vec<i64> {
-    column(rows, name)
-        .iter()
-        .map(|v| v.as_i64().unwrap_or_else(|| panic!("{name}: {v}")))
-        .collect()
-}
-
-fn texts(rows: &[Json], name: &str) -> Vec<String> {
-    column(rows, name)
-        .iter()
-        .map(|v| v.as_str().unwrap_or_default().to_string())
-        .collect()
-}
-
-/// The column names of the table a script prints, in order (from the text output).
-fn header(c: &Cluster, script: &str) -> Vec<String> {
-    let out = c.console_at(&c.host(), xrepl_tests::ADMIN, script);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    out.stdout
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(str::to_string)
-        .collect()
 }
 
 /// Ten rows of batch `b` over days `0..10` of January 2023 (both data nodes' chunks).
@@ -196,7 +165,7 @@ loadTable("dfs://plain", "t").append!(table(k, v))
         .all(|t| **t == Json::Bool(false)));
     // The columns, in the spec's order.
     assert_eq!(
-        header(&c, "rpc(getControllerAlias(), getMasterReplicationStatus)"),
+        c.header("rpc(getControllerAlias(), getMasterReplicationStatus)"),
         [
             "taskId",
             "tid",
@@ -622,10 +591,7 @@ fn t50_slaves_pull_acknowledge_and_truncation_waits_for_the_slowest() {
     let info = info[0].as_array().expect("table");
     assert_eq!(info.len(), 2);
     assert_eq!(
-        header(
-            &c,
-            "rpc(getControllerAlias(), getRecentSlaveReplicationInfo)"
-        ),
+        c.header("rpc(getControllerAlias(), getRecentSlaveReplicationInfo)"),
         [
             "connectedController",
             "allControllersInRaft",

@@ -149,6 +149,14 @@ pub enum ControllerRequest {
         node: String,
         wait_ms: u32,
     },
+    /// A slave data node says which tasks its workers are replaying (every second); a task
+    /// handed to it that it does not name is taken back (the hand-out was lost): answers
+    /// [`Reply::Done`].
+    ReplayRunning {
+        token: String,
+        node: String,
+        tasks: Vec<u64>,
+    },
     /// A slave data node's replay worker reports an attempt that did not commit (`failure`)
     /// or that ended (`None`: committed, or found applied already): answers [`Reply::Done`].
     ReplayDone {

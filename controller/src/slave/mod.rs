@@ -36,6 +36,8 @@ const TAKE_WAIT_MAX_MS: u32 = 10_000;
 const TAKE_RECHECK: Duration = Duration::from_millis(50);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// A task handed out this long ago that its data node does not report running was lost.
+const HANDOUT_GRACE: Duration = Duration::from_secs(5);
 /// Most finished ids reported with one pull.
 const REPORT_MAX: usize = 10_000;
 
@@ -367,6 +369,30 @@ impl Controller {
                 id,
                 &node,
                 &format!("data node {node} {why} while replaying it"),
+            )
+            .await;
+        }
+    }
+
+    /// Data node `node` replays `tasks` now: a task handed to it more than [`HANDOUT_GRACE`]
+    /// ago that it does not name was lost on the way (its worker's connection died with the
+    /// answer in flight); it counts as a failed attempt and its queue is free again.
+    pub(crate) async fn replay_running(&self, node: &str, tasks: &[u64]) {
+        let now = now_ns();
+        let grace = HANDOUT_GRACE.as_nanos() as i64;
+        let lost: Vec<u64> = lock(&self.slave_rt.sched)
+            .running
+            .iter()
+            .filter(|(id, r)| {
+                r.node == node && !tasks.contains(id) && now.saturating_sub(r.started_ns) > grace
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in lost {
+            self.attempt_failed(
+                id,
+                node,
+                &format!("data node {node} is not replaying it: the hand-out was lost"),
             )
             .await;
         }

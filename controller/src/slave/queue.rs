@@ -328,8 +328,14 @@ mod tests {
         assert_eq!(q.unfinished(), 3);
         assert!(q.may_finish(1).is_ok());
         q.finish(&replay(1), 20);
-        assert!(q.may_finish(1).expect_err("refused").contains("applied already"));
-        assert!(q.may_finish(9).expect_err("refused").contains("not in this slave"));
+        assert!(q
+            .may_finish(1)
+            .expect_err("refused")
+            .contains("applied already"));
+        assert!(q
+            .may_finish(9)
+            .expect_err("refused")
+            .contains("not in this slave"));
         assert_eq!(q.repl.finished_total, 1);
         let reloaded = ExecQueue::load(q.repl.clone(), q.tasks.clone());
         assert_eq!(reloaded.pending, q.pending);
@@ -371,6 +377,9 @@ mod tests {
         }
         assert_eq!(q.tasks.len(), KEEP_FINISHED);
         assert!(!q.tasks.contains_key(&1));
-        assert!(q.may_finish(1).expect_err("refused").contains("applied already"));
+        assert!(q
+            .may_finish(1)
+            .expect_err("refused")
+            .contains("applied already"));
     }
 }
