@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The master -> slave demo: builds in release mode, starts cfg/master and cfg/slave on
-# 127.0.0.1, shows each cluster's nodes through the console, and stops both.
-# (The replication steps join as the replication issues land.)
+# 127.0.0.1, runs the user's tutorial (shared/seeds/dolphindb-async-replication-tutorial.md)
+# on the master, waits until the slave has caught up, counts the slave's rows, calls every
+# replication status function on both sides, and stops both clusters.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -31,32 +32,54 @@ echo "== slave: rpc(getControllerAlias(), getClusterPerf) on dnode1 (127.0.0.1:9
 "$xrepl" --host 127.0.0.1:9849 -c 'login("admin", "123456")
 rpc(getControllerAlias(), getClusterPerf)'
 echo
-echo "== master: a replicated database, a partitioned table, one transaction of 1,000 rows, a query"
-"$xrepl" --host 127.0.0.1:8849 --user admin --password 123456 -c '
-dbName = "dfs://demoDB"
-if (existsDatabase(dbName)) { dropDatabase(dbName) }
-db = database(dbName, VALUE, 2023.01.01..2023.01.31)
-setDatabaseForClusterReplication(db, true)
-schema(db).clusterReplicationEnabled
-db.createPartitionedTable(table(1:0, `id`day`price, [INT, DATE, DOUBLE]), "trades", `day)
-id = 0..999
-day = 2023.01.01 + id % 31
-price = 10 + id * 0.01
-loadTable(dbName, "trades").append!(table(id, day, price))
-select count(*), sum(price) from loadTable(dbName, "trades")
-select count(*) from loadTable(dbName, "trades") where day between 2023.01.01:2023.01.03 group by day
-schema(loadTable(dbName, "trades")).chunks'
+echo "== master: the tutorial's statements (tests/scripts/tutorial_master.dos, with its"
+echo "   setDatabaseForClusterReplication(db, true) right after the database is created)"
+tutorial=$(mktemp)
+sed 's|^db = database(dbName, VALUE, 2023.01.01..2023.12.31)$|&\
+setDatabaseForClusterReplication(db, true)\
+schema(db).clusterReplicationEnabled|' tests/scripts/tutorial_master.dos > "$tutorial"
+start_ns=$(date +%s%N)
+"$xrepl" --host 127.0.0.1:8849 "$tutorial"
+rm -f "$tutorial"
 
 echo
-echo "== master: the send queue (every task waits for a slave; the slave side comes with issue 6)"
+echo "== slave: waiting until it has caught up"
+for _ in $(seq 1 600); do
+  out=$("$xrepl" --host 127.0.0.1:9849 --user admin --password 123456 --format json -c \
+    'rpc(getControllerAlias(), getClusterReplicationMetrics, -1)' 2>/dev/null || true)
+  case "$out" in *'"finishedTasks":3,'*'"unfinishedTasks":0'*) break ;; esac
+  sleep 0.1
+done
+echo "caught up $(( ($(date +%s%N) - start_ns) / 1000000 )) ms after the master's script began"
+
+echo
+echo "== slave: the tutorial's check on dnode1 (127.0.0.1:9849)"
+"$xrepl" --host 127.0.0.1:9849 --user admin --password 123456 -c '
+select count(*) from loadTable("dfs://testDB", "testTB")
+loadTable("dfs://testDB", "testTB")'
+
+echo
+echo "== master: the send queue and the slaves (rpc(getControllerAlias(), ...) from dnode1)"
 "$xrepl" --host 127.0.0.1:8849 --user admin --password 123456 -c '
 getDatabaseClusterReplicationStatus()
 rpc(getControllerAlias(), getMasterReplicationStatus)
 rpc(getControllerAlias(), getRecentSlaveReplicationInfo)'
 
 echo
-echo "== slave: getMasterReplicationStatus() on a slave data node (expected to be refused)"
-"$xrepl" --host 127.0.0.1:9849 --user admin --password 123456 -c 'getMasterReplicationStatus()' || true
+echo "== slave: the execution queue, its queues, the metrics, and a data node's workers"
+"$xrepl" --host 127.0.0.1:9849 --user admin --password 123456 -c '
+rpc(getControllerAlias(), getSlaveReplicationStatus)
+rpc(getControllerAlias(), getSlaveReplicationQueueStatus)
+rpc(getControllerAlias(), getClusterReplicationMetrics, 30)
+rpc(getControllerAlias(), getClusterReplicationMetrics, -1)
+getSlaveReplicationExecutionStatus()'
+
+echo
+echo "== slave: a write into the replicated database is refused (expected)"
+"$xrepl" --host 127.0.0.1:9849 --user admin --password 123456 -c 'createUser("bob", "123456", false)
+grant("bob", DB_WRITE, "dfs://testDB")' >/dev/null 2>&1 || true
+"$xrepl" --host 127.0.0.1:9849 --user bob --password 123456 -c \
+  'delete from loadTable("dfs://testDB", "testTB") where Volume > 150' || true
 
 echo
 echo "== stopping both clusters"

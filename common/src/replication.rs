@@ -2,8 +2,8 @@
 //!
 //! Every node checks a replication function call against this table before running it:
 //! `Replication is not enabled. ...` without `clusterReplicationMode`, `<fn> must be executed
-//! on ...` on the wrong node. The master functions run in `controller/src/master.rs` and
-//! `datanode/src/dbfns.rs`; the slave ones answer "not implemented yet" until the slave side.
+//! on ...` on the wrong node. The master functions run in `controller/src/master.rs`, the
+//! slave ones in `controller/src/slave/`, the data node ones in `datanode/src/dbfns.rs`.
 
 use crate::config::{NodeRole, ReplicationMode};
 

@@ -211,8 +211,8 @@ impl Controller {
                         }
                         "getClusterReplicationMetrics" => self.metrics(&args).map(Value::Table),
                         _ => Err(self.error(
-                            ErrorCode::Runtime,
-                            format!("{name} is not implemented yet in this version of xrepl"),
+                            ErrorCode::Internal,
+                            format!("{name} passed its placement check but has no handler on the controller"),
                         )),
                     }
                 }

@@ -543,9 +543,10 @@ impl Controller {
                 node,
                 task_id,
                 failure,
+                transient,
             } => {
                 self.caller(&token)?;
-                self.replay_done(&node, task_id, failure).await
+                self.replay_done(&node, task_id, failure, transient).await
             }
         }
     }

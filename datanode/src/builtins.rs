@@ -162,9 +162,10 @@ impl Session {
                         .map_err(|m| EvalError::new(ErrorCode::BadRequest, m))?;
                     match self.replication_db_function(name, &args) {
                         Some(r) => r,
-                        None => Err(EvalError::runtime(format!(
-                            "{name} is not implemented yet in this version of xrepl"
-                        ))),
+                        None => Err(EvalError::new(
+                            ErrorCode::Internal,
+                            format!("{name} passed its placement check but has no handler on a data node"),
+                        )),
                     }
                 }
                 None => Err(EvalError::new(

@@ -299,7 +299,8 @@ impl Session {
 
     /// A DDL that changes only the catalog (its database's replication flag is looked up).
     fn ddl(&self, data: TaskData) -> Result<u64, EvalError> {
-        let d = if self.node.is_master() {
+        // A master needs the flag to make a task, a slave to refuse writes to a replicated db.
+        let d = if self.node.cfg.replication.is_some() {
             self.fetch_db(data.db(), None)?
         } else {
             None

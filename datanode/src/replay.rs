@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use xrepl_common::catalog::{CatalogChange, DatabaseMeta, Right, TableMeta};
+use xrepl_common::client::ClientError;
 use xrepl_common::master_client::{decode_task_data, TaskDataFetcher};
 use xrepl_common::rpc::{ControllerRequest, ErrorCode, RemoteError, Reply};
 use xrepl_common::task::{ReplayAssignment, ReplayOf, TaskData};
@@ -47,6 +48,23 @@ pub struct Replayer {
 }
 
 type Ops = BTreeMap<String, Vec<ChunkOp>>;
+
+/// Why an attempt did not commit.
+struct Failure {
+    reason: String,
+    /// A node of either cluster could not be reached (or a lock was busy): retried without
+    /// counting towards the retry limit.
+    transient: bool,
+}
+
+impl Failure {
+    fn lasting(reason: String) -> Failure {
+        Failure {
+            reason,
+            transient: false,
+        }
+    }
+}
 
 impl DataNode {
     fn unexpected(&self, r: Reply) -> RemoteError {
@@ -146,7 +164,10 @@ impl DataNode {
                     backoff = BACKOFF_MIN;
                     failures = 0;
                     let task_id = a.task.task_id;
-                    let failure = self.replay_one(&rp, worker, &token, a).await;
+                    let (failure, transient) = match self.replay_one(&rp, worker, &token, a).await {
+                        Some(f) => (Some(f.reason), f.transient),
+                        None => (None, false),
+                    };
                     if let Err(e) = self
                         .link
                         .call(ControllerRequest::ReplayDone {
@@ -154,6 +175,7 @@ impl DataNode {
                             node: self.cfg.alias.clone(),
                             task_id,
                             failure,
+                            transient,
                         })
                         .await
                     {
@@ -184,14 +206,14 @@ impl DataNode {
         }
     }
 
-    /// One attempt at a task; `Some(reason)` when it did not commit.
+    /// One attempt at a task; `Some` when it did not commit.
     async fn replay_one(
         &self,
         rp: &Replayer,
         worker: u32,
         token: &str,
         a: ReplayAssignment,
-    ) -> Option<String> {
+    ) -> Option<Failure> {
         let t = &a.task;
         rp.workers.insert(
             worker,
@@ -204,28 +226,36 @@ impl DataNode {
         let bytes = match rp.fetcher.fetch(&a.master_token, t).await {
             Ok(b) => b,
             Err(e) => {
-                return Some(format!(
-                    "cannot fetch the task data from master data node {}:{}: {e}",
-                    t.src_host, t.src_port
-                ))
+                let transient = match &e {
+                    ClientError::Rpc(_) => true,
+                    ClientError::Remote(r) => r.code == ErrorCode::Unavailable,
+                    ClientError::Unexpected(_) => false,
+                };
+                return Some(Failure {
+                    reason: format!(
+                        "cannot fetch the task data from master data node {}:{}: {e}",
+                        t.src_host, t.src_port
+                    ),
+                    transient,
+                });
             }
         };
         let task = t.clone();
         let data = match tokio::task::spawn_blocking(move || decode_task_data(&task, &bytes)).await
         {
             Ok(Ok(d)) => d,
-            Ok(Err(e)) => return Some(e.to_string()),
-            Err(e) => return Some(e.to_string()),
+            Ok(Err(e)) => return Some(Failure::lasting(e.to_string())),
+            Err(e) => return Some(Failure::lasting(e.to_string())),
         };
         if data.op() != t.op || data.db() != t.db {
-            return Some(format!(
+            return Some(Failure::lasting(format!(
                 "the task data of task {} is a {} on {}, but the task says {} on {}",
                 t.task_id,
                 data.op(),
                 data.db(),
                 t.op,
                 t.db
-            ));
+            )));
         }
         if let Some(mut w) = rp.workers.get_mut(&worker) {
             w.state = "EXECUTING";
@@ -253,7 +283,10 @@ impl DataNode {
                 );
                 None
             }
-            Err(e) => Some(e.message),
+            Err(e) => Some(Failure {
+                transient: e.code == ErrorCode::Unavailable,
+                reason: e.message,
+            }),
         }
     }
 
@@ -364,8 +397,17 @@ impl DataNode {
                 };
                 let routed =
                     route_rows(&d, &t, rows).map_err(|e| self.error(ErrorCode::Runtime, e))?;
+                // Partitions placed already need no round trip to the controller.
+                let known: BTreeMap<u32, String> = routed
+                    .by_part
+                    .keys()
+                    .filter_map(|p| t.chunks.get(p).map(|n| (*p, n.clone())))
+                    .collect();
                 if routed.rows == 0 {
                     Ops::new()
+                } else if known.len() == routed.by_part.len() {
+                    append_ops(&d, &t, &routed, &known, keys)
+                        .map_err(|e| self.error(ErrorCode::Runtime, e))?
                 } else {
                     let placement = match self
                         .link

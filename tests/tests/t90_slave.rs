@@ -530,6 +530,13 @@ db.createPartitionedTable(table(1:0, `k`v, [INT, INT]), "t", `k)
 rpc(getControllerAlias(), startClusterReplication)"#);
     p.wait_caught_up(CATCH_UP);
     assert_same_db(&p, "dfs://a", &["t"]);
+    // Here admin is not the replication user: a DDL of its own is refused too.
+    let ddl = s.admin_json(r#"addColumn(loadTable("dfs://a", "t"), `x, INT)"#);
+    assert!(
+        ddl.stderr.contains("read-only on this slave"),
+        "{}",
+        ddl.stderr
+    );
 
     // Skip: a database the slave holds already, owned by someone else, cannot be taken over.
     s.ok(r#"database("dfs://b", VALUE, 1..9)"#);

@@ -164,6 +164,9 @@ pub enum ControllerRequest {
         node: String,
         task_id: u64,
         failure: Option<String>,
+        /// The failure is transient (a node of either cluster could not be reached): it is
+        /// retried without counting towards `clusterReplicationRetryLimit`.
+        transient: bool,
     },
 }
 

@@ -11,6 +11,13 @@
 //! replicated or not. With `--pull`, a slave is played in the same process: it pulls every task
 //! from the master controller, fetches its data from the master data node and acknowledges it,
 //! as a slave cluster does, so the master serves while it writes.
+//!
+//! `xrepl-bench replication --host MASTER_DN --slave SLAVE_DN --hosts H1,H2`: replication lag
+//! between a running master and slave: (a) the tutorial's 1.21 M-row append, from the
+//! master's commit to the slave's count matching (three runs); (b) a stream of 10-row
+//! transactions from 4 clients: per task, the slave's finishTime minus the master's
+//! submitTime (both recorded by the controllers, in their commit steps), and the catch-up time
+//! after the stream stops.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -42,6 +49,20 @@ enum Workload {
         /// Rows per transaction in the batched run.
         #[arg(long, default_value_t = 10_000)]
         batch: usize,
+    },
+    /// Replication lag: the 1.21 M-row append and a stream of small transactions.
+    Replication {
+        /// A data node of the slave cluster.
+        #[arg(long)]
+        slave: String,
+        /// Master data nodes the small-transaction clients spread over (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        hosts: Vec<String>,
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// Length of the small-transaction stream.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
     },
     /// Master write overhead of replication: ingest and small transactions.
     Master {
@@ -486,6 +507,204 @@ db.createPartitionedTable(table(1:0, `d`id`v, [DATE, INT, DOUBLE]), "t", `d)
     Ok(())
 }
 
+/// A column of a status table as i64 (ids and nanosecond times).
+fn longs(t: &Table, name: &str) -> Result<Vec<i64>, String> {
+    match t.column(name) {
+        Some(Vector::Long(v) | Vector::NanoTimestamp(v)) => Ok(v.clone()),
+        other => Err(format!("column {name}: {other:?}")),
+    }
+}
+
+/// Waits until the slave has finished every task up to the master's last; returns when.
+async fn caught_up(m: &Client, s: &Client) -> Result<Instant, String> {
+    let err = |e: xrepl_common::client::ClientError| e.to_string();
+    let master = m
+        .query("rpc(getControllerAlias(), getMasterReplicationStatus)")
+        .await
+        .map_err(err)?;
+    let last = longs(&master, "taskId")?.into_iter().max().unwrap_or(0);
+    let limit = Instant::now() + std::time::Duration::from_secs(300);
+    loop {
+        let t = s
+            .query("rpc(getControllerAlias(), getClusterReplicationMetrics, -1)")
+            .await
+            .map_err(err)?;
+        let unfinished = longs(&t, "unfinishedTasks")?.first().copied().unwrap_or(1);
+        if unfinished == 0 {
+            let st = s
+                .query("rpc(getControllerAlias(), getSlaveReplicationStatus, 1)")
+                .await
+                .map_err(err)?;
+            if longs(&st, "taskId")?.into_iter().max().unwrap_or(0) >= last {
+                return Ok(Instant::now());
+            }
+        }
+        if Instant::now() > limit {
+            return Err(format!(
+                "the slave did not catch up with task {last} in 300 s"
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
+
+#[allow(clippy::print_stdout)]
+async fn replication(
+    m: &Client,
+    slave: &str,
+    hosts: Vec<String>,
+    clients: usize,
+    seconds: f64,
+) -> Result<(), String> {
+    let err = |e: xrepl_common::client::ClientError| e.to_string();
+    let s = Client::connect(slave, "admin", "123456")
+        .await
+        .map_err(err)?;
+    // (a) The tutorial's append: master commit -> the slave's count matches.
+    let data = kline();
+    let rows = data.rows() as i64;
+    let mut lags = Vec::new();
+    let mut totals = Vec::new();
+    for _ in 0..3 {
+        // Replicated before the table is made, so that the slave has the table too.
+        m.run(&format!(
+            r#"if (existsDatabase("{DB}")) {{ dropDatabase("{DB}") }}
+db = database("{DB}", VALUE, 2023.01.01..2023.12.31)
+setDatabaseForClusterReplication(db, true)
+schemaTable = table(1:0, `SecurityID`DateTime`PreClosePx`OpenPx`HighPx`LowPx`LastPx`Volume`Amount, [SYMBOL, DATETIME, DOUBLE, DOUBLE, DOUBLE, DOUBLE, DOUBLE, INT, DOUBLE])
+db.createPartitionedTable(table=schemaTable, tableName="kline", partitionColumns=`DateTime)"#
+        ))
+        .await
+        .map_err(err)?;
+        caught_up(m, &s).await?;
+        let start = Instant::now();
+        m.append(DB, "kline", data.clone()).await.map_err(err)?;
+        let committed = Instant::now();
+        loop {
+            if count(&s).await.ok() == Some(rows) {
+                break;
+            }
+            if committed.elapsed().as_secs() > 300 {
+                return Err("the slave's count did not match in 300 s".into());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        lags.push(committed.elapsed().as_secs_f64());
+        totals.push(start.elapsed().as_secs_f64());
+    }
+    drop(data);
+    let mut sorted = lags.clone();
+    sorted.sort_by(f64::total_cmp);
+    println!(
+        "{}",
+        serde_json::json!({
+            "workload": "replication_append_1210000",
+            "rows": rows,
+            "seconds": sorted[1],
+            "commit_to_slave_count_s": lags,
+            "append_start_to_slave_count_s": totals,
+        })
+    );
+
+    // (b) Small transactions; lag per task from the controllers' own timestamps.
+    m.run(&format!(
+        r#"if (existsDatabase("{SMALL_DB}")) {{ dropDatabase("{SMALL_DB}") }}
+db = database("{SMALL_DB}", VALUE, 2023.01.01..2023.01.31)
+setDatabaseForClusterReplication(db, true)
+db.createPartitionedTable(table(1:0, `d`id`v, [DATE, INT, DOUBLE]), "t", `d)"#
+    ))
+    .await
+    .map_err(err)?;
+    caught_up(m, &s).await?;
+    let first = longs(
+        &m.query("rpc(getControllerAlias(), getMasterReplicationStatus)")
+            .await
+            .map_err(err)?,
+        "taskId",
+    )?
+    .into_iter()
+    .max()
+    .unwrap_or(0);
+    let hosts = if hosts.is_empty() {
+        vec!["127.0.0.1:8849".to_string()]
+    } else {
+        hosts
+    };
+    let deadline = Instant::now() + std::time::Duration::from_secs_f64(seconds);
+    let workers: Vec<_> = (0..clients)
+        .map(|w| {
+            let host = hosts[w % hosts.len()].clone();
+            tokio::spawn(async move {
+                let c = Client::connect(&host, "admin", "123456")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut n = 0u64;
+                let mut i = 0i32;
+                while Instant::now() < deadline {
+                    let day = 19_358 + ((w as i32 * 7 + i) % 30);
+                    let t = Table {
+                        names: vec!["d".into(), "id".into(), "v".into()],
+                        columns: vec![
+                            Vector::Date(vec![day; 10]),
+                            Vector::Int((0..10).map(|k| i * 10 + k).collect()),
+                            Vector::Double(vec![f64::from(i); 10]),
+                        ],
+                    };
+                    c.append(SMALL_DB, "t", t)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    n += 1;
+                    i += 1;
+                }
+                Ok::<u64, String>(n)
+            })
+        })
+        .collect();
+    let mut txs = 0u64;
+    for w in workers {
+        txs += w.await.map_err(|e| e.to_string())??;
+    }
+    let stopped = Instant::now();
+    let done = caught_up(m, &s).await?;
+    let catch_up_s = done.duration_since(stopped).as_secs_f64();
+    let master = m
+        .query("rpc(getControllerAlias(), getMasterReplicationStatus)")
+        .await
+        .map_err(err)?;
+    let slave_rows = s
+        .query("rpc(getControllerAlias(), getSlaveReplicationStatus)")
+        .await
+        .map_err(err)?;
+    let submitted: std::collections::HashMap<i64, i64> = longs(&master, "taskId")?
+        .into_iter()
+        .zip(longs(&master, "submitTime")?)
+        .collect();
+    let mut lag: Vec<f64> = longs(&slave_rows, "taskId")?
+        .into_iter()
+        .zip(longs(&slave_rows, "finishTime")?)
+        .filter(|(id, _)| *id > first as i64)
+        .filter_map(|(id, fin)| submitted.get(&id).map(|sub| (fin - sub) as f64 / 1e6))
+        .collect();
+    lag.sort_by(f64::total_cmp);
+    println!(
+        "{}",
+        serde_json::json!({
+            "workload": "replication_small_tx_stream",
+            "rows": txs * 10,
+            "seconds": seconds,
+            "transactions": txs,
+            "clients": clients,
+            "tx_per_s": txs as f64 / seconds,
+            "tasks_measured": lag.len(),
+            "lag_ms_p50": percentile(&lag, 0.5),
+            "lag_ms_p99": percentile(&lag, 0.99),
+            "lag_ms_max": lag.last().copied().unwrap_or(0.0),
+            "catch_up_s": catch_up_s,
+        })
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -513,6 +732,12 @@ fn main() -> ExitCode {
                 clients,
                 seconds,
             } => master(&c, &label, replicate, pull, hosts, clients, seconds).await,
+            Workload::Replication {
+                slave,
+                hosts,
+                clients,
+                seconds,
+            } => replication(&c, &slave, hosts, clients, seconds).await,
         }
     });
     match result {

@@ -282,6 +282,7 @@ impl Controller {
         node: &str,
         task_id: u64,
         failure: Option<String>,
+        transient: bool,
     ) -> Response {
         let ours = lock(&self.slave_rt.sched)
             .running
@@ -294,12 +295,17 @@ impl Controller {
         }
         match failure {
             None => self.replay_finished(task_id),
-            Some(reason) => self.attempt_failed(task_id, node, &reason).await,
+            Some(reason) => {
+                self.attempt_failed(task_id, node, &reason, !transient)
+                    .await
+            }
         }
         Ok(Reply::Done)
     }
 
-    async fn attempt_failed(&self, task_id: u64, node: &str, reason: &str) {
+    /// An attempt failed; `counts`: it counts towards the retry limit (a transient failure,
+    /// such as an unreachable master, is retried for as long as it lasts).
+    async fn attempt_failed(&self, task_id: u64, node: &str, reason: &str, counts: bool) {
         let Some(r) = self.cfg.replication.as_ref() else {
             return;
         };
@@ -309,8 +315,17 @@ impl Controller {
             Instant::now(),
             r.retry_interval,
             r.retry_limit,
+            counts,
         );
         match after {
+            AfterFailure::Retry(_) if !counts => {
+                tracing::warn!(
+                    task_id,
+                    %node,
+                    "replay attempt failed for a transient reason; retrying in {} ms: {reason}",
+                    r.retry_interval.as_millis()
+                );
+            }
             AfterFailure::Retry(_) => {
                 let n = lock(&self.slave_rt.sched).attempts(task_id);
                 tracing::warn!(
@@ -369,6 +384,7 @@ impl Controller {
                 id,
                 &node,
                 &format!("data node {node} {why} while replaying it"),
+                true,
             )
             .await;
         }
@@ -393,6 +409,7 @@ impl Controller {
                 id,
                 node,
                 &format!("data node {node} is not replaying it: the hand-out was lost"),
+                false,
             )
             .await;
         }

@@ -120,7 +120,8 @@ impl Scheduler {
         self.retry_at.remove(&task_id);
     }
 
-    /// An attempt failed with `reason`.
+    /// An attempt failed with `reason`; `counts`: towards the limit (a transient failure
+    /// only waits).
     pub fn failed(
         &mut self,
         task_id: u64,
@@ -128,10 +129,13 @@ impl Scheduler {
         now: Instant,
         interval: Duration,
         limit: u32,
+        counts: bool,
     ) -> AfterFailure {
         self.release(task_id);
         let n = self.attempts.entry(task_id).or_insert(0);
-        *n += 1;
+        if counts {
+            *n += 1;
+        }
         if *n >= limit.max(1) {
             let n = *n;
             self.attempts.remove(&task_id);
@@ -268,15 +272,22 @@ mod tests {
         let gap = Duration::from_millis(10);
         for i in 1..3 {
             assert!(s.pick(&q, "n1", &live(), now + gap * i, 0).is_some());
-            let after = s.failed(1, "no right", now + gap * i, gap, 3);
+            let after = s.failed(1, "no right", now + gap * i, gap, 3, true);
             assert_eq!(after, AfterFailure::Retry(now + gap * (i + 1)));
             assert!(
                 s.pick(&q, "n1", &live(), now + gap * i, 0).is_none(),
                 "waits"
             );
         }
+        // A transient failure (the master away) waits but does not count.
         assert!(s.pick(&q, "n1", &live(), now + gap * 3, 0).is_some());
-        match s.failed(1, "no right", now, gap, 3) {
+        assert!(matches!(
+            s.failed(1, "master away", now + gap * 3, gap, 3, false),
+            AfterFailure::Retry(_)
+        ));
+        assert_eq!(s.attempts(1), 2);
+        assert!(s.pick(&q, "n1", &live(), now + gap * 4, 0).is_some());
+        match s.failed(1, "no right", now, gap, 3, true) {
             AfterFailure::Fail(d) => {
                 assert!(d.contains("failed 3 times") && d.contains("no right"))
             }
