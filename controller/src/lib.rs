@@ -248,7 +248,7 @@ impl Controller {
                     self.task_added.notify_waiters();
                 }
                 if let Some(id) = replayed.filter(|_| committed) {
-                    self.replay_finished(id);
+                    self.replay_committed(id);
                 }
                 Ok(Reply::Decided {
                     committed,

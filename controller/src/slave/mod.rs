@@ -270,6 +270,13 @@ impl Controller {
     }
 
     /// A replay's commit was recorded (or found recorded): the queue is free, the master is told.
+    /// A replay's commit was recorded: the task is FINISHED and the master may hear so. Its
+    /// attempt stays running (EXECUTING, its queue busy, its group unfinished) until the worker
+    /// reports that the participants made the data visible, so "FINISHED" means readable.
+    pub(crate) fn replay_committed(&self, task_id: u64) {
+        lock(&self.slave_rt.to_report).insert(task_id);
+    }
+
     pub(crate) fn replay_finished(&self, task_id: u64) {
         lock(&self.slave_rt.sched).finished(task_id);
         lock(&self.slave_rt.to_report).insert(task_id);
@@ -309,6 +316,17 @@ impl Controller {
         let Some(r) = self.cfg.replication.as_ref() else {
             return;
         };
+        // A lost attempt whose commit was recorded: nothing to retry.
+        let finished = self.meta.read(|s| {
+            s.slave
+                .tasks
+                .get(&task_id)
+                .is_none_or(|t| t.state == TaskState::Finished)
+        });
+        if finished {
+            self.replay_finished(task_id);
+            return;
+        }
         let after = lock(&self.slave_rt.sched).failed(
             task_id,
             reason,
@@ -570,11 +588,12 @@ impl Controller {
                         .collect(),
                 ),
                 text(&|t| match running.get(&t.info.task_id) {
-                    Some(r) if t.state == TaskState::Waiting => r.node.clone(),
+                    Some(r) if t.state != TaskState::Failed => r.node.clone(),
                     _ => t.node.clone(),
                 }),
                 text(&|t| {
                     match t.state {
+                        TaskState::Finished if running.contains_key(&t.info.task_id) => "EXECUTING",
                         TaskState::Finished => "FINISHED",
                         TaskState::Failed => "FAILED",
                         TaskState::Waiting if running.contains_key(&t.info.task_id) => "EXECUTING",

@@ -79,6 +79,14 @@ impl Scheduler {
             {
                 continue;
             }
+            // An earlier group's task committed but not yet visible everywhere holds the next.
+            if self
+                .running
+                .values()
+                .any(|r| r.set == set && r.group < group)
+            {
+                continue;
+            }
             for &(_, id) in pending.range((group, 0)..(group + 1, 0)) {
                 let Some(t) = q.tasks.get(&id) else { continue };
                 if t.state != TaskState::Waiting
@@ -238,7 +246,17 @@ mod tests {
         assert_eq!(started, vec![1, 2, 3], "group 3 waits for group 1");
         finish(&mut q, &mut s, 1);
         assert!(drain(&mut s, &q, "n1", now).is_empty() && drain(&mut s, &q, "n2", now).is_empty());
-        finish(&mut q, &mut s, 2);
+        // Committed but not yet reported visible: the next group still waits.
+        q.finish(
+            &ReplayOf {
+                task_id: 2,
+                node: "n1".into(),
+                started_ns: 0,
+            },
+            1,
+        );
+        assert!(drain(&mut s, &q, "n1", now).is_empty() && drain(&mut s, &q, "n2", now).is_empty());
+        s.finished(2);
         let mut next = drain(&mut s, &q, "n1", now);
         next.extend(drain(&mut s, &q, "n2", now));
         assert_eq!(next, vec![4]);
