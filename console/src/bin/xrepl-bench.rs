@@ -438,43 +438,8 @@ db.createPartitionedTable(table(1:0, `d`id`v, [DATE, INT, DOUBLE]), "t", `d)
     } else {
         hosts
     };
-    let deadline = Instant::now() + std::time::Duration::from_secs_f64(seconds);
     let start = Instant::now();
-    let workers: Vec<_> = (0..clients)
-        .map(|w| {
-            let host = hosts[w % hosts.len()].clone();
-            tokio::spawn(async move {
-                let c = Client::connect(&host, "admin", "123456")
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let mut lat = Vec::new();
-                let mut i = 0i32;
-                while Instant::now() < deadline {
-                    // Each transaction writes one partition; clients rotate over 30 days.
-                    let day = 19_358 + ((w as i32 * 7 + i) % 30);
-                    let t = Table {
-                        names: vec!["d".into(), "id".into(), "v".into()],
-                        columns: vec![
-                            Vector::Date(vec![day; 10]),
-                            Vector::Int((0..10).map(|k| i * 10 + k).collect()),
-                            Vector::Double(vec![f64::from(i); 10]),
-                        ],
-                    };
-                    let t0 = Instant::now();
-                    c.append(SMALL_DB, "t", t)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    lat.push(t0.elapsed().as_secs_f64() * 1e3);
-                    i += 1;
-                }
-                Ok::<Vec<f64>, String>(lat)
-            })
-        })
-        .collect();
-    let mut lat = Vec::new();
-    for w in workers {
-        lat.extend(w.await.map_err(|e| e.to_string())??);
-    }
+    let mut lat = small_tx_stream(&hosts, clients, seconds).await?;
     let secs = start.elapsed().as_secs_f64();
     lat.sort_by(f64::total_cmp);
     println!(
@@ -630,40 +595,7 @@ db.createPartitionedTable(table(1:0, `d`id`v, [DATE, INT, DOUBLE]), "t", `d)"#
     } else {
         hosts
     };
-    let deadline = Instant::now() + std::time::Duration::from_secs_f64(seconds);
-    let workers: Vec<_> = (0..clients)
-        .map(|w| {
-            let host = hosts[w % hosts.len()].clone();
-            tokio::spawn(async move {
-                let c = Client::connect(&host, "admin", "123456")
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let mut n = 0u64;
-                let mut i = 0i32;
-                while Instant::now() < deadline {
-                    let day = 19_358 + ((w as i32 * 7 + i) % 30);
-                    let t = Table {
-                        names: vec!["d".into(), "id".into(), "v".into()],
-                        columns: vec![
-                            Vector::Date(vec![day; 10]),
-                            Vector::Int((0..10).map(|k| i * 10 + k).collect()),
-                            Vector::Double(vec![f64::from(i); 10]),
-                        ],
-                    };
-                    c.append(SMALL_DB, "t", t)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    n += 1;
-                    i += 1;
-                }
-                Ok::<u64, String>(n)
-            })
-        })
-        .collect();
-    let mut txs = 0u64;
-    for w in workers {
-        txs += w.await.map_err(|e| e.to_string())??;
-    }
+    let txs = small_tx_stream(&hosts, clients, seconds).await?.len() as u64;
     let stopped = Instant::now();
     let done = caught_up(m, &s).await?;
     let catch_up_s = done.duration_since(stopped).as_secs_f64();
@@ -703,6 +635,51 @@ db.createPartitionedTable(table(1:0, `d`id`v, [DATE, INT, DOUBLE]), "t", `d)"#
         })
     );
     Ok(())
+}
+
+/// `clients` clients over `hosts` append 10-row tables to `SMALL_DB` (one partition per
+/// transaction, rotating over 30 days) for `seconds`; returns each commit's latency in ms.
+async fn small_tx_stream(
+    hosts: &[String],
+    clients: usize,
+    seconds: f64,
+) -> Result<Vec<f64>, String> {
+    let deadline = Instant::now() + std::time::Duration::from_secs_f64(seconds);
+    let workers: Vec<_> = (0..clients)
+        .map(|w| {
+            let host = hosts[w % hosts.len()].clone();
+            tokio::spawn(async move {
+                let c = Client::connect(&host, "admin", "123456")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut lat = Vec::new();
+                let mut i = 0i32;
+                while Instant::now() < deadline {
+                    let day = 19_358 + ((w as i32 * 7 + i) % 30);
+                    let t = Table {
+                        names: vec!["d".into(), "id".into(), "v".into()],
+                        columns: vec![
+                            Vector::Date(vec![day; 10]),
+                            Vector::Int((0..10).map(|k| i * 10 + k).collect()),
+                            Vector::Double(vec![f64::from(i); 10]),
+                        ],
+                    };
+                    let t0 = Instant::now();
+                    c.append(SMALL_DB, "t", t)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    lat.push(t0.elapsed().as_secs_f64() * 1e3);
+                    i += 1;
+                }
+                Ok::<Vec<f64>, String>(lat)
+            })
+        })
+        .collect();
+    let mut lat = Vec::new();
+    for w in workers {
+        lat.extend(w.await.map_err(|e| e.to_string())??);
+    }
+    Ok(lat)
 }
 
 fn main() -> ExitCode {
