@@ -330,8 +330,33 @@ impl Session {
         t: &TableMeta,
         action: &ChunkAction,
     ) -> BTreeMap<String, Vec<ChunkOp>> {
+        let parts: Vec<u32> = t.chunks.keys().copied().collect();
+        Self::some_chunks(d, t, &parts, action)
+    }
+
+    /// One op per chunk of every table of `d`, grouped by node.
+    pub(crate) fn db_chunks(
+        d: &DatabaseMeta,
+        action: &ChunkAction,
+    ) -> BTreeMap<String, Vec<ChunkOp>> {
+        let mut ops: BTreeMap<String, Vec<ChunkOp>> = BTreeMap::new();
+        for t in d.tables.values() {
+            for (n, o) in Self::all_chunks(d, t, action) {
+                ops.entry(n).or_default().extend(o);
+            }
+        }
+        ops
+    }
+
+    /// One op per chunk of `t` among `parts` (those without data are left out), by node.
+    pub(crate) fn some_chunks(
+        d: &DatabaseMeta,
+        t: &TableMeta,
+        parts: &[u32],
+        action: &ChunkAction,
+    ) -> BTreeMap<String, Vec<ChunkOp>> {
         let mut out: BTreeMap<String, Vec<ChunkOp>> = BTreeMap::new();
-        for (p, node) in &t.chunks {
+        for (p, node) in parts.iter().filter_map(|p| t.chunks.get(p).map(|n| (p, n))) {
             out.entry(node.clone()).or_default().push(ChunkOp {
                 chunk: ChunkId {
                     table: t.id,
@@ -397,12 +422,7 @@ impl Session {
                 a.check(f, &[], 1)?;
                 let path = a.db(f, 0, "dbUrl")?;
                 let d = self.db_meta(&path, Some(Right::Owner))?;
-                let mut ops: BTreeMap<String, Vec<ChunkOp>> = BTreeMap::new();
-                for t in d.tables.values() {
-                    for (n, o) in Self::all_chunks(&d, t, &ChunkAction::Drop) {
-                        ops.entry(n).or_default().extend(o);
-                    }
-                }
+                let ops = Self::db_chunks(&d, &ChunkAction::Drop);
                 self.transact_op(Some(&d), TaskData::DropDb { db: path }, ops)?;
                 Ok(Value::Void)
             }
@@ -589,20 +609,7 @@ impl Session {
                 let mut parts = d.scheme.route(&values).map_err(bad)?;
                 parts.sort_unstable();
                 parts.dedup();
-                let mut ops: BTreeMap<String, Vec<ChunkOp>> = BTreeMap::new();
-                for p in &parts {
-                    if let Some(node) = t.chunks.get(p) {
-                        ops.entry(node.clone()).or_default().push(ChunkOp {
-                            chunk: ChunkId {
-                                table: t.id,
-                                partition: *p,
-                            },
-                            label: chunk_label(&d, &t, *p),
-                            columns: t.columns.clone(),
-                            action: ChunkAction::Drop,
-                        });
-                    }
-                }
+                let ops = Self::some_chunks(&d, &t, &parts, &ChunkAction::Drop);
                 self.transact_op(
                     Some(&d),
                     TaskData::DropPartition {
@@ -1421,7 +1428,7 @@ pub(crate) fn append_ops(
 }
 
 /// `dfs://db/table/partition`, for messages.
-pub(crate) fn chunk_label(d: &DatabaseMeta, t: &TableMeta, p: u32) -> String {
+fn chunk_label(d: &DatabaseMeta, t: &TableMeta, p: u32) -> String {
     let part = match t.kind {
         TableKind::Dimension => String::new(),
         TableKind::Partitioned { .. } => d.scheme.partition_name(p),

@@ -15,9 +15,9 @@ use xrepl_common::client::ClientError;
 use xrepl_common::master_client::{decode_task_data, TaskDataFetcher};
 use xrepl_common::rpc::{ControllerRequest, ErrorCode, RemoteError, Reply};
 use xrepl_common::task::{ReplayAssignment, ReplayOf, TaskData};
-use xrepl_common::txn::{ChunkAction, ChunkId, ChunkOp};
+use xrepl_common::txn::{ChunkAction, ChunkOp};
 
-use crate::dbfns::{append_ops, chunk_label, route_rows};
+use crate::dbfns::{append_ops, route_rows};
 use crate::session::Session;
 use crate::DataNode;
 
@@ -450,37 +450,12 @@ impl DataNode {
             )?,
             TaskData::TruncateTable { table: name, .. } => whole(name, ChunkAction::Truncate)?,
             TaskData::DropTable { table: name, .. } => whole(name, ChunkAction::Drop)?,
-            TaskData::DropDb { .. } => {
-                let mut ops = Ops::new();
-                for t in d.tables.values() {
-                    for (n, o) in Session::all_chunks(&d, t, &ChunkAction::Drop) {
-                        ops.entry(n).or_default().extend(o);
-                    }
-                }
-                ops
-            }
+            TaskData::DropDb { .. } => Session::db_chunks(&d, &ChunkAction::Drop),
             TaskData::DropPartition {
                 table: name,
                 partitions,
                 ..
-            } => {
-                let t = table(name)?;
-                let mut ops = Ops::new();
-                for p in partitions {
-                    if let Some(node) = t.chunks.get(p) {
-                        ops.entry(node.clone()).or_default().push(ChunkOp {
-                            chunk: ChunkId {
-                                table: t.id,
-                                partition: *p,
-                            },
-                            label: chunk_label(&d, &t, *p),
-                            columns: t.columns.clone(),
-                            action: ChunkAction::Drop,
-                        });
-                    }
-                }
-                ops
-            }
+            } => Session::some_chunks(&d, &table(name)?, partitions, &ChunkAction::Drop),
             TaskData::ReplaceColumn {
                 table: name,
                 column,
