@@ -40,6 +40,7 @@ pub const FUNCTIONS: &[(&str, Placement)] = &[
     ("getSlaveReplicationQueueStatus", at(C, Some(S))),
     ("getSlaveReplicationExecutionStatus", at(D, Some(S))),
     ("getClusterReplicationMetrics", at(C, Some(S))),
+    ("checkClusterReplicationConsistency", at(D, Some(S))),
 ];
 
 /// Where `name` runs, if it is a replication function.

@@ -548,6 +548,19 @@ impl Controller {
                 self.caller(&token)?;
                 self.replay_done(&node, task_id, failure, transient).await
             }
+            ControllerRequest::MasterAccess { token } => {
+                let caller = self.caller(&token)?;
+                if !caller.is_admin {
+                    return Err(self.refuse(
+                        ErrorCode::AccessDenied,
+                        format!(
+                            "reaching the master needs administrator rights; user '{}' is not an administrator",
+                            caller.user
+                        ),
+                    ));
+                }
+                self.master_access()
+            }
         }
     }
 }

@@ -100,6 +100,21 @@ impl Controller {
                 ErrorCode::BadRequest,
                 "task data is served by the data node named in the task (srcIP:srcPort), not by the controller",
             )),
+            ReplicationRequest::DataNodes { token } => {
+                self.slave_caller(&token, "data nodes")?;
+                Ok(Reply::Sites(
+                    self.nodes
+                        .view()
+                        .into_iter()
+                        .filter(|n| n.up && n.role == xrepl_common::config::NodeRole::DataNode)
+                        .map(|n| n.site)
+                        .collect(),
+                ))
+            }
+            ReplicationRequest::Checksums { .. } => Err(self.refuse(
+                ErrorCode::BadRequest,
+                "checksums are computed by a master data node, not by the controller",
+            )),
         }
     }
 

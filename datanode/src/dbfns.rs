@@ -800,6 +800,7 @@ impl Session {
         Some(match f {
             "setDatabaseForClusterReplication" => self.set_db_replication(f, a),
             "setDatabaseClusterReplicationExecutionSet" => self.set_execution_set(f, a),
+            "checkClusterReplicationConsistency" => self.check_consistency(f, a),
             "getSlaveReplicationExecutionStatus" => a
                 .check(f, &[], 0)
                 .map(|()| Value::Table(self.execution_status())),
@@ -818,6 +819,24 @@ impl Session {
             }),
             _ => return None,
         })
+    }
+
+    /// `checkClusterReplicationConsistency(dbName[, tableName])`.
+    fn check_consistency(&mut self, f: &str, a: &Args) -> Result<Value, EvalError> {
+        a.check(f, &["dbName", "tableName"], 2)?;
+        let db = a.db(f, 0, "dbName")?;
+        let table = match a.get(1, "tableName") {
+            None => None,
+            Some(_) => Some(a.text(f, 1, "tableName")?),
+        };
+        let token = self.token()?;
+        let node = self.node.clone();
+        let t = self
+            .node
+            .rt
+            .block_on(async move { node.check_consistency(&token, &db, table.as_deref()).await })
+            .map_err(EvalError::from)?;
+        Ok(Value::Table(t))
     }
 
     /// `getSlaveReplicationExecutionStatus()`: `executionSet, worker, taskId, state` per busy
@@ -1470,6 +1489,7 @@ fn scan_local(
     };
     let _ = defs;
     match shape {
+        ScanShape::Checksum => Err(bad("a checksum scan of an in-memory table")),
         ScanShape::Rows { project } => Ok(ScanResult::Rows(
             project.iter().map(|n| col(n)).collect::<Result<_, _>>()?,
         )),
@@ -1545,6 +1565,7 @@ fn combine(
             .map_or(DataType::Int, |d| d.ty)
     };
     match shape {
+        ScanShape::Checksum => Err(bad("select does not compute checksums")),
         ScanShape::Rows { project } => {
             let mut acc: Vec<Vector> = project.iter().map(|c| Vector::empty(type_of(c))).collect();
             for r in results {

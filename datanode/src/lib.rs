@@ -7,6 +7,7 @@
 //! (chunks in sled), [`taskdata`] (replication task data).
 
 pub mod builtins;
+pub mod consistency;
 pub mod datafns;
 pub mod dbfns;
 pub mod error;
@@ -116,17 +117,25 @@ impl DataNode {
 
     /// Answers a slave cluster's request: a piece of a task's data.
     async fn serve_slave(&self, req: ReplicationRequest) -> Response {
-        let ReplicationRequest::FetchTaskData {
-            token,
-            task_id,
-            tid,
-            offset,
-        } = req
-        else {
-            return Err(self.error(
-                ErrorCode::BadRequest,
-                "a data node serves task data only; send the other replication requests to the master controller",
-            ));
+        let (token, task_id, tid, offset) = match req {
+            ReplicationRequest::FetchTaskData {
+                token,
+                task_id,
+                tid,
+                offset,
+            } => (token, task_id, tid, offset),
+            ReplicationRequest::Checksums { token, db, table } => {
+                self.check_slave_token(&token).await?;
+                return Ok(Reply::Checksums(
+                    self.table_sums(&token, &db, table.as_deref()).await?,
+                ));
+            }
+            _ => {
+                return Err(self.error(
+                    ErrorCode::BadRequest,
+                    "a data node serves task data and checksums only; send the other replication requests to the master controller",
+                ))
+            }
         };
         self.check_slave_token(&token).await?;
         let missing = || {

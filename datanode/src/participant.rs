@@ -14,7 +14,8 @@ use tokio::sync::Notify;
 use xrepl_common::catalog::ColumnDef;
 use xrepl_common::ops;
 use xrepl_common::txn::{
-    ChunkAction, ChunkId, ChunkOp, ColExpr, Partial, Scan, ScanResult, ScanShape,
+    row_checksum, ChunkAction, ChunkId, ChunkOp, ChunkSum, ColExpr, Partial, Scan, ScanResult,
+    ScanShape,
 };
 use xrepl_common::value::{DataType, Scalar, Value, Vector};
 
@@ -394,6 +395,9 @@ impl Participant {
 
     fn scan_blocking(&self, scan: &Scan) -> Result<ScanResult, ParticipantError> {
         let defs = &scan.columns;
+        if scan.shape == ScanShape::Checksum {
+            return self.checksum_blocking(&scan.chunks, defs);
+        }
         let mut rows_out: Option<Vec<Vector>> = None;
         let mut groups: Vec<(Option<Scalar>, Vec<Partial>)> = Vec::new();
         let mut group_index: HashMap<String, usize> = HashMap::new();
@@ -425,6 +429,7 @@ impl Participant {
                                 .map_err(invalid)?,
                         });
                     }
+                    ScanShape::Checksum => {}
                     ScanShape::Aggregate { group_by, aggs } => {
                         let hits = m.iter().filter(|x| **x).count();
                         let values: Vec<Option<Vector>> = aggs
@@ -528,7 +533,33 @@ impl Participant {
                 }
                 ScanResult::Groups { keys, partials }
             }
+            ScanShape::Checksum => ScanResult::Checksums(Vec::new()),
         })
+    }
+
+    /// Each chunk's rows and checksum (every column of `defs`, in order; every row).
+    fn checksum_blocking(
+        &self,
+        chunks: &[ChunkId],
+        defs: &[ColumnDef],
+    ) -> Result<ScanResult, ParticipantError> {
+        let mut out = Vec::with_capacity(chunks.len());
+        for c in chunks {
+            let mut sum = ChunkSum {
+                partition: c.partition,
+                rows: 0,
+                checksum: 0,
+            };
+            for b in self.storage.chunk_blocks(*c)? {
+                let cols = project(&b, defs).map_err(invalid)?;
+                for i in 0..b.rows as usize {
+                    sum.checksum = sum.checksum.wrapping_add(row_checksum(&cols, i));
+                }
+                sum.rows += u64::from(b.rows);
+            }
+            out.push(sum);
+        }
+        Ok(ScanResult::Checksums(out))
     }
 }
 

@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use crate::catalog::{CatalogChange, DatabaseMeta, Right};
 use crate::config::{NodeRole, ReplicationMode};
 use crate::task::{ReplayAssignment, ReplayOf, TaskInfo, TaskMeta};
-use crate::txn::{ChunkOp, Scan, ScanResult, TxState};
+use crate::txn::{ChunkOp, Scan, ScanResult, TableSums, TxState};
 use crate::value::Value;
 
 /// Bumped whenever a message changes shape. Checked in the greeting.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 /// First field of every greeting, so that a stray client is told apart from an old one.
 pub const MAGIC: &str = "xrepl";
 
@@ -168,6 +168,10 @@ pub enum ControllerRequest {
         /// retried without counting towards `clusterReplicationRetryLimit`.
         transient: bool,
     },
+    /// A slave data node asks, for an administrator's session (`token`), how to reach the
+    /// master: answers [`Reply::MasterAccess`] (`Unavailable` while the slave is not logged in
+    /// to the master).
+    MasterAccess { token: String },
 }
 
 /// Requests a slave cluster sends to the master cluster. Each carries a token from `Login` on
@@ -197,6 +201,16 @@ pub enum ReplicationRequest {
         task_id: u64,
         tid: u64,
         offset: u64,
+    },
+    /// The sites of the master's live data nodes: answers [`Reply::Sites`] (master controller).
+    DataNodes { token: String },
+    /// Row counts and checksums of every chunk of database `db` (of its table `table` only,
+    /// if given) across the master cluster: answers [`Reply::Checksums`] (any master data
+    /// node).
+    Checksums {
+        token: String,
+        db: String,
+        table: Option<String>,
     },
 }
 
@@ -279,6 +293,15 @@ pub enum Reply {
         bytes: Vec<u8>,
     },
     Tids(Vec<u64>),
+    /// Where a slave reaches its master: the master controller's `host:port` and a master
+    /// administrator's token.
+    MasterAccess {
+        master: String,
+        token: String,
+    },
+    Sites(Vec<String>),
+    /// Per table of a database: its schema's hash and its chunks' row counts and checksums.
+    Checksums(Vec<TableSums>),
     /// What a script printed: one value per statement that shows one (not assignments), and
     /// the error that stopped it, if any. Statements before the error did run.
     Ran {

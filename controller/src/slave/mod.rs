@@ -223,6 +223,35 @@ impl Controller {
         }
     }
 
+    /// Where the master is and the token this slave holds there (for a consistency check).
+    pub(crate) fn master_access(&self) -> Response {
+        let master = self
+            .cfg
+            .replication
+            .as_ref()
+            .filter(|_| self.is_slave())
+            .and_then(|r| r.master_ctl.clone())
+            .ok_or_else(|| {
+                self.refuse(
+                    ErrorCode::BadRequest,
+                    "this controller's cluster is not a replication slave",
+                )
+            })?;
+        let token = self
+            .slave_rt
+            .master_token
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| {
+                self.refuse(
+                    ErrorCode::Unavailable,
+                    format!("the slave is not logged in to the master at {master} yet (see the controller's log)"),
+                )
+            })?;
+        Ok(Reply::MasterAccess { master, token })
+    }
+
     /// A replay worker of data node `node` asks for a task.
     pub(crate) async fn take_replay_task(&self, node: &str, wait_ms: u32) -> Response {
         if !self.is_slave() {
