@@ -4,7 +4,7 @@
 //! same sled batch as whatever else the command changes (the tasks with the new pull position;
 //! a task's FINISHED with the commit of the transaction that replayed it).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 use xrepl_common::task::{queue_of, ReplayOf, TaskInfo};
@@ -87,6 +87,8 @@ pub struct ExecQueue {
     pub tasks: BTreeMap<u64, SlaveTask>,
     /// Unfinished (WAITING or FAILED) tasks of execution set 0 and 1, as (groupId, taskId).
     pub pending: [BTreeSet<(u64, u64)>; 2],
+    /// The same tasks by execution set and database (for [`ExecQueue::held_by_other_set`]).
+    pending_by_db: [HashMap<String, BTreeSet<u64>>; 2],
     finished: BTreeSet<u64>,
 }
 
@@ -106,10 +108,28 @@ impl ExecQueue {
             if t.state == TaskState::Finished {
                 q.finished.insert(*id);
             } else {
-                q.pending[set_index(t.info.execution_set)].insert((t.info.group_id, *id));
+                let set = set_index(t.info.execution_set);
+                q.pending[set].insert((t.info.group_id, *id));
+                q.pending_by_db[set]
+                    .entry(t.info.db.clone())
+                    .or_default()
+                    .insert(*id);
             }
         }
         q
+    }
+
+    /// Whether an earlier task of the same database is unfinished in the other execution set.
+    /// A database's tasks change sets when `setDatabaseClusterReplicationExecutionSet` moves
+    /// it (its `CREATE_DOMAIN` is in set 0, say, and its tables are created in set 1); the
+    /// sets run independently, so without this a task could run before the task that created
+    /// its database. The lowest unfinished task is never held, so this cannot deadlock.
+    pub fn held_by_other_set(&self, t: &TaskInfo) -> bool {
+        let other = 1 - set_index(t.execution_set);
+        self.pending_by_db[other]
+            .get(&t.db)
+            .and_then(|ids| ids.first())
+            .is_some_and(|first| *first < t.task_id)
     }
 
     pub fn unfinished(&self) -> usize {
@@ -129,6 +149,10 @@ impl ExecQueue {
                 self.repl.began_ns = now_ns;
             }
             self.pending[set_index(t.execution_set)].insert((t.group_id, t.task_id));
+            self.pending_by_db[set_index(t.execution_set)]
+                .entry(t.db.clone())
+                .or_default()
+                .insert(t.task_id);
             self.tasks.insert(
                 t.task_id,
                 SlaveTask {
@@ -172,7 +196,14 @@ impl ExecQueue {
 
     fn mark_finished(&mut self, id: u64, touched: &mut Vec<QueueTouch>) {
         if let Some(t) = self.tasks.get(&id) {
-            self.pending[set_index(t.info.execution_set)].remove(&(t.info.group_id, id));
+            let set = set_index(t.info.execution_set);
+            self.pending[set].remove(&(t.info.group_id, id));
+            if let Some(ids) = self.pending_by_db[set].get_mut(&t.info.db) {
+                ids.remove(&id);
+                if ids.is_empty() {
+                    self.pending_by_db[set].remove(&t.info.db);
+                }
+            }
         }
         self.finished.insert(id);
         self.repl.finished_total += 1;

@@ -12,7 +12,9 @@
 //!   follows the live nodes;
 //! - ENABLED starts groups; DISABLED lets a started group finish and starts no other; STOPPED
 //!   starts nothing;
-//! - a failed attempt waits `retry_interval`; the `retry_limit`-th failure makes it FAILED.
+//! - a failed attempt waits `retry_interval`; the `retry_limit`-th failure makes it FAILED;
+//! - a task waits while an earlier task of its database is unfinished in the other set (a
+//!   database moved between sets keeps its order).
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -94,6 +96,7 @@ impl Scheduler {
                     || self.busy.contains(&(set, t.queue))
                     || self.retry_at.get(&id).is_some_and(|at| *at > now)
                     || node_of(t.queue, live) != Some(node)
+                    || q.held_by_other_set(&t.info)
                 {
                     continue;
                 }
@@ -190,13 +193,17 @@ mod tests {
     use xrepl_common::task::{queue_of, OperationType, ReplayOf, TaskInfo};
 
     fn task(id: u64, group: u64, set: u8) -> TaskInfo {
+        task_of("dfs://a", id, group, set)
+    }
+
+    fn task_of(db: &str, id: u64, group: u64, set: u8) -> TaskInfo {
         TaskInfo {
             task_id: id,
             tid: id,
             group_id: group,
             op: OperationType::Append,
             submit_ns: 1,
-            db: "dfs://a".into(),
+            db: db.into(),
             table: "t".into(),
             src_host: "h".into(),
             src_port: 1,
@@ -232,9 +239,15 @@ mod tests {
     #[test]
     fn groups_run_in_order_per_set_and_sets_run_independently() {
         let mut q = ExecQueue::default();
-        // Set 0: group 1 (tasks 1, 2), group 3 (task 4). Set 1: group 2 (task 3).
+        // Set 0: group 1 (tasks 1, 2), group 3 (task 4). Set 1: group 2 (task 3, another
+        // database).
         q.store(
-            &[task(1, 1, 0), task(2, 1, 0), task(3, 2, 1), task(4, 3, 0)],
+            &[
+                task(1, 1, 0),
+                task(2, 1, 0),
+                task_of("dfs://b", 3, 2, 1),
+                task(4, 3, 0),
+            ],
             64,
             0,
         );
@@ -260,6 +273,49 @@ mod tests {
         let mut next = drain(&mut s, &q, "n1", now);
         next.extend(drain(&mut s, &q, "n2", now));
         assert_eq!(next, vec![4]);
+    }
+
+    /// Found by the chaos soak (seed 1): a database created in set 0 and moved to set 1 had
+    /// its table created in set 1 before the database existed, 30 times, and the slave STOPPED.
+    #[test]
+    fn regression_a_database_moved_to_the_other_set_waits_for_its_earlier_tasks() {
+        let mut q = ExecQueue::default();
+        // Task 1 creates dfs://m in set 0; task 2 (its table) is in set 1; task 3 is another
+        // database's in set 1.
+        q.store(
+            &[
+                task_of("dfs://m", 1, 1, 0),
+                task_of("dfs://m", 2, 2, 1),
+                task_of("dfs://o", 3, 2, 1),
+            ],
+            64,
+            0,
+        );
+        let mut s = Scheduler::default();
+        let now = Instant::now();
+        let mut started = drain(&mut s, &q, "n1", now);
+        started.extend(drain(&mut s, &q, "n2", now));
+        started.sort();
+        assert_eq!(
+            started,
+            vec![1, 3],
+            "task 2 waits for task 1 of the other set"
+        );
+        finish(&mut q, &mut s, 1);
+        let mut next = drain(&mut s, &q, "n1", now);
+        next.extend(drain(&mut s, &q, "n2", now));
+        assert_eq!(next, vec![2]);
+        // Reloaded from disk, the index is the same.
+        let reloaded = ExecQueue::load(q.repl.clone(), q.tasks.clone());
+        assert!(!reloaded.held_by_other_set(&task_of("dfs://m", 2, 2, 1)));
+        let mut q2 = ExecQueue::default();
+        q2.store(
+            &[task_of("dfs://m", 1, 1, 0), task_of("dfs://m", 2, 2, 1)],
+            64,
+            0,
+        );
+        let q2 = ExecQueue::load(q2.repl.clone(), q2.tasks.clone());
+        assert!(q2.held_by_other_set(&task_of("dfs://m", 2, 2, 1)));
     }
 
     #[test]
