@@ -5,6 +5,9 @@
 //! The binaries must be built first (`cargo build --bins`, which `scripts/test.sh` does); they
 //! are looked up in `$XREPL_BIN_DIR`, else beside the test executable's `target/<profile>/`.
 
+pub mod chaos;
+pub mod proxy;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

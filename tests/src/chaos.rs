@@ -1,0 +1,911 @@
+//! The chaos soak: a master and a slave cluster of real processes, writers running a mixed
+//! workload on the master, and a seeded schedule of faults (SIGKILL and restart of every kind of
+//! process, cuts of the link between the clusters, replication stopped and started). At the
+//! end the writers stop and the run checks that the slave caught up, that
+//! `checkClusterReplicationConsistency` finds every partition equal, that every write the
+//! master acknowledged is on the slave, and that the slave applied exactly the master's tasks.
+//!
+//! Used by `tests/tests/t98_chaos.rs` (a short run in CI) and by the `xrepl-chaos` binary
+//! (`scripts/chaos.sh --seed N --minutes M`). Every wait is bounded: a run stops by itself.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value as Json};
+use xrepl_common::client::Client;
+use xrepl_common::value::Vector;
+
+use crate::proxy::Proxy;
+use crate::{free_ports, ints, texts, Cluster, Pair, Spec, ADMIN, ADMIN_JSON};
+
+/// What a run does.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub seed: u64,
+    /// How long the writers write and the faults come.
+    pub duration: Duration,
+    /// Writers of rows (each on its own table); one more writer runs DDL.
+    pub writers: usize,
+    /// How long the slave may take to catch up once the writers stopped.
+    pub converge_limit: Duration,
+    /// Print each fault as it happens.
+    pub verbose: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            seed: 1,
+            duration: Duration::from_secs(60),
+            writers: 4,
+            converge_limit: Duration::from_secs(180),
+            verbose: false,
+        }
+    }
+}
+
+/// A small seeded generator (splitmix64): the same seed gives the same schedule.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x9e37_79b9_7f4a_7c15)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `lo..hi` (`lo` when the range is empty).
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        if hi <= lo {
+            return lo;
+        }
+        lo + self.next_u64() % (hi - lo)
+    }
+
+    pub fn millis(&mut self, lo: u64, hi: u64) -> Duration {
+        Duration::from_millis(self.range(lo, hi))
+    }
+
+    pub fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            let j = self.range(0, i as u64 + 1) as usize;
+            v.swap(i, j);
+        }
+    }
+}
+
+/// The kinds of fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Fault {
+    KillMasterController,
+    KillMasterDataNode,
+    KillSlaveController,
+    KillSlaveDataNode,
+    CutLink,
+    StopStartReplication,
+}
+
+const FAULTS: [Fault; 6] = [
+    Fault::KillMasterController,
+    Fault::KillMasterDataNode,
+    Fault::KillSlaveController,
+    Fault::KillSlaveDataNode,
+    Fault::CutLink,
+    Fault::StopStartReplication,
+];
+
+/// What the faults did.
+#[derive(Debug, Default, Clone)]
+struct FaultCounts {
+    kills: BTreeMap<&'static str, u64>,
+    cuts: u64,
+    cut_ms: u64,
+    stop_starts: u64,
+}
+
+/// What a writer expects of one row id.
+#[derive(Debug, Clone)]
+enum Expect {
+    /// The master acknowledged the last write of this id: the row is (`Some(v)`) or is not.
+    Known(Option<i64>),
+    /// The last write was not acknowledged: any of these; the id is not written again.
+    Either(Vec<Option<i64>>),
+}
+
+/// A writer's table and what it expects of it.
+#[derive(Debug, Default)]
+struct Model {
+    db: String,
+    table: String,
+    rows: BTreeMap<i32, Expect>,
+    acked: u64,
+    uncertain: u64,
+}
+
+impl Model {
+    fn present(&self) -> Vec<(i32, i64)> {
+        self.rows
+            .iter()
+            .filter_map(|(id, e)| match e {
+                Expect::Known(Some(v)) => Some((*id, *v)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Checks a table's `id -> v` against the expectations.
+    fn check(&self, side: &str, got: &BTreeMap<i32, i64>) -> Result<(), String> {
+        for (id, e) in &self.rows {
+            let have = got.get(id).copied();
+            let ok = match e {
+                Expect::Known(v) => have == *v,
+                Expect::Either(vs) => vs.contains(&have),
+            };
+            if !ok {
+                return Err(format!(
+                    "{side} {}/{}: id {id} is {have:?}, expected {e:?}",
+                    self.db, self.table
+                ));
+            }
+        }
+        if let Some(id) = got.keys().find(|id| !self.rows.contains_key(id)) {
+            return Err(format!(
+                "{side} {}/{}: id {id} was never written",
+                self.db, self.table
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A DDL writer's database and what became of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DbFate {
+    Exists,
+    Dropped,
+    Unknown,
+}
+
+/// What a run found: its JSON summary (with `"ok"` and, when a check failed, `"failure"`),
+/// and the failure with the last lines of the controllers' logs.
+#[derive(Debug)]
+pub struct Report {
+    pub summary: Json,
+    pub failure: Option<String>,
+}
+
+/// Runs one soak; `Err` when it could not even start.
+pub fn run(opts: &Options) -> Result<Report, String> {
+    let started = Instant::now();
+    let mut rng = Rng::new(opts.seed);
+    let say = |m: String| {
+        if opts.verbose {
+            eprintln!("[chaos {:>6.1}s] {m}", started.elapsed().as_secs_f64());
+        }
+    };
+    let master = Cluster::start(&Spec {
+        replication_mode: Some("master"),
+        cluster_cfg: "clusterReplicationSyncPersistence=true\n".into(),
+        ..Spec::default()
+    });
+    let proxy = Proxy::start(free_ports(1)[0], &master.controller.site());
+    let slave = Cluster::start(&Spec {
+        replication_mode: Some("slave"),
+        controller_cfg: format!(
+            "clusterReplicationMasterCtl={}\nclusterReplicationRetryIntervalMs=200\n",
+            proxy.site()
+        ),
+        ..Spec::default()
+    });
+    let mut pair = Pair { master, slave };
+    say(format!(
+        "master {} (via proxy {}), slave {}",
+        pair.master.controller.site(),
+        proxy.site(),
+        pair.slave.controller.site()
+    ));
+    let mut setup = String::from(
+        "a = database(\"dfs://chaos_a\", HASH, [INT, 4])\n\
+         setDatabaseForClusterReplication(a, true)\n\
+         b = database(\"dfs://chaos_b\", HASH, [INT, 4])\n\
+         setDatabaseForClusterReplication(b, true)\n\
+         setDatabaseClusterReplicationExecutionSet(b, 1)\n",
+    );
+    let mut models = Vec::new();
+    for w in 0..opts.writers {
+        let db = if w % 2 == 0 { "a" } else { "b" };
+        setup.push_str(&format!(
+            "{db}.createPartitionedTable(table(1:0, `id`v`tag, [INT, LONG, STRING]), \"t{w}\", `id)\n"
+        ));
+        models.push(Model {
+            db: format!("dfs://chaos_{db}"),
+            table: format!("t{w}"),
+            ..Model::default()
+        });
+    }
+    pair.master.ok(&setup);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sites: Vec<String> = pair.master.datanodes.iter().map(|n| n.site()).collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    let writers: Vec<_> = models
+        .into_iter()
+        .enumerate()
+        .map(|(w, m)| {
+            runtime.spawn(row_writer(
+                m,
+                w,
+                Rng::new(opts.seed.wrapping_add(1 + w as u64)),
+                sites.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
+    let ddl_fates = Arc::new(Mutex::new(Vec::<(String, DbFate)>::new()));
+    let ddl = runtime.spawn(ddl_writer(
+        Rng::new(opts.seed.wrapping_add(1000)),
+        sites.clone(),
+        stop.clone(),
+        ddl_fates.clone(),
+    ));
+
+    // The faults, until the time is up.
+    let faults = inject_faults(&mut pair, &proxy, &mut rng, opts, &say);
+    stop.store(true, Ordering::SeqCst);
+    let writers_stopped = Instant::now();
+    let mut models = Vec::new();
+    for w in writers {
+        models.push(
+            runtime
+                .block_on(w)
+                .map_err(|e| format!("a writer failed: {e}"))?,
+        );
+    }
+    runtime
+        .block_on(ddl)
+        .map_err(|e| format!("the DDL writer failed: {e}"))?;
+    say("writers stopped".into());
+
+    let mut summary = json!({
+        "seed": opts.seed,
+        "minutes": opts.duration.as_secs_f64() / 60.0,
+        "writers": opts.writers,
+        "kills": faults.kills,
+        "cuts": faults.cuts,
+        "cutSeconds": faults.cut_ms as f64 / 1000.0,
+        "stopStarts": faults.stop_starts,
+        "ackedWrites": models.iter().map(|m| m.acked).sum::<u64>(),
+        "uncertainWrites": models.iter().map(|m| m.uncertain).sum::<u64>(),
+    });
+    let checked = verify(
+        &pair,
+        &runtime,
+        &models,
+        &ddl_fates,
+        opts,
+        writers_stopped,
+        &say,
+    );
+    if let Some(o) = summary.as_object_mut() {
+        let (fields, ok) = match &checked {
+            Ok(f) => (f.clone(), true),
+            Err((f, _)) => (f.clone(), false),
+        };
+        for (k, v) in fields {
+            o.insert(k, v);
+        }
+        o.insert("ok".into(), json!(ok));
+        o.insert(
+            "seconds".into(),
+            json!((started.elapsed().as_secs_f64() * 10.0).round() / 10.0),
+        );
+        if let Err((_, why)) = &checked {
+            o.insert("failure".into(), json!(why));
+        }
+    }
+    let failure = checked.err().map(|(_, why)| {
+        let tail = |c: &Cluster, alias: &str| {
+            let log = c.read_log(alias);
+            let lines: Vec<&str> = log.lines().collect();
+            lines[lines.len().saturating_sub(15)..].join("\n")
+        };
+        format!(
+            "{why}\nslave controller log (last lines):\n{}\nmaster controller log (last lines):\n{}",
+            tail(&pair.slave, "controller1"),
+            tail(&pair.master, "controller1")
+        )
+    });
+    Ok(Report { summary, failure })
+}
+
+/// Runs a console script on any data node of `c` that answers, for up to `limit`.
+fn console_retry(
+    c: &Cluster,
+    args: &[&str],
+    script: &str,
+    limit: Duration,
+) -> Result<String, String> {
+    let start = Instant::now();
+    let mut last = String::new();
+    while start.elapsed() < limit {
+        for n in &c.datanodes {
+            let out = c.console_at(&n.site(), args, script);
+            if out.code == 0 {
+                return Ok(out.stdout);
+            }
+            last = out.stderr;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Err(format!("`{script}` failed for {limit:?}: {last}"))
+}
+
+/// The rows of the table a script prints last (JSON), retried while nodes come back.
+fn rows_retry(c: &Cluster, script: &str, limit: Duration) -> Result<Vec<Json>, String> {
+    let out = console_retry(c, ADMIN_JSON, script, limit)?;
+    let last = out.lines().last().unwrap_or_default();
+    match serde_json::from_str::<Json>(last) {
+        Ok(Json::Array(rows)) => Ok(rows),
+        other => Err(format!("`{script}` did not print a table: {other:?}")),
+    }
+}
+
+fn inject_faults(
+    pair: &mut Pair,
+    proxy: &Proxy,
+    rng: &mut Rng,
+    opts: &Options,
+    say: &dyn Fn(String),
+) -> FaultCounts {
+    let end = Instant::now() + opts.duration;
+    let mut counts = FaultCounts::default();
+    let mut plan: Vec<Fault> = Vec::new();
+    // A quiet start, so that some tasks flow before the first fault.
+    std::thread::sleep(rng.millis(1_000, 3_000).min(opts.duration / 4));
+    while Instant::now() < end {
+        if plan.is_empty() {
+            // Every kind once per round, in a seeded order.
+            plan = FAULTS.to_vec();
+            rng.shuffle(&mut plan);
+        }
+        let fault = plan.remove(0);
+        let left = end.saturating_duration_since(Instant::now());
+        match fault {
+            Fault::KillMasterController | Fault::KillSlaveController => {
+                let (c, name) = if fault == Fault::KillMasterController {
+                    (&mut pair.master, "masterController")
+                } else {
+                    (&mut pair.slave, "slaveController")
+                };
+                let down = rng.millis(100, 3_000).min(left);
+                say(format!("kill {name} for {down:?}"));
+                c.kill("controller1");
+                std::thread::sleep(down);
+                c.spawn_controller();
+                *counts.kills.entry(name).or_default() += 1;
+            }
+            Fault::KillMasterDataNode | Fault::KillSlaveDataNode => {
+                let (c, name) = if fault == Fault::KillMasterDataNode {
+                    (&mut pair.master, "masterDataNode")
+                } else {
+                    (&mut pair.slave, "slaveDataNode")
+                };
+                let i = rng.range(0, c.datanodes.len() as u64) as usize;
+                let alias = c.datanodes[i].alias.clone();
+                let down = rng.millis(100, 3_000).min(left);
+                say(format!("kill {name} {alias} for {down:?}"));
+                c.kill(&alias);
+                std::thread::sleep(down);
+                c.spawn_datanode(&alias);
+                *counts.kills.entry(name).or_default() += 1;
+            }
+            Fault::CutLink => {
+                let cut = rng.millis(500, 8_000).min(left);
+                say(format!("cut the link slave -> master for {cut:?}"));
+                proxy.cut();
+                std::thread::sleep(cut);
+                proxy.heal();
+                counts.cuts += 1;
+                counts.cut_ms += cut.as_millis() as u64;
+            }
+            Fault::StopStartReplication => {
+                let off = rng.millis(500, 5_000).min(left);
+                say(format!("stop replication on the slave for {off:?}"));
+                let call = |f: &str| {
+                    console_retry(
+                        &pair.slave,
+                        ADMIN,
+                        &format!("rpc(getControllerAlias(), {f})"),
+                        Duration::from_secs(30),
+                    )
+                };
+                if let Err(e) = call("stopClusterReplication") {
+                    say(format!("stop failed: {e}"));
+                } else {
+                    std::thread::sleep(off);
+                    counts.stop_starts += 1;
+                }
+                if let Err(e) = call("startClusterReplication") {
+                    say(format!("start failed: {e}"));
+                }
+            }
+        }
+        std::thread::sleep(
+            rng.millis(500, 3_000)
+                .min(end.saturating_duration_since(Instant::now())),
+        );
+    }
+    proxy.heal();
+    counts
+}
+
+/// Connects to any master data node, from a random one on.
+async fn connect_any(sites: &[String], rng: &mut Rng, stop: &AtomicBool) -> Option<Client> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let i = rng.range(0, sites.len() as u64) as usize;
+        for k in 0..sites.len() {
+            let site = &sites[(i + k) % sites.len()];
+            if let Ok(Ok(c)) = tokio::time::timeout(
+                Duration::from_secs(5),
+                Client::connect(site, "admin", "123456"),
+            )
+            .await
+            {
+                return Some(c);
+            }
+        }
+        if stop.load(Ordering::SeqCst) {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    None
+}
+
+/// Runs one script with a time limit: true when the master acknowledged it.
+async fn attempt(client: &mut Option<Client>, script: &str) -> bool {
+    let Some(c) = client.as_ref() else {
+        return false;
+    };
+    match tokio::time::timeout(Duration::from_secs(30), c.run(script)).await {
+        Ok(Ok(_)) => true,
+        _ => {
+            *client = None;
+            false
+        }
+    }
+}
+
+fn longs(v: &[i64]) -> String {
+    let items: Vec<String> = v.iter().map(i64::to_string).collect();
+    format!("[{}]", items.join(", "))
+}
+
+fn tags(v: &[String]) -> String {
+    let items: Vec<String> = v.iter().map(|s| format!("\"{s}\"")).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// Appends, updates, deletes and upserts on one table until `stop`; every write not
+/// acknowledged leaves its ids uncertain and untouched from then on.
+async fn row_writer(
+    mut m: Model,
+    w: usize,
+    mut rng: Rng,
+    sites: Vec<String>,
+    stop: Arc<AtomicBool>,
+) -> Model {
+    let mut next_id: i32 = 1;
+    let mut seq: u64 = 0;
+    let mut client: Option<Client> = None;
+    let target = format!("loadTable(\"{}\", \"{}\")", m.db, m.table);
+    while !stop.load(Ordering::SeqCst) {
+        if client.is_none() {
+            client = connect_any(&sites, &mut rng, &stop).await;
+            if client.is_none() {
+                continue;
+            }
+        }
+        seq += 1;
+        let value = rng.range(0, 1_000_000_000_000) as i64;
+        let present = m.present();
+        let pick = |rng: &mut Rng| -> Option<(i32, i64)> {
+            (!present.is_empty()).then(|| present[rng.range(0, present.len() as u64) as usize])
+        };
+        let op = rng.range(0, 10);
+        // (script, ids with their state if acknowledged and their old state)
+        let mut changes: Vec<(i32, Option<i64>, Option<i64>)> = Vec::new();
+        let script = match op {
+            0..=3 => {
+                let n = rng.range(1, 20) as i32;
+                let ids: Vec<i64> = (next_id..next_id + n).map(i64::from).collect();
+                next_id += n;
+                let vs: Vec<i64> = ids.iter().map(|i| value + i).collect();
+                let ts: Vec<String> = ids.iter().map(|i| format!("w{w}-{seq}-{i}")).collect();
+                for (i, v) in ids.iter().zip(&vs) {
+                    changes.push((*i as i32, Some(*v), None));
+                }
+                format!(
+                    "id = {}\nv = {}\ntag = {}\n{target}.append!(table(id, v, tag))",
+                    longs(&ids),
+                    longs(&vs),
+                    tags(&ts)
+                )
+            }
+            4 | 5 => match pick(&mut rng) {
+                Some((id, old)) => {
+                    changes.push((id, Some(value), Some(old)));
+                    format!("update {target} set v = {value} where id = {id}")
+                }
+                None => continue,
+            },
+            6 => match pick(&mut rng) {
+                Some((id, old)) => {
+                    changes.push((id, None, Some(old)));
+                    format!("delete from {target} where id = {id}")
+                }
+                None => continue,
+            },
+            _ => {
+                let fresh = next_id;
+                next_id += 1;
+                let mut ids = vec![i64::from(fresh)];
+                changes.push((fresh, Some(value), None));
+                if let Some((id, old)) = pick(&mut rng) {
+                    ids.push(i64::from(id));
+                    changes.push((id, Some(value), Some(old)));
+                }
+                let vs = vec![value; ids.len()];
+                let ts: Vec<String> = ids.iter().map(|i| format!("u{w}-{seq}-{i}")).collect();
+                format!(
+                    "id = {}\nv = {}\ntag = {}\nupsert!({target}, table(id, v, tag), keyColNames=`id)",
+                    longs(&ids),
+                    longs(&vs),
+                    tags(&ts)
+                )
+            }
+        };
+        let acked = attempt(&mut client, &script).await;
+        for (id, new, old) in changes {
+            let e = if acked {
+                Expect::Known(new)
+            } else {
+                Expect::Either(vec![old, new])
+            };
+            m.rows.insert(id, e);
+        }
+        if acked {
+            m.acked += 1;
+        } else {
+            m.uncertain += 1;
+        }
+        tokio::time::sleep(rng.millis(5, 40)).await;
+    }
+    m
+}
+
+/// Creates databases (in both execution sets), tables, rows and columns, and drops the
+/// databases it made a few steps earlier, until `stop`.
+async fn ddl_writer(
+    mut rng: Rng,
+    sites: Vec<String>,
+    stop: Arc<AtomicBool>,
+    fates: Arc<Mutex<Vec<(String, DbFate)>>>,
+) {
+    let mut client: Option<Client> = None;
+    let mut n: u64 = 0;
+    let set_fate = |db: &str, f: DbFate| {
+        let mut v = fates.lock().unwrap_or_else(|p| p.into_inner());
+        match v.iter_mut().find(|(d, _)| d == db) {
+            Some(e) => e.1 = f,
+            None => v.push((db.to_string(), f)),
+        }
+    };
+    while !stop.load(Ordering::SeqCst) {
+        n += 1;
+        let db = format!("dfs://chaos_d{n}");
+        let steps = [
+            format!(
+                "d = database(\"{db}\", VALUE, 1..3)\nsetDatabaseForClusterReplication(d, true)\nsetDatabaseClusterReplicationExecutionSet(d, {})",
+                n % 2
+            ),
+            format!(
+                "database(\"{db}\").createPartitionedTable(table(1:0, `k`x, [INT, DOUBLE]), \"p\", `k)"
+            ),
+            format!(
+                "k = [1, 2, 3]\nx = [{}.5, 2.25, -0.0]\nloadTable(\"{db}\", \"p\").append!(table(k, x))",
+                rng.range(0, 1000)
+            ),
+            format!("addColumn(loadTable(\"{db}\", \"p\"), `y, INT)"),
+            format!("update loadTable(\"{db}\", \"p\") set y = k * 2 where k > 1"),
+        ];
+        set_fate(&db, DbFate::Unknown);
+        let mut all = true;
+        for s in &steps {
+            if client.is_none() {
+                client = connect_any(&sites, &mut rng, &stop).await;
+            }
+            if !attempt(&mut client, s).await {
+                all = false;
+                break;
+            }
+            tokio::time::sleep(rng.millis(50, 300)).await;
+        }
+        if all {
+            set_fate(&db, DbFate::Exists);
+        }
+        // Drop the database made three rounds ago, if it was made in full.
+        if n > 3 {
+            let old = format!("dfs://chaos_d{}", n - 3);
+            let known = fates
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .any(|(d, f)| d == &old && *f == DbFate::Exists);
+            if known {
+                if client.is_none() {
+                    client = connect_any(&sites, &mut rng, &stop).await;
+                }
+                let fate = if attempt(&mut client, &format!("dropDatabase(\"{old}\")")).await {
+                    DbFate::Dropped
+                } else {
+                    DbFate::Unknown
+                };
+                set_fate(&old, fate);
+            }
+        }
+        tokio::time::sleep(rng.millis(100, 500)).await;
+    }
+}
+
+type Fields = serde_json::Map<String, Json>;
+
+/// The end of a run: everything up, the slave caught up, and every check.
+fn verify(
+    pair: &Pair,
+    runtime: &tokio::runtime::Runtime,
+    models: &[Model],
+    ddl_fates: &Mutex<Vec<(String, DbFate)>>,
+    opts: &Options,
+    writers_stopped: Instant,
+    say: &dyn Fn(String),
+) -> Result<Fields, (Fields, String)> {
+    let mut f = Fields::new();
+    macro_rules! check {
+        ($e:expr) => {
+            match $e {
+                Ok(v) => v,
+                Err(e) => return Err((f, e)),
+            }
+        };
+    }
+    for c in [&pair.master, &pair.slave] {
+        check!(wait_up(c, Duration::from_secs(60)));
+    }
+    check!(console_retry(
+        &pair.slave,
+        ADMIN,
+        "rpc(getControllerAlias(), startClusterReplication)",
+        Duration::from_secs(30)
+    ));
+    say("all up; waiting for the slave to catch up".into());
+
+    // Caught up: the slave finished every task the master made.
+    let master_status = "rpc(getControllerAlias(), getMasterReplicationStatus)";
+    let slave_status = "rpc(getControllerAlias(), getSlaveReplicationStatus)";
+    let deadline = Instant::now() + opts.converge_limit;
+    let (master_ids, slave_rows) = loop {
+        let m = check!(rows_retry(
+            &pair.master,
+            master_status,
+            Duration::from_secs(30)
+        ));
+        let s = check!(rows_retry(
+            &pair.slave,
+            slave_status,
+            Duration::from_secs(30)
+        ));
+        let last = ints(&m, "taskId").into_iter().max().unwrap_or(0);
+        let states = texts(&s, "state");
+        if let Some(i) = states.iter().position(|s| s == "FAILED") {
+            return Err((f, format!("a slave task FAILED: {}", s[i])));
+        }
+        let finished = ints(&s, "taskId").into_iter().max().unwrap_or(0);
+        if finished >= last && states.iter().all(|s| s == "FINISHED") {
+            break (ints(&m, "taskId"), s);
+        }
+        if Instant::now() > deadline {
+            return Err((
+                f,
+                format!(
+                    "the slave did not catch up within {:?}: master's last task {last}, slave's last {finished}, {} unfinished",
+                    opts.converge_limit,
+                    states.iter().filter(|s| *s != "FINISHED").count()
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let converge = writers_stopped.elapsed();
+    let last = master_ids.iter().copied().max().unwrap_or(0);
+    f.insert("tasks".into(), json!(last));
+    f.insert(
+        "convergeSeconds".into(),
+        json!((converge.as_secs_f64() * 10.0).round() / 10.0),
+    );
+    say(format!("caught up with task {last} in {converge:?}"));
+
+    // Exactly the master's tasks: the same ids over the span both keep, without gaps, each once.
+    let slave_ids = ints(&slave_rows, "taskId");
+    let from = master_ids
+        .iter()
+        .min()
+        .copied()
+        .unwrap_or(1)
+        .max(slave_ids.iter().min().copied().unwrap_or(1));
+    let window = |v: &[i64]| -> Vec<i64> { v.iter().copied().filter(|i| *i >= from).collect() };
+    let (mw, sw) = (window(&master_ids), window(&slave_ids));
+    let expected: Vec<i64> = (from..=last).collect();
+    if mw != expected || sw != expected {
+        return Err((
+            f,
+            format!(
+                "task ids differ from {from} to {last}: master has {} ({} missing), slave has {} ({} missing)",
+                mw.len(),
+                expected.len().saturating_sub(mw.len()),
+                sw.len(),
+                expected.len().saturating_sub(sw.len())
+            ),
+        ));
+    }
+    f.insert("taskIdsCompared".into(), json!(expected.len()));
+    let duplicates = pair
+        .slave
+        .read_log("controller1")
+        .matches("duplicate replay rolled back")
+        .count();
+    f.insert("duplicateReplaysRefused".into(), json!(duplicates));
+
+    // Every acknowledged write is on the master and on the slave.
+    for m in models {
+        for (side, c) in [("master", &pair.master), ("slave", &pair.slave)] {
+            let got = check!(runtime.block_on(read_table(c, m)));
+            check!(m.check(side, &got));
+        }
+    }
+    let total_rows: usize = models.iter().map(|m| m.present().len()).sum();
+    f.insert("rowsAcked".into(), json!(total_rows));
+
+    // The DDL writer's databases exist on both clusters or on neither, as acknowledged.
+    let fates = ddl_fates.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut dbs = vec!["dfs://chaos_a".to_string(), "dfs://chaos_b".to_string()];
+    let mut dropped = 0;
+    for (db, fate) in &fates {
+        let exists = |c: &Cluster| -> Result<bool, String> {
+            let out = console_retry(
+                c,
+                ADMIN_JSON,
+                &format!("existsDatabase(\"{db}\")"),
+                Duration::from_secs(30),
+            )?;
+            Ok(out.trim() == "true")
+        };
+        let (m, s) = (check!(exists(&pair.master)), check!(exists(&pair.slave)));
+        let ok = m == s
+            && match fate {
+                DbFate::Exists => m,
+                DbFate::Dropped => !m,
+                DbFate::Unknown => true,
+            };
+        if !ok {
+            return Err((
+                f,
+                format!("{db} ({fate:?}): exists on the master {m}, on the slave {s}"),
+            ));
+        }
+        if m {
+            dbs.push(db.clone());
+        } else {
+            dropped += 1;
+        }
+    }
+    f.insert("databasesCreated".into(), json!(fates.len()));
+    f.insert("databasesDropped".into(), json!(dropped));
+
+    // checkClusterReplicationConsistency: every partition equal (retried for a while: a
+    // transaction decided while its coordinator was down becomes visible on the master's
+    // participants when they settle it).
+    let mut partitions = 0;
+    let mut master_rows = 0;
+    let started = Instant::now();
+    for db in &dbs {
+        let script = format!("checkClusterReplicationConsistency(\"{db}\")");
+        loop {
+            let r = check!(rows_retry(&pair.slave, &script, Duration::from_secs(30)));
+            let unequal: Vec<&Json> = r
+                .iter()
+                .filter(|x| x["equal"] != Json::Bool(true))
+                .collect();
+            if unequal.is_empty() {
+                partitions += r.len();
+                master_rows += ints(&r, "masterRows").iter().sum::<i64>();
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                return Err((f, format!("{db} differs: {unequal:?}")));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    f.insert("partitionsEqual".into(), json!(partitions));
+    f.insert("rows".into(), json!(master_rows));
+
+    // No process panicked.
+    for (name, c) in [("master", &pair.master), ("slave", &pair.slave)] {
+        for alias in
+            std::iter::once(&c.controller.alias).chain(c.datanodes.iter().map(|n| &n.alias))
+        {
+            if c.read_log(alias).contains("panicked") {
+                return Err((f, format!("the {name}'s {alias} panicked (see its log)")));
+            }
+        }
+    }
+    Ok(f)
+}
+
+fn wait_up(c: &Cluster, limit: Duration) -> Result<(), String> {
+    let start = Instant::now();
+    let total = c.datanodes.len() + 1;
+    while start.elapsed() < limit {
+        if let Some(states) = c.node_states() {
+            if states.len() == total && states.iter().all(|(_, s)| s == "up") {
+                return Ok(());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Err(format!(
+        "not every node is up after {limit:?}: {:?}",
+        c.node_states()
+    ))
+}
+
+/// A writer's table as `id -> v`, read on a data node of `c`.
+async fn read_table(c: &Cluster, m: &Model) -> Result<BTreeMap<i32, i64>, String> {
+    let sql = format!("select id, v from loadTable(\"{}\", \"{}\")", m.db, m.table);
+    let mut last = String::new();
+    for _ in 0..30 {
+        for n in &c.datanodes {
+            let Ok(client) = Client::connect(&n.site(), "admin", "123456").await else {
+                continue;
+            };
+            match client.query(&sql).await {
+                Ok(t) => {
+                    let (Some(Vector::Int(ids)), Some(Vector::Long(vs))) =
+                        (t.column("id"), t.column("v"))
+                    else {
+                        return Err(format!("{sql}: unexpected columns"));
+                    };
+                    return Ok(ids.iter().copied().zip(vs.iter().copied()).collect());
+                }
+                Err(e) => last = e.to_string(),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(format!("{sql} failed: {last}"))
+}
