@@ -136,7 +136,7 @@ impl MasterClient {
 
 /// Decodes fetched task data; a clear error names the task when it cannot be decoded.
 pub fn decode_task_data(task: &TaskInfo, bytes: &[u8]) -> Result<TaskData, ClientError> {
-    rmp_serde::from_slice(bytes).map_err(|e| {
+    crate::rpc::decode(bytes).map_err(|e| {
         ClientError::Unexpected(format!(
             "the task data of task {} (transaction {}) from {}:{} cannot be decoded: {e}",
             task.task_id, task.tid, task.src_host, task.src_port

@@ -1,0 +1,425 @@
+//! Who may take a master's tasks: a slave with the wrong master password, raw peers with
+//! made-up, tampered or non-administrator tokens, clients that greet as something else; and
+//! hostile bytes on the master's ports while a session and a slave go on working.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::Value as Json;
+use xrepl_common::rpc::frame::{self, FrameKind};
+use xrepl_common::rpc::{
+    encode, ControllerRequest, ErrorCode, Hello, ParticipantRequest, PeerKind, RemoteError,
+    ReplicationRequest, Reply, Request, Response, RpcClient, RpcError, SessionRequest,
+};
+use xrepl_common::task::TaskInfo;
+use xrepl_common::txn::{ChunkAction, ChunkId, ChunkOp, ColExpr};
+use xrepl_common::value::{Scalar, Value};
+use xrepl_tests::{ints, wait_for, Cluster, Pair, Spec};
+
+const CATCH_UP: Duration = Duration::from_secs(60);
+
+const SETUP: &str = r#"
+db = database("dfs://auth", VALUE, 1..4)
+setDatabaseForClusterReplication(db, true)
+db.createPartitionedTable(table(1:0, `k`v, [INT, INT]), "t", `k)
+"#;
+
+fn append(b: i32) -> String {
+    format!("k = 1..4\nv = k * 0 + {b}\nloadTable(\"dfs://auth\", \"t\").append!(table(k, v))")
+}
+
+const COUNT: &str = "select count(*) from loadTable(\"dfs://auth\", \"t\")";
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+async fn connect(site: &str, peer: PeerKind) -> Result<RpcClient, RpcError> {
+    RpcClient::connect(site, peer, 1 << 20, Duration::from_secs(5)).await
+}
+
+/// The answer of a call that must be refused: its error.
+async fn refused(c: &RpcClient, req: Request) -> RemoteError {
+    match c.call(&req).await.expect("an answer") {
+        Ok(reply) => panic!("{req:?} was answered: {reply:?}"),
+        Err(e) => e,
+    }
+}
+
+fn assert_denied(e: &RemoteError, node: &str, what: &str) {
+    assert!(
+        matches!(e.code, ErrorCode::AccessDenied | ErrorCode::NotLoggedIn),
+        "{what}: {e:?}"
+    );
+    assert_eq!(e.node, node, "{what}: {e:?}");
+    assert!(!e.message.is_empty(), "{what}");
+}
+
+/// Reads until the peer closes; true when it closed within `limit`.
+fn closed_by_peer(s: &mut TcpStream, limit: Duration) -> bool {
+    s.set_read_timeout(Some(limit)).expect("timeout");
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// One length-prefixed frame.
+fn framed(kind: FrameKind, body: &[u8]) -> Vec<u8> {
+    let f = &frame::split(kind, 0, body, 1 << 20)[0];
+    let mut out = (f.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(f);
+    out
+}
+
+/// A participant's `Prepare` of a delete whose condition is `depth` nested `not`s (600 KB for
+/// 100,000): what any peer may send before logging in.
+fn deep_prepare(depth: usize) -> Vec<u8> {
+    let op = ChunkOp {
+        chunk: ChunkId {
+            table: 1,
+            partition: 0,
+        },
+        label: "dfs://auth/t/0".into(),
+        columns: vec![],
+        action: ChunkAction::Delete { filter: None },
+    };
+    let mut body = encode(&Request::Participant(ParticipantRequest::Prepare {
+        tid: 1,
+        ops: vec![op],
+    }))
+    .expect("encode");
+    assert_eq!(body.pop(), Some(0xc0), "the filter comes last");
+    body.extend(b"\x81\xa3Not".repeat(depth));
+    body.extend(encode(&ColExpr::Column("k".into())).expect("encode"));
+    body
+}
+
+fn count_of(log: &str, line: &str) -> usize {
+    log.matches(line).count()
+}
+
+#[test]
+fn t10_a_slave_with_a_wrong_master_password_gets_no_task_and_both_logs_say_why() {
+    let p = Pair::start(
+        Spec::default(),
+        Spec {
+            controller_cfg: "clusterReplicationMasterPassword=not-the-password\n".into(),
+            ..Spec::default()
+        },
+    );
+    let refusal = "slave login refused: The user name or password is incorrect.";
+    // The slave's puller keeps trying; the master refuses and logs each attempt.
+    wait_for("the master to refuse the slave", CATCH_UP, || {
+        (count_of(&p.master.read_log("controller1"), refusal) > 0).then_some(())
+    });
+    p.master.ok(SETUP);
+    p.master.ok(&append(1));
+    let made = ints(&p.master_tasks(), "taskId");
+    assert_eq!(made, [1, 2, 3], "the master made its tasks");
+    // Two more refusals (the second began after the tasks existed): the slave went on trying,
+    // and still got nothing.
+    let before = count_of(&p.master.read_log("controller1"), refusal);
+    wait_for("two more refused logins", CATCH_UP, || {
+        (count_of(&p.master.read_log("controller1"), refusal) >= before + 2).then_some(())
+    });
+    assert_eq!(p.slave_tasks(), Vec::<Json>::new(), "the slave got tasks");
+    assert_eq!(
+        p.slave.ok("existsDatabase(\"dfs://auth\")"),
+        [Json::Bool(false)]
+    );
+    // The master never registered it.
+    let slaves = p
+        .master
+        .rows("rpc(getControllerAlias(), getRecentSlaveReplicationInfo)");
+    assert_eq!(slaves, Vec::<Json>::new());
+    let master_log = p.master.read_log("controller1");
+    assert!(
+        !master_log.contains("slave cluster registered"),
+        "{master_log}"
+    );
+    // The slave's controller says why it cannot pull.
+    let slave_log = p.slave.read_log("controller1");
+    let why = slave_log
+        .lines()
+        .find(|l| l.contains("cannot reach the master controller"))
+        .unwrap_or_else(|| panic!("no reason in the slave's log:\n{slave_log}"));
+    assert!(
+        why.contains("The user name or password is incorrect."),
+        "{why}"
+    );
+    assert!(why.contains(&p.master.controller.site()), "{why}");
+}
+
+#[test]
+fn t20_peers_without_a_master_administrators_token_cannot_register_pull_or_fetch_task_data() {
+    let c = Cluster::start(&Spec {
+        replication_mode: Some("master"),
+        ..Spec::default()
+    });
+    c.ok(SETUP);
+    c.ok(&append(1));
+    c.ok(r#"createUser("bob", "123456", false)"#);
+    let ctl_site = c.controller.site();
+    rt().block_on(async {
+        // Genuine tokens, of the administrator and of a user who is not one.
+        let as_node = connect(&ctl_site, PeerKind::DataNode).await.expect("connect");
+        let token_of = |user: &str| {
+            Request::Controller(ControllerRequest::Login {
+                user: user.into(),
+                password: "123456".into(),
+            })
+        };
+        let Ok(Ok(Reply::LoggedIn { token: admin, .. })) = as_node.call(&token_of("admin")).await
+        else {
+            panic!("admin login");
+        };
+        let Ok(Ok(Reply::LoggedIn {
+            token: bob,
+            is_admin: false,
+            ..
+        })) = as_node.call(&token_of("bob")).await
+        else {
+            panic!("bob login");
+        };
+        let mut tampered = admin.clone();
+        let last = tampered.pop().expect("non-empty");
+        tampered.push(if last == '0' { '1' } else { '0' });
+
+        let slave = connect(&ctl_site, PeerKind::Slave).await.expect("connect");
+        // The administrator's token works: the control for everything refused below.
+        let register = |token: &str| {
+            Request::Replication(ReplicationRequest::Register {
+                token: token.into(),
+                slave: "127.0.0.1:1".into(),
+            })
+        };
+        let pull = |token: &str| {
+            Request::Replication(ReplicationRequest::Pull {
+                token: token.into(),
+                slave: "127.0.0.1:1".into(),
+                after: 0,
+                finished: vec![],
+                max: 100,
+                wait_ms: 0,
+            })
+        };
+        assert_eq!(slave.call(&register(&admin)).await, Ok(Ok(Reply::Done)));
+        let Ok(Ok(Reply::Tasks(tasks))) = slave.call(&pull(&admin)).await else {
+            panic!("the administrator's pull");
+        };
+        let ids: Vec<u64> = tasks.iter().map(|t| t.task_id).collect();
+        assert_eq!(ids, [1, 2, 3]);
+        let append_task: TaskInfo = tasks[2].clone();
+
+        let forged = ["", "admin", "admin.00.00", "admin.0011.deadbeef", &tampered];
+        for token in forged.iter().copied().chain([bob.as_str()]) {
+            for req in [register(token), pull(token)] {
+                let e = refused(&slave, req).await;
+                assert_denied(&e, "controller1", token);
+                if token == bob {
+                    assert!(e.message.contains("not an administrator"), "{e}");
+                }
+            }
+        }
+        // Logging in as a user who is not an administrator gives no token at all.
+        let e = refused(
+            &slave,
+            Request::Replication(ReplicationRequest::Login {
+                user: "bob".into(),
+                password: "123456".into(),
+            }),
+        )
+        .await;
+        assert_eq!(e.code, ErrorCode::AccessDenied);
+        assert!(e.message.contains("not an administrator"), "{e}");
+        assert!(slave.is_open(), "refusals keep the connection");
+
+        // The master data node holding the task data checks the token the same way.
+        let node_site = format!("{}:{}", append_task.src_host, append_task.src_port);
+        let node = connect(&node_site, PeerKind::Slave).await.expect("connect");
+        let fetch = |token: &str| {
+            Request::Replication(ReplicationRequest::FetchTaskData {
+                token: token.into(),
+                task_id: append_task.task_id,
+                tid: append_task.tid,
+                offset: 0,
+            })
+        };
+        let alias = c
+            .datanodes
+            .iter()
+            .find(|n| n.port == append_task.src_port)
+            .map(|n| n.alias.clone())
+            .expect("the task's data node");
+        for token in forged.iter().copied().chain([bob.as_str()]) {
+            let e = refused(&node, fetch(token)).await;
+            assert_denied(&e, &alias, token);
+            if token == bob {
+                assert!(e.message.contains("not an administrator"), "{e}");
+            }
+        }
+        match node.call(&fetch(&admin)).await {
+            Ok(Ok(Reply::TaskData { total, bytes, .. })) => {
+                assert!(total > 0 && !bytes.is_empty(), "empty task data");
+            }
+            other => panic!("the administrator's fetch: {other:?}"),
+        }
+
+        // A client that greets as a client cannot send a replication request at all: the
+        // controller refuses the greeting, a data node closes the connection.
+        let e = connect(&ctl_site, PeerKind::Client)
+            .await
+            .err()
+            .expect("the controller refuses clients");
+        assert!(
+            matches!(&e, RpcError::Refused { reason, .. } if reason.contains("connect the console to a data node")),
+            "{e}"
+        );
+        let client = connect(&node_site, PeerKind::Client).await.expect("connect");
+        let answer: Result<Response, RpcError> = client.call(&fetch(&admin)).await;
+        assert!(
+            matches!(answer, Err(RpcError::Closed { .. })),
+            "{answer:?}"
+        );
+        assert!(!client.is_open());
+        // Nor can a data node's connection to the controller, nor a slave send anything else.
+        let answer = as_node.call(&pull(&admin)).await;
+        assert!(matches!(answer, Err(RpcError::Closed { .. })), "{answer:?}");
+        let answer = slave.call(&token_of("admin")).await;
+        assert!(matches!(answer, Err(RpcError::Closed { .. })), "{answer:?}");
+    });
+
+    let ctl_log = c.read_log("controller1");
+    for line in [
+        "replication request refused (register)",
+        "replication request refused (pull)",
+        "is not an administrator of the master",
+        "slave login refused: not an administrator",
+        "a replication request from a peer that did not greet as a slave",
+        "a slave cluster may send replication requests only",
+    ] {
+        assert!(ctl_log.contains(line), "'{line}' not in:\n{ctl_log}");
+    }
+    let node_logs: String = c.datanodes.iter().map(|n| c.read_log(&n.alias)).collect();
+    for line in [
+        "task data request refused",
+        "a replication request from a peer that did not greet as a slave",
+    ] {
+        assert!(node_logs.contains(line), "'{line}' not in:\n{node_logs}");
+    }
+}
+
+/// Runs `script` on a logged-in session; its outputs.
+async fn run(c: &RpcClient, script: &str) -> Vec<Value> {
+    let req = Request::Session(SessionRequest::Run {
+        script: script.into(),
+    });
+    match c.call(&req).await {
+        Ok(Ok(Reply::Ran {
+            outputs,
+            error: None,
+        })) => outputs,
+        other => panic!("{script}: {other:?}"),
+    }
+}
+
+#[test]
+fn t30_garbage_and_4_gib_frames_close_only_their_own_connection_while_a_session_and_the_slave_go_on(
+) {
+    let p = Pair::start(Spec::default(), Spec::default());
+    p.master.ok(SETUP);
+    p.master.ok(&append(1));
+    p.wait_caught_up(CATCH_UP);
+    let hello = |peer| encode(&Hello::new(peer, 1 << 20)).expect("encode");
+    let attacks: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "garbage",
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 garbage".to_vec(),
+        ),
+        ("a 4 GiB length", 0xFFFF_FFFFu32.to_be_bytes().to_vec()),
+        (
+            "a length one over 64 MiB",
+            ((64u32 << 20) + 1).to_be_bytes().to_vec(),
+        ),
+        ("a greeting, then a 4 GiB length", {
+            let mut v = framed(FrameKind::Hello, &hello(PeerKind::DataNode));
+            v.extend_from_slice(&0xFFFF_FFFFu32.to_be_bytes());
+            v
+        }),
+        ("a slave's greeting, then garbage", {
+            let mut v = framed(FrameKind::Hello, &hello(PeerKind::Slave));
+            v.extend(framed(FrameKind::Request, b"\xc1\xc1\xc1\xc1"));
+            v
+        }),
+        ("a request nested 100,000 levels deep", {
+            let mut v = framed(FrameKind::Hello, &hello(PeerKind::DataNode));
+            v.extend(framed(FrameKind::Request, &deep_prepare(100_000)));
+            v
+        }),
+    ];
+    let host = p.master.host();
+    let ctl = p.master.controller.site();
+    rt().block_on(async {
+        let session = connect(&host, PeerKind::Client).await.expect("connect");
+        let login = Request::Session(SessionRequest::Login {
+            user: "admin".into(),
+            password: "123456".into(),
+        });
+        assert!(matches!(
+            session.call(&login).await,
+            Ok(Ok(Reply::LoggedIn { .. }))
+        ));
+        assert_eq!(
+            run(&session, "x = 7\nx + 1").await,
+            [Value::Scalar(Scalar::Int(8))]
+        );
+        for target in [&ctl, &host] {
+            for (name, bytes) in &attacks {
+                let mut s = TcpStream::connect(target.as_str()).expect("connect");
+                // The peer may close before it has read everything.
+                let _ = s.write_all(bytes);
+                assert!(
+                    closed_by_peer(&mut s, Duration::from_secs(10)),
+                    "{target}: {name}: the connection was left open"
+                );
+                // The process is alive: it still greets a new peer.
+                connect(target, PeerKind::DataNode)
+                    .await
+                    .unwrap_or_else(|e| panic!("{target}: {name}: {e}"));
+                assert_eq!(
+                    run(&session, "x + 1").await,
+                    [Value::Scalar(Scalar::Int(8))],
+                    "{target}: {name}"
+                );
+            }
+        }
+        assert_eq!(
+            run(&session, COUNT).await.len(),
+            1,
+            "the session still queries"
+        );
+    });
+    // Every process is alive and the slave goes on replicating.
+    p.master.wait_all_up();
+    p.master.ok(&append(2));
+    p.wait_caught_up(CATCH_UP);
+    assert_eq!(p.master.number(COUNT), 8);
+    assert_eq!(p.slave.number(COUNT), 8);
+    for alias in ["controller1", "dnode1"] {
+        let log = p.master.read_log(alias);
+        assert!(log.contains("frame size too big"), "{alias}:\n{log}");
+        assert!(log.contains("depth limit exceeded"), "{alias}:\n{log}");
+        assert!(log.contains("closed connection"), "{alias}:\n{log}");
+    }
+}
