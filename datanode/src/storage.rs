@@ -12,9 +12,20 @@
 //! (the decision is durable on the controller; a lost commit batch is redone from the `p`
 //! record at start-up). **Abort** deletes the new blocks and the `p` record. Readers follow manifests only, so they
 //! see committed data only; a block replaced under a reader makes it read the manifest again.
+//!
+//! **A full file system.** sled 0.34 does not survive running out of space: a large value
+//! whose blob file cannot be written leaves its log buffer waiting for a writer forever, so
+//! every later flush hangs (with the prepare's chunk locks held); a log write that fails fails
+//! every later read and write until the process restarts. So a prepare that could fill the file
+//! system is refused before sled sees it ([`Storage::stage`] asks the file system, with
+//! `statvfs`, for twice its bytes plus [`SPACE_RESERVE`] free), with
+//! [`StorageError::NoSpace`]; once space is freed the next prepare goes through. Prepares
+//! running at the same moment each count on the same free space; the reserve is there for
+//! that, and for commits and aborts, which are not checked.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use xrepl_common::catalog::ColumnDef;
@@ -23,6 +34,11 @@ use xrepl_common::value::Vector;
 
 /// Rows per block. The spec measured 1.21 M rows as 10,000-row blocks at about 0.46 s in sled.
 pub const BLOCK_ROWS: usize = 10_000;
+
+/// Bytes a prepare leaves free on the storage's file system beyond twice what it stores: room
+/// for what sled writes besides (512 KiB log segments, node rewrites, and commits and aborts,
+/// which are not checked).
+pub const SPACE_RESERVE: u64 = 4 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -33,6 +49,14 @@ pub enum StorageError {
     },
     #[error("storage: {0}")]
     Sled(#[from] sled::Error),
+    /// The file system of the storage is full, or too full to store a prepare safely.
+    #[error("no space left on the device of the storage at {path}: {detail}")]
+    NoSpace { path: PathBuf, detail: String },
+    #[error("cannot check the free space of the storage at {path}: {source}")]
+    SpaceCheck {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("damaged storage record {key}: {reason}")]
     Corrupt { key: String, reason: String },
     #[error("a block of chunk {table}/{partition} kept disappearing while being read")]
@@ -109,8 +133,16 @@ fn decode<T: for<'a> Deserialize<'a>>(key: &[u8], bytes: &[u8]) -> Result<T, Sto
 }
 
 pub struct Storage {
+    path: PathBuf,
     db: sled::Db,
     tree: sled::Tree,
+    /// Test hook: the free bytes to assume instead of asking the file system (`u64::MAX`:
+    /// ask it).
+    assume_free: AtomicU64,
+}
+
+fn is_no_space(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull
 }
 
 impl Storage {
@@ -121,12 +153,58 @@ impl Storage {
         };
         let db = sled::open(path).map_err(open)?;
         let tree = db.open_tree("data").map_err(open)?;
-        Ok(Storage { db, tree })
+        Ok(Storage {
+            path: path.to_path_buf(),
+            db,
+            tree,
+            assume_free: AtomicU64::new(u64::MAX),
+        })
+    }
+
+    /// A sled error, with a full file system told as such.
+    fn failed(&self, e: sled::Error) -> StorageError {
+        match e {
+            sled::Error::Io(io) if is_no_space(&io) => StorageError::NoSpace {
+                path: self.path.clone(),
+                detail: io.to_string(),
+            },
+            e => StorageError::Sled(e),
+        }
+    }
+
+    /// Refuses to store `bytes` more unless the file system has twice that plus
+    /// [`SPACE_RESERVE`] free (see the module comment).
+    fn check_space(&self, bytes: u64) -> Result<(), StorageError> {
+        let need = bytes.saturating_mul(2).saturating_add(SPACE_RESERVE);
+        let free = match self.assume_free.load(Ordering::Relaxed) {
+            u64::MAX => {
+                fs2::available_space(&self.path).map_err(|source| StorageError::SpaceCheck {
+                    path: self.path.clone(),
+                    source,
+                })?
+            }
+            assumed => assumed,
+        };
+        if free >= need {
+            return Ok(());
+        }
+        Err(StorageError::NoSpace {
+            path: self.path.clone(),
+            detail: format!(
+                "storing {bytes} bytes needs {need} bytes free (twice the data plus a reserve of {SPACE_RESERVE}), and {free} are"
+            ),
+        })
+    }
+
+    /// Test hook: assume `bytes` free on the storage's file system (`None`: ask it).
+    pub fn assume_free_space(&self, bytes: Option<u64>) {
+        self.assume_free
+            .store(bytes.unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     pub fn manifest(&self, c: ChunkId) -> Result<Manifest, StorageError> {
         let k = manifest_key(c);
-        match self.tree.get(&k)? {
+        match self.tree.get(&k).map_err(|e| self.failed(e))? {
             Some(v) => decode(&k, &v),
             None => Ok(Manifest::default()),
         }
@@ -134,7 +212,11 @@ impl Storage {
 
     pub fn block(&self, c: ChunkId, uid: u64) -> Result<Option<Block>, StorageError> {
         let k = block_key(c, uid);
-        self.tree.get(&k)?.map(|v| decode(&k, &v)).transpose()
+        self.tree
+            .get(&k)
+            .map_err(|e| self.failed(e))?
+            .map(|v| decode(&k, &v))
+            .transpose()
     }
 
     /// Every committed block of a chunk, in order, read against one manifest.
@@ -157,25 +239,37 @@ impl Storage {
         })
     }
 
-    /// Stores a prepared transaction: its new blocks and its record, then flushes.
+    /// Stores a prepared transaction: its new blocks and its record, then flushes. Refused
+    /// with [`StorageError::NoSpace`], before anything is written, when the file system is
+    /// too full for it.
     pub fn stage(
         &self,
         p: &Prepared,
         blocks: &BTreeMap<(ChunkId, u64), Block>,
     ) -> Result<(), StorageError> {
         let mut batch = sled::Batch::default();
+        let mut bytes = 0u64;
+        let mut insert = |k: Vec<u8>, v: Vec<u8>| {
+            bytes += (k.len() + v.len()) as u64;
+            batch.insert(k, v);
+        };
         for ((c, uid), b) in blocks {
-            batch.insert(block_key(*c, *uid), encode(b));
+            insert(block_key(*c, *uid), encode(b));
         }
-        batch.insert(prepared_key(p.tid), encode(p));
-        self.tree.apply_batch(batch)?;
-        self.db.flush()?;
+        insert(prepared_key(p.tid), encode(p));
+        self.check_space(bytes)?;
+        self.tree.apply_batch(batch).map_err(|e| self.failed(e))?;
+        self.db.flush().map_err(|e| self.failed(e))?;
         Ok(())
     }
 
     fn take_prepared(&self, tid: u64) -> Result<Option<Prepared>, StorageError> {
         let k = prepared_key(tid);
-        self.tree.get(&k)?.map(|v| decode(&k, &v)).transpose()
+        self.tree
+            .get(&k)
+            .map_err(|e| self.failed(e))?
+            .map(|v| decode(&k, &v))
+            .transpose()
     }
 
     /// Makes a prepared transaction visible. `false` when it was not prepared here (already
@@ -195,7 +289,7 @@ impl Storage {
             batch.remove(block_key(*c, *uid));
         }
         batch.remove(prepared_key(tid));
-        self.tree.apply_batch(batch)?;
+        self.tree.apply_batch(batch).map_err(|e| self.failed(e))?;
         // No flush: the decision is durable on the controller and the prepared record is
         // durable here. If this batch is lost in a crash, the record is found again at
         // start-up and committed again (idempotent) before the node serves anyone. sled keeps
@@ -213,7 +307,7 @@ impl Storage {
             batch.remove(block_key(*c, *uid));
         }
         batch.remove(prepared_key(tid));
-        self.tree.apply_batch(batch)?;
+        self.tree.apply_batch(batch).map_err(|e| self.failed(e))?;
         // No flush, for the reason given in `commit`.
         Ok(Some(p))
     }
@@ -223,7 +317,7 @@ impl Storage {
         self.tree
             .scan_prefix([b'p'])
             .map(|item| {
-                let (k, v) = item?;
+                let (k, v) = item.map_err(|e| self.failed(e))?;
                 decode(&k, &v)
             })
             .collect()
@@ -315,5 +409,62 @@ mod tests {
             "aborted blocks are deleted"
         );
         assert!(s.all_prepared().expect("list").is_empty());
+    }
+
+    /// Regression: on a full disk sled failed a blob write half-way and left its log buffer
+    /// waiting for a writer forever, so every later prepare on the node hung in its flush
+    /// (holding its chunk locks), also after space was freed; and sled's own error read
+    /// `storage: IO error: ...`. The prepare is now refused before sled writes anything, and
+    /// the next one, once there is room, goes through.
+    #[test]
+    fn a_full_disk_wedged_sled_so_every_later_prepare_hung() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Storage::open(dir.path()).expect("open");
+        let c = chunk();
+        // About 200 KB, over sled's blob threshold (a 512 KiB segment / 4) as real blocks are.
+        let big = block((0..40_000).map(|i: i32| i.wrapping_mul(100_003)).collect());
+        let mut blocks = BTreeMap::new();
+        blocks.insert((c, 1), big.clone());
+        let p = Prepared {
+            tid: 1,
+            chunks: vec![c],
+            manifests: vec![(
+                c,
+                Some(Manifest {
+                    blocks: vec![(1, big.rows)],
+                }),
+            )],
+            new_blocks: vec![(c, 1)],
+            rows: u64::from(big.rows),
+            ..Prepared::default()
+        };
+        // The file system has room for the data, but not for twice it plus the reserve.
+        s.assume_free_space(Some(SPACE_RESERVE));
+        let refused = s.stage(&p, &blocks).expect_err("no space");
+        assert!(matches!(refused, StorageError::NoSpace { .. }), "{refused}");
+        assert!(
+            refused.to_string().starts_with(&format!(
+                "no space left on the device of the storage at {}: storing ",
+                dir.path().display()
+            )),
+            "{refused}"
+        );
+        assert!(s.all_prepared().expect("list").is_empty(), "nothing staged");
+        assert!(s.block(c, 1).expect("get").is_none(), "nothing staged");
+
+        // Room again: the same prepare goes through and commits.
+        s.assume_free_space(None);
+        s.stage(&p, &blocks).expect("stage once there is room");
+        assert!(s.commit(1).expect("commit").is_some());
+        assert_eq!(s.chunk_blocks(c).expect("read"), vec![big]);
+
+        // sled's own error on a full disk reads as one too.
+        let sled_full = s.failed(sled::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::StorageFull,
+        )));
+        assert!(
+            matches!(sled_full, StorageError::NoSpace { .. }),
+            "{sled_full}"
+        );
     }
 }

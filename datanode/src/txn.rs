@@ -19,6 +19,7 @@ use xrepl_common::task::{ReplayOf, TaskData, TaskMeta};
 use xrepl_common::txn::{ChunkOp, Scan, ScanResult, TxState};
 
 use crate::participant::ParticipantError;
+use crate::storage::StorageError;
 use crate::DataNode;
 
 const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -69,7 +70,17 @@ impl DataNode {
             ParticipantError::Invalid(_) => ErrorCode::Runtime,
             ParticipantError::Locked { .. } => ErrorCode::Unavailable,
         };
-        self.error(code, e.to_string())
+        // The message travels on as the reason of an abort or a failed replay, without the
+        // node: a full disk names it, and where.
+        let message = match &e {
+            ParticipantError::Storage(StorageError::NoSpace { path, detail }) => format!(
+                "no space left on the device of data node {} ({}): {detail}",
+                self.cfg.alias,
+                path.display()
+            ),
+            _ => e.to_string(),
+        };
+        self.error(code, message)
     }
 
     /// Answers a participant request, whoever sent it.
@@ -500,6 +511,25 @@ mod tests {
             sweep_from: std::sync::atomic::AtomicU64::new(0),
             rt: tokio::runtime::Handle::current(),
         }
+    }
+
+    /// Regression: a full disk on a participant reached the slave's task status as `storage:
+    /// IO error: No space left on device (os error 28)`, naming neither the data node nor the
+    /// storage.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_disk_error_reached_the_status_without_the_node_or_the_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let n = node(dir.path());
+        let e = n.participant_error(ParticipantError::Storage(StorageError::NoSpace {
+            path: "/data/dnode1/storage".into(),
+            detail: "No space left on device (os error 28)".into(),
+        }));
+        assert_eq!(
+            e.message,
+            "no space left on the device of data node dnode1 (/data/dnode1/storage): No space left on device (os error 28)"
+        );
+        // Lasting: it counts towards the retry limit, so the task ends FAILED with this reason.
+        assert_eq!(e.code, ErrorCode::Internal);
     }
 
     /// Regression: a resolver pass working from a list taken before a coordinator committed
