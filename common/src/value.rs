@@ -291,11 +291,28 @@ impl Vector {
     }
 }
 
-/// A named, typed column set of equal lengths.
+/// A named, typed column set of equal lengths. Decoding checks that too (through
+/// [`Table::new`]): a table from the network or a file is never ragged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawTable")]
 pub struct Table {
     pub names: Vec<String>,
     pub columns: Vec<Vector>,
+}
+
+/// A [`Table`] as encoded, before its checks.
+#[derive(Deserialize)]
+struct RawTable {
+    names: Vec<String>,
+    columns: Vec<Vector>,
+}
+
+impl TryFrom<RawTable> for Table {
+    type Error = String;
+
+    fn try_from(t: RawTable) -> Result<Table, String> {
+        Table::new(t.names, t.columns)
+    }
 }
 
 impl Table {
@@ -409,6 +426,40 @@ impl Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the hostile-input review: a decoded table skipped `Table::new`'s checks, so a
+    /// peer could send one with more names than columns, or columns of unequal lengths, and
+    /// code indexing by name or by row went out of bounds.
+    #[test]
+    fn regression_a_ragged_table_from_the_network_was_accepted() {
+        #[derive(Serialize)]
+        struct Raw {
+            names: Vec<String>,
+            columns: Vec<Vector>,
+        }
+        let ragged = [
+            Raw {
+                names: vec!["a".into(), "b".into()],
+                columns: vec![Vector::Int(vec![1])],
+            },
+            Raw {
+                names: vec!["a".into(), "b".into()],
+                columns: vec![Vector::Int(vec![1]), Vector::Int(vec![1, 2])],
+            },
+            Raw {
+                names: vec!["a".into(), "a".into()],
+                columns: vec![Vector::Int(vec![1]), Vector::Int(vec![2])],
+            },
+        ];
+        for r in &ragged {
+            let bytes = rmp_serde::to_vec(r).expect("encode");
+            let e = rmp_serde::from_slice::<Table>(&bytes).expect_err("refused");
+            assert!(!e.to_string().is_empty());
+        }
+        let ok = Table::new(vec!["a".into()], vec![Vector::Int(vec![1, 2])]).expect("table");
+        let bytes = rmp_serde::to_vec(&ok).expect("encode");
+        assert_eq!(rmp_serde::from_slice::<Table>(&bytes).expect("decode"), ok);
+    }
 
     #[test]
     fn renders_scalars_like_the_console() {
