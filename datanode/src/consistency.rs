@@ -17,11 +17,10 @@ use xrepl_common::rpc::{
     ControllerRequest, ErrorCode, PeerKind, RemoteError, ReplicationRequest, Reply, Request,
     RpcClient,
 };
-use xrepl_common::txn::{
-    schema_checksum, ChunkId, ChunkSum, Scan, ScanResult, ScanShape, TableSums,
-};
+use xrepl_common::txn::{schema_checksum, ChunkSum, ScanResult, ScanShape, TableSums};
 use xrepl_common::value::{Table, Vector};
 
+use crate::dbfns::scans_by_node;
 use crate::DataNode;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -63,25 +62,7 @@ impl DataNode {
             .values()
             .filter(|t| table.is_none_or(|n| n == t.name))
         {
-            let mut by_node: BTreeMap<String, Vec<ChunkId>> = BTreeMap::new();
-            for (p, n) in &t.chunks {
-                by_node.entry(n.clone()).or_default().push(ChunkId {
-                    table: t.id,
-                    partition: *p,
-                });
-            }
-            let scans = by_node
-                .into_iter()
-                .map(|(n, chunks)| {
-                    let scan = Scan {
-                        chunks,
-                        columns: t.columns.clone(),
-                        filter: None,
-                        shape: ScanShape::Checksum,
-                    };
-                    (n, scan)
-                })
-                .collect();
+            let scans = scans_by_node(t, &t.columns, None, &ScanShape::Checksum);
             let mut chunks = Vec::new();
             for r in self.scan_all(scans).await? {
                 let ScanResult::Checksums(sums) = r else {

@@ -1305,27 +1305,7 @@ impl Session {
         };
         let results: Vec<ScanResult> = match (&dfs, &source) {
             (Some(t), _) => {
-                let mut by_node: BTreeMap<String, Vec<ChunkId>> = BTreeMap::new();
-                for (p, n) in &t.chunks {
-                    by_node.entry(n.clone()).or_default().push(ChunkId {
-                        table: t.id,
-                        partition: *p,
-                    });
-                }
-                let scans = by_node
-                    .into_iter()
-                    .map(|(n, chunks)| {
-                        (
-                            n,
-                            Scan {
-                                chunks,
-                                columns: defs.clone(),
-                                filter: filter.clone(),
-                                shape: shape.clone(),
-                            },
-                        )
-                    })
-                    .collect();
+                let scans = scans_by_node(t, &defs, filter.as_ref(), &shape);
                 let node = self.node.clone();
                 self.node
                     .rt
@@ -1339,6 +1319,34 @@ impl Session {
         order_and_limit(self, &mut out, q)?;
         Ok(Value::Table(out))
     }
+}
+
+/// One scan per data node holding chunks of `t`, over all of them.
+pub(crate) fn scans_by_node(
+    t: &TableMeta,
+    columns: &[ColumnDef],
+    filter: Option<&ColExpr>,
+    shape: &ScanShape,
+) -> BTreeMap<String, Scan> {
+    let mut by_node: BTreeMap<String, Vec<ChunkId>> = BTreeMap::new();
+    for (p, n) in &t.chunks {
+        by_node.entry(n.clone()).or_default().push(ChunkId {
+            table: t.id,
+            partition: *p,
+        });
+    }
+    by_node
+        .into_iter()
+        .map(|(n, chunks)| {
+            let scan = Scan {
+                chunks,
+                columns: columns.to_vec(),
+                filter: filter.cloned(),
+                shape: shape.clone(),
+            };
+            (n, scan)
+        })
+        .collect()
 }
 
 /// An append's (or upsert's) rows, converted to the table's types, split by partition.

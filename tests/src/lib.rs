@@ -464,6 +464,38 @@ impl Drop for Cluster {
     }
 }
 
+/// Reads until the peer closes; true when it closed within `limit`.
+pub fn closed_by_peer(s: &mut std::net::TcpStream, limit: Duration) -> bool {
+    use std::io::Read;
+    s.set_read_timeout(Some(limit)).expect("timeout");
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// One length-prefixed frame carrying `body`, as it goes on the wire.
+pub fn framed(kind: xrepl_common::rpc::frame::FrameKind, body: &[u8]) -> Vec<u8> {
+    let f = &xrepl_common::rpc::frame::split(kind, 0, body, 1 << 20)[0];
+    let mut out = (f.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(f);
+    out
+}
+
+/// A tokio runtime for tests that call async clients from plain test functions.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// The values of column `name` of JSON rows.
 pub fn column<'a>(rows: &'a [serde_json::Value], name: &str) -> Vec<&'a serde_json::Value> {
     rows.iter().map(|r| &r[name]).collect()

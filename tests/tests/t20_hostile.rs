@@ -9,28 +9,7 @@ use xrepl_common::rpc::frame::{self, FrameKind};
 use xrepl_common::rpc::{
     encode, Hello, HelloReply, PeerKind, Reply, Request, RpcClient, SessionRequest,
 };
-use xrepl_tests::{Cluster, Spec};
-
-/// Reads until the peer closes; true when it closed within `limit`.
-fn closed_by_peer(s: &mut TcpStream, limit: Duration) -> bool {
-    s.set_read_timeout(Some(limit)).expect("timeout");
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-            Err(_) => return false,
-        }
-    }
-}
-
-fn framed(kind: FrameKind, body: &[u8]) -> Vec<u8> {
-    let f = &frame::split(kind, 0, body, 1 << 20)[0];
-    let mut out = (f.len() as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(f);
-    out
-}
+use xrepl_tests::{closed_by_peer, framed, Cluster, Spec};
 
 async fn session(site: &str) -> RpcClient {
     let c = RpcClient::connect(site, PeerKind::Client, 1 << 20, Duration::from_secs(5))

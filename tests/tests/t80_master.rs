@@ -11,7 +11,7 @@ use xrepl_common::client::{Client, ClientError};
 use xrepl_common::master_client::MasterClient;
 use xrepl_common::task::{TaskData, TaskInfo};
 use xrepl_common::value::{Table, Vector};
-use xrepl_tests::{column, ints, texts, Cluster, Spec};
+use xrepl_tests::{column, ints, runtime, texts, Cluster, Spec};
 
 /// 2023.01.01 as days since 1970.01.01.
 const JAN1: i32 = 19_358;
@@ -23,14 +23,6 @@ fn master(cluster_cfg: &str, controller_cfg: &str) -> Cluster {
         controller_cfg: controller_cfg.into(),
         ..Spec::default()
     })
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
 }
 
 /// `getMasterReplicationStatus()` rows.
@@ -197,7 +189,7 @@ loadTable("dfs://plain", "t").append!(table(k, v))
     assert_eq!(plain["enabled"], Json::Bool(false));
 
     // The task data says what to replay: the append's rows and the update's condition.
-    rt().block_on(async {
+    runtime().block_on(async {
         let m = slave(&c, "127.0.0.1:1").await;
         let all = pull_all(&m, 0).await;
         assert_eq!(all.len(), 20);
@@ -261,7 +253,7 @@ fn t20_task_ids_are_gap_free_and_in_commit_order_under_concurrent_writers() {
     let hosts = [c.datanodes[0].site(), c.datanodes[1].site()];
     const WRITERS: i32 = 4;
     const EACH: i32 = 25;
-    let rt = rt();
+    let rt = runtime();
     rt.block_on(async {
         let writers = (0..WRITERS).map(|w| {
             let host = hosts[(w % 2) as usize].clone();
@@ -469,7 +461,7 @@ fn t40_crashes_leave_committed_transactions_and_tasks_one_to_one() {
     let rows = tasks(&c);
     let n = rows.len() as i64;
     assert_eq!(ints(&rows, "taskId"), (1..=n).collect::<Vec<i64>>());
-    rt().block_on(async {
+    runtime().block_on(async {
         let m = slave(&c, "127.0.0.1:1").await;
         let all = pull_all(&m, 0).await;
         let mut in_tasks: Vec<i32> = Vec::new();
@@ -498,7 +490,7 @@ fn t50_slaves_pull_acknowledge_and_truncation_waits_for_the_slowest() {
         c.ok(&batch_script(b));
     }
     c.ok(r#"createUser("bob", "123456", false)"#);
-    rt().block_on(async {
+    runtime().block_on(async {
         let master = c.controller.site();
         // Wrong passwords and non-administrators are refused.
         let err = MasterClient::connect(&master, "admin", "wrong", "127.0.0.1:7")

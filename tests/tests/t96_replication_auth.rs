@@ -2,12 +2,12 @@
 //! made-up, tampered or non-administrator tokens, clients that greet as something else; and
 //! hostile bytes on the master's ports while a session and a slave go on working.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::Value as Json;
-use xrepl_common::rpc::frame::{self, FrameKind};
+use xrepl_common::rpc::frame::FrameKind;
 use xrepl_common::rpc::{
     encode, ControllerRequest, ErrorCode, Hello, ParticipantRequest, PeerKind, RemoteError,
     ReplicationRequest, Reply, Request, Response, RpcClient, RpcError, SessionRequest,
@@ -15,7 +15,7 @@ use xrepl_common::rpc::{
 use xrepl_common::task::TaskInfo;
 use xrepl_common::txn::{ChunkAction, ChunkId, ChunkOp, ColExpr};
 use xrepl_common::value::{Scalar, Value};
-use xrepl_tests::{ints, wait_for, Cluster, Pair, Spec};
+use xrepl_tests::{closed_by_peer, framed, ints, runtime, wait_for, Cluster, Pair, Spec};
 
 const CATCH_UP: Duration = Duration::from_secs(60);
 
@@ -30,14 +30,6 @@ fn append(b: i32) -> String {
 }
 
 const COUNT: &str = "select count(*) from loadTable(\"dfs://auth\", \"t\")";
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
 
 async fn connect(site: &str, peer: PeerKind) -> Result<RpcClient, RpcError> {
     RpcClient::connect(site, peer, 1 << 20, Duration::from_secs(5)).await
@@ -58,28 +50,6 @@ fn assert_denied(e: &RemoteError, node: &str, what: &str) {
     );
     assert_eq!(e.node, node, "{what}: {e:?}");
     assert!(!e.message.is_empty(), "{what}");
-}
-
-/// Reads until the peer closes; true when it closed within `limit`.
-fn closed_by_peer(s: &mut TcpStream, limit: Duration) -> bool {
-    s.set_read_timeout(Some(limit)).expect("timeout");
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-            Err(_) => return false,
-        }
-    }
-}
-
-/// One length-prefixed frame.
-fn framed(kind: FrameKind, body: &[u8]) -> Vec<u8> {
-    let f = &frame::split(kind, 0, body, 1 << 20)[0];
-    let mut out = (f.len() as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(f);
-    out
 }
 
 /// A participant's `Prepare` of a delete whose condition is `depth` nested `not`s (600 KB for
@@ -171,7 +141,7 @@ fn t20_peers_without_a_master_administrators_token_cannot_register_pull_or_fetch
     c.ok(&append(1));
     c.ok(r#"createUser("bob", "123456", false)"#);
     let ctl_site = c.controller.site();
-    rt().block_on(async {
+    runtime().block_on(async {
         // Genuine tokens, of the administrator and of a user who is not one.
         let as_node = connect(&ctl_site, PeerKind::DataNode).await.expect("connect");
         let token_of = |user: &str| {
@@ -370,7 +340,7 @@ fn t30_garbage_and_4_gib_frames_close_only_their_own_connection_while_a_session_
     ];
     let host = p.master.host();
     let ctl = p.master.controller.site();
-    rt().block_on(async {
+    runtime().block_on(async {
         let session = connect(&host, PeerKind::Client).await.expect("connect");
         let login = Request::Session(SessionRequest::Login {
             user: "admin".into(),
