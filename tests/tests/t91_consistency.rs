@@ -93,6 +93,12 @@ fn t10_replicated_data_is_equal_in_every_partition_and_divergence_is_named() {
     assert_eq!(ints(&rows, "slaveRows"), [2, 1, 1, 1, 1]);
     let (m, s) = (ints(&rows, "masterChecksum"), ints(&rows, "slaveChecksum"));
     assert_ne!(m[2], s[2], "a changed value must change the checksum");
+    // As operations.md shows it: only what differs.
+    let differ = rows_of(
+        &p,
+        "select * from checkClusterReplicationConsistency(\"dfs://cons\") where equal = false",
+    );
+    assert_eq!(texts(&differ, "partition"), ["", "2", "4"]);
 
     // Clear errors, and nothing runs where it must not.
     let bad = |script: &str| {
