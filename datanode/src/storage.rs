@@ -110,6 +110,21 @@ fn block_key(c: ChunkId, uid: u64) -> Vec<u8> {
     k
 }
 
+/// The most bytes one sled value of a block holds. sled 0.34 keeps a value, or a tree node,
+/// larger than its inline limit (a quarter of a 512 KiB segment) in a file of its own under
+/// `blobs/` and does not delete the file when the value is removed (sled issue 786), so a
+/// replaced block left its bytes on disk for good. A larger block is stored as pieces:
+/// `block_key` + piece(4), big-endian, each at most this long. Small pieces keep the nodes
+/// that hold them small too (measured: 64 KiB and 16 KiB pieces still made blob files, 4 KiB
+/// none).
+pub const BLOCK_PIECE: usize = 4 * 1024;
+
+fn piece_key(c: ChunkId, uid: u64, piece: u32) -> Vec<u8> {
+    let mut k = block_key(c, uid);
+    k.extend_from_slice(&piece.to_be_bytes());
+    k
+}
+
 fn manifest_key(c: ChunkId) -> Vec<u8> {
     chunk_prefix(b'm', c)
 }
@@ -210,13 +225,35 @@ impl Storage {
         }
     }
 
+    /// A block: one value at `block_key` when it is small, else its pieces in order.
     pub fn block(&self, c: ChunkId, uid: u64) -> Result<Option<Block>, StorageError> {
         let k = block_key(c, uid);
-        self.tree
-            .get(&k)
-            .map_err(|e| self.failed(e))?
-            .map(|v| decode(&k, &v))
-            .transpose()
+        if let Some(v) = self.tree.get(&k).map_err(|e| self.failed(e))? {
+            return decode(&k, &v).map(Some);
+        }
+        let mut bytes = Vec::new();
+        for item in self.tree.scan_prefix(&k) {
+            let (_, v) = item.map_err(|e| self.failed(e))?;
+            bytes.extend_from_slice(&v);
+        }
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        decode(&k, &bytes).map(Some)
+    }
+
+    /// Adds the removal of a block (its value or every piece) to `batch`.
+    fn remove_block(
+        &self,
+        batch: &mut sled::Batch,
+        c: ChunkId,
+        uid: u64,
+    ) -> Result<(), StorageError> {
+        let k = block_key(c, uid);
+        for key in self.tree.scan_prefix(&k).keys() {
+            batch.remove(key.map_err(|e| self.failed(e))?);
+        }
+        Ok(())
     }
 
     /// Every committed block of a chunk, in order, read against one manifest.
@@ -254,7 +291,14 @@ impl Storage {
             batch.insert(k, v);
         };
         for ((c, uid), b) in blocks {
-            insert(block_key(*c, *uid), encode(b));
+            let bytes = encode(b);
+            if bytes.len() <= BLOCK_PIECE {
+                insert(block_key(*c, *uid), bytes);
+                continue;
+            }
+            for (i, piece) in bytes.chunks(BLOCK_PIECE).enumerate() {
+                insert(piece_key(*c, *uid, i as u32), piece.to_vec());
+            }
         }
         insert(prepared_key(p.tid), encode(p));
         self.check_space(bytes)?;
@@ -286,7 +330,7 @@ impl Storage {
             }
         }
         for (c, uid) in &p.old_blocks {
-            batch.remove(block_key(*c, *uid));
+            self.remove_block(&mut batch, *c, *uid)?;
         }
         batch.remove(prepared_key(tid));
         self.tree.apply_batch(batch).map_err(|e| self.failed(e))?;
@@ -304,7 +348,7 @@ impl Storage {
         };
         let mut batch = sled::Batch::default();
         for (c, uid) in &p.new_blocks {
-            batch.remove(block_key(*c, *uid));
+            self.remove_block(&mut batch, *c, *uid)?;
         }
         batch.remove(prepared_key(tid));
         self.tree.apply_batch(batch).map_err(|e| self.failed(e))?;
@@ -465,6 +509,94 @@ mod tests {
         assert!(
             matches!(sled_full, StorageError::NoSpace { .. }),
             "{sled_full}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod blob_tests {
+    use super::*;
+
+    fn dir_size(p: &Path) -> u64 {
+        std::fs::read_dir(p)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| match e.metadata() {
+                        Ok(m) if m.is_dir() => dir_size(&e.path()),
+                        Ok(m) => m.len(),
+                        Err(_) => 0,
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Found by the 30-minute chaos soak: a master data node's storage grew to 4.6 GB for
+    /// about 10 MB of live rows. sled 0.34 keeps a value over its inline limit in a file of
+    /// its own under `blobs/` and does not delete the file when the value is removed, so
+    /// every replaced 10,000-row block (an update rewrites it) left its old bytes on disk.
+    #[test]
+    fn regression_replaced_blocks_leaked_sled_blob_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Storage::open(dir.path()).expect("open");
+        let c = ChunkId {
+            table: 1,
+            partition: 0,
+        };
+        // About 400 KB encoded: the size of a real 10,000-row block.
+        let big = |seed: i64| Block {
+            rows: 10_000,
+            columns: vec![
+                (
+                    0,
+                    Vector::Long((0..10_000).map(|i| i * 7_919 + seed).collect()),
+                ),
+                (
+                    1,
+                    Vector::Long((0..10_000).map(|i| i * 104_729 - seed).collect()),
+                ),
+                (2, Vector::Long((0..10_000).map(|i| i ^ seed).collect())),
+                (
+                    3,
+                    Vector::Long((0..10_000i64).map(|i| i.wrapping_mul(seed)).collect()),
+                ),
+            ],
+        };
+        for tid in 1..=60u64 {
+            let mut blocks = BTreeMap::new();
+            blocks.insert((c, tid), big(tid as i64));
+            let p = Prepared {
+                tid,
+                chunks: vec![c],
+                manifests: vec![(
+                    c,
+                    Some(Manifest {
+                        blocks: vec![(tid, 10_000)],
+                    }),
+                )],
+                new_blocks: vec![(c, tid)],
+                old_blocks: if tid > 1 { vec![(c, tid - 1)] } else { vec![] },
+                rows: 10_000,
+                ..Prepared::default()
+            };
+            s.stage(&p, &blocks).expect("stage");
+            s.commit(tid).expect("commit");
+        }
+        s.db.flush().expect("flush");
+        assert_eq!(s.chunk_blocks(c).expect("read"), vec![big(60)]);
+        let size = dir_size(dir.path());
+        // 60 versions of 400 KB would be 24 MB; one live version and sled's segments are a
+        // few MB.
+        assert!(
+            size < 12 << 20,
+            "the storage holds {size} bytes for one 400 KB block"
+        );
+        let blobs = std::fs::read_dir(dir.path().join("blobs"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(
+            blobs, 0,
+            "no sled value or node is large enough to be a blob file"
         );
     }
 }

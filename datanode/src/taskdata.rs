@@ -3,7 +3,10 @@
 //!
 //! A separate sled database (not the table storage), keys by prefix:
 //! - `h` tid(8) → [`Header`] (rmp-encoded): the encoded [`TaskData`]'s size and piece count
-//! - `d` tid(8) piece(4) → raw bytes: up to [`PIECE`] bytes of the rmp-encoded `TaskData`
+//! - `d` tid(8) piece(4) → raw bytes: up to [`STORED_PIECE`] bytes of the rmp-encoded
+//!   `TaskData` (small enough that sled keeps values and nodes inline: sled 0.34 does not
+//!   delete the file of a larger one, so deleted task data stayed on disk; see
+//!   `storage::BLOCK_PIECE`)
 //!
 //! A task's pieces and header are one batch, so a reader sees all of them or none. With
 //! `clusterReplicationSyncPersistence=true` the coordinator waits for [`TaskStore::durable`]
@@ -19,8 +22,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use xrepl_common::task::TaskData;
 
-/// Bytes per stored piece, and per answer to a slave's fetch.
+/// Most bytes per answer to a slave's fetch.
 pub const PIECE: usize = 4 << 20;
+/// Bytes per stored piece.
+pub const STORED_PIECE: usize = 4 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TaskStoreError {
@@ -42,6 +47,13 @@ pub struct Header {
     pub pieces: u32,
     /// When it was written, ms since the epoch.
     pub written_ms: i64,
+    /// Bytes per piece (data written before this field existed has 4 MiB pieces).
+    #[serde(default = "old_piece")]
+    pub piece: u64,
+}
+
+fn old_piece() -> u64 {
+    PIECE as u64
 }
 
 fn key(prefix: u8, tid: u64) -> Vec<u8> {
@@ -113,7 +125,7 @@ impl TaskStore {
         let bytes = rmp_serde::to_vec(data).map_err(|e| TaskStoreError::Encode(e.to_string()))?;
         let mut batch = sled::Batch::default();
         let mut pieces = 0u32;
-        for (i, chunk) in bytes.chunks(PIECE).enumerate() {
+        for (i, chunk) in bytes.chunks(STORED_PIECE).enumerate() {
             batch.insert(piece_key(tid, i as u32), chunk);
             pieces = i as u32 + 1;
         }
@@ -121,6 +133,7 @@ impl TaskStore {
             total: bytes.len() as u64,
             pieces,
             written_ms: chrono::Utc::now().timestamp_millis(),
+            piece: STORED_PIECE as u64,
         };
         let encoded =
             rmp_serde::to_vec(&header).map_err(|e| TaskStoreError::Encode(e.to_string()))?;
@@ -153,8 +166,8 @@ impl TaskStore {
         }
     }
 
-    /// The piece holding byte `offset` of a task's data, and the total size; `None` when the
-    /// data is not here.
+    /// Up to [`PIECE`] bytes of a task's data from byte `offset`, and the total size; `None`
+    /// when the data is not here.
     pub fn read(
         &self,
         tid: u64,
@@ -166,20 +179,25 @@ impl TaskStore {
         if offset >= h.total {
             return Ok(Some((h.total, h.total, Vec::new())));
         }
-        let piece = (offset / PIECE as u64) as u32;
-        let start = u64::from(piece) * PIECE as u64;
-        let Some(v) = self.tree.get(piece_key(tid, piece))? else {
-            return Err(TaskStoreError::Corrupt {
-                tid,
-                reason: format!("piece {piece} of {} is missing", h.pieces),
-            });
-        };
-        let skip = (offset - start) as usize;
-        Ok(Some((
-            h.total,
-            offset,
-            v.get(skip..).unwrap_or_default().to_vec(),
-        )))
+        let size = h.piece.max(1);
+        let first = (offset / size) as u32;
+        let mut skip = (offset - u64::from(first) * size) as usize;
+        let mut out = Vec::new();
+        for piece in first..h.pieces {
+            if out.len() >= PIECE {
+                break;
+            }
+            let Some(v) = self.tree.get(piece_key(tid, piece))? else {
+                return Err(TaskStoreError::Corrupt {
+                    tid,
+                    reason: format!("piece {piece} of {} is missing", h.pieces),
+                });
+            };
+            let part = v.get(skip..).unwrap_or_default();
+            out.extend_from_slice(&part[..part.len().min(PIECE - out.len())]);
+            skip = 0;
+        }
+        Ok(Some((h.total, offset, out)))
     }
 
     /// The whole task data of `tid`, decoded (for tests and tools).
@@ -283,8 +301,59 @@ mod tests {
         assert_eq!(back, data);
         assert_eq!(store.load(7).expect("load"), Some(data));
         assert_eq!(store.tids(10).expect("tids"), vec![7]);
+        // From an offset inside a stored piece, an answer is still at most PIECE bytes.
+        let (_, at, bytes) = store.read(7, 1_000).expect("read").expect("present");
+        assert_eq!((at, bytes.len()), (1_000, PIECE));
+        assert_eq!(bytes[..], got[1_000..1_000 + PIECE]);
         store.delete(7).expect("delete");
         assert!(store.read(7, 0).expect("read").is_none());
         assert!(store.tids(10).expect("tids").is_empty());
+    }
+
+    /// Found with the chaos soak's disk figures: sled 0.34 never deletes the file of a value
+    /// over its inline limit, and task data was stored in 4 MiB pieces, so the data of every
+    /// large task stayed on the master's disk after it was deleted.
+    #[tokio::test]
+    async fn regression_deleted_task_data_left_sled_blob_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = TaskStore::open(dir.path()).expect("open");
+        let data = TaskData::Append {
+            db: "dfs://a".into(),
+            table: "t".into(),
+            data: Table::new(
+                vec!["x".into()],
+                vec![Vector::Long((0..100_000).map(|i| i * 7_919).collect())],
+            )
+            .expect("table"),
+        };
+        for tid in 1..=40 {
+            store.put(tid, &data).expect("put");
+            store.durable().await.expect("flush");
+            store.delete(tid).expect("delete");
+        }
+        store.durable().await.expect("flush");
+        let blobs = std::fs::read_dir(dir.path().join("blobs"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(blobs, 0, "no value is large enough to be a blob file");
+    }
+
+    /// A header written before pieces were 64 KiB reads as 4 MiB pieces.
+    #[test]
+    fn headers_without_a_piece_size_are_old_4_mib_pieces() {
+        #[derive(Serialize)]
+        struct OldHeader {
+            total: u64,
+            pieces: u32,
+            written_ms: i64,
+        }
+        let old = rmp_serde::to_vec(&OldHeader {
+            total: 5,
+            pieces: 1,
+            written_ms: 1,
+        })
+        .expect("encode");
+        let h: Header = rmp_serde::from_slice(&old).expect("decode");
+        assert_eq!(h.piece, PIECE as u64);
     }
 }
