@@ -28,7 +28,8 @@ pub struct Options {
     pub duration: Duration,
     /// Writers of rows (each on its own table); one more writer runs DDL.
     pub writers: usize,
-    /// How long the slave may take to catch up once the writers stopped.
+    /// How long the slave may take to catch up once the writers stopped (at least a third of
+    /// `duration`: the slave falls behind during faults).
     pub converge_limit: Duration,
     /// Print each fault as it happens.
     pub verbose: bool,
@@ -704,50 +705,99 @@ fn verify(
     ));
     say("all up; waiting for the slave to catch up".into());
 
-    // Caught up: the slave finished every task the master made.
+    // Caught up: the slave finished every task the master made. Polled cheaply (the slave's
+    // metrics and its latest finished task; the master's list every 5 s): the full status
+    // tables are tens of thousands of rows after a long run, and building them twice a second
+    // slowed the slave it was waiting for.
     let master_status = "rpc(getControllerAlias(), getMasterReplicationStatus)";
     let slave_status = "rpc(getControllerAlias(), getSlaveReplicationStatus)";
-    let deadline = Instant::now() + opts.converge_limit;
-    let (master_ids, slave_rows) = loop {
-        let m = check!(rows_retry(
-            &pair.master,
-            master_status,
-            Duration::from_secs(30)
-        ));
-        let s = check!(rows_retry(
+    let master_last = || -> Result<i64, String> {
+        let m = rows_retry(&pair.master, master_status, Duration::from_secs(30))?;
+        Ok(ints(&m, "taskId").into_iter().max().unwrap_or(0))
+    };
+    let limit = opts.converge_limit.max(opts.duration / 3);
+    let deadline = Instant::now() + limit;
+    let mut last = check!(master_last());
+    let mut master_checked = Instant::now();
+    let mut backlog: Option<i64> = None;
+    loop {
+        let metrics = check!(rows_retry(
             &pair.slave,
-            slave_status,
+            "rpc(getControllerAlias(), getClusterReplicationMetrics)",
             Duration::from_secs(30)
         ));
-        let last = ints(&m, "taskId").into_iter().max().unwrap_or(0);
-        let states = texts(&s, "state");
-        if let Some(i) = states.iter().position(|s| s == "FAILED") {
-            return Err((f, format!("a slave task FAILED: {}", s[i])));
+        let unfinished = ints(&metrics, "unfinishedTasks")
+            .first()
+            .copied()
+            .unwrap_or(-1);
+        if texts(&metrics, "status").first().map(String::as_str) == Some("STOPPED") {
+            let s = check!(rows_retry(
+                &pair.slave,
+                slave_status,
+                Duration::from_secs(30)
+            ));
+            let failed: Vec<&Json> = s.iter().filter(|r| r["state"] == "FAILED").collect();
+            return Err((f, format!("the slave is STOPPED; FAILED tasks: {failed:?}")));
         }
-        let finished = ints(&s, "taskId").into_iter().max().unwrap_or(0);
-        if finished >= last && states.iter().all(|s| s == "FINISHED") {
-            break (ints(&m, "taskId"), s);
+        let top = check!(rows_retry(
+            &pair.slave,
+            "rpc(getControllerAlias(), getSlaveReplicationStatus, 1)",
+            Duration::from_secs(30)
+        ));
+        let finished = ints(&top, "taskId").first().copied().unwrap_or(0);
+        if backlog.is_none() {
+            backlog = Some((last - finished).max(0) + unfinished.max(0));
+        }
+        if unfinished == 0 && finished >= last {
+            // Settled transactions may still have made tasks: ask the master once more.
+            let again = check!(master_last());
+            if again == last {
+                break;
+            }
+            last = again;
+            continue;
         }
         if Instant::now() > deadline {
             return Err((
                 f,
                 format!(
-                    "the slave did not catch up within {:?}: master's last task {last}, slave's last {finished}, {} unfinished",
-                    opts.converge_limit,
-                    states.iter().filter(|s| *s != "FINISHED").count()
+                    "the slave did not catch up within {limit:?}: master's last task {last}, slave's latest finished {finished}, {unfinished} unfinished"
                 ),
             ));
         }
-        std::thread::sleep(Duration::from_millis(500));
-    };
+        if master_checked.elapsed() > Duration::from_secs(5) {
+            last = check!(master_last());
+            master_checked = Instant::now();
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
     let converge = writers_stopped.elapsed();
-    let last = master_ids.iter().copied().max().unwrap_or(0);
     f.insert("tasks".into(), json!(last));
+    f.insert("backlogAtStop".into(), json!(backlog.unwrap_or(0)));
     f.insert(
         "convergeSeconds".into(),
         json!((converge.as_secs_f64() * 10.0).round() / 10.0),
     );
     say(format!("caught up with task {last} in {converge:?}"));
+    let master_ids = ints(
+        &check!(rows_retry(
+            &pair.master,
+            master_status,
+            Duration::from_secs(30)
+        )),
+        "taskId",
+    );
+    let slave_rows = check!(rows_retry(
+        &pair.slave,
+        slave_status,
+        Duration::from_secs(30)
+    ));
+    if let Some(r) = slave_rows.iter().find(|r| r["state"] != "FINISHED") {
+        return Err((
+            f,
+            format!("a slave task is not FINISHED after catching up: {r}"),
+        ));
+    }
 
     // Exactly the master's tasks: the same ids over the span both keep, without gaps, each once.
     let slave_ids = ints(&slave_rows, "taskId");
