@@ -844,6 +844,7 @@ fn verify(
     let fates = ddl_fates.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let mut dbs = vec!["dfs://chaos_a".to_string(), "dfs://chaos_b".to_string()];
     let mut dropped = 0;
+    let mut not_replicated = 0;
     for (db, fate) in &fates {
         let exists = |c: &Cluster| -> Result<bool, String> {
             let out = console_retry(
@@ -855,6 +856,20 @@ fn verify(
             Ok(out.trim() == "true")
         };
         let (m, s) = (check!(exists(&pair.master)), check!(exists(&pair.slave)));
+        // A database made on the master whose replication flag never turned on (the call
+        // after `database(...)` was not acknowledged) is rightly not on the slave.
+        if m && !s && *fate == DbFate::Unknown {
+            let flag = check!(console_retry(
+                &pair.master,
+                ADMIN_JSON,
+                &format!("schema(database(\"{db}\")).clusterReplicationEnabled"),
+                Duration::from_secs(30),
+            ));
+            if flag.trim() == "false" {
+                not_replicated += 1;
+                continue;
+            }
+        }
         let ok = m == s
             && match fate {
                 DbFate::Exists => m,
@@ -875,6 +890,7 @@ fn verify(
     }
     f.insert("databasesCreated".into(), json!(fates.len()));
     f.insert("databasesDropped".into(), json!(dropped));
+    f.insert("databasesNotReplicated".into(), json!(not_replicated));
 
     // checkClusterReplicationConsistency: every partition equal (retried for a while: a
     // transaction decided while its coordinator was down becomes visible on the master's
