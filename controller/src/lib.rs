@@ -329,9 +329,8 @@ impl Controller {
     async fn place_chunks(&self, db: &str, table: &str, partitions: &[u32]) -> Response {
         let live: Vec<String> = self
             .nodes
-            .view()
+            .live_data_nodes()
             .into_iter()
-            .filter(|n| n.up && n.role == NodeRole::DataNode)
             .map(|n| n.name)
             .collect();
         let (table_id, missing) = self

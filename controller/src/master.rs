@@ -104,9 +104,8 @@ impl Controller {
                 self.slave_caller(&token, "data nodes")?;
                 Ok(Reply::Sites(
                     self.nodes
-                        .view()
+                        .live_data_nodes()
                         .into_iter()
-                        .filter(|n| n.up && n.role == xrepl_common::config::NodeRole::DataNode)
                         .map(|n| n.site)
                         .collect(),
                 ))

@@ -108,6 +108,17 @@ impl NodeRegistry {
         rows
     }
 
+    /// The data nodes that are up, sorted by alias.
+    pub fn live_data_nodes(&self) -> Vec<NodeView> {
+        let mut live: Vec<NodeView> = self
+            .view()
+            .into_iter()
+            .filter(|n| n.up && n.role == NodeRole::DataNode)
+            .collect();
+        live.sort_by(|a, b| a.name.cmp(&b.name));
+        live
+    }
+
     /// Logs every data node that went down or came back since the last sweep.
     pub fn sweep(&self) {
         for row in self.view().into_iter().skip(1) {

@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Notify};
-use xrepl_common::config::NodeRole;
 use xrepl_common::master_client::MasterClient;
 use xrepl_common::rpc::{ErrorCode, RemoteError, Reply, Response};
 use xrepl_common::task::ReplayAssignment;
@@ -91,15 +90,11 @@ impl Controller {
 
     /// The live data nodes, sorted by name (queue `q` is served by the `q mod n`-th).
     fn live_data_nodes(&self) -> Vec<String> {
-        let mut live: Vec<String> = self
-            .nodes
-            .view()
+        self.nodes
+            .live_data_nodes()
             .into_iter()
-            .filter(|n| n.up && n.role == NodeRole::DataNode)
             .map(|n| n.name)
-            .collect();
-        live.sort();
-        live
+            .collect()
     }
 
     /// The puller: registers with the master, pulls after the last stored task (reporting
