@@ -9,10 +9,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use xrepl_common::config::defaults;
-use xrepl_common::format;
-use xrepl_common::rpc::{PeerKind, RemoteError, Reply, Request, RpcClient, SessionRequest};
-use xrepl_common::value::Value;
+use xrepl_core::config::defaults;
+use xrepl_core::value::Value;
+use xrepl_proto::rpc::{PeerKind, RemoteError, Reply, Request, RpcClient, SessionRequest};
+use xrepl_query::format;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
@@ -265,7 +265,7 @@ async fn start(args: Args) -> ExitCode {
 fn main() -> ExitCode {
     let args = Args::parse();
     if std::env::var_os("RUST_LOG").is_some() {
-        xrepl_common::process::init("warn");
+        xrepl_core::process::init("warn");
     }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

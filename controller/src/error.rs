@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use xrepl_common::rpc::{ErrorCode, RemoteError};
+use xrepl_proto::rpc::{ErrorCode, RemoteError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {

@@ -1,11 +1,11 @@
 //! Functions that run on the controller, called by name from a data node
 //! (`rpc(getControllerAlias(), fn, args...)`, or a data node function that needs the controller).
 
-use xrepl_common::catalog::Right;
-use xrepl_common::config::NodeRole;
-use xrepl_common::replication;
-use xrepl_common::rpc::{ErrorCode, RemoteError};
-use xrepl_common::value::{Scalar, Table, Value, Vector, NULL_LONG};
+use xrepl_core::catalog::Right;
+use xrepl_core::config::NodeRole;
+use xrepl_core::placement;
+use xrepl_core::value::{Scalar, Table, Value, Vector, NULL_LONG};
+use xrepl_proto::rpc::{ErrorCode, RemoteError};
 
 use crate::Controller;
 
@@ -83,7 +83,7 @@ impl Controller {
                 ))
             }
         };
-        xrepl_common::auth::check_user_name(&user)
+        xrepl_core::auth::check_user_name(&user)
             .map_err(|m| self.error(ErrorCode::BadRequest, m))?;
         if password.len() < 6 {
             return Err(self.error(
@@ -92,7 +92,7 @@ impl Controller {
             ));
         }
         let password_hash =
-            tokio::task::spawn_blocking(move || xrepl_common::auth::hash_password(&password))
+            tokio::task::spawn_blocking(move || xrepl_core::auth::hash_password(&password))
                 .await
                 .map_err(|e| self.error(ErrorCode::Internal, e.to_string()))?
                 .map_err(|e| self.error(ErrorCode::Internal, e))?;
@@ -168,7 +168,7 @@ impl Controller {
                 no_args(&args)?;
                 Ok(Value::Scalar(Scalar::string(self.cfg.alias.clone())))
             }
-            _ => match replication::placement(name) {
+            _ => match placement::placement(name) {
                 Some(want) => {
                     if !caller.is_admin {
                         return Err(self.error(
@@ -177,7 +177,7 @@ impl Controller {
                         ));
                     }
                     let mode = self.cfg.replication.as_ref().map(|r| r.mode);
-                    replication::check_placement(name, want, NodeRole::Controller, mode)
+                    placement::check_placement(name, want, NodeRole::Controller, mode)
                         .map_err(|m| self.error(ErrorCode::BadRequest, m))?;
                     match name {
                         "getMasterReplicationStatus" => {

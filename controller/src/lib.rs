@@ -17,15 +17,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use xrepl_common::auth::{hash_password, verify_password, TokenKey};
-use xrepl_common::catalog::{place_chunk, CatalogChange, Right};
-use xrepl_common::config::{ControllerConfig, NodeRole, ReplicationMode};
-use xrepl_common::rpc::{
+use xrepl_core::auth::{hash_password, verify_password, TokenKey};
+use xrepl_core::catalog::{place_chunk, CatalogChange, Right};
+use xrepl_core::config::{ControllerConfig, NodeRole, ReplicationMode};
+use xrepl_proto::rpc::{
     serve, ControllerRequest, ErrorCode, Hello, PeerKind, RemoteError, Reply, Request, Response,
     ServerInfo, Service,
 };
-use xrepl_common::task::{ReplayOf, TaskMeta};
-use xrepl_common::txn::TxState;
+use xrepl_proto::task::{ReplayOf, TaskMeta};
+use xrepl_proto::txn::TxState;
 
 pub use error::ControllerError;
 use functions::Caller;
@@ -519,7 +519,7 @@ impl Controller {
                         ),
                     ));
                 }
-                Ok(Reply::Value(xrepl_common::value::Value::Table(
+                Ok(Reply::Value(xrepl_core::value::Value::Table(
                     self.replication_flags(),
                 )))
             }

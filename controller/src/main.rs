@@ -21,14 +21,14 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let cfg = match xrepl_common::config::load_controller(&args.cfg_dir) {
+    let cfg = match xrepl_core::config::load_controller(&args.cfg_dir) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    xrepl_common::process::run_server(&cfg.log_level.clone(), STACK, |shutdown| {
+    xrepl_core::process::run_server(&cfg.log_level.clone(), STACK, |shutdown| {
         xrepl_controller::run(cfg, shutdown)
     })
 }

@@ -7,9 +7,9 @@
 
 use std::time::Duration;
 
-use xrepl_common::rpc::{ErrorCode, RemoteError, ReplicationRequest, Reply, Response};
-use xrepl_common::task::TaskInfo;
-use xrepl_common::value::{Scalar, Table, Value, Vector};
+use xrepl_core::value::{Scalar, Table, Value, Vector};
+use xrepl_proto::rpc::{ErrorCode, RemoteError, ReplicationRequest, Reply, Response};
+use xrepl_proto::task::TaskInfo;
 
 use crate::functions::Caller;
 use crate::meta::{MetaCommand, KEEP_FINISHED_TASKS};

@@ -24,9 +24,9 @@ use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
-use xrepl_common::auth::TokenKey;
-use xrepl_common::catalog::{Catalog, CatalogChange, DatabaseMeta, Grants, Right};
-use xrepl_common::task::{Grouper, OperationType, ReplayOf, TaskInfo, TaskMeta};
+use xrepl_core::auth::TokenKey;
+use xrepl_core::catalog::{Catalog, CatalogChange, DatabaseMeta, Grants, Right};
+use xrepl_proto::task::{Grouper, OperationType, ReplayOf, TaskInfo, TaskMeta};
 
 use crate::error::ControllerError;
 use crate::slave::queue::{ExecQueue, QueueTouch, SlaveRepl, SlaveTask};
@@ -261,7 +261,7 @@ impl MetaState {
                 password_hash,
                 is_admin,
             } => {
-                xrepl_common::auth::check_user_name(name)?;
+                xrepl_core::auth::check_user_name(name)?;
                 if self.users.contains_key(name) {
                     return Err(format!("user '{name}' exists already"));
                 }
@@ -890,8 +890,8 @@ impl MetaWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use xrepl_common::catalog::PartitionScheme;
-    use xrepl_common::value::Vector;
+    use xrepl_core::catalog::PartitionScheme;
+    use xrepl_core::value::Vector;
 
     async fn reopen(dir: &Path) -> MetaHandle {
         // sled releases its lock when the writer task has dropped the store.
@@ -1075,7 +1075,7 @@ mod tests {
     /// 10,000 finished tasks' metadata is kept.
     #[test]
     fn tasks_truncate_after_every_slave_and_only_the_latest_finished_are_kept() {
-        use xrepl_common::task::{Scope, TaskMeta};
+        use xrepl_proto::task::{Scope, TaskMeta};
         let mut s = MetaState::default();
         let db = "dfs://q".to_string();
         s.catalog

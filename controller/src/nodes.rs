@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use xrepl_common::config::{ClusterNodes, NodeRole};
+use xrepl_core::config::{ClusterNodes, NodeRole};
 
 #[derive(Debug, Clone)]
 struct Beat {

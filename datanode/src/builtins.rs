@@ -1,9 +1,9 @@
 //! Built-in functions of the data node, dispatched by name.
 
-use xrepl_common::config::NodeRole;
-use xrepl_common::replication;
-use xrepl_common::rpc::{ControllerRequest, ErrorCode, Reply};
-use xrepl_common::value::{DataType, FunctionRef, Scalar, Value};
+use xrepl_core::config::NodeRole;
+use xrepl_core::placement;
+use xrepl_core::value::{DataType, FunctionRef, Scalar, Value};
+use xrepl_proto::rpc::{ControllerRequest, ErrorCode, Reply};
 
 use crate::eval::{Args, EvalError};
 use crate::session::Session;
@@ -36,7 +36,7 @@ pub fn is_builtin(name: &str) -> bool {
     BUILTINS.contains(&name)
         || crate::dbfns::DB_FUNCTIONS.contains(&name)
         || crate::datafns::DATA_FUNCTIONS.contains(&name)
-        || replication::placement(name).is_some()
+        || placement::placement(name).is_some()
 }
 
 impl Args {
@@ -125,8 +125,8 @@ impl Session {
                 let to =
                     DataType::from_name(&name.to_ascii_uppercase()).unwrap_or(DataType::String);
                 match &args.positional[0] {
-                    Value::Scalar(s) => xrepl_common::ops::cast_scalar(s, to).map(Value::Scalar),
-                    Value::Vector(v) => xrepl_common::ops::cast(v, to).map(Value::Vector),
+                    Value::Scalar(s) => xrepl_query::ops::cast_scalar(s, to).map(Value::Scalar),
+                    Value::Vector(v) => xrepl_query::ops::cast(v, to).map(Value::Vector),
                     other => Err(format!(
                         "{name} needs a scalar or a vector, got {}",
                         other.kind_name()
@@ -137,7 +137,7 @@ impl Session {
             "size" | "count" => {
                 args.exactly(name, 1)?;
                 let n = match &args.positional[0] {
-                    Value::Vector(v) if name == "count" => xrepl_common::ops::count(v) as usize,
+                    Value::Vector(v) if name == "count" => xrepl_query::ops::count(v) as usize,
                     Value::Vector(v) => v.len(),
                     Value::Table(t) => t.rows(),
                     Value::Tuple(t) => t.len(),
@@ -154,11 +154,11 @@ impl Session {
                 };
                 Ok(Value::Scalar(Scalar::Int(n as i32)))
             }
-            _ => match replication::placement(name) {
+            _ => match placement::placement(name) {
                 Some(want) => {
                     self.require_admin(name)?;
                     let mode = self.node.cfg.replication.as_ref().map(|r| r.mode);
-                    replication::check_placement(name, want, NodeRole::DataNode, mode)
+                    placement::check_placement(name, want, NodeRole::DataNode, mode)
                         .map_err(|m| EvalError::new(ErrorCode::BadRequest, m))?;
                     match self.replication_db_function(name, &args) {
                         Some(r) => r,

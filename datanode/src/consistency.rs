@@ -2,7 +2,7 @@
 //! an order-independent checksum on the master and on the slave, side by side.
 //!
 //! Each cluster computes its side the same way ([`DataNode::table_sums`]): every chunk's
-//! holder scans it and sums a stable hash of each row ([`xrepl_common::txn::row_checksum`]).
+//! holder scans it and sums a stable hash of each row ([`xrepl_proto::txn::row_checksum`]).
 //! The slave data node asks its controller where the master is and for the token it holds
 //! there, asks the master controller for its live data nodes, and has one of them compute the
 //! master's side ([`ReplicationRequest::Checksums`]). The two sides are read one after the
@@ -11,14 +11,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use xrepl_common::catalog::{Right, TableKind};
-use xrepl_common::config::defaults;
-use xrepl_common::rpc::{
+use xrepl_core::catalog::{Right, TableKind};
+use xrepl_core::config::defaults;
+use xrepl_core::value::{Table, Vector};
+use xrepl_proto::rpc::{
     ControllerRequest, ErrorCode, PeerKind, RemoteError, ReplicationRequest, Reply, Request,
     RpcClient,
 };
-use xrepl_common::txn::{schema_checksum, ChunkSum, ScanResult, ScanShape, TableSums};
-use xrepl_common::value::{Table, Vector};
+use xrepl_proto::txn::{schema_checksum, ChunkSum, ScanResult, ScanShape, TableSums};
 
 use crate::dbfns::scans_by_node;
 use crate::DataNode;

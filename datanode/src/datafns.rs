@@ -3,9 +3,9 @@
 
 use std::cell::Cell;
 
-use xrepl_common::ops;
-use xrepl_common::rpc::ErrorCode;
-use xrepl_common::value::{Scalar, Table, Value, Vector};
+use xrepl_core::value::{Scalar, Table, Value, Vector};
+use xrepl_proto::rpc::ErrorCode;
+use xrepl_query::ops;
 
 use crate::eval::{Args, EvalError};
 

@@ -3,20 +3,21 @@
 
 use std::collections::BTreeMap;
 
-use xrepl_common::catalog::{
+use xrepl_core::catalog::{
     CatalogChange, ColumnDef, DatabaseMeta, PartitionScheme, Right, TableKind, TableMeta,
 };
-use xrepl_common::config::ReplicationMode;
-use xrepl_common::lang::ast::{BinOp, Expr, ExprKind, Literal, Select, SelectItem, UnaryOp};
-use xrepl_common::ops;
-use xrepl_common::rpc::{ControllerRequest, ErrorCode, Reply};
-use xrepl_common::txn::{
+use xrepl_core::config::ReplicationMode;
+use xrepl_core::value::{DataType, Scalar, Table, Value, Vector};
+use xrepl_proto::rpc::{ControllerRequest, ErrorCode, Reply};
+use xrepl_proto::txn::{
     AggFn, ChunkAction, ChunkId, ChunkOp, ColExpr, Partial, Scan, ScanResult, ScanShape,
 };
-use xrepl_common::value::{DataType, Scalar, Table, Value, Vector};
+use xrepl_query::lang::ast::{BinOp, Expr, ExprKind, Literal, Select, SelectItem, UnaryOp};
+use xrepl_query::ops;
 
-use xrepl_common::task::TaskData;
+use xrepl_proto::task::TaskData;
 
+use crate::compute::{Aggregate, EvalColumns};
 use crate::eval::{Args, EvalError};
 use crate::session::Session;
 use crate::txn::TxTask;
@@ -383,7 +384,7 @@ impl Session {
             "database" => {
                 a.check(f, &["directory", "partitionType", "partitionScheme"], 3)?;
                 let path = a.text(f, 0, "directory")?;
-                xrepl_common::catalog::check_db_path(&path).map_err(bad)?;
+                xrepl_core::catalog::check_db_path(&path).map_err(bad)?;
                 let Some(kind) = a.get(1, "partitionType") else {
                     // database(path): a handle on an existing database.
                     self.db_meta(&path, Some(Right::Read))?;
@@ -919,7 +920,7 @@ impl Session {
             other => {
                 return Err(bad(format!(
                     "{f}: the execution set must be 0 or 1, got {}",
-                    xrepl_common::format::render(other)
+                    xrepl_query::format::render(other)
                         .unwrap_or_else(|| other.kind_name().to_string())
                 )))
             }
@@ -1534,7 +1535,7 @@ fn scan_local(
                     for i in 0..keys.len() {
                         let k = keys
                             .get(i)
-                            .unwrap_or(Scalar::Int(xrepl_common::value::NULL_INT));
+                            .unwrap_or(Scalar::Int(xrepl_core::value::NULL_INT));
                         let e = idx.entry(k.render()).or_insert_with(|| {
                             order.push(k.clone());
                             Vec::new()

@@ -5,9 +5,9 @@
 //! comparisons, ranges and pairs. Vectorised arithmetic, SQL and the database functions come
 //! with the next issues; they plug in at [`Session::eval`] and [`crate::builtins`].
 
-use xrepl_common::lang::ast::{Arg, BinOp, Expr, ExprKind, Literal, Span, Stmt, UnaryOp};
-use xrepl_common::rpc::ErrorCode;
-use xrepl_common::value::{DataType, FunctionRef, Scalar, Table, Value, Vector, NULL_INT};
+use xrepl_core::value::{DataType, FunctionRef, Scalar, Table, Value, Vector, NULL_INT};
+use xrepl_proto::rpc::ErrorCode;
+use xrepl_query::lang::ast::{Arg, BinOp, Expr, ExprKind, Literal, Span, Stmt, UnaryOp};
 
 use crate::session::Session;
 
@@ -46,8 +46,8 @@ impl EvalError {
     }
 }
 
-impl From<xrepl_common::rpc::RemoteError> for EvalError {
-    fn from(e: xrepl_common::rpc::RemoteError) -> EvalError {
+impl From<xrepl_proto::rpc::RemoteError> for EvalError {
+    fn from(e: xrepl_proto::rpc::RemoteError) -> EvalError {
         EvalError {
             node: (!e.node.is_empty()).then_some(e.node),
             ..EvalError::new(e.code, e.message)
@@ -500,8 +500,8 @@ fn index_value(t: Value, i: Value) -> Result<Value, EvalError> {
 
 fn unary(op: UnaryOp, v: Value) -> Result<Value, EvalError> {
     match op {
-        UnaryOp::Neg => xrepl_common::ops::neg(&v),
-        UnaryOp::Not => xrepl_common::ops::not(&v),
+        UnaryOp::Neg => xrepl_query::ops::neg(&v),
+        UnaryOp::Not => xrepl_query::ops::not(&v),
     }
     .map_err(EvalError::runtime)
 }
@@ -517,17 +517,17 @@ fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, EvalError> {
             ))),
         },
         BinOp::Range => range(&a, &b),
-        BinOp::In => xrepl_common::ops::is_in(&a, &b).map_err(EvalError::runtime),
+        BinOp::In => xrepl_query::ops::is_in(&a, &b).map_err(EvalError::runtime),
         BinOp::Between => match b {
             Value::Pair(lo, hi) => {
-                xrepl_common::ops::between(&a, &lo, &hi).map_err(EvalError::runtime)
+                xrepl_query::ops::between(&a, &lo, &hi).map_err(EvalError::runtime)
             }
             other => Err(EvalError::runtime(format!(
                 "between needs a pair such as 1:5, got {}",
                 other.kind_name()
             ))),
         },
-        _ => xrepl_common::ops::binary(op, &a, &b).map_err(EvalError::runtime),
+        _ => xrepl_query::ops::binary(op, &a, &b).map_err(EvalError::runtime),
     }
 }
 

@@ -7,6 +7,7 @@
 //! (chunks in sled), [`taskdata`] (replication task data).
 
 pub mod builtins;
+pub mod compute;
 pub mod consistency;
 pub mod datafns;
 pub mod dbfns;
@@ -26,8 +27,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use xrepl_common::config::{DataNodeConfig, NodeRole, ReplicationMode};
-use xrepl_common::rpc::{
+use xrepl_core::config::{DataNodeConfig, NodeRole, ReplicationMode};
+use xrepl_proto::rpc::{
     serve, ControllerRequest, ErrorCode, Hello, PeerKind, RemoteError, ReplicationRequest, Reply,
     Request, Response, ServerInfo, Service,
 };
@@ -43,7 +44,7 @@ pub struct DataNode {
     pub link: Arc<ControllerLink>,
     pub participant: Arc<participant::Participant>,
     /// Connections to the other data nodes, made when first needed.
-    pub peers: dashmap::DashMap<String, xrepl_common::rpc::RpcClient>,
+    pub peers: dashmap::DashMap<String, xrepl_proto::rpc::RpcClient>,
     /// Task data of the transactions this node coordinates, on a replication master.
     pub tasks: Option<Arc<taskdata::TaskStore>>,
     /// The replay workers' state, on a replication slave.

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
-use xrepl_common::config::DataNodeConfig;
-use xrepl_common::rpc::{
+use xrepl_core::config::DataNodeConfig;
+use xrepl_proto::rpc::{
     ControllerRequest, ErrorCode, PeerKind, RemoteError, Request, Response, RpcClient, RpcError,
 };
 

@@ -24,7 +24,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let cfg = match xrepl_common::config::load_datanode(&args.cfg_dir, &args.alias) {
+    let cfg = match xrepl_core::config::load_datanode(&args.cfg_dir, &args.alias) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -33,7 +33,7 @@ fn main() -> ExitCode {
     };
     // Sessions evaluate scripts on the blocking pool; the evaluator recurses once per level of
     // the syntax tree (at most 256, the parser's limit), so give those threads room.
-    xrepl_common::process::run_server(&cfg.log_level.clone(), SESSION_STACK, |shutdown| {
+    xrepl_core::process::run_server(&cfg.log_level.clone(), SESSION_STACK, |shutdown| {
         xrepl_datanode::run(cfg, shutdown)
     })
 }

@@ -11,14 +11,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
-use xrepl_common::catalog::ColumnDef;
-use xrepl_common::ops;
-use xrepl_common::txn::{
+use xrepl_core::catalog::ColumnDef;
+use xrepl_core::value::{DataType, Scalar, Value, Vector};
+use xrepl_proto::txn::{
     row_checksum, ChunkAction, ChunkId, ChunkOp, ChunkSum, ColExpr, Partial, Scan, ScanResult,
     ScanShape,
 };
-use xrepl_common::value::{DataType, Scalar, Value, Vector};
+use xrepl_query::ops;
 
+use crate::compute::{Aggregate, EvalColumns};
 use crate::storage::{project, Block, Manifest, Prepared, Storage, StorageError, BLOCK_ROWS};
 
 /// Chunk locks held by transactions on this node.
@@ -471,7 +472,7 @@ impl Participant {
                                 for i in 0..keys.len() {
                                     let k = keys
                                         .get(i)
-                                        .unwrap_or(Scalar::Int(xrepl_common::value::NULL_INT));
+                                        .unwrap_or(Scalar::Int(xrepl_core::value::NULL_INT));
                                     let slot = *pos.entry(k.render()).or_insert_with(|| {
                                         by_key.push((k.clone(), Vec::new()));
                                         by_key.len() - 1

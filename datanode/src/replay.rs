@@ -10,12 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use xrepl_common::catalog::{CatalogChange, DatabaseMeta, Right, TableMeta};
-use xrepl_common::client::ClientError;
-use xrepl_common::master_client::{decode_task_data, TaskDataFetcher};
-use xrepl_common::rpc::{ControllerRequest, ErrorCode, RemoteError, Reply};
-use xrepl_common::task::{ReplayAssignment, ReplayOf, TaskData};
-use xrepl_common::txn::{ChunkAction, ChunkOp};
+use xrepl_core::catalog::{CatalogChange, DatabaseMeta, Right, TableMeta};
+use xrepl_proto::client::ClientError;
+use xrepl_proto::master_client::{decode_task_data, TaskDataFetcher};
+use xrepl_proto::rpc::{ControllerRequest, ErrorCode, RemoteError, Reply};
+use xrepl_proto::task::{ReplayAssignment, ReplayOf, TaskData};
+use xrepl_proto::txn::{ChunkAction, ChunkOp};
 
 use crate::dbfns::{append_ops, route_rows};
 use crate::session::Session;

@@ -8,9 +8,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
-use xrepl_common::lang::ast::{ExprKind, Stmt};
-use xrepl_common::rpc::{ErrorCode, RemoteError, Reply, Response, SessionRequest};
-use xrepl_common::value::Value;
+use xrepl_core::value::Value;
+use xrepl_proto::rpc::{ErrorCode, RemoteError, Reply, Response, SessionRequest};
+use xrepl_query::lang::ast::{ExprKind, Stmt};
 
 use crate::eval::EvalError;
 use crate::DataNode;
@@ -135,7 +135,7 @@ impl Session {
     pub fn login(&mut self, user: &str, password: &str) -> Result<(), EvalError> {
         let reply = self
             .node
-            .block_on_controller(xrepl_common::rpc::ControllerRequest::Login {
+            .block_on_controller(xrepl_proto::rpc::ControllerRequest::Login {
                 user: user.to_string(),
                 password: password.to_string(),
             })?;
@@ -170,7 +170,7 @@ impl Session {
 
     /// Runs a script statement by statement; stops at the first error.
     pub fn run(&mut self, script: &str) -> (Vec<Value>, Option<RemoteError>) {
-        let stmts = match xrepl_common::lang::parse(script) {
+        let stmts = match xrepl_query::lang::parse(script) {
             Ok(s) => s,
             Err(e) => {
                 return (

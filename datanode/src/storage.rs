@@ -28,9 +28,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
-use xrepl_common::catalog::ColumnDef;
-use xrepl_common::txn::ChunkId;
-use xrepl_common::value::Vector;
+use xrepl_core::catalog::ColumnDef;
+use xrepl_core::value::Vector;
+use xrepl_proto::txn::ChunkId;
 
 /// Rows per block. The spec measured 1.21 M rows as 10,000-row blocks at about 0.46 s in sled.
 pub const BLOCK_ROWS: usize = 10_000;
@@ -374,8 +374,8 @@ pub fn project(block: &Block, defs: &[ColumnDef]) -> Result<Vec<Vector>, String>
     defs.iter()
         .map(|d| match block.columns.iter().find(|(id, _)| *id == d.id) {
             Some((_, v)) if v.data_type() == d.ty => Ok(v.clone()),
-            Some((_, v)) => xrepl_common::ops::cast(v, d.ty),
-            None => Ok(xrepl_common::ops::nulls(d.ty, block.rows as usize)),
+            Some((_, v)) => xrepl_query::ops::cast(v, d.ty),
+            None => Ok(xrepl_query::ops::nulls(d.ty, block.rows as usize)),
         })
         .collect()
 }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
-use xrepl_common::task::TaskData;
+use xrepl_proto::task::TaskData;
 
 /// Most bytes per answer to a slave's fetch.
 pub const PIECE: usize = 4 << 20;
@@ -266,7 +266,7 @@ impl TaskStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use xrepl_common::value::{Table, Vector};
+    use xrepl_core::value::{Table, Vector};
 
     #[tokio::test]
     async fn large_task_data_round_trips_in_pieces_and_deletes() {

@@ -10,13 +10,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use xrepl_common::catalog::CatalogChange;
-use xrepl_common::rpc::{
+use xrepl_core::catalog::CatalogChange;
+use xrepl_proto::rpc::{
     ControllerRequest, ErrorCode, ParticipantRequest, PeerKind, RemoteError, Reply, Request,
     Response, RpcClient,
 };
-use xrepl_common::task::{ReplayOf, TaskData, TaskMeta};
-use xrepl_common::txn::{ChunkOp, Scan, ScanResult, TxState};
+use xrepl_proto::task::{ReplayOf, TaskData, TaskMeta};
+use xrepl_proto::txn::{ChunkOp, Scan, ScanResult, TxState};
 
 use crate::participant::ParticipantError;
 use crate::storage::StorageError;
@@ -477,9 +477,9 @@ impl DataNode {
 mod tests {
     use super::*;
     use std::sync::Arc;
-    use xrepl_common::catalog::ColumnDef;
-    use xrepl_common::txn::{ChunkAction, ChunkId};
-    use xrepl_common::value::{DataType, Vector};
+    use xrepl_core::catalog::ColumnDef;
+    use xrepl_core::value::{DataType, Vector};
+    use xrepl_proto::txn::{ChunkAction, ChunkId};
 
     /// A data node with real storage and no controller (nothing here calls it).
     fn node(dir: &std::path::Path) -> DataNode {
@@ -494,7 +494,7 @@ mod tests {
             "localSite=127.0.0.1:1:controller1\n",
         )
         .expect("write");
-        let cfg = xrepl_common::config::load_datanode(dir, "dnode1").expect("config");
+        let cfg = xrepl_core::config::load_datanode(dir, "dnode1").expect("config");
         let storage = crate::storage::Storage::open(&dir.join("storage")).expect("storage");
         DataNode {
             link: Arc::new(crate::link::ControllerLink::new(&cfg)),

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
-use xrepl_common::client::Client;
-use xrepl_common::value::Vector;
+use xrepl_core::value::Vector;
+use xrepl_proto::client::Client;
 
 use crate::proxy::Proxy;
 use crate::{free_ports, ints, texts, Cluster, Pair, Spec, ADMIN, ADMIN_JSON};

@@ -480,8 +480,8 @@ pub fn closed_by_peer(s: &mut std::net::TcpStream, limit: Duration) -> bool {
 }
 
 /// One length-prefixed frame carrying `body`, as it goes on the wire.
-pub fn framed(kind: xrepl_common::rpc::frame::FrameKind, body: &[u8]) -> Vec<u8> {
-    let f = &xrepl_common::rpc::frame::split(kind, 0, body, 1 << 20)[0];
+pub fn framed(kind: xrepl_proto::rpc::frame::FrameKind, body: &[u8]) -> Vec<u8> {
+    let f = &xrepl_proto::rpc::frame::split(kind, 0, body, 1 << 20)[0];
     let mut out = (f.len() as u32).to_be_bytes().to_vec();
     out.extend_from_slice(f);
     out

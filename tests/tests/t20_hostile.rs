@@ -5,8 +5,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use xrepl_common::rpc::frame::{self, FrameKind};
-use xrepl_common::rpc::{
+use xrepl_proto::rpc::frame::{self, FrameKind};
+use xrepl_proto::rpc::{
     encode, Hello, HelloReply, PeerKind, Reply, Request, RpcClient, SessionRequest,
 };
 use xrepl_tests::{closed_by_peer, framed, Cluster, Spec};
@@ -86,8 +86,8 @@ async fn t10_bad_frames_close_only_their_own_connection() {
                 error: None,
             } => assert_eq!(
                 outputs,
-                vec![xrepl_common::value::Value::Scalar(
-                    xrepl_common::value::Scalar::Int(8)
+                vec![xrepl_core::value::Value::Scalar(
+                    xrepl_core::value::Scalar::Int(8)
                 )],
                 "{name}"
             ),
@@ -119,7 +119,7 @@ fn t20_wrong_protocol_version_is_refused_in_the_greeting() {
     s.read_exact(&mut body).expect("reply");
     let f = frame::parse(body.into()).expect("frame");
     assert_eq!(f.kind, FrameKind::HelloReply);
-    let reply: HelloReply = xrepl_common::rpc::decode(&f.payload).expect("decode");
+    let reply: HelloReply = xrepl_proto::rpc::decode(&f.payload).expect("decode");
     let reason = reply.outcome.expect_err("refused");
     assert!(
         reason.contains("protocol version 999 is not supported"),
@@ -145,8 +145,8 @@ async fn t30_payloads_larger_than_a_frame_travel_in_chunks() {
         } => {
             assert_eq!(
                 outputs,
-                vec![xrepl_common::value::Value::Scalar(
-                    xrepl_common::value::Scalar::String(big)
+                vec![xrepl_core::value::Value::Scalar(
+                    xrepl_core::value::Scalar::String(big)
                 )]
             );
         }
@@ -169,7 +169,7 @@ fn t40_console_refuses_to_run_sessions_on_the_controller() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t50_controller_calls_need_a_genuine_token() {
-    use xrepl_common::rpc::{ControllerRequest, ErrorCode};
+    use xrepl_proto::rpc::{ControllerRequest, ErrorCode};
     let c = Cluster::start(&Spec::default());
     let ctl = RpcClient::connect(
         &c.controller.site(),

@@ -259,8 +259,8 @@ fn t60_participant_dies_before_the_commit_reaches_it_and_the_acknowledged_write_
 /// `datanode/src/txn.rs`; this one is the end-to-end check (the race is rare in debug builds).
 #[test]
 fn t70_a_stream_of_small_transactions_leaves_no_partition_locked() {
-    use xrepl_common::client::Client;
-    use xrepl_common::value::{Table, Vector};
+    use xrepl_core::value::{Table, Vector};
+    use xrepl_proto::client::Client;
     let c = Cluster::start(&Spec {
         cluster_cfg: "partitionLockTimeoutMs=3000\n".into(),
         ..Spec::default()
@@ -297,7 +297,7 @@ fn t70_a_stream_of_small_transactions_leaves_no_partition_locked() {
                             .await?;
                         i += 1;
                     }
-                    Ok::<i32, xrepl_common::client::ClientError>(i)
+                    Ok::<i32, xrepl_proto::client::ClientError>(i)
                 })
             })
             .collect();

@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
-use xrepl_common::client::Client;
-use xrepl_common::format;
+use xrepl_proto::client::Client;
+use xrepl_query::format;
 use xrepl_tests::{Cluster, Spec};
 
 async fn run_script(c: &Client, script: &str) -> String {

@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
-use xrepl_common::client::{Client, ClientError};
-use xrepl_common::master_client::MasterClient;
-use xrepl_common::task::{TaskData, TaskInfo};
-use xrepl_common::value::{Table, Vector};
+use xrepl_core::value::{Table, Vector};
+use xrepl_proto::client::{Client, ClientError};
+use xrepl_proto::master_client::MasterClient;
+use xrepl_proto::task::{TaskData, TaskInfo};
 use xrepl_tests::{column, ints, runtime, texts, Cluster, Spec};
 
 /// 2023.01.01 as days since 1970.01.01.
@@ -520,7 +520,7 @@ fn t50_slaves_pull_acknowledge_and_truncation_waits_for_the_slowest() {
         // An unauthenticated peer cannot fetch task data.
         let all = pull_all(&a, 0).await;
         assert_eq!(all.len(), 7);
-        let err = xrepl_common::master_client::fetch_task_bytes("admin.00.00", &all[2])
+        let err = xrepl_proto::master_client::fetch_task_bytes("admin.00.00", &all[2])
             .await
             .expect_err("refused");
         assert!(err.to_string().contains("not logged in"), "{err}");

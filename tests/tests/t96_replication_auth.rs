@@ -7,14 +7,14 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::Value as Json;
-use xrepl_common::rpc::frame::FrameKind;
-use xrepl_common::rpc::{
+use xrepl_core::value::{Scalar, Value};
+use xrepl_proto::rpc::frame::FrameKind;
+use xrepl_proto::rpc::{
     encode, ControllerRequest, ErrorCode, Hello, ParticipantRequest, PeerKind, RemoteError,
     ReplicationRequest, Reply, Request, Response, RpcClient, RpcError, SessionRequest,
 };
-use xrepl_common::task::TaskInfo;
-use xrepl_common::txn::{ChunkAction, ChunkId, ChunkOp, ColExpr};
-use xrepl_common::value::{Scalar, Value};
+use xrepl_proto::task::TaskInfo;
+use xrepl_proto::txn::{ChunkAction, ChunkId, ChunkOp, ColExpr};
 use xrepl_tests::{closed_by_peer, framed, ints, runtime, wait_for, Cluster, Pair, Spec};
 
 const CATCH_UP: Duration = Duration::from_secs(60);

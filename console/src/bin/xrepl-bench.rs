@@ -23,9 +23,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
-use xrepl_common::client::Client;
-use xrepl_common::master_client::MasterClient;
-use xrepl_common::value::{Table, Vector};
+use xrepl_core::value::{Table, Vector};
+use xrepl_proto::client::Client;
+use xrepl_proto::master_client::MasterClient;
 
 #[derive(Parser)]
 #[command(about = "xrepl benchmarks (see docs/benchmarks.md)")]
@@ -167,7 +167,7 @@ fn slice(t: &Table, from: usize, to: usize) -> Table {
         columns: t
             .columns
             .iter()
-            .map(|c| xrepl_common::ops::take_indices(c, &idx))
+            .map(|c| xrepl_query::ops::take_indices(c, &idx))
             .collect(),
     }
 }
@@ -194,7 +194,7 @@ async fn count(c: &Client) -> Result<i64, String> {
         .await
         .map_err(|e| e.to_string())?;
     match t.columns.first().and_then(|v| v.get(0)) {
-        Some(xrepl_common::value::Scalar::Long(n)) => Ok(n),
+        Some(xrepl_core::value::Scalar::Long(n)) => Ok(n),
         other => Err(format!("unexpected count {other:?}")),
     }
 }
@@ -289,7 +289,7 @@ async fn tutorial(c: &Client) -> Result<(), String> {
         .find("n = 1210000")
         .ok_or("the tutorial script has no 'n = ' line")?;
     let (ddl, generation) = setup.split_at(gen_at);
-    let err = |e: xrepl_common::client::ClientError| e.to_string();
+    let err = |e: xrepl_proto::client::ClientError| e.to_string();
     let total = Instant::now();
     c.run(ddl).await.map_err(err)?;
     let t = Instant::now();
@@ -385,7 +385,7 @@ async fn master(
     clients: usize,
     seconds: f64,
 ) -> Result<(), String> {
-    let err = |e: xrepl_common::client::ClientError| e.to_string();
+    let err = |e: xrepl_proto::client::ClientError| e.to_string();
     let flag = |db: &str| {
         if replicate {
             format!("setDatabaseForClusterReplication(database(\"{db}\"), true)")
@@ -482,7 +482,7 @@ fn longs(t: &Table, name: &str) -> Result<Vec<i64>, String> {
 
 /// Waits until the slave has finished every task up to the master's last; returns when.
 async fn caught_up(m: &Client, s: &Client) -> Result<Instant, String> {
-    let err = |e: xrepl_common::client::ClientError| e.to_string();
+    let err = |e: xrepl_proto::client::ClientError| e.to_string();
     let master = m
         .query("rpc(getControllerAlias(), getMasterReplicationStatus)")
         .await
@@ -521,7 +521,7 @@ async fn replication(
     clients: usize,
     seconds: f64,
 ) -> Result<(), String> {
-    let err = |e: xrepl_common::client::ClientError| e.to_string();
+    let err = |e: xrepl_proto::client::ClientError| e.to_string();
     let s = Client::connect(slave, "admin", "123456")
         .await
         .map_err(err)?;

@@ -15,10 +15,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Notify};
-use xrepl_common::master_client::MasterClient;
-use xrepl_common::rpc::{ErrorCode, RemoteError, Reply, Response};
-use xrepl_common::task::ReplayAssignment;
-use xrepl_common::value::{Scalar, Table, Value, Vector, NULL_LONG};
+use xrepl_core::value::{Scalar, Table, Value, Vector, NULL_LONG};
+use xrepl_proto::master_client::MasterClient;
+use xrepl_proto::rpc::{ErrorCode, RemoteError, Reply, Response};
+use xrepl_proto::task::ReplayAssignment;
 
 use crate::functions::Caller;
 use crate::meta::{MetaCommand, MetaOutcome};
@@ -85,7 +85,7 @@ impl Controller {
         self.cfg
             .replication
             .as_ref()
-            .is_some_and(|r| r.mode == xrepl_common::config::ReplicationMode::Slave)
+            .is_some_and(|r| r.mode == xrepl_core::config::ReplicationMode::Slave)
     }
 
     /// The live data nodes, sorted by name (queue `q` is served by the `q mod n`-th).
@@ -139,7 +139,7 @@ impl Controller {
                         MasterClient::connect(&master, &r.master_username, &r.master_password, &me)
                             .await?;
                     c.register().await?;
-                    Ok::<MasterClient, xrepl_common::client::ClientError>(c)
+                    Ok::<MasterClient, xrepl_proto::client::ClientError>(c)
                 }
                 .await;
                 match connected {

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
-use xrepl_common::task::{queue_of, ReplayOf, TaskInfo};
+use xrepl_proto::task::{queue_of, ReplayOf, TaskInfo};
 
 /// Finished tasks whose rows the slave keeps for listing (older ones are forgotten; their ids
 /// stay below [`ExecQueue::last_pulled`], which is how a late replay of one is recognised).
@@ -321,7 +321,7 @@ impl ExecQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use xrepl_common::task::OperationType;
+    use xrepl_proto::task::OperationType;
 
     fn task(id: u64, group: u64, set: u8) -> TaskInfo {
         TaskInfo {

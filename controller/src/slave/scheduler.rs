@@ -190,7 +190,7 @@ impl Scheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use xrepl_common::task::{queue_of, OperationType, ReplayOf, TaskInfo};
+    use xrepl_proto::task::{queue_of, OperationType, ReplayOf, TaskInfo};
 
     fn task(id: u64, group: u64, set: u8) -> TaskInfo {
         task_of("dfs://a", id, group, set)

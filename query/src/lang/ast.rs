@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use xrepl_core::operator::{BinOp, UnaryOp};
+
 /// A position in the script text, both 1-based.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Span {
@@ -154,66 +156,4 @@ pub enum Literal {
     Timestamp(i64),
     /// `2023.01.08T09:30:00.000000000`: nanoseconds since the epoch
     NanoTimestamp(i64),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum UnaryOp {
-    /// `-x`
-    Neg,
-    /// `not x`, `!x`
-    Not,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum BinOp {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Mod,
-    /// `==` (and `=` inside expressions where assignment is impossible is NOT accepted)
-    Eq,
-    /// `!=` or `<>`
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    /// `and`, `&&`
-    And,
-    /// `or`, `||`
-    Or,
-    /// `a..b`
-    Range,
-    /// `a:b`
-    Pair,
-    /// `x in y`
-    In,
-    /// `x between a:b` (inclusive at both ends)
-    Between,
-}
-
-impl BinOp {
-    /// The operator as users write it.
-    pub fn symbol(self) -> &'static str {
-        match self {
-            BinOp::Add => "+",
-            BinOp::Sub => "-",
-            BinOp::Mul => "*",
-            BinOp::Div => "/",
-            BinOp::Mod => "%",
-            BinOp::Eq => "==",
-            BinOp::Ne => "!=",
-            BinOp::Lt => "<",
-            BinOp::Le => "<=",
-            BinOp::Gt => ">",
-            BinOp::Ge => ">=",
-            BinOp::And => "and",
-            BinOp::Or => "or",
-            BinOp::Range => "..",
-            BinOp::Pair => ":",
-            BinOp::In => "in",
-            BinOp::Between => "between",
-        }
-    }
 }

@@ -1,6 +1,6 @@
 //! How values are shown: aligned text for people, JSON for scripts.
 
-use crate::value::{Scalar, Table, Value, Vector};
+use xrepl_core::value::{Scalar, Table, Value, Vector};
 
 /// Rows shown at each end of a long table; the middle is elided.
 pub const TABLE_EDGE_ROWS: usize = 10;
@@ -202,7 +202,7 @@ mod tests {
             serde_json::json!([{"id":0,"name":"n0"},{"id":1,"name":"n1"}])
         );
         assert_eq!(
-            to_json(&Value::Scalar(Scalar::Int(crate::value::NULL_INT))),
+            to_json(&Value::Scalar(Scalar::Int(xrepl_core::value::NULL_INT))),
             serde_json::Value::Null
         );
     }

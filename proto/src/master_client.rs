@@ -3,8 +3,8 @@
 //! task's data from the master data node named in it, piece by piece.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), xrepl_common::client::ClientError> {
-//! use xrepl_common::master_client::MasterClient;
+//! # async fn demo() -> Result<(), xrepl_proto::client::ClientError> {
+//! use xrepl_proto::master_client::MasterClient;
 //! let m = MasterClient::connect("127.0.0.1:8848", "admin", "123456", "127.0.0.1:9848").await?;
 //! m.register().await?;
 //! let tasks = m.pull(0, &[], 1000, 1000).await?;
@@ -17,9 +17,9 @@
 use std::time::Duration;
 
 use crate::client::ClientError;
-use crate::config::defaults;
 use crate::rpc::{PeerKind, ReplicationRequest, Reply, Request, RpcClient};
 use crate::task::{TaskData, TaskInfo};
+use xrepl_core::config::defaults;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A pull may wait this long on the master, plus this margin for the answer.

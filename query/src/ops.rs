@@ -8,7 +8,7 @@
 //!
 //! # Semantics the caller must know
 //!
-//! * **NULLs** are the sentinels of [`crate::value`]. In arithmetic a NULL operand gives NULL.
+//! * **NULLs** are the sentinels of [`xrepl_core::value`]. In arithmetic a NULL operand gives NULL.
 //!   In comparisons NULL is the smallest value of its type: `NULL < 1`, `NULL == NULL` and
 //!   `NaN == NaN` are true, `NULL == 1` is false. Comparisons and `and`/`or` never return NULL.
 //! * **Integer arithmetic** is checked: an overflow gives NULL (never a wrapped value).
@@ -35,8 +35,8 @@ use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::lang::ast::BinOp;
-use crate::value::{DataType, Scalar, Value, Vector, NULL_BOOL, NULL_INT, NULL_LONG};
+use xrepl_core::operator::BinOp;
+use xrepl_core::value::{DataType, Scalar, Value, Vector, NULL_BOOL, NULL_INT, NULL_LONG};
 
 /// [`is_in`] hashes sets with more distinct elements than this and scans smaller ones.
 const HASH_SET_MIN: usize = 16;
@@ -2191,7 +2191,7 @@ mod tests {
             err(binary(BinOp::Eq, &ints(&[1]), &ints(&[1, 2]))),
             "vectors of different lengths: 1 and 2"
         );
-        let t = Value::Table(ok(crate::value::Table::new(vec![], vec![])));
+        let t = Value::Table(ok(xrepl_core::value::Table::new(vec![], vec![])));
         assert_eq!(
             err(binary(BinOp::Add, &t, &int(1))),
             "cannot add a table and an INT scalar"

@@ -15,26 +15,26 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio_util::codec::Decoder;
 
-use xrepl_common::catalog::{
+use xrepl_core::catalog::{
     Catalog, CatalogChange, ColumnDef, DatabaseMeta, PartitionScheme, Right, TableKind, TableMeta,
 };
-use xrepl_common::config::{self, NodeRole, ReplicationMode};
-use xrepl_common::lang;
-use xrepl_common::lang::ast::BinOp;
-use xrepl_common::master_client::decode_task_data;
-use xrepl_common::rpc::frame::{self, Assembler, FrameKind, HEADER_LEN};
-use xrepl_common::rpc::{
+use xrepl_core::config::{self, NodeRole, ReplicationMode};
+use xrepl_core::value::{DataType, FunctionRef, Scalar, Table, Value, Vector};
+use xrepl_proto::master_client::decode_task_data;
+use xrepl_proto::rpc::frame::{self, Assembler, FrameKind, HEADER_LEN};
+use xrepl_proto::rpc::{
     decode, encode, ControllerRequest, ErrorCode, Hello, HelloReply, ParticipantRequest, PeerKind,
     RemoteError, ReplicationRequest, Reply, Request, Response, ServerInfo, SessionRequest,
     PROTOCOL_VERSION,
 };
-use xrepl_common::task::{
+use xrepl_proto::task::{
     OperationType, ReplayAssignment, ReplayOf, Scope, TaskData, TaskInfo, TaskMeta,
 };
-use xrepl_common::txn::{
+use xrepl_proto::txn::{
     AggFn, ChunkAction, ChunkId, ChunkOp, ColExpr, Partial, Scan, ScanResult, ScanShape,
 };
-use xrepl_common::value::{DataType, FunctionRef, Scalar, Table, Value, Vector};
+use xrepl_query::lang;
+use xrepl_query::lang::ast::BinOp;
 
 /// Cases per property: enough to find the shallow bugs, few enough that the whole file runs in
 /// seconds in a debug build.

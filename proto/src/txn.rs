@@ -3,9 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::ColumnDef;
-use crate::lang::ast::BinOp;
-use crate::value::{DataType, Scalar, Vector};
+use xrepl_core::catalog::ColumnDef;
+use xrepl_core::operator::BinOp;
+use xrepl_core::value::{DataType, Scalar, Vector};
 
 /// A chunk: one partition of one table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -253,50 +253,8 @@ pub struct Partial {
     pub max: Option<Scalar>,
 }
 
-/// A transaction's outcome as a participant learns it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum TxState {
-    Committed,
-    Aborted(String),
-    /// No decision yet (the coordinator is still working).
-    Pending,
-}
-
-impl ColExpr {
-    /// Evaluates over columns found by `column` (all of one length).
-    pub fn eval<'a>(
-        &self,
-        column: &dyn Fn(&str) -> Option<&'a Vector>,
-    ) -> Result<crate::value::Value, String> {
-        use crate::ops;
-        use crate::value::Value;
-        Ok(match self {
-            ColExpr::Column(c) => Value::Vector(
-                column(c)
-                    .cloned()
-                    .ok_or_else(|| format!("column '{c}' does not exist"))?,
-            ),
-            ColExpr::Const(s) => Value::Scalar(s.clone()),
-            ColExpr::ConstVector(v) => Value::Vector(v.clone()),
-            ColExpr::Binary(op, a, b) => ops::binary(*op, &a.eval(column)?, &b.eval(column)?)?,
-            ColExpr::Not(a) => ops::not(&a.eval(column)?)?,
-            ColExpr::Neg(a) => ops::neg(&a.eval(column)?)?,
-            ColExpr::In(a, set) => ops::is_in(&a.eval(column)?, &Value::Vector(set.clone()))?,
-            ColExpr::Between(a, lo, hi) => ops::between(&a.eval(column)?, lo, hi)?,
-        })
-    }
-
-    /// Evaluates a condition to a row mask.
-    pub fn mask<'a>(
-        &self,
-        column: &dyn Fn(&str) -> Option<&'a Vector>,
-        rows: usize,
-    ) -> Result<Vec<bool>, String> {
-        crate::ops::mask_of(&self.eval(column)?, rows)
-    }
-}
-
 impl Partial {
+    /// No values seen yet.
     pub fn empty() -> Partial {
         Partial {
             count: 0,
@@ -306,82 +264,15 @@ impl Partial {
             max: None,
         }
     }
+}
 
-    /// The partial aggregate of the non-NULL values of `v`.
-    pub fn of(v: &Vector) -> Result<Partial, String> {
-        use crate::ops;
-        let count = ops::count(v);
-        let (sum_f, sum_i) = match v.data_type() {
-            DataType::Int | DataType::Long | DataType::Bool | DataType::Double => {
-                match ops::sum(v)? {
-                    Scalar::Long(x) if x != crate::value::NULL_LONG => (x as f64, x),
-                    Scalar::Double(x) if !x.is_nan() => (x, 0),
-                    _ => (0.0, 0),
-                }
-            }
-            _ => (0.0, 0),
-        };
-        let some = |s: Scalar| (!s.is_null()).then_some(s);
-        Ok(Partial {
-            count,
-            sum_f,
-            sum_i,
-            min: if count > 0 { some(ops::min(v)?) } else { None },
-            max: if count > 0 { some(ops::max(v)?) } else { None },
-        })
-    }
-
-    /// Folds another partial of the same column into this one.
-    pub fn merge(&mut self, o: &Partial) -> Result<(), String> {
-        use crate::lang::ast::BinOp;
-        use crate::value::Value;
-        self.count += o.count;
-        self.sum_f += o.sum_f;
-        self.sum_i = self.sum_i.wrapping_add(o.sum_i);
-        let pick =
-            |mine: &mut Option<Scalar>, theirs: &Option<Scalar>, op: BinOp| -> Result<(), String> {
-                if let Some(t) = theirs {
-                    let better = match mine {
-                        None => true,
-                        Some(m) => matches!(
-                            crate::ops::binary(
-                                op,
-                                &Value::Scalar(t.clone()),
-                                &Value::Scalar(m.clone())
-                            )?,
-                            Value::Scalar(Scalar::Bool(1))
-                        ),
-                    };
-                    if better {
-                        *mine = Some(t.clone());
-                    }
-                }
-                Ok(())
-            };
-        pick(&mut self.min, &o.min, BinOp::Lt)?;
-        pick(&mut self.max, &o.max, BinOp::Gt)?;
-        Ok(())
-    }
-
-    /// The final value of `f` over a column of type `t`.
-    pub fn finish(&self, f: AggFn, t: DataType) -> Scalar {
-        use crate::ops::null_of;
-        match f {
-            AggFn::Count => Scalar::Long(self.count),
-            AggFn::Sum if self.count == 0 => match t {
-                DataType::Double => Scalar::Double(f64::NAN),
-                _ => Scalar::Long(crate::value::NULL_LONG),
-            },
-            AggFn::Sum => match t {
-                DataType::Double => Scalar::Double(self.sum_f),
-                _ => Scalar::Long(self.sum_i),
-            },
-            AggFn::Avg if self.count == 0 => Scalar::Double(f64::NAN),
-            AggFn::Avg => Scalar::Double(self.sum_f / self.count as f64),
-            AggFn::Min => self.min.clone().unwrap_or_else(|| null_of(t)),
-            AggFn::Max => self.max.clone().unwrap_or_else(|| null_of(t)),
-        }
-    }
+/// A transaction's outcome as a participant learns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxState {
+    Committed,
+    Aborted(String),
+    /// No decision yet (the coordinator is still working).
+    Pending,
 }
 
 #[cfg(test)]

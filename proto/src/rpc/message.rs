@@ -5,11 +5,11 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeMap;
 
-use crate::catalog::{CatalogChange, DatabaseMeta, Right};
-use crate::config::{NodeRole, ReplicationMode};
 use crate::task::{ReplayAssignment, ReplayOf, TaskInfo, TaskMeta};
 use crate::txn::{ChunkOp, Scan, ScanResult, TableSums, TxState};
-use crate::value::Value;
+use xrepl_core::catalog::{CatalogChange, DatabaseMeta, Right};
+use xrepl_core::config::{NodeRole, ReplicationMode};
+use xrepl_core::value::Value;
 
 /// Bumped whenever a message changes shape. Checked in the greeting.
 pub const PROTOCOL_VERSION: u32 = 5;

@@ -15,9 +15,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{CatalogChange, PartitionScheme, TableKind};
 use crate::txn::ColExpr;
-use crate::value::{DataType, Table, Vector};
+use xrepl_core::catalog::{CatalogChange, PartitionScheme, TableKind};
+use xrepl_core::value::{DataType, Table, Vector};
 
 /// The 19 operation types of the spec, by their user-facing names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -489,7 +489,7 @@ pub struct ReplayAssignment {
 /// The execution queue of a task on a slave: a stable hash of its id (SipHash with fixed
 /// keys, so every run and every node agrees).
 pub fn queue_of(task_id: u64, queues: u32) -> u32 {
-    (crate::catalog::stable_hash(&task_id.to_le_bytes()) % u64::from(queues.max(1))) as u32
+    (xrepl_core::catalog::stable_hash(&task_id.to_le_bytes()) % u64::from(queues.max(1))) as u32
 }
 
 /// Gives consecutive tasks their group ids. Its state is part of the controller's metadata.

@@ -1,8 +1,8 @@
 //! The Rust client API: what the console does, for programs (benchmarks, replication tools).
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), xrepl_common::client::ClientError> {
-//! use xrepl_common::client::Client;
+//! # async fn demo() -> Result<(), xrepl_proto::client::ClientError> {
+//! use xrepl_proto::client::Client;
 //! let c = Client::connect("127.0.0.1:8849", "admin", "123456").await?;
 //! let rows = c.query("select count(*) from loadTable(\"dfs://db\", \"t\")").await?;
 //! # Ok(()) }
@@ -10,9 +10,9 @@
 
 use std::time::Duration;
 
-use crate::config::defaults;
 use crate::rpc::{PeerKind, RemoteError, Reply, Request, RpcClient, RpcError, SessionRequest};
-use crate::value::{Scalar, Table, Value};
+use xrepl_core::config::defaults;
+use xrepl_core::value::{Scalar, Table, Value};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {

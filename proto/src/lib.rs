@@ -1,0 +1,17 @@
+//! The wire between xrepl processes, and what travels on it.
+//!
+//! Layers, bottom to top: [`rpc::frame`] (length-delimited units, chunking), [`rpc::message`]
+//! (the greeting, the request families and their replies, error codes), [`rpc::client`] and
+//! [`rpc::server`] (connections); then the payloads: [`txn`] (what a transaction asks of a
+//! participant, what a scan answers) and [`task`] (replication tasks); and the two clients
+//! built on it: [`client`] (a session on a data node, for programs) and [`master_client`] (a
+//! slave cluster's connection to its master).
+//!
+//! **Invariant:** no input from the network panics: every decoder refuses malformed bytes
+//! with an error (`proto/tests/hostile_decoders.rs`).
+
+pub mod client;
+pub mod master_client;
+pub mod rpc;
+pub mod task;
+pub mod txn;
