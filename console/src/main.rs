@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use xrepl_core::config::defaults;
 use xrepl_core::value::Value;
-use xrepl_proto::rpc::{PeerKind, RemoteError, Reply, Request, RpcClient, SessionRequest};
+use xrepl_proto::rpc::{PeerKind, RemoteError, RpcClient, SessionReply, SessionRequest};
 use xrepl_query::format;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -63,11 +63,11 @@ struct Console {
 impl Console {
     /// Runs one script; prints its results and its error. `false` when a statement failed.
     async fn run(&self, script: &str) -> bool {
-        let req = Request::Session(SessionRequest::Run {
+        let req = SessionRequest::Run {
             script: script.to_string(),
-        });
-        match self.client.call(&req).await {
-            Ok(Ok(Reply::Ran { outputs, error })) => {
+        };
+        match self.client.call(req).await {
+            Ok(Ok(SessionReply::Ran { outputs, error })) => {
                 for v in &outputs {
                     self.print(v);
                 }
@@ -212,8 +212,8 @@ async fn start(args: Args) -> ExitCode {
         }
     };
     if let (Some(user), Some(password)) = (args.user.clone(), args.password.clone()) {
-        let req = Request::Session(SessionRequest::Login { user, password });
-        let refused: Option<String> = match client.call(&req).await {
+        let req = SessionRequest::Login { user, password };
+        let refused: Option<String> = match client.call(req).await {
             Ok(Ok(_)) => None,
             Ok(Err(e)) => Some(RemoteError::to_string(&e)),
             Err(e) => Some(e.to_string()),

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use xrepl_proto::rpc::{ErrorCode, RemoteError};
 
+use crate::slave::queue::FinishRefused;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
     #[error("cannot create the home directory {path}: {source}")]
@@ -29,6 +31,12 @@ pub enum ControllerError {
     Refused(String),
     #[error("cannot hash a password: {0}")]
     Hash(String),
+    /// The metadata answered a command with an outcome that command does not produce.
+    #[error("the metadata answered {0}, which this command does not produce")]
+    Outcome(String),
+    /// A slave's replay of a task that may not finish: rolled back.
+    #[error("{0}")]
+    ReplayRefused(FinishRefused),
 }
 
 impl ControllerError {
@@ -37,12 +45,26 @@ impl ControllerError {
         let code = match self {
             ControllerError::Refused(_) => ErrorCode::BadRequest,
             ControllerError::WriterGone => ErrorCode::Unavailable,
-            _ => ErrorCode::Internal,
+            // Every refused replay is rolled back; the data node tells a duplicate (the task
+            // is applied) from the rest by asking nothing more: the controller settled it.
+            ControllerError::ReplayRefused(_) => ErrorCode::AlreadyApplied,
+            ControllerError::CreateHome { .. }
+            | ControllerError::OpenStore { .. }
+            | ControllerError::Store(_)
+            | ControllerError::Corrupt { .. }
+            | ControllerError::Bind { .. }
+            | ControllerError::Hash(_)
+            | ControllerError::Outcome(_) => ErrorCode::Internal,
         };
-        RemoteError {
-            node: node.to_string(),
-            code,
-            message: self.to_string(),
-        }
+        refusal(node, code, self.to_string())
+    }
+}
+
+/// A refusal as the client sees it, naming the node that refused.
+pub fn refusal(node: &str, code: ErrorCode, message: impl Into<String>) -> RemoteError {
+    RemoteError {
+        node: node.to_string(),
+        code,
+        message: message.into(),
     }
 }

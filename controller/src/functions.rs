@@ -7,36 +7,17 @@ use xrepl_core::placement;
 use xrepl_core::value::{Scalar, Table, Value, Vector, NULL_LONG};
 use xrepl_proto::rpc::{ErrorCode, RemoteError};
 
-use crate::Controller;
-
-/// The logged-in user a call runs for.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub user: String,
-    pub is_admin: bool,
-}
+use crate::auth::Caller;
+use crate::switch::Switch;
+use crate::{Controller, Role};
 
 impl Controller {
     fn error(&self, code: ErrorCode, message: impl Into<String>) -> RemoteError {
-        RemoteError {
-            node: self.cfg.alias.clone(),
-            code,
-            message: message.into(),
-        }
+        self.refuse(code, message)
     }
 
     fn admin_only(&self, caller: &Caller, name: &str) -> Result<(), RemoteError> {
-        if caller.is_admin {
-            Ok(())
-        } else {
-            Err(self.error(
-                ErrorCode::AccessDenied,
-                format!(
-                    "{name} needs administrator rights; user '{}' is not an administrator",
-                    caller.user
-                ),
-            ))
-        }
+        self.auth.admin_only(caller, name)
     }
 
     fn string_arg(
@@ -179,48 +160,101 @@ impl Controller {
                     let mode = self.cfg.replication.as_ref().map(|r| r.mode);
                     placement::check_placement(name, want, NodeRole::Controller, mode)
                         .map_err(|m| self.error(ErrorCode::BadRequest, m))?;
-                    match name {
-                        "getMasterReplicationStatus" => {
-                            let limit = self.limit_arg(name, &args)?;
-                            Ok(Value::Table(self.master_status(limit)))
-                        }
-                        "getRecentSlaveReplicationInfo" => {
-                            no_args(&args)?;
-                            Ok(Value::Table(self.recent_slaves()))
-                        }
-                        "startClusterReplication" | "stopClusterReplication"
-                            if self.is_master() =>
-                        {
-                            no_args(&args)?;
-                            self.set_master_enabled(name == "startClusterReplication")
-                                .await
-                        }
-                        "startClusterReplication" | "stopClusterReplication" => {
-                            no_args(&args)?;
-                            self.set_slave_enabled(name == "startClusterReplication")
-                                .await
-                        }
-                        "skipClusterReplicationTask" => self.skip_tasks(caller, &args).await,
-                        "getSlaveReplicationStatus" => {
-                            let limit = self.limit_arg(name, &args)?;
-                            Ok(Value::Table(self.slave_status(limit)))
-                        }
-                        "getSlaveReplicationQueueStatus" => {
-                            no_args(&args)?;
-                            Ok(Value::Table(self.queue_status()))
-                        }
-                        "getClusterReplicationMetrics" => self.metrics(&args).map(Value::Table),
-                        _ => Err(self.error(
-                            ErrorCode::Internal,
-                            format!("{name} passed its placement check but has no handler on the controller"),
-                        )),
-                    }
+                    self.replication_function(caller, name, args).await
                 }
                 None => Err(self.error(
                     ErrorCode::NotFound,
                     format!("'{name}' is not a function that runs on the controller"),
                 )),
             },
+        }
+    }
+
+    /// A replication function that passed its placement check, on this controller's role.
+    async fn replication_function(
+        &self,
+        caller: &Caller,
+        name: &str,
+        args: Vec<Value>,
+    ) -> Result<Value, RemoteError> {
+        let no_args = |args: &[Value]| -> Result<(), RemoteError> {
+            if args.is_empty() {
+                Ok(())
+            } else {
+                Err(self.error(
+                    ErrorCode::BadRequest,
+                    format!("{name} takes no arguments, got {}", args.len()),
+                ))
+            }
+        };
+        let switch = if name == "startClusterReplication" {
+            Switch::Start
+        } else {
+            Switch::Stop
+        };
+        match (&self.role, name) {
+            (Role::Master(m), "getMasterReplicationStatus") => {
+                let limit = self.limit_arg(name, &args)?;
+                Ok(Value::Table(m.status(limit)))
+            }
+            (Role::Master(m), "getRecentSlaveReplicationInfo") => {
+                no_args(&args)?;
+                Ok(Value::Table(m.recent_slaves()))
+            }
+            (Role::Master(m), "startClusterReplication" | "stopClusterReplication") => {
+                no_args(&args)?;
+                m.switch(switch).await
+            }
+            (Role::Slave(s), "startClusterReplication" | "stopClusterReplication") => {
+                no_args(&args)?;
+                s.switch(switch).await
+            }
+            (Role::Slave(s), "skipClusterReplicationTask") => s.skip_tasks(caller, &args).await,
+            (Role::Slave(s), "getSlaveReplicationStatus") => {
+                let limit = self.limit_arg(name, &args)?;
+                Ok(Value::Table(s.slave_status(limit).await))
+            }
+            (Role::Slave(s), "getSlaveReplicationQueueStatus") => {
+                no_args(&args)?;
+                Ok(Value::Table(s.queue_status().await))
+            }
+            (Role::Slave(s), "getClusterReplicationMetrics") => s.metrics(&args).map(Value::Table),
+            _ => Err(self.error(
+                ErrorCode::Internal,
+                format!("{name} passed its placement check but has no handler on the controller"),
+            )),
+        }
+    }
+
+    /// The optional `limit` argument: a positive integer, or -1 / nothing for no limit.
+    fn limit_arg(&self, name: &str, args: &[Value]) -> Result<Option<usize>, RemoteError> {
+        let bad = || {
+            self.error(
+                ErrorCode::BadRequest,
+                format!("{name}: limit must be a positive integer or -1"),
+            )
+        };
+        match args {
+            [] => Ok(None),
+            [Value::Scalar(s)] => {
+                let n = match s {
+                    Scalar::Int(n) => i64::from(*n),
+                    Scalar::Long(n) => *n,
+                    _ => return Err(bad()),
+                };
+                match n {
+                    -1 => Ok(None),
+                    n if n > 0 => Ok(Some(usize::try_from(n).map_err(|_| bad())?)),
+                    _ => Err(bad()),
+                }
+            }
+            _ => Err(self.error(
+                ErrorCode::BadRequest,
+                format!(
+                    "{name} takes at most one argument (limit), got {}",
+                    args.len()
+                ),
+            )),
         }
     }
 

@@ -1,15 +1,23 @@
-//! The controller: metadata owner, user authority, and registry of the cluster's data nodes.
+//! The controller: metadata owner, user authority, registry of the cluster's data nodes, and,
+//! on a replication cluster, the master's send queue or the slave's execution queue.
 //!
-//! Layers: [`meta`] (the state and the one function that changes it), [`nodes`] (liveness),
-//! [`functions`] (controller functions called by name), and the RPC [`Service`] below that
-//! routes each [`ControllerRequest`] to them.
+//! Rooms: [`meta`] (the state and the one function that changes it), [`auth`] (tokens,
+//! logins), [`nodes`] (liveness), [`txn`] (transaction decisions, chunk placement),
+//! [`functions`] (controller functions called by name), [`master`] and [`slave`] (each role's
+//! replication), and the RPC service below, which routes each request to them.
+//!
+//! What a controller owns depends on its role ([`Role`]): a master holds a [`master::Master`],
+//! a slave a [`slave::Slave`]; a standalone cluster neither.
 
+pub mod auth;
 pub mod error;
 pub mod functions;
 pub mod master;
 pub mod meta;
 pub mod nodes;
 pub mod slave;
+pub mod switch;
+pub mod txn;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,36 +25,40 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use xrepl_core::auth::{hash_password, verify_password, TokenKey};
-use xrepl_core::catalog::{place_chunk, CatalogChange, Right};
+use xrepl_core::auth::{hash_password, TokenKey};
+use xrepl_core::catalog::Right;
 use xrepl_core::config::{ControllerConfig, NodeRole, ReplicationMode};
 use xrepl_proto::rpc::{
-    serve, ControllerRequest, ErrorCode, Hello, PeerKind, RemoteError, Reply, Request, Response,
-    ServerInfo, Service,
+    serve, ControllerReply, ControllerRequest, ErrorCode, Hello, PeerKind, RemoteError, Request,
+    Response, ServerInfo, Service,
 };
-use xrepl_proto::task::{ReplayOf, TaskMeta};
-use xrepl_proto::txn::TxState;
+use xrepl_proto::txn::Verdict;
 
+use auth::Auth;
 pub use error::ControllerError;
-use functions::Caller;
-use meta::{Decision, MetaCommand, MetaHandle, MetaOutcome};
+use meta::{MetaCommand, MetaHandle};
 use nodes::NodeRegistry;
+use slave::handout::AttemptEnd;
+use slave::scheduler::Counting;
 
 /// The default administrator created on first start, as in DolphinDB.
 pub const DEFAULT_ADMIN: (&str, &str) = ("admin", "123456");
+
+/// What the controller does in replication, with what only that role owns.
+pub enum Role {
+    /// `clusterReplicationMode` is not set.
+    Standalone,
+    Master(master::Master),
+    Slave(Arc<slave::Slave>),
+}
 
 /// Everything a request handler needs; shared by every connection.
 pub struct Controller {
     pub cfg: ControllerConfig,
     pub meta: MetaHandle,
-    pub nodes: NodeRegistry,
-    token_key: TokenKey,
-    /// Woken whenever a task is queued, for slaves waiting in a pull.
-    pub(crate) task_added: tokio::sync::Notify,
-    /// When each slave last pulled (ns since the epoch); memory only.
-    pub(crate) last_pull: dashmap::DashMap<String, i64>,
-    /// Slave: what runs where, and the puller's shared state.
-    pub(crate) slave_rt: slave::SlaveRuntime,
+    pub nodes: Arc<NodeRegistry>,
+    pub auth: Auth,
+    pub role: Role,
 }
 
 impl Controller {
@@ -80,310 +92,51 @@ impl Controller {
                 key: "token_key".into(),
                 reason: "missing or not 32 bytes".into(),
             })?;
-        let nodes = NodeRegistry::new(cfg.nodes.clone(), cfg.heartbeat_timeout);
+        let nodes = Arc::new(NodeRegistry::new(cfg.nodes.clone(), cfg.heartbeat_timeout));
+        let auth = Auth::new(&cfg.alias, token_key, meta.clone());
+        let role = match cfg.replication.as_ref() {
+            None => Role::Standalone,
+            Some(r) if r.mode == ReplicationMode::Master => Role::Master(master::Master::new(
+                &cfg.alias,
+                r.slave_num,
+                meta.clone(),
+                nodes.clone(),
+                auth.clone(),
+            )),
+            Some(r) => Role::Slave(Arc::new(slave::Slave::new(
+                &cfg.alias,
+                format!("{}:{}", cfg.host, cfg.port),
+                r.clone(),
+                meta.clone(),
+                nodes.clone(),
+            ))),
+        };
         Ok(Controller {
             cfg,
             meta,
             nodes,
-            token_key,
-            task_added: tokio::sync::Notify::new(),
-            last_pull: dashmap::DashMap::new(),
-            slave_rt: slave::SlaveRuntime::default(),
+            auth,
+            role,
         })
     }
 
     fn refuse(&self, code: ErrorCode, message: impl Into<String>) -> RemoteError {
-        RemoteError {
-            node: self.cfg.alias.clone(),
-            code,
-            message: message.into(),
-        }
+        error::refusal(&self.cfg.alias, code, message)
     }
 
     /// Whether this controller's cluster is a replication master.
     pub fn is_master(&self) -> bool {
-        self.cfg
-            .replication
-            .as_ref()
-            .is_some_and(|r| r.mode == ReplicationMode::Master)
+        matches!(self.role, Role::Master(_))
     }
 
-    /// The user behind a session token, if the token is genuine and the user still exists.
-    pub(crate) fn caller(&self, token: &str) -> Result<Caller, RemoteError> {
-        let user = self.token_key.verify(token).ok_or_else(|| {
-            self.refuse(
-                ErrorCode::NotLoggedIn,
-                "not logged in: call login(user, password) first",
-            )
-        })?;
-        let is_admin = self
-            .meta
-            .read(|s| s.users.get(&user).map(|u| u.is_admin))
-            .ok_or_else(|| {
-                self.refuse(
-                    ErrorCode::NotLoggedIn,
-                    format!("user '{user}' no longer exists"),
-                )
-            })?;
-        Ok(Caller { user, is_admin })
-    }
-
-    pub(crate) async fn login(&self, user: &str, password: &str) -> Response {
-        let hash = self.meta.read(|s| {
-            s.users
-                .get(user)
-                .map(|u| (u.password_hash.clone(), u.is_admin))
-        });
-        // Verify off the async threads: argon2 is deliberately slow.
-        let checked = match hash {
-            Some((h, is_admin)) => {
-                let password = password.to_string();
-                tokio::task::spawn_blocking(move || verify_password(&password, &h))
-                    .await
-                    .unwrap_or(false)
-                    .then_some(is_admin)
-            }
-            None => None,
-        };
-        match checked {
-            Some(is_admin) => {
-                tracing::info!(%user, "login");
-                Ok(Reply::LoggedIn {
-                    user: user.to_string(),
-                    is_admin,
-                    token: self.token_key.issue(user),
-                })
-            }
-            None => {
-                tracing::warn!(%user, "login refused: wrong user name or password");
-                Err(self.refuse(
-                    ErrorCode::AccessDenied,
-                    "The user name or password is incorrect.",
-                ))
-            }
-        }
-    }
-
-    fn now_ms() -> i64 {
-        chrono::Utc::now().timestamp_millis()
-    }
-
-    fn denied(&self, caller: &Caller, right: Right, db: &str) -> RemoteError {
+    fn not_a_slave(&self) -> RemoteError {
         self.refuse(
-            ErrorCode::AccessDenied,
-            format!("user '{}' lacks {right} on {db}", caller.user),
+            ErrorCode::BadRequest,
+            "this controller's cluster is not a replication slave",
         )
     }
 
-    /// Checks that the caller may make every change.
-    fn check_rights(&self, caller: &Caller, changes: &[CatalogChange]) -> Result<(), RemoteError> {
-        let created = |db: &str| {
-            changes
-                .iter()
-                .any(|c| matches!(c, CatalogChange::CreateDatabase { path, .. } if path == db))
-        };
-        for c in changes {
-            let ok = self.meta.read(|s| match c {
-                CatalogChange::CreateDatabase { .. } => {
-                    caller.is_admin
-                        || s.users
-                            .get(&caller.user)
-                            .is_some_and(|u| u.grants.create_databases)
-                }
-                // The creator of a database in this same transaction will own it.
-                _ if created(c.db()) => true,
-                _ => s.allows(&caller.user, c.needs(), c.db()),
-            });
-            if !ok {
-                return Err(match c {
-                    CatalogChange::CreateDatabase { path, .. } => self.refuse(
-                        ErrorCode::AccessDenied,
-                        format!("user '{}' may not create databases ({path}): an administrator must grant DB_OWNER", caller.user),
-                    ),
-                    _ => self.denied(caller, c.needs(), c.db()),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    async fn decide(
-        &self,
-        tid: u64,
-        commit: bool,
-        reason: String,
-        changes: Vec<CatalogChange>,
-        task: Option<TaskMeta>,
-        replay: Option<ReplayOf>,
-    ) -> Response {
-        let replayed = replay.as_ref().map(|r| r.task_id);
-        let now_ns = chrono::Utc::now()
-            .timestamp_nanos_opt()
-            .unwrap_or(Self::now_ms().saturating_mul(1_000_000));
-        match self
-            .meta
-            .apply(MetaCommand::Decide {
-                tid,
-                commit,
-                reason,
-                changes,
-                task,
-                master: self.is_master(),
-                now_ns,
-                replay,
-            })
-            .await
-        {
-            Ok(MetaOutcome::ReplayRefused(Decision { reason, .. })) => {
-                if let Some(id) = replayed {
-                    tracing::warn!(task_id = id, tid, "duplicate replay rolled back: {reason}");
-                    if reason.contains("applied already") {
-                        self.replay_finished(id);
-                    }
-                }
-                Err(self.refuse(ErrorCode::AlreadyApplied, reason))
-            }
-            Ok(MetaOutcome::Decided(Decision { committed, reason }, task_id)) => {
-                if task_id.is_some() {
-                    self.task_added.notify_waiters();
-                }
-                if let Some(id) = replayed.filter(|_| committed) {
-                    self.replay_committed(id);
-                }
-                Ok(Reply::Decided {
-                    committed,
-                    reason,
-                    task_id,
-                })
-            }
-            Ok(other) => {
-                Err(self.refuse(ErrorCode::Internal, format!("unexpected outcome {other:?}")))
-            }
-            Err(e) => Err(e.to_remote(&self.cfg.alias)),
-        }
-    }
-
-    /// What became of `tid`; an undecided transaction past the timeout is aborted now.
-    async fn outcome(&self, tid: u64) -> Response {
-        let (decision, started) = self.meta.read(|s| {
-            (
-                s.decisions.get(&tid).cloned(),
-                s.open.get(&tid).map(|o| o.started_ms),
-            )
-        });
-        let state = match (decision, started) {
-            (Some(d), _) if d.committed => TxState::Committed,
-            (Some(d), _) => TxState::Aborted(d.reason),
-            (None, Some(started)) => {
-                let age = Self::now_ms().saturating_sub(started);
-                if age < self.cfg.transaction_timeout.as_millis() as i64 {
-                    TxState::Pending
-                } else {
-                    match self
-                        .decide(
-                            tid,
-                            false,
-                            format!(
-                                "no decision within {} ms",
-                                self.cfg.transaction_timeout.as_millis()
-                            ),
-                            vec![],
-                            None,
-                            None,
-                        )
-                        .await?
-                    {
-                        Reply::Decided {
-                            committed: true, ..
-                        } => TxState::Committed,
-                        Reply::Decided { reason, .. } => TxState::Aborted(reason),
-                        _ => TxState::Pending,
-                    }
-                }
-            }
-            (None, None) => {
-                TxState::Aborted(format!("transaction {tid} is unknown to the controller"))
-            }
-        };
-        Ok(Reply::Outcome(state))
-    }
-
-    /// Aborts every transaction undecided past the timeout (their coordinators are gone).
-    pub async fn abort_stale(&self) {
-        let limit = self.cfg.transaction_timeout.as_millis() as i64;
-        let now = Self::now_ms();
-        let stale: Vec<u64> = self.meta.read(|s| {
-            s.open
-                .iter()
-                .filter(|(_, o)| now.saturating_sub(o.started_ms) >= limit)
-                .map(|(t, _)| *t)
-                .collect()
-        });
-        for tid in stale {
-            tracing::warn!(tid, "aborting a transaction undecided for {limit} ms");
-            let _ = self.outcome(tid).await;
-        }
-    }
-
-    /// Places the chunks of `partitions` that have none yet on live data nodes.
-    async fn place_chunks(&self, db: &str, table: &str, partitions: &[u32]) -> Response {
-        let live: Vec<String> = self
-            .nodes
-            .live_data_nodes()
-            .into_iter()
-            .map(|n| n.name)
-            .collect();
-        let (table_id, missing) = self
-            .meta
-            .read(|s| {
-                s.catalog.table(db, table).map(|t| {
-                    let missing: Vec<u32> = partitions
-                        .iter()
-                        .filter(|p| !t.chunks.contains_key(p))
-                        .copied()
-                        .collect();
-                    (t.id, missing)
-                })
-            })
-            .map_err(|m| self.refuse(ErrorCode::NotFound, m))?;
-        if !missing.is_empty() {
-            let chunks = missing
-                .iter()
-                .map(|p| {
-                    place_chunk(db, table_id, *p, &live)
-                        .map(|n| (*p, n))
-                        .ok_or_else(|| {
-                            self.refuse(
-                                ErrorCode::Unavailable,
-                                "no data node is up to hold new partitions",
-                            )
-                        })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            self.meta
-                .apply(MetaCommand::AssignChunks {
-                    db: db.to_string(),
-                    table: table.to_string(),
-                    chunks,
-                })
-                .await
-                .map_err(|e| e.to_remote(&self.cfg.alias))?;
-        }
-        let placement = self.meta.read(|s| {
-            s.catalog
-                .table(db, table)
-                .map(|t| {
-                    partitions
-                        .iter()
-                        .filter_map(|p| t.chunks.get(p).map(|n| (*p, n.clone())))
-                        .collect()
-                })
-                .unwrap_or_default()
-        });
-        Ok(Reply::Placement(placement))
-    }
-
-    async fn handle_request(&self, req: ControllerRequest) -> Response {
+    async fn handle_request(&self, req: ControllerRequest) -> Result<ControllerReply, RemoteError> {
         match req {
             ControllerRequest::Register { alias, site } => {
                 self.nodes
@@ -400,14 +153,16 @@ impl Controller {
                         .map_err(|e| e.to_remote(&self.cfg.alias))?;
                 }
                 tracing::info!(node = %alias, %site, "data node registered");
-                self.reclaim_lost(Some(&alias)).await;
-                Ok(Reply::Registered {
+                if let Role::Slave(s) = &self.role {
+                    s.reclaim_lost(Some(&alias)).await;
+                }
+                Ok(ControllerReply::Registered {
                     controller: self.cfg.alias.clone(),
                 })
             }
             ControllerRequest::Heartbeat { alias } => {
                 if self.nodes.heartbeat(&alias) {
-                    Ok(Reply::Done)
+                    Ok(ControllerReply::Done)
                 } else {
                     Err(self.refuse(
                         ErrorCode::NotFound,
@@ -415,35 +170,31 @@ impl Controller {
                     ))
                 }
             }
-            ControllerRequest::Login { user, password } => self.login(&user, &password).await,
+            ControllerRequest::Login { user, password } => {
+                let l = self.auth.login(&user, &password).await?;
+                Ok(ControllerReply::LoggedIn {
+                    user: l.user,
+                    is_admin: l.is_admin,
+                    token: l.token,
+                })
+            }
             ControllerRequest::Call {
                 token,
                 function,
                 args,
             } => {
-                let caller = self.caller(&token)?;
+                let caller = self.auth.caller(&token)?;
                 self.call_function(&caller, &function, args)
                     .await
-                    .map(Reply::Value)
+                    .map(ControllerReply::Value)
             }
             ControllerRequest::BeginTx { token, coordinator } => {
-                let caller = self.caller(&token)?;
-                match self
-                    .meta
-                    .apply(MetaCommand::BeginTx {
-                        coordinator,
-                        user: caller.user,
-                        started_ms: Self::now_ms(),
-                    })
+                let caller = self.auth.caller(&token)?;
+                self.meta
+                    .begin_tx(coordinator, caller.user, txn::now_ms())
                     .await
-                {
-                    Ok(MetaOutcome::Tid(tid)) => Ok(Reply::Tid(tid)),
-                    Ok(other) => {
-                        Err(self
-                            .refuse(ErrorCode::Internal, format!("unexpected outcome {other:?}")))
-                    }
-                    Err(e) => Err(e.to_remote(&self.cfg.alias)),
-                }
+                    .map(ControllerReply::Tid)
+                    .map_err(|e| e.to_remote(&self.cfg.alias))
             }
             ControllerRequest::Decide {
                 token,
@@ -454,7 +205,7 @@ impl Controller {
                 task,
                 replay,
             } => {
-                let caller = self.caller(&token)?;
+                let caller = self.auth.caller(&token)?;
                 let owner = self.meta.read(|s| s.open.get(&tid).map(|o| o.user.clone()));
                 if owner.as_deref().is_some_and(|o| o != caller.user) {
                     return Err(self.refuse(
@@ -462,26 +213,35 @@ impl Controller {
                         format!("transaction {tid} belongs to another user"),
                     ));
                 }
-                if commit {
+                let verdict = Verdict::of_commit(commit);
+                if verdict == Verdict::Commit {
                     if let Err(e) = self.check_rights(&caller, &changes) {
-                        self.decide(tid, false, e.message.clone(), vec![], None, None)
+                        self.decide(tid, Verdict::Abort, e.message.clone(), vec![], None, None)
                             .await?;
                         return Err(e);
                     }
                 }
-                self.decide(tid, commit, reason, changes, task, replay)
-                    .await
+                let d = self
+                    .decide(tid, verdict, reason, changes, task, replay)
+                    .await?;
+                Ok(ControllerReply::Decided {
+                    committed: d.committed,
+                    reason: d.reason,
+                    task_id: d.task_id,
+                })
             }
-            ControllerRequest::TxOutcome { tid } => self.outcome(tid).await,
+            ControllerRequest::TxOutcome { tid } => {
+                self.outcome(tid).await.map(ControllerReply::Outcome)
+            }
             ControllerRequest::GetDatabase { token, db, need } => {
-                let caller = self.caller(&token)?;
+                let caller = self.auth.caller(&token)?;
                 if let Some(right) = need {
                     let exists = self.meta.read(|s| s.catalog.dbs.contains_key(&db));
                     if exists && !self.meta.read(|s| s.allows(&caller.user, right, &db)) {
                         return Err(self.denied(&caller, right, &db));
                     }
                 }
-                Ok(Reply::Database(
+                Ok(ControllerReply::Database(
                     self.meta.read(|s| s.catalog.dbs.get(&db).cloned()),
                 ))
             }
@@ -491,51 +251,57 @@ impl Controller {
                 table,
                 partitions,
             } => {
-                let caller = self.caller(&token)?;
+                let caller = self.auth.caller(&token)?;
                 if !self
                     .meta
                     .read(|s| s.allows(&caller.user, Right::Write, &db))
                 {
                     return Err(self.denied(&caller, Right::Write, &db));
                 }
-                self.place_chunks(&db, &table, &partitions).await
+                self.place_chunks(&db, &table, &partitions)
+                    .await
+                    .map(ControllerReply::Placement)
             }
             ControllerRequest::CheckToken { token } => {
-                let caller = self.caller(&token)?;
-                Ok(Reply::LoggedIn {
+                let caller = self.auth.caller(&token)?;
+                Ok(ControllerReply::LoggedIn {
                     user: caller.user,
                     is_admin: caller.is_admin,
                     token,
                 })
             }
             ControllerRequest::ReplicationFlags { token } => {
-                let caller = self.caller(&token)?;
-                if !caller.is_admin {
-                    return Err(self.refuse(
-                        ErrorCode::AccessDenied,
-                        format!(
-                            "getDatabaseClusterReplicationStatus needs administrator rights; user '{}' is not an administrator",
-                            caller.user
-                        ),
-                    ));
-                }
-                Ok(Reply::Value(xrepl_core::value::Value::Table(
-                    self.replication_flags(),
+                let caller = self.auth.caller(&token)?;
+                self.auth
+                    .admin_only(&caller, "getDatabaseClusterReplicationStatus")?;
+                Ok(ControllerReply::Value(xrepl_core::value::Value::Table(
+                    self.meta.read(master::status::replication_flags),
                 )))
             }
-            ControllerRequest::SweepTaskData { tids } => Ok(Reply::Tids(self.sweepable(&tids))),
+            ControllerRequest::SweepTaskData { tids } => {
+                Ok(ControllerReply::Tids(self.meta.read(|s| {
+                    s.send.sweepable(&tids, |tid| s.open.contains_key(&tid))
+                })))
+            }
             ControllerRequest::TakeReplayTask {
                 token,
                 node,
                 wait_ms,
             } => {
-                self.caller(&token)?;
-                self.take_replay_task(&node, wait_ms).await
+                self.auth.caller(&token)?;
+                let Role::Slave(s) = &self.role else {
+                    return Err(self.not_a_slave());
+                };
+                s.take_replay_task(&node, wait_ms)
+                    .await
+                    .map(ControllerReply::ReplayTask)
             }
             ControllerRequest::ReplayRunning { token, node, tasks } => {
-                self.caller(&token)?;
-                self.replay_running(&node, &tasks).await;
-                Ok(Reply::Done)
+                self.auth.caller(&token)?;
+                if let Role::Slave(s) = &self.role {
+                    s.replay_running(&node, tasks).await;
+                }
+                Ok(ControllerReply::Done)
             }
             ControllerRequest::ReplayDone {
                 token,
@@ -544,21 +310,31 @@ impl Controller {
                 failure,
                 transient,
             } => {
-                self.caller(&token)?;
-                self.replay_done(&node, task_id, failure, transient).await
+                self.auth.caller(&token)?;
+                if let Role::Slave(s) = &self.role {
+                    let end = match failure {
+                        None => AttemptEnd::Finished,
+                        Some(reason) => AttemptEnd::Failed {
+                            reason,
+                            counting: if transient {
+                                Counting::Transient
+                            } else {
+                                Counting::Counts
+                            },
+                        },
+                    };
+                    s.replay_done(&node, task_id, end).await;
+                }
+                Ok(ControllerReply::Done)
             }
             ControllerRequest::MasterAccess { token } => {
-                let caller = self.caller(&token)?;
-                if !caller.is_admin {
-                    return Err(self.refuse(
-                        ErrorCode::AccessDenied,
-                        format!(
-                            "reaching the master needs administrator rights; user '{}' is not an administrator",
-                            caller.user
-                        ),
-                    ));
-                }
-                self.master_access()
+                let caller = self.auth.caller(&token)?;
+                self.auth.admin_only(&caller, "reaching the master")?;
+                let Role::Slave(s) = &self.role else {
+                    return Err(self.not_a_slave());
+                };
+                let (master, token) = s.master_access().await?;
+                Ok(ControllerReply::MasterAccess { master, token })
             }
         }
     }
@@ -605,14 +381,18 @@ impl Service for ControllerService {
 
     async fn handle(&self, conn: Arc<PeerKind>, req: Request) -> Result<Response, String> {
         match (conn.as_ref(), req) {
-            (PeerKind::Slave, Request::Replication(r)) => Ok(self.0.handle_replication(r).await),
+            (PeerKind::Slave, Request::Replication(r)) => match &self.0.role {
+                Role::Master(m) => Ok(m.handle(r).await.into()),
+                // `accept` lets a slave in only on a master.
+                _ => Err("a replication request on a controller that is not a master".into()),
+            },
             (PeerKind::Slave, _) => {
                 Err("a slave cluster may send replication requests only".into())
             }
             (_, Request::Replication(_)) => {
                 Err("a replication request from a peer that did not greet as a slave".into())
             }
-            (_, Request::Controller(r)) => Ok(self.0.handle_request(r).await),
+            (_, Request::Controller(r)) => Ok(self.0.handle_request(r).await.into()),
             (_, Request::Session(_)) => Err("a session request sent to the controller".into()),
             (_, Request::Participant(_)) => {
                 Err("a participant request sent to the controller".into())
@@ -621,18 +401,25 @@ impl Service for ControllerService {
     }
 }
 
-/// Runs the controller until `shutdown` turns true.
+/// Binds the controller's address (`localSite` of controller.cfg).
+pub async fn bind(cfg: &ControllerConfig) -> Result<TcpListener, ControllerError> {
+    let addr = format!("{}:{}", cfg.host, cfg.port);
+    TcpListener::bind(&addr)
+        .await
+        .map_err(|source| ControllerError::Bind { addr, source })
+}
+
+/// Runs the controller on `listener` until `shutdown` turns true. The listener is bound by
+/// the caller ([`bind`], or a test on `127.0.0.1:0`).
 pub async fn run(
     cfg: ControllerConfig,
+    listener: TcpListener,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), ControllerError> {
-    let addr = format!("{}:{}", cfg.host, cfg.port);
-    let listener = TcpListener::bind(&addr)
-        .await
-        .map_err(|source| ControllerError::Bind {
-            addr: addr.clone(),
-            source,
-        })?;
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let max_frame = cfg.max_frame_size;
     let controller = Arc::new(Controller::open(cfg).await?);
     tracing::info!(
@@ -653,15 +440,18 @@ pub async fn run(
                     _ = tick.tick() => {
                         c.nodes.sweep();
                         c.abort_stale().await;
-                        c.reclaim_lost(None).await;
+                        if let Role::Slave(s) = &c.role {
+                            s.reclaim_lost(None).await;
+                        }
                     }
                 }
             }
         })
     };
-    let puller = controller
-        .is_slave()
-        .then(|| tokio::spawn(controller.clone().run_puller(shutdown.clone())));
+    let puller = match &controller.role {
+        Role::Slave(s) => Some(tokio::spawn(s.clone().run_puller(shutdown.clone()))),
+        _ => None,
+    };
     serve(
         listener,
         Arc::new(ControllerService(controller)),

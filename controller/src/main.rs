@@ -28,7 +28,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    xrepl_core::process::run_server(&cfg.log_level.clone(), STACK, |shutdown| {
-        xrepl_controller::run(cfg, shutdown)
+    xrepl_core::process::run_server(&cfg.log_level.clone(), STACK, |shutdown| async move {
+        let listener = xrepl_controller::bind(&cfg).await?;
+        xrepl_controller::run(cfg, listener, shutdown).await
     })
 }

@@ -3,7 +3,7 @@
 use xrepl_core::config::NodeRole;
 use xrepl_core::placement;
 use xrepl_core::value::{DataType, FunctionRef, Scalar, Value};
-use xrepl_proto::rpc::{ControllerRequest, ErrorCode, Reply};
+use xrepl_proto::rpc::{ControllerReply, ControllerRequest, ErrorCode};
 
 use crate::eval::{Args, EvalError};
 use crate::session::Session;
@@ -210,7 +210,7 @@ impl Session {
             function: function.to_string(),
             args,
         })? {
-            Reply::Value(v) => Ok(v),
+            ControllerReply::Value(v) => Ok(v),
             other => Err(EvalError::new(
                 ErrorCode::Internal,
                 format!("unexpected answer from the controller: {other:?}"),

@@ -15,8 +15,8 @@ use xrepl_core::catalog::{Right, TableKind};
 use xrepl_core::config::defaults;
 use xrepl_core::value::{Table, Vector};
 use xrepl_proto::rpc::{
-    ControllerRequest, ErrorCode, PeerKind, RemoteError, ReplicationRequest, Reply, Request,
-    RpcClient,
+    ControllerReply, ControllerRequest, ErrorCode, PeerKind, RemoteError, ReplicationReply,
+    ReplicationRequest, RpcClient,
 };
 use xrepl_proto::txn::{schema_checksum, ChunkSum, ScanResult, ScanShape, TableSums};
 
@@ -45,8 +45,8 @@ impl DataNode {
             })
             .await?
         {
-            Reply::Database(Some(d)) => d,
-            Reply::Database(None) => {
+            ControllerReply::Database(Some(d)) => d,
+            ControllerReply::Database(None) => {
                 return Err(self.error(
                     ErrorCode::NotFound,
                     format!("database '{db}' does not exist"),
@@ -100,7 +100,7 @@ impl DataNode {
             })
             .await?
         {
-            Reply::MasterAccess { master, token } => (master, token),
+            ControllerReply::MasterAccess { master, token } => (master, token),
             other => {
                 return Err(self.error(ErrorCode::Internal, format!("unexpected answer {other:?}")))
             }
@@ -115,7 +115,7 @@ impl DataNode {
             )
             .await
             .map_err(|e| unreachable(format!("the master node {site} cannot be reached: {e}")))?;
-            c.call_timeout(&Request::Replication(req), SCAN_TIMEOUT)
+            c.call_timeout(req, SCAN_TIMEOUT)
                 .await
                 .map_err(|e| unreachable(format!("the master node {site} did not answer: {e}")))?
         };
@@ -127,7 +127,7 @@ impl DataNode {
         )
         .await?
         {
-            Reply::Sites(s) => s,
+            ReplicationReply::Sites(s) => s,
             other => {
                 return Err(self.error(ErrorCode::Internal, format!("unexpected answer {other:?}")))
             }
@@ -140,7 +140,7 @@ impl DataNode {
                 table: table.map(str::to_string),
             };
             match ask(site, req).await {
-                Ok(Reply::Checksums(t)) => return Ok(t),
+                Ok(ReplicationReply::Checksums(t)) => return Ok(t),
                 Ok(other) => failures.push(format!("unexpected answer {other:?}")),
                 Err(e) if e.code == ErrorCode::Unavailable => failures.push(e.to_string()),
                 Err(e) => return Err(e),

@@ -8,7 +8,7 @@ use xrepl_core::catalog::{
 };
 use xrepl_core::config::ReplicationMode;
 use xrepl_core::value::{DataType, Scalar, Table, Value, Vector};
-use xrepl_proto::rpc::{ControllerRequest, ErrorCode, Reply};
+use xrepl_proto::rpc::{ControllerReply, ControllerRequest, ErrorCode};
 use xrepl_proto::txn::{
     AggFn, ChunkAction, ChunkId, ChunkOp, ColExpr, Partial, Scan, ScanResult, ScanShape,
 };
@@ -215,7 +215,7 @@ impl Session {
                 db: path.to_string(),
                 need,
             })? {
-            Reply::Database(d) => Ok(d),
+            ControllerReply::Database(d) => Ok(d),
             other => Err(EvalError::new(
                 ErrorCode::Internal,
                 format!("unexpected answer {other:?}"),
@@ -811,7 +811,7 @@ impl Session {
                     .block_on_controller(ControllerRequest::ReplicationFlags {
                         token: self.token()?,
                     })? {
-                    Reply::Value(v) => Ok(v),
+                    ControllerReply::Value(v) => Ok(v),
                     other => Err(EvalError::new(
                         ErrorCode::Internal,
                         format!("unexpected answer {other:?}"),
@@ -956,7 +956,7 @@ impl Session {
                 table: table.to_string(),
                 partitions: routed.by_part.keys().copied().collect(),
             })? {
-            Reply::Placement(p) => p,
+            ControllerReply::Placement(p) => p,
             other => {
                 return Err(EvalError::new(
                     ErrorCode::Internal,

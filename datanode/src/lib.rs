@@ -29,8 +29,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use xrepl_core::config::{DataNodeConfig, NodeRole, ReplicationMode};
 use xrepl_proto::rpc::{
-    serve, ControllerRequest, ErrorCode, Hello, PeerKind, RemoteError, ReplicationRequest, Reply,
-    Request, Response, ServerInfo, Service,
+    serve, ControllerReply, ControllerRequest, ErrorCode, Hello, PeerKind, RemoteError,
+    ReplicationReply, ReplicationRequest, Request, Response, ServerInfo, Service,
 };
 
 pub use error::DataNodeError;
@@ -99,7 +99,7 @@ impl DataNode {
             })
             .await
         {
-            Ok(Reply::LoggedIn { is_admin: true, .. }) => {
+            Ok(ControllerReply::LoggedIn { is_admin: true, .. }) => {
                 if self.slave_tokens.len() > 1024 {
                     self.slave_tokens.clear();
                 }
@@ -107,7 +107,7 @@ impl DataNode {
                     .insert(token.to_string(), std::time::Instant::now());
                 Ok(())
             }
-            Ok(Reply::LoggedIn { user, .. }) => Err(refused(format!(
+            Ok(ControllerReply::LoggedIn { user, .. }) => Err(refused(format!(
                 "user '{user}' is not an administrator of the master cluster"
             ))),
             Ok(other) => Err(refused(format!("unexpected answer {other:?}"))),
@@ -117,7 +117,7 @@ impl DataNode {
     }
 
     /// Answers a slave cluster's request: a piece of a task's data.
-    async fn serve_slave(&self, req: ReplicationRequest) -> Response {
+    async fn serve_slave(&self, req: ReplicationRequest) -> Result<ReplicationReply, RemoteError> {
         let (token, task_id, tid, offset) = match req {
             ReplicationRequest::FetchTaskData {
                 token,
@@ -127,7 +127,7 @@ impl DataNode {
             } => (token, task_id, tid, offset),
             ReplicationRequest::Checksums { token, db, table } => {
                 self.check_slave_token(&token).await?;
-                return Ok(Reply::Checksums(
+                return Ok(ReplicationReply::Checksums(
                     self.table_sums(&token, &db, table.as_deref()).await?,
                 ));
             }
@@ -152,7 +152,7 @@ impl DataNode {
             return Err(missing());
         };
         match tokio::task::spawn_blocking(move || store.read(tid, offset)).await {
-            Ok(Ok(Some((total, offset, bytes)))) => Ok(Reply::TaskData {
+            Ok(Ok(Some((total, offset, bytes)))) => Ok(ReplicationReply::TaskData {
                 total,
                 offset,
                 bytes,
@@ -192,7 +192,7 @@ impl DataNode {
             .call(ControllerRequest::SweepTaskData { tids })
             .await
         {
-            Ok(Reply::Tids(t)) => t,
+            Ok(ControllerReply::Tids(t)) => t,
             Ok(other) => {
                 tracing::warn!("unexpected answer to a task data sweep: {other:?}");
                 return;
@@ -221,7 +221,10 @@ impl DataNode {
     }
 
     /// Calls the controller from a session thread (the blocking pool, never a runtime worker).
-    pub fn block_on_controller(&self, req: ControllerRequest) -> Result<Reply, EvalError> {
+    pub fn block_on_controller(
+        &self,
+        req: ControllerRequest,
+    ) -> Result<ControllerReply, EvalError> {
         let link = self.link.clone();
         self.rt
             .block_on(async move { link.call(req).await })
@@ -274,14 +277,18 @@ impl Service for DataNodeService {
 
     async fn handle(&self, conn: Arc<Conn>, req: Request) -> Result<Response, String> {
         match (conn.as_ref(), req) {
-            (Conn::Session(s), Request::Session(r)) => Ok(s.request(r).await.map_err(|mut e| {
-                if e.node.is_empty() {
-                    e.node = self.0.cfg.alias.clone();
-                }
-                e
-            })),
-            (Conn::Peer, Request::Participant(r)) => Ok(self.0.participate(r).await),
-            (Conn::Slave, Request::Replication(r)) => Ok(self.0.serve_slave(r).await),
+            (Conn::Session(s), Request::Session(r)) => Ok(s
+                .request(r)
+                .await
+                .map_err(|mut e| {
+                    if e.node.is_empty() {
+                        e.node = self.0.cfg.alias.clone();
+                    }
+                    e
+                })
+                .into()),
+            (Conn::Peer, Request::Participant(r)) => Ok(self.0.participate(r).await.into()),
+            (Conn::Slave, Request::Replication(r)) => Ok(self.0.serve_slave(r).await.into()),
             (Conn::Slave, _) => Err("a slave cluster may send replication requests only".into()),
             (_, Request::Replication(_)) => {
                 Err("a replication request from a peer that did not greet as a slave".into())

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use xrepl_core::config::DataNodeConfig;
 use xrepl_proto::rpc::{
-    ControllerRequest, ErrorCode, PeerKind, RemoteError, Request, Response, RpcClient, RpcError,
+    ControllerReply, ControllerRequest, ErrorCode, PeerKind, RemoteError, RpcClient, RpcError,
 };
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -62,7 +62,7 @@ impl ControllerLink {
     }
 
     /// Calls the controller; a connection failure is reported as `Unavailable`.
-    pub async fn call(&self, req: ControllerRequest) -> Response {
+    pub async fn call(&self, req: ControllerRequest) -> Result<ControllerReply, RemoteError> {
         let unavailable = |e: RpcError| RemoteError {
             node: self.alias.clone(),
             code: ErrorCode::Unavailable,
@@ -70,7 +70,7 @@ impl ControllerLink {
         };
         let client = self.client().await.map_err(unavailable)?;
         client
-            .call_timeout(&Request::Controller(req), CALL_TIMEOUT)
+            .call_timeout(req, CALL_TIMEOUT)
             .await
             .map_err(unavailable)?
     }

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use xrepl_core::catalog::{CatalogChange, DatabaseMeta, Right, TableMeta};
 use xrepl_proto::client::ClientError;
 use xrepl_proto::master_client::{decode_task_data, TaskDataFetcher};
-use xrepl_proto::rpc::{ControllerRequest, ErrorCode, RemoteError, Reply};
+use xrepl_proto::rpc::{ControllerReply, ControllerRequest, ErrorCode, RemoteError};
 use xrepl_proto::task::{ReplayAssignment, ReplayOf, TaskData};
 use xrepl_proto::txn::{ChunkAction, ChunkOp};
 
@@ -67,7 +67,7 @@ impl Failure {
 }
 
 impl DataNode {
-    fn unexpected(&self, r: Reply) -> RemoteError {
+    fn unexpected(&self, r: ControllerReply) -> RemoteError {
         self.error(ErrorCode::Internal, format!("unexpected answer {r:?}"))
     }
 
@@ -88,7 +88,7 @@ impl DataNode {
             })
             .await?
         {
-            Reply::LoggedIn { token, .. } => {
+            ControllerReply::LoggedIn { token, .. } => {
                 *t = Some(token.clone());
                 Ok(token)
             }
@@ -160,7 +160,7 @@ impl DataNode {
                 a = asked => a,
             };
             match asked {
-                Ok((token, Reply::ReplayTask(Some(a)))) => {
+                Ok((token, ControllerReply::ReplayTask(Some(a)))) => {
                     backoff = BACKOFF_MIN;
                     failures = 0;
                     let task_id = a.task.task_id;
@@ -183,7 +183,7 @@ impl DataNode {
                     }
                     rp.workers.remove(&worker);
                 }
-                Ok((_, Reply::ReplayTask(None))) => {}
+                Ok((_, ControllerReply::ReplayTask(None))) => {}
                 Ok((_, other)) => {
                     tracing::error!("unexpected answer to a task request: {other:?}");
                     tokio::time::sleep(BACKOFF_MAX).await;
@@ -305,7 +305,7 @@ impl DataNode {
             })
             .await?
         {
-            Reply::Database(d) => Ok(d),
+            ControllerReply::Database(d) => Ok(d),
             other => Err(self.unexpected(other)),
         }
     }
@@ -419,7 +419,7 @@ impl DataNode {
                         })
                         .await?
                     {
-                        Reply::Placement(p) => p,
+                        ControllerReply::Placement(p) => p,
                         other => return Err(self.unexpected(other)),
                     };
                     append_ops(&d, &t, &routed, &placement, keys)

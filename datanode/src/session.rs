@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 use xrepl_core::value::Value;
-use xrepl_proto::rpc::{ErrorCode, RemoteError, Reply, Response, SessionRequest};
+use xrepl_proto::rpc::{ControllerReply, ErrorCode, RemoteError, SessionReply, SessionRequest};
 use xrepl_query::lang::ast::{ExprKind, Stmt};
 
 use crate::eval::EvalError;
@@ -32,7 +32,10 @@ pub struct Session {
     pub vars: HashMap<String, Value>,
 }
 
-type Job = (SessionRequest, oneshot::Sender<Response>);
+/// A session's answer: its reply, or the error as the client sees it.
+pub type Answer = Result<SessionReply, RemoteError>;
+
+type Job = (SessionRequest, oneshot::Sender<Answer>);
 
 /// The connection's side of a session.
 pub struct SessionHandle {
@@ -52,7 +55,7 @@ impl SessionHandle {
         SessionHandle { tx }
     }
 
-    pub async fn request(&self, req: SessionRequest) -> Response {
+    pub async fn request(&self, req: SessionRequest) -> Answer {
         let (tx, rx) = oneshot::channel();
         let gone = || RemoteError {
             node: String::new(),
@@ -90,7 +93,7 @@ async fn session_loop(mut session: Session, mut rx: mpsc::Receiver<Job>) {
 }
 
 impl Session {
-    fn handle(&mut self, req: SessionRequest) -> Response {
+    fn handle(&mut self, req: SessionRequest) -> Answer {
         match req {
             SessionRequest::Login { user, password } => {
                 self.login(&user, &password).map_err(|e| self.remote(e))?;
@@ -99,7 +102,7 @@ impl Session {
                     .as_ref()
                     .map(|u| (u.user.clone(), u.is_admin, u.token.clone()));
                 let (user, is_admin, token) = u.unwrap_or_default();
-                Ok(Reply::LoggedIn {
+                Ok(SessionReply::LoggedIn {
                     user,
                     is_admin,
                     token,
@@ -107,11 +110,11 @@ impl Session {
             }
             SessionRequest::Logout => {
                 self.logout();
-                Ok(Reply::Done)
+                Ok(SessionReply::Done)
             }
             SessionRequest::Run { script } => {
                 let (outputs, error) = self.run(&script);
-                Ok(Reply::Ran { outputs, error })
+                Ok(SessionReply::Ran { outputs, error })
             }
             SessionRequest::Call { function, args } => {
                 if self.user.is_none() {
@@ -125,7 +128,7 @@ impl Session {
                     named: Vec::new(),
                 };
                 self.call(&function, args)
-                    .map(Reply::Value)
+                    .map(SessionReply::Value)
                     .map_err(|e| self.remote(e))
             }
         }
@@ -140,7 +143,7 @@ impl Session {
                 password: password.to_string(),
             })?;
         match reply {
-            Reply::LoggedIn {
+            ControllerReply::LoggedIn {
                 user,
                 is_admin,
                 token,

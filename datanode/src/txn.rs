@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use xrepl_core::catalog::CatalogChange;
 use xrepl_proto::rpc::{
-    ControllerRequest, ErrorCode, ParticipantRequest, PeerKind, RemoteError, Reply, Request,
-    Response, RpcClient,
+    ControllerReply, ControllerRequest, ErrorCode, ParticipantReply, ParticipantRequest, PeerKind,
+    RemoteError, RpcClient,
 };
 use xrepl_proto::task::{ReplayOf, TaskData, TaskMeta};
 use xrepl_proto::txn::{ChunkOp, Scan, ScanResult, TxState};
@@ -84,30 +84,33 @@ impl DataNode {
     }
 
     /// Answers a participant request, whoever sent it.
-    pub async fn participate(&self, req: ParticipantRequest) -> Response {
+    pub async fn participate(
+        &self,
+        req: ParticipantRequest,
+    ) -> Result<ParticipantReply, RemoteError> {
         let p = &self.participant;
         match req {
             ParticipantRequest::Prepare { tid, ops } => p
                 .prepare(tid, ops)
                 .await
-                .map(|rows| Reply::Prepared { rows })
+                .map(|rows| ParticipantReply::Prepared { rows })
                 .map_err(|e| self.participant_error(e)),
             ParticipantRequest::Commit { tid } => {
                 crash_point("participant_before_commit");
                 p.commit(tid)
                     .await
-                    .map(|()| Reply::Done)
+                    .map(|()| ParticipantReply::Done)
                     .map_err(|e| self.participant_error(e))
             }
             ParticipantRequest::Abort { tid } => p
                 .abort(tid)
                 .await
-                .map(|()| Reply::Done)
+                .map(|()| ParticipantReply::Done)
                 .map_err(|e| self.participant_error(e)),
             ParticipantRequest::Scan(scan) => p
                 .scan(scan)
                 .await
-                .map(Reply::Scanned)
+                .map(ParticipantReply::Scanned)
                 .map_err(|e| self.participant_error(e)),
         }
     }
@@ -145,12 +148,16 @@ impl DataNode {
     }
 
     /// Sends a participant request to data node `alias` (this node answers itself directly).
-    pub async fn call_participant(&self, alias: &str, req: ParticipantRequest) -> Response {
+    pub async fn call_participant(
+        &self,
+        alias: &str,
+        req: ParticipantRequest,
+    ) -> Result<ParticipantReply, RemoteError> {
         if alias == self.cfg.alias {
             return self.participate(req).await;
         }
         let peer = self.peer(alias).await?;
-        peer.call_timeout(&Request::Participant(req), PEER_CALL_TIMEOUT)
+        peer.call_timeout(req, PEER_CALL_TIMEOUT)
             .await
             .map_err(|e| self.error(ErrorCode::Unavailable, format!("data node {alias}: {e}")))?
     }
@@ -239,7 +246,7 @@ impl DataNode {
             })
             .await?
         {
-            Reply::Tid(t) => t,
+            ControllerReply::Tid(t) => t,
             other => {
                 return Err(self.error(ErrorCode::Internal, format!("unexpected answer {other:?}")))
             }
@@ -263,7 +270,7 @@ impl DataNode {
         let mut failure: Option<RemoteError> = None;
         for (_, r) in prepared {
             match r {
-                Ok(Reply::Prepared { rows: n }) => rows += n,
+                Ok(ParticipantReply::Prepared { rows: n }) => rows += n,
                 Ok(other) => {
                     failure = Some(
                         self.error(ErrorCode::Internal, format!("unexpected answer {other:?}")),
@@ -321,7 +328,7 @@ impl DataNode {
             }
         };
         match decided {
-            Ok(Reply::Decided {
+            Ok(ControllerReply::Decided {
                 committed: true,
                 task_id,
                 ..
@@ -333,7 +340,7 @@ impl DataNode {
                 self.finish(tid, &nodes, true).await;
                 Ok((tid, rows))
             }
-            Ok(Reply::Decided { reason, .. }) => {
+            Ok(ControllerReply::Decided { reason, .. }) => {
                 self.finish(tid, &nodes, false).await;
                 if written {
                     self.drop_task_data(tid);
@@ -395,7 +402,7 @@ impl DataNode {
             .await
             .into_iter()
             .map(|r| match r? {
-                Reply::Scanned(s) => Ok(s),
+                ParticipantReply::Scanned(s) => Ok(s),
                 other => {
                     Err(self.error(ErrorCode::Internal, format!("unexpected answer {other:?}")))
                 }
@@ -451,7 +458,7 @@ impl DataNode {
                 .call(ControllerRequest::TxOutcome { tid: p.tid })
                 .await
             {
-                Ok(Reply::Outcome(TxState::Committed)) => {
+                Ok(ControllerReply::Outcome(TxState::Committed)) => {
                     tracing::info!(
                         tid = p.tid,
                         "committing a prepared transaction (decided by the controller)"
@@ -460,7 +467,7 @@ impl DataNode {
                         tracing::error!(tid = p.tid, "commit failed: {e}");
                     }
                 }
-                Ok(Reply::Outcome(TxState::Aborted(reason))) => {
+                Ok(ControllerReply::Outcome(TxState::Aborted(reason))) => {
                     tracing::info!(tid = p.tid, "aborting a prepared transaction: {reason}");
                     if let Err(e) = self.participant.abort(p.tid).await {
                         tracing::error!(tid = p.tid, "abort failed: {e}");

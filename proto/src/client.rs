@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use crate::rpc::{PeerKind, RemoteError, Reply, Request, RpcClient, RpcError, SessionRequest};
+use crate::rpc::{PeerKind, RemoteError, RpcClient, RpcError, SessionReply, SessionRequest};
 use xrepl_core::config::defaults;
 use xrepl_core::value::{Scalar, Table, Value};
 
@@ -49,8 +49,8 @@ impl Client {
         Ok(c)
     }
 
-    async fn request(&self, r: SessionRequest) -> Result<Reply, ClientError> {
-        Ok(self.rpc.call(&Request::Session(r)).await??)
+    async fn request(&self, r: SessionRequest) -> Result<SessionReply, ClientError> {
+        Ok(self.rpc.call(r).await??)
     }
 
     /// Runs a script; returns what its statements printed, or the first error.
@@ -61,11 +61,11 @@ impl Client {
             })
             .await?
         {
-            Reply::Ran {
+            SessionReply::Ran {
                 outputs,
                 error: None,
             } => Ok(outputs),
-            Reply::Ran { error: Some(e), .. } => Err(e.into()),
+            SessionReply::Ran { error: Some(e), .. } => Err(e.into()),
             other => Err(ClientError::Unexpected(format!("{other:?}"))),
         }
     }
@@ -79,7 +79,7 @@ impl Client {
             })
             .await?
         {
-            Reply::Value(v) => Ok(v),
+            SessionReply::Value(v) => Ok(v),
             other => Err(ClientError::Unexpected(format!("{other:?}"))),
         }
     }

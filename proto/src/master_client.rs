@@ -17,7 +17,7 @@
 use std::time::Duration;
 
 use crate::client::ClientError;
-use crate::rpc::{PeerKind, ReplicationRequest, Reply, Request, RpcClient};
+use crate::rpc::{PeerKind, ReplicationReply, ReplicationRequest, RpcClient};
 use crate::task::{TaskData, TaskInfo};
 use xrepl_core::config::defaults;
 
@@ -37,7 +37,7 @@ pub struct MasterClient {
     data_nodes: TaskDataFetcher,
 }
 
-fn unexpected(r: Reply) -> ClientError {
+fn unexpected(r: ReplicationReply) -> ClientError {
     ClientError::Unexpected(format!("{r:?}"))
 }
 
@@ -57,12 +57,12 @@ impl MasterClient {
         )
         .await?;
         let reply = rpc
-            .call(&Request::Replication(ReplicationRequest::Login {
+            .call(ReplicationRequest::Login {
                 user: user.to_string(),
                 password: password.to_string(),
-            }))
+            })
             .await??;
-        let Reply::LoggedIn { token, .. } = reply else {
+        let ReplicationReply::LoggedIn { token, .. } = reply else {
             return Err(unexpected(reply));
         };
         Ok(MasterClient {
@@ -86,13 +86,13 @@ impl MasterClient {
     pub async fn register(&self) -> Result<(), ClientError> {
         match self
             .rpc
-            .call(&Request::Replication(ReplicationRequest::Register {
+            .call(ReplicationRequest::Register {
                 token: self.token.clone(),
                 slave: self.slave.clone(),
-            }))
+            })
             .await??
         {
-            Reply::Done => Ok(()),
+            ReplicationReply::Done => Ok(()),
             other => Err(unexpected(other)),
         }
     }
@@ -106,17 +106,17 @@ impl MasterClient {
         max: u32,
         wait_ms: u32,
     ) -> Result<Vec<TaskInfo>, ClientError> {
-        let req = Request::Replication(ReplicationRequest::Pull {
+        let req = ReplicationRequest::Pull {
             token: self.token.clone(),
             slave: self.slave.clone(),
             after,
             finished: finished.to_vec(),
             max,
             wait_ms,
-        });
+        };
         let limit = Duration::from_millis(wait_ms.into()) + PULL_MARGIN;
-        match self.rpc.call_timeout(&req, limit).await?? {
-            Reply::Tasks(t) => Ok(t),
+        match self.rpc.call_timeout(req, limit).await?? {
+            ReplicationReply::Tasks(t) => Ok(t),
             other => Err(unexpected(other)),
         }
     }
@@ -199,14 +199,14 @@ async fn fetch_over(rpc: &RpcClient, token: &str, task: &TaskInfo) -> Result<Vec
     let site = rpc.addr().to_string();
     let mut out: Vec<u8> = Vec::new();
     loop {
-        let req = Request::Replication(ReplicationRequest::FetchTaskData {
+        let req = ReplicationRequest::FetchTaskData {
             token: token.to_string(),
             task_id: task.task_id,
             tid: task.tid,
             offset: out.len() as u64,
-        });
-        match rpc.call_timeout(&req, FETCH_TIMEOUT).await?? {
-            Reply::TaskData {
+        };
+        match rpc.call_timeout(req, FETCH_TIMEOUT).await?? {
+            ReplicationReply::TaskData {
                 total,
                 offset,
                 bytes,

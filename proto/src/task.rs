@@ -6,11 +6,9 @@
 //! to replay it, by names, never by the master's ids) stays on the data node that coordinated
 //! the transaction, under `clusterReplicationWorkDir`, until every slave has finished it.
 //!
-//! [`Grouper`] gives tasks their `groupId` by the conflict rule of the spec: consecutive tasks
-//! that write disjoint things share a group; a conflicting one opens the next group; a DDL on
-//! a database is a group of its own. Pure logic, no IO, so the controller can replay it.
+//! A task's [`Scope`] (what it writes) is what the master controller's send queue groups tasks
+//! by (`controller/src/master/send_queue.rs`).
 
-use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -486,127 +484,11 @@ pub struct ReplayAssignment {
     pub started_ns: i64,
 }
 
-/// The execution queue of a task on a slave: a stable hash of its id (SipHash with fixed
-/// keys, so every run and every node agrees).
-pub fn queue_of(task_id: u64, queues: u32) -> u32 {
-    (xrepl_core::catalog::stable_hash(&task_id.to_le_bytes()) % u64::from(queues.max(1))) as u32
-}
-
-/// Gives consecutive tasks their group ids. Its state is part of the controller's metadata.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Grouper {
-    /// The current group (0 before the first task).
-    pub group_id: u64,
-    /// The current group is a database DDL: nothing may join it.
-    closed: bool,
-    /// Tables written whole by the current group, as `db\ttable`.
-    whole: BTreeSet<String>,
-    /// Tables the current group touches in any way.
-    touched: BTreeSet<String>,
-    /// Chunks written by the current group, as (`db\ttable`, partition).
-    chunks: BTreeSet<(String, u32)>,
-}
-
-fn table_key(db: &str, table: &str) -> String {
-    format!("{db}\t{table}")
-}
-
-impl Grouper {
-    /// The group of the next task, which writes `scope`.
-    pub fn place(&mut self, scope: &Scope) -> u64 {
-        let empty = self.group_id == 0 || (self.touched.is_empty() && !self.closed);
-        let conflict = !empty
-            && (self.closed
-                || match scope {
-                    Scope::Database(_) => true,
-                    Scope::Tables { db, tables } => tables
-                        .iter()
-                        .any(|t| self.touched.contains(&table_key(db, t))),
-                    Scope::Chunks {
-                        db,
-                        table,
-                        partitions,
-                    } => {
-                        let k = table_key(db, table);
-                        self.whole.contains(&k)
-                            || partitions
-                                .iter()
-                                .any(|p| self.chunks.contains(&(k.clone(), *p)))
-                    }
-                });
-        if self.group_id == 0 || conflict {
-            self.group_id += 1;
-            self.closed = false;
-            self.whole.clear();
-            self.touched.clear();
-            self.chunks.clear();
-        }
-        match scope {
-            Scope::Database(_) => self.closed = true,
-            Scope::Tables { db, tables } => {
-                for t in tables {
-                    self.whole.insert(table_key(db, t));
-                    self.touched.insert(table_key(db, t));
-                }
-            }
-            Scope::Chunks {
-                db,
-                table,
-                partitions,
-            } => {
-                let k = table_key(db, table);
-                self.touched.insert(k.clone());
-                for p in partitions {
-                    self.chunks.insert((k.clone(), *p));
-                }
-            }
-        }
-        self.group_id
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
-
-    fn chunks(table: &str, parts: &[u32]) -> Scope {
-        Scope::Chunks {
-            db: "dfs://a".into(),
-            table: table.into(),
-            partitions: parts.to_vec(),
-        }
-    }
-
-    fn tables(names: &[&str]) -> Scope {
-        Scope::Tables {
-            db: "dfs://a".into(),
-            tables: names.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
-    #[test]
-    fn the_conflict_rule_cuts_groups_where_writes_overlap() {
-        let mut g = Grouper::default();
-        let seq = [
-            (Scope::Database("dfs://a".into()), 1), // CREATE_DOMAIN
-            (tables(&["t"]), 2),                    // nothing joins a database DDL
-            (chunks("t", &[1]), 3),                 // an append to t after a DDL on t
-            (chunks("t", &[2]), 3),                 // another partition of t
-            (chunks("u", &[1]), 3),                 // another table
-            (chunks("t", &[2, 3]), 4),              // t/2 again
-            (chunks("t", &[1]), 4),
-            (tables(&["v"]), 4), // a DDL on a table this group has not touched
-            (tables(&["u", "w"]), 4), // rename u -> w: neither touched in group 4
-            (chunks("w", &[9]), 5), // w was renamed in group 4
-            (Scope::Database("dfs://b".into()), 6),
-            (chunks("x", &[1]), 7),
-            (Scope::Database("dfs://a".into()), 8),
-            (Scope::Database("dfs://a".into()), 9),
-        ];
-        let got: Vec<u64> = seq.iter().map(|(s, _)| g.place(s)).collect();
-        let want: Vec<u64> = seq.iter().map(|(_, w)| *w).collect();
-        assert_eq!(got, want);
-    }
 
     #[test]
     fn every_operation_has_its_name_once() {

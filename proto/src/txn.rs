@@ -266,6 +266,29 @@ impl Partial {
     }
 }
 
+/// What is decided for a transaction: every participant commits it, or every one aborts it.
+/// (The coordinator's `Decide` carries it as `commit: bool`.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    Commit,
+    Abort,
+}
+
+impl Verdict {
+    /// The verdict of the wire's `commit` flag.
+    pub fn of_commit(commit: bool) -> Verdict {
+        if commit {
+            Verdict::Commit
+        } else {
+            Verdict::Abort
+        }
+    }
+
+    pub fn is_commit(self) -> bool {
+        self == Verdict::Commit
+    }
+}
+
 /// A transaction's outcome as a participant learns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TxState {

@@ -23,9 +23,9 @@ use xrepl_core::value::{DataType, FunctionRef, Scalar, Table, Value, Vector};
 use xrepl_proto::master_client::decode_task_data;
 use xrepl_proto::rpc::frame::{self, Assembler, FrameKind, HEADER_LEN};
 use xrepl_proto::rpc::{
-    decode, encode, ControllerRequest, ErrorCode, Hello, HelloReply, ParticipantRequest, PeerKind,
-    RemoteError, ReplicationRequest, Reply, Request, Response, ServerInfo, SessionRequest,
-    PROTOCOL_VERSION,
+    decode, encode, ControllerReply, ControllerRequest, ErrorCode, Hello, HelloReply,
+    ParticipantReply, ParticipantRequest, PeerKind, RemoteError, ReplicationReply,
+    ReplicationRequest, Request, ServerInfo, SessionReply, SessionRequest, PROTOCOL_VERSION,
 };
 use xrepl_proto::task::{
     OperationType, ReplayAssignment, ReplayOf, Scope, TaskData, TaskInfo, TaskMeta,
@@ -625,44 +625,71 @@ fn requests() -> Vec<Request> {
     ]
 }
 
-fn responses() -> Vec<Response> {
+/// What a client decodes an answer as: its request family's reply, or an error.
+type ControllerAnswer = Result<ControllerReply, RemoteError>;
+type SessionAnswer = Result<SessionReply, RemoteError>;
+type ParticipantAnswer = Result<ParticipantReply, RemoteError>;
+type ReplicationAnswer = Result<ReplicationReply, RemoteError>;
+
+/// Every answer below, decoded as its own family's.
+fn responses() -> Vec<Sample> {
+    let mut out: Vec<Sample> = controller_answers().iter().map(sample).collect();
+    out.extend(session_answers().iter().map(sample));
+    out.extend(participant_answers().iter().map(sample));
+    out.extend(replication_answers().iter().map(sample));
+    out
+}
+
+fn replication_answers() -> Vec<ReplicationAnswer> {
     vec![
-        Ok(Reply::LoggedIn {
+        Ok(ReplicationReply::LoggedIn {
             user: "admin".into(),
             is_admin: true,
             token: "admin.0011.deadbeef".into(),
         }),
-        Ok(Reply::Tasks(vec![task_info(), task_info()])),
-        Ok(Reply::TaskData {
+        Ok(ReplicationReply::Tasks(vec![task_info(), task_info()])),
+        Ok(ReplicationReply::TaskData {
             total: 100,
             offset: 0,
             bytes: (0..100).collect(),
         }),
-        Ok(Reply::Ran {
-            outputs: vec![value(), Value::Void],
-            error: Some(remote_error()),
-        }),
-        Ok(Reply::Database(Some(database()))),
-        Ok(Reply::Placement(
+        Err(remote_error()),
+    ]
+}
+
+fn session_answers() -> Vec<SessionAnswer> {
+    vec![Ok(SessionReply::Ran {
+        outputs: vec![value(), Value::Void],
+        error: Some(remote_error()),
+    })]
+}
+
+fn participant_answers() -> Vec<ParticipantAnswer> {
+    vec![Ok(ParticipantReply::Scanned(ScanResult::Groups {
+        keys: Some(Vector::Date(vec![1, 2])),
+        partials: vec![vec![Partial {
+            count: 2,
+            sum_f: 1.5,
+            sum_i: 1,
+            min: Some(Scalar::Int(0)),
+            max: None,
+        }]],
+    }))]
+}
+
+fn controller_answers() -> Vec<ControllerAnswer> {
+    vec![
+        Ok(ControllerReply::Database(Some(database()))),
+        Ok(ControllerReply::Placement(
             [(0, "dnode1".to_string()), (7, "dnode2".to_string())].into(),
         )),
-        Ok(Reply::Scanned(ScanResult::Groups {
-            keys: Some(Vector::Date(vec![1, 2])),
-            partials: vec![vec![Partial {
-                count: 2,
-                sum_f: 1.5,
-                sum_i: 1,
-                min: Some(Scalar::Int(0)),
-                max: None,
-            }]],
-        })),
-        Ok(Reply::ReplayTask(Some(ReplayAssignment {
+        Ok(ControllerReply::ReplayTask(Some(ReplayAssignment {
             task: task_info(),
             queue: 3,
             master_token: "t".into(),
             started_ns: 5,
         }))),
-        Ok(Reply::Decided {
+        Ok(ControllerReply::Decided {
             committed: false,
             reason: "aborted".into(),
             task_id: Some(7),
@@ -720,7 +747,7 @@ fn samples() -> Vec<Sample> {
         sample(&value()),
     ];
     out.extend(requests().iter().map(sample));
-    out.extend(responses().iter().map(sample));
+    out.extend(responses());
     out.extend(task_data().iter().map(sample));
     out.extend(chunk_ops().iter().map(sample));
     out
@@ -731,8 +758,14 @@ const DECODERS: &[fn(&[u8])] = &[
     check::<Hello>,
     check::<HelloReply>,
     check::<Request>,
-    check::<Response>,
-    check::<Reply>,
+    check::<ControllerAnswer>,
+    check::<SessionAnswer>,
+    check::<ParticipantAnswer>,
+    check::<ReplicationAnswer>,
+    check::<ControllerReply>,
+    check::<SessionReply>,
+    check::<ParticipantReply>,
+    check::<ReplicationReply>,
     check::<TaskData>,
     check::<TaskInfo>,
     check::<TaskMeta>,
@@ -759,7 +792,10 @@ fn every_real_message_decodes_to_itself() {
         assert_eq!(back, v);
     }
     requests().into_iter().for_each(round);
-    responses().into_iter().for_each(round);
+    controller_answers().into_iter().for_each(round);
+    session_answers().into_iter().for_each(round);
+    participant_answers().into_iter().for_each(round);
+    replication_answers().into_iter().for_each(round);
     task_data().into_iter().for_each(round);
     chunk_ops().into_iter().for_each(round);
     round(value());
@@ -787,9 +823,10 @@ proptest! {
         let s = which.get(&all);
         let bytes = mutate(s.bytes.clone(), &muts);
         (s.check)(&bytes);
-        // The server decodes whatever arrives as a request, the client as a response.
+        // The server decodes whatever arrives as a request, the client as its family's answer.
         check::<Request>(&bytes);
-        check::<Response>(&bytes);
+        check::<ControllerAnswer>(&bytes);
+        check::<ReplicationAnswer>(&bytes);
         check_task_data(&bytes);
     }
 }
@@ -843,14 +880,14 @@ fn a_small_input_declaring_4_gib_is_refused_without_allocating_it() {
     let script = Request::Session(SessionRequest::Run {
         script: "abc".into(),
     });
-    let data = Response::Ok(Reply::TaskData {
+    let data: ReplicationAnswer = Ok(ReplicationReply::TaskData {
         total: 3,
         offset: 0,
         bytes: vec![1, 2, 3],
     });
-    let tids = Response::Ok(Reply::Tids(vec![1, 2, 3]));
+    let tids: ControllerAnswer = Ok(ControllerReply::Tids(vec![1, 2, 3]));
     let rows = Value::Vector(Vector::Long(vec![1, 2, 3]));
-    let placement = Response::Ok(Reply::Placement([(1, "a".to_string())].into()));
+    let placement: ControllerAnswer = Ok(ControllerReply::Placement([(1, "a".to_string())].into()));
     let four_gib = [0xff, 0xff, 0xff, 0xff];
     let cases: Vec<(&str, Vec<u8>, Refusal)> = vec![
         (
@@ -869,7 +906,7 @@ fn a_small_input_declaring_4_gib_is_refused_without_allocating_it() {
                 &[0xc4, 3, 1, 2, 3],
                 &[&[0xc6][..], &four_gib, &[1, 2, 3]].concat(),
             ),
-            |b| decode::<Response>(b).err().map(|e| e.to_string()),
+            |b| decode::<ReplicationAnswer>(b).err().map(|e| e.to_string()),
         ),
         (
             "array32 of tids",
@@ -878,7 +915,7 @@ fn a_small_input_declaring_4_gib_is_refused_without_allocating_it() {
                 &[0x93, 1, 2, 3],
                 &[&[0xdd][..], &four_gib, &[1, 2, 3]].concat(),
             ),
-            |b| decode::<Response>(b).err().map(|e| e.to_string()),
+            |b| decode::<ControllerAnswer>(b).err().map(|e| e.to_string()),
         ),
         (
             "array32 of a LONG vector",
@@ -896,7 +933,7 @@ fn a_small_input_declaring_4_gib_is_refused_without_allocating_it() {
                 &[0x81, 1],
                 &[&[0xdf][..], &four_gib, &[1]].concat(),
             ),
-            |b| decode::<Response>(b).err().map(|e| e.to_string()),
+            |b| decode::<ControllerAnswer>(b).err().map(|e| e.to_string()),
         ),
     ];
     // Warm up the allocator, so that what follows measures the decoder only.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use xrepl_proto::rpc::frame::{self, FrameKind};
 use xrepl_proto::rpc::{
-    encode, Hello, HelloReply, PeerKind, Reply, Request, RpcClient, SessionRequest,
+    encode, ControllerReply, Hello, HelloReply, PeerKind, RpcClient, SessionReply, SessionRequest,
 };
 use xrepl_tests::{closed_by_peer, framed, Cluster, Spec};
 
@@ -15,22 +15,22 @@ async fn session(site: &str) -> RpcClient {
     let c = RpcClient::connect(site, PeerKind::Client, 1 << 20, Duration::from_secs(5))
         .await
         .expect("connect");
-    let login = Request::Session(SessionRequest::Login {
+    let login = SessionRequest::Login {
         user: "admin".into(),
         password: "123456".into(),
-    });
+    };
     assert!(matches!(
-        c.call(&login).await,
-        Ok(Ok(Reply::LoggedIn { .. }))
+        c.call(login).await,
+        Ok(Ok(SessionReply::LoggedIn { .. }))
     ));
     c
 }
 
-async fn run(c: &RpcClient, script: &str) -> Reply {
-    let req = Request::Session(SessionRequest::Run {
+async fn run(c: &RpcClient, script: &str) -> SessionReply {
+    let req = SessionRequest::Run {
         script: script.into(),
-    });
-    c.call(&req).await.expect("answer").expect("ok")
+    };
+    c.call(req).await.expect("answer").expect("ok")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,7 +81,7 @@ async fn t10_bad_frames_close_only_their_own_connection() {
         );
         // The long-lived session still works, with its variables.
         match run(&good, "x + 1").await {
-            Reply::Ran {
+            SessionReply::Ran {
                 outputs,
                 error: None,
             } => assert_eq!(
@@ -139,7 +139,7 @@ async fn t30_payloads_larger_than_a_frame_travel_in_chunks() {
     let good = session(&c.host()).await;
     let big = "a".repeat(1 << 20);
     match run(&good, &format!("s = \"{big}\"\ns")).await {
-        Reply::Ran {
+        SessionReply::Ran {
             outputs,
             error: None,
         } => {
@@ -179,38 +179,36 @@ async fn t50_controller_calls_need_a_genuine_token() {
     )
     .await
     .expect("connect");
-    let call = |token: &str| {
-        Request::Controller(ControllerRequest::Call {
-            token: token.into(),
-            function: "getClusterPerf".into(),
-            args: vec![],
-        })
+    let call = |token: &str| ControllerRequest::Call {
+        token: token.into(),
+        function: "getClusterPerf".into(),
+        args: vec![],
     };
     for forged in ["", "admin", "admin.00.00", "admin.0011.deadbeef"] {
         let e = ctl
-            .call(&call(forged))
+            .call(call(forged))
             .await
             .expect("answer")
             .expect_err("refused");
         assert_eq!(e.code, ErrorCode::NotLoggedIn, "{forged}: {e}");
     }
     // A genuine token, from a real login, works; the same user name with a changed tag does not.
-    let login = Request::Controller(ControllerRequest::Login {
+    let login = ControllerRequest::Login {
         user: "admin".into(),
         password: "123456".into(),
-    });
-    let Ok(Ok(Reply::LoggedIn { token, .. })) = ctl.call(&login).await else {
+    };
+    let Ok(Ok(ControllerReply::LoggedIn { token, .. })) = ctl.call(login).await else {
         panic!("login failed");
     };
     assert!(matches!(
-        ctl.call(&call(&token)).await,
-        Ok(Ok(Reply::Value(_)))
+        ctl.call(call(&token)).await,
+        Ok(Ok(ControllerReply::Value(_)))
     ));
     let mut tampered = token.clone();
     let last = tampered.pop().expect("non-empty");
     tampered.push(if last == '0' { '1' } else { '0' });
     let e = ctl
-        .call(&call(&tampered))
+        .call(call(&tampered))
         .await
         .expect("answer")
         .expect_err("refused");

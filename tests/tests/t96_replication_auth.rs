@@ -10,8 +10,9 @@ use serde_json::Value as Json;
 use xrepl_core::value::{Scalar, Value};
 use xrepl_proto::rpc::frame::FrameKind;
 use xrepl_proto::rpc::{
-    encode, ControllerRequest, ErrorCode, Hello, ParticipantRequest, PeerKind, RemoteError,
-    ReplicationRequest, Reply, Request, Response, RpcClient, RpcError, SessionRequest,
+    encode, ControllerReply, ControllerRequest, ErrorCode, Family, Hello, ParticipantRequest,
+    PeerKind, RemoteError, ReplicationReply, ReplicationRequest, Request, RpcClient, RpcError,
+    SessionReply, SessionRequest,
 };
 use xrepl_proto::task::TaskInfo;
 use xrepl_proto::txn::{ChunkAction, ChunkId, ChunkOp, ColExpr};
@@ -36,8 +37,12 @@ async fn connect(site: &str, peer: PeerKind) -> Result<RpcClient, RpcError> {
 }
 
 /// The answer of a call that must be refused: its error.
-async fn refused(c: &RpcClient, req: Request) -> RemoteError {
-    match c.call(&req).await.expect("an answer") {
+async fn refused<F>(c: &RpcClient, req: F) -> RemoteError
+where
+    F: Family + std::fmt::Debug + Clone,
+    F::Reply: std::fmt::Debug,
+{
+    match c.call(req.clone()).await.expect("an answer") {
         Ok(reply) => panic!("{req:?} was answered: {reply:?}"),
         Err(e) => e,
     }
@@ -145,20 +150,20 @@ fn t20_peers_without_a_master_administrators_token_cannot_register_pull_or_fetch
         // Genuine tokens, of the administrator and of a user who is not one.
         let as_node = connect(&ctl_site, PeerKind::DataNode).await.expect("connect");
         let token_of = |user: &str| {
-            Request::Controller(ControllerRequest::Login {
+            ControllerRequest::Login {
                 user: user.into(),
                 password: "123456".into(),
-            })
+            }
         };
-        let Ok(Ok(Reply::LoggedIn { token: admin, .. })) = as_node.call(&token_of("admin")).await
+        let Ok(Ok(ControllerReply::LoggedIn { token: admin, .. })) = as_node.call(token_of("admin")).await
         else {
             panic!("admin login");
         };
-        let Ok(Ok(Reply::LoggedIn {
+        let Ok(Ok(ControllerReply::LoggedIn {
             token: bob,
             is_admin: false,
             ..
-        })) = as_node.call(&token_of("bob")).await
+        })) = as_node.call(token_of("bob")).await
         else {
             panic!("bob login");
         };
@@ -169,23 +174,23 @@ fn t20_peers_without_a_master_administrators_token_cannot_register_pull_or_fetch
         let slave = connect(&ctl_site, PeerKind::Slave).await.expect("connect");
         // The administrator's token works: the control for everything refused below.
         let register = |token: &str| {
-            Request::Replication(ReplicationRequest::Register {
+            ReplicationRequest::Register {
                 token: token.into(),
                 slave: "127.0.0.1:1".into(),
-            })
+            }
         };
         let pull = |token: &str| {
-            Request::Replication(ReplicationRequest::Pull {
+            ReplicationRequest::Pull {
                 token: token.into(),
                 slave: "127.0.0.1:1".into(),
                 after: 0,
                 finished: vec![],
                 max: 100,
                 wait_ms: 0,
-            })
+            }
         };
-        assert_eq!(slave.call(&register(&admin)).await, Ok(Ok(Reply::Done)));
-        let Ok(Ok(Reply::Tasks(tasks))) = slave.call(&pull(&admin)).await else {
+        assert_eq!(slave.call(register(&admin)).await, Ok(Ok(ReplicationReply::Done)));
+        let Ok(Ok(ReplicationReply::Tasks(tasks))) = slave.call(pull(&admin)).await else {
             panic!("the administrator's pull");
         };
         let ids: Vec<u64> = tasks.iter().map(|t| t.task_id).collect();
@@ -205,10 +210,10 @@ fn t20_peers_without_a_master_administrators_token_cannot_register_pull_or_fetch
         // Logging in as a user who is not an administrator gives no token at all.
         let e = refused(
             &slave,
-            Request::Replication(ReplicationRequest::Login {
+            ReplicationRequest::Login {
                 user: "bob".into(),
                 password: "123456".into(),
-            }),
+            },
         )
         .await;
         assert_eq!(e.code, ErrorCode::AccessDenied);
@@ -219,12 +224,12 @@ fn t20_peers_without_a_master_administrators_token_cannot_register_pull_or_fetch
         let node_site = format!("{}:{}", append_task.src_host, append_task.src_port);
         let node = connect(&node_site, PeerKind::Slave).await.expect("connect");
         let fetch = |token: &str| {
-            Request::Replication(ReplicationRequest::FetchTaskData {
+            ReplicationRequest::FetchTaskData {
                 token: token.into(),
                 task_id: append_task.task_id,
                 tid: append_task.tid,
                 offset: 0,
-            })
+            }
         };
         let alias = c
             .datanodes
@@ -239,8 +244,8 @@ fn t20_peers_without_a_master_administrators_token_cannot_register_pull_or_fetch
                 assert!(e.message.contains("not an administrator"), "{e}");
             }
         }
-        match node.call(&fetch(&admin)).await {
-            Ok(Ok(Reply::TaskData { total, bytes, .. })) => {
+        match node.call(fetch(&admin)).await {
+            Ok(Ok(ReplicationReply::TaskData { total, bytes, .. })) => {
                 assert!(total > 0 && !bytes.is_empty(), "empty task data");
             }
             other => panic!("the administrator's fetch: {other:?}"),
@@ -257,16 +262,16 @@ fn t20_peers_without_a_master_administrators_token_cannot_register_pull_or_fetch
             "{e}"
         );
         let client = connect(&node_site, PeerKind::Client).await.expect("connect");
-        let answer: Result<Response, RpcError> = client.call(&fetch(&admin)).await;
+        let answer: Result<Result<ReplicationReply, RemoteError>, RpcError> = client.call(fetch(&admin)).await;
         assert!(
             matches!(answer, Err(RpcError::Closed { .. })),
             "{answer:?}"
         );
         assert!(!client.is_open());
         // Nor can a data node's connection to the controller, nor a slave send anything else.
-        let answer = as_node.call(&pull(&admin)).await;
+        let answer = as_node.call(pull(&admin)).await;
         assert!(matches!(answer, Err(RpcError::Closed { .. })), "{answer:?}");
-        let answer = slave.call(&token_of("admin")).await;
+        let answer = slave.call(token_of("admin")).await;
         assert!(matches!(answer, Err(RpcError::Closed { .. })), "{answer:?}");
     });
 
@@ -292,11 +297,11 @@ fn t20_peers_without_a_master_administrators_token_cannot_register_pull_or_fetch
 
 /// Runs `script` on a logged-in session; its outputs.
 async fn run(c: &RpcClient, script: &str) -> Vec<Value> {
-    let req = Request::Session(SessionRequest::Run {
+    let req = SessionRequest::Run {
         script: script.into(),
-    });
-    match c.call(&req).await {
-        Ok(Ok(Reply::Ran {
+    };
+    match c.call(req).await {
+        Ok(Ok(SessionReply::Ran {
             outputs,
             error: None,
         })) => outputs,
@@ -342,13 +347,13 @@ fn t30_garbage_and_4_gib_frames_close_only_their_own_connection_while_a_session_
     let ctl = p.master.controller.site();
     runtime().block_on(async {
         let session = connect(&host, PeerKind::Client).await.expect("connect");
-        let login = Request::Session(SessionRequest::Login {
+        let login = SessionRequest::Login {
             user: "admin".into(),
             password: "123456".into(),
-        });
+        };
         assert!(matches!(
-            session.call(&login).await,
-            Ok(Ok(Reply::LoggedIn { .. }))
+            session.call(login).await,
+            Ok(Ok(SessionReply::LoggedIn { .. }))
         ));
         assert_eq!(
             run(&session, "x = 7\nx + 1").await,

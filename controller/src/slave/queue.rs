@@ -1,17 +1,52 @@
 //! The slave's execution queue as the metadata holds it: the tasks pulled from the master, their
 //! states, the pull position and the slave's replication status. Pure logic, no IO: every
-//! change is a method called from [`crate::meta::MetaState::apply`], so it is written in the
-//! same sled batch as whatever else the command changes (the tasks with the new pull position;
-//! a task's FINISHED with the commit of the transaction that replayed it).
+//! change is a method the metadata's `apply` calls, answering what it touched
+//! ([`QueueTouch`]), so it is written in the same sled batch as whatever else the command
+//! changes (the tasks with the new pull position; a task's FINISHED with the commit of the
+//! transaction that replayed it).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
-use xrepl_proto::task::{queue_of, ReplayOf, TaskInfo};
+use xrepl_proto::task::{ReplayOf, TaskInfo};
+
+use crate::switch::Switch;
 
 /// Finished tasks whose rows the slave keeps for listing (older ones are forgotten; their ids
 /// stay below [`ExecQueue::last_pulled`], which is how a late replay of one is recognised).
 pub const KEEP_FINISHED: usize = 10_000;
+
+/// The execution queue of a task on a slave: a stable hash of its id (SipHash with fixed
+/// keys, so every run and every node agrees).
+pub fn queue_of(task_id: u64, queues: u32) -> u32 {
+    (xrepl_core::catalog::stable_hash(&task_id.to_le_bytes()) % u64::from(queues.max(1))) as u32
+}
+
+/// Why a replay of a task may not commit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FinishRefused {
+    /// Finished by a replay (`skipped: false`) or a skip: this replay is a duplicate.
+    #[error("task {task_id} was applied already (finished {}); this replay is rolled back", if *skipped { "as skipped" } else { "by a replay" })]
+    AppliedAlready { task_id: u64, skipped: bool },
+    /// Finished so long ago that its row was forgotten (its id is at or below the pull
+    /// position): a duplicate too.
+    #[error("task {task_id} was applied already; this replay is rolled back")]
+    Forgotten { task_id: u64 },
+    #[error("task {task_id} is FAILED; startClusterReplication() runs it again")]
+    Failed { task_id: u64 },
+    #[error("task {task_id} is not in this slave's queue")]
+    NotInQueue { task_id: u64 },
+}
+
+impl FinishRefused {
+    /// The task is applied: the replay that was refused is a duplicate, and the task is done.
+    pub fn is_applied(&self) -> bool {
+        matches!(
+            self,
+            FinishRefused::AppliedAlready { .. } | FinishRefused::Forgotten { .. }
+        )
+    }
+}
 
 /// The slave's replication status (`getClusterReplicationMetrics().status`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,24 +208,16 @@ impl ExecQueue {
 
     /// Whether a replay of `task_id` may commit: the task is waiting (not finished, not
     /// failed, not forgotten).
-    pub fn may_finish(&self, task_id: u64) -> Result<(), String> {
+    pub fn may_finish(&self, task_id: u64) -> Result<(), FinishRefused> {
         match self.tasks.get(&task_id) {
             Some(t) if t.state == TaskState::Waiting => Ok(()),
-            Some(t) if t.state == TaskState::Finished => Err(format!(
-                "task {task_id} was applied already (finished {}); this replay is rolled back",
-                if t.details.is_empty() {
-                    "by a replay"
-                } else {
-                    "as skipped"
-                }
-            )),
-            Some(_) => Err(format!(
-                "task {task_id} is FAILED; startClusterReplication() runs it again"
-            )),
-            None if task_id <= self.repl.last_pulled => Err(format!(
-                "task {task_id} was applied already; this replay is rolled back"
-            )),
-            None => Err(format!("task {task_id} is not in this slave's queue")),
+            Some(t) if t.state == TaskState::Finished => Err(FinishRefused::AppliedAlready {
+                task_id,
+                skipped: !t.details.is_empty(),
+            }),
+            Some(_) => Err(FinishRefused::Failed { task_id }),
+            None if task_id <= self.repl.last_pulled => Err(FinishRefused::Forgotten { task_id }),
+            None => Err(FinishRefused::NotInQueue { task_id }),
         }
     }
 
@@ -249,9 +276,9 @@ impl ExecQueue {
 
     /// `startClusterReplication()`: ENABLED, and the FAILED tasks wait to run again.
     /// `stopClusterReplication()`: DISABLED.
-    pub fn set_enabled(&mut self, enabled: bool) -> Vec<QueueTouch> {
+    pub fn switch(&mut self, switch: Switch) -> Vec<QueueTouch> {
         let mut touched = vec![QueueTouch::Repl];
-        if !enabled {
+        if switch == Switch::Stop {
             self.repl.status = SlaveStatus::Disabled;
             return touched;
         }
@@ -359,14 +386,22 @@ mod tests {
         assert_eq!(q.unfinished(), 3);
         assert!(q.may_finish(1).is_ok());
         q.finish(&replay(1), 20);
-        assert!(q
-            .may_finish(1)
-            .expect_err("refused")
-            .contains("applied already"));
-        assert!(q
-            .may_finish(9)
-            .expect_err("refused")
-            .contains("not in this slave"));
+        assert_eq!(
+            q.may_finish(1),
+            Err(FinishRefused::AppliedAlready {
+                task_id: 1,
+                skipped: false
+            })
+        );
+        assert_eq!(
+            q.may_finish(1).expect_err("refused").to_string(),
+            "task 1 was applied already (finished by a replay); this replay is rolled back"
+        );
+        assert_eq!(
+            q.may_finish(9),
+            Err(FinishRefused::NotInQueue { task_id: 9 })
+        );
+        assert!(!FinishRefused::NotInQueue { task_id: 9 }.is_applied());
         assert_eq!(q.repl.finished_total, 1);
         let reloaded = ExecQueue::load(q.repl.clone(), q.tasks.clone());
         assert_eq!(reloaded.pending, q.pending);
@@ -384,17 +419,19 @@ mod tests {
         q.fail(1, "user 'x' lacks WRITE on dfs://a", "n1");
         assert_eq!(q.repl.status, SlaveStatus::Stopped);
         assert_eq!(q.tasks[&1].state, TaskState::Failed);
-        assert!(q.may_finish(1).is_err());
+        assert_eq!(q.may_finish(1), Err(FinishRefused::Failed { task_id: 1 }));
         let e = q.skip(&[1, 7], "skipped", 12).expect_err("refused");
         assert!(e.contains("task 7 has not been received"), "{e}");
         assert_eq!(q.tasks[&1].state, TaskState::Failed, "nothing changed");
-        q.set_enabled(true);
+        q.switch(Switch::Start);
         assert_eq!(q.tasks[&1].state, TaskState::Waiting);
-        q.set_enabled(false);
+        q.switch(Switch::Stop);
         let (skipped, _) = q.skip(&[1, 2], "skipped by admin", 13).expect("skipped");
         assert_eq!(skipped, vec![1, 2]);
         assert_eq!(q.unfinished(), 0);
-        assert!(q.may_finish(2).expect_err("refused").contains("as skipped"));
+        let skipped = q.may_finish(2).expect_err("refused");
+        assert!(skipped.is_applied());
+        assert!(skipped.to_string().contains("as skipped"), "{skipped}");
     }
 
     #[test]
@@ -408,9 +445,10 @@ mod tests {
         }
         assert_eq!(q.tasks.len(), KEEP_FINISHED);
         assert!(!q.tasks.contains_key(&1));
-        assert!(q
-            .may_finish(1)
-            .expect_err("refused")
-            .contains("applied already"));
+        assert_eq!(
+            q.may_finish(1),
+            Err(FinishRefused::Forgotten { task_id: 1 })
+        );
+        assert!(q.may_finish(1).expect_err("refused").is_applied());
     }
 }

@@ -31,6 +31,15 @@ pub struct Running {
     pub started_ns: i64,
 }
 
+/// Whether a failed attempt counts towards `clusterReplicationRetryLimit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counting {
+    /// A lasting failure (a missing right, bad data, a full disk): it counts.
+    Counts,
+    /// A node of either cluster could not be reached, or a lock was busy: it only waits.
+    Transient,
+}
+
 /// What a failed attempt leads to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AfterFailure {
@@ -131,8 +140,8 @@ impl Scheduler {
         self.retry_at.remove(&task_id);
     }
 
-    /// An attempt failed with `reason`; `counts`: towards the limit (a transient failure
-    /// only waits).
+    /// An attempt failed with `reason`; it counts towards the limit or, transient, only
+    /// waits.
     pub fn failed(
         &mut self,
         task_id: u64,
@@ -140,11 +149,11 @@ impl Scheduler {
         now: Instant,
         interval: Duration,
         limit: u32,
-        counts: bool,
+        counting: Counting,
     ) -> AfterFailure {
         self.release(task_id);
         let n = self.attempts.entry(task_id).or_insert(0);
-        if counts {
+        if counting == Counting::Counts {
             *n += 1;
         }
         if *n >= limit.max(1) {
@@ -190,7 +199,8 @@ impl Scheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use xrepl_proto::task::{queue_of, OperationType, ReplayOf, TaskInfo};
+    use crate::slave::queue::queue_of;
+    use xrepl_proto::task::{OperationType, ReplayOf, TaskInfo};
 
     fn task(id: u64, group: u64, set: u8) -> TaskInfo {
         task_of("dfs://a", id, group, set)
@@ -346,7 +356,7 @@ mod tests {
         let gap = Duration::from_millis(10);
         for i in 1..3 {
             assert!(s.pick(&q, "n1", &live(), now + gap * i, 0).is_some());
-            let after = s.failed(1, "no right", now + gap * i, gap, 3, true);
+            let after = s.failed(1, "no right", now + gap * i, gap, 3, Counting::Counts);
             assert_eq!(after, AfterFailure::Retry(now + gap * (i + 1)));
             assert!(
                 s.pick(&q, "n1", &live(), now + gap * i, 0).is_none(),
@@ -356,12 +366,12 @@ mod tests {
         // A transient failure (the master away) waits but does not count.
         assert!(s.pick(&q, "n1", &live(), now + gap * 3, 0).is_some());
         assert!(matches!(
-            s.failed(1, "master away", now + gap * 3, gap, 3, false),
+            s.failed(1, "master away", now + gap * 3, gap, 3, Counting::Transient),
             AfterFailure::Retry(_)
         ));
         assert_eq!(s.attempts(1), 2);
         assert!(s.pick(&q, "n1", &live(), now + gap * 4, 0).is_some());
-        match s.failed(1, "no right", now, gap, 3, true) {
+        match s.failed(1, "no right", now, gap, 3, Counting::Counts) {
             AfterFailure::Fail(d) => {
                 assert!(d.contains("failed 3 times") && d.contains("no right"))
             }
@@ -369,7 +379,7 @@ mod tests {
         }
         q.fail(1, "x", "n1");
         assert!(s.pick(&q, "n1", &live(), now + gap * 9, 0).is_none());
-        q.set_enabled(true);
+        q.switch(crate::switch::Switch::Start);
         assert!(s.pick(&q, "n1", &live(), now + gap * 9, 0).is_some());
     }
 
@@ -380,7 +390,7 @@ mod tests {
         let mut s = Scheduler::default();
         let now = Instant::now();
         assert_eq!(drain(&mut s, &q, "n1", now), vec![1]);
-        q.set_enabled(false);
+        q.switch(crate::switch::Switch::Stop);
         finish(&mut q, &mut s, 1);
         assert_eq!(drain(&mut s, &q, "n1", now), vec![2], "group 1 finishes");
         finish(&mut q, &mut s, 2);

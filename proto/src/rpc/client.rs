@@ -11,13 +11,14 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::Framed;
 
+use super::error::RemoteError;
 use super::frame::{self, Assembler, FrameKind, MAX_MESSAGE_SIZE};
-use super::message::{decode, encode, Hello, HelloReply, Request, Response, ServerInfo};
+use super::message::{decode, encode, Family, Hello, HelloReply, Request, ServerInfo};
 
 /// Frames waiting to be written on one client connection.
 const WRITE_QUEUE: usize = 256;
 
-/// Why a call did not get an answer. (An answer that is an error is a [`super::RemoteError`].)
+/// Why a call did not get an answer. (An answer that is an error is a [`RemoteError`].)
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RpcError {
     #[error("cannot connect to {addr}: {reason}")]
@@ -39,7 +40,8 @@ struct Inner {
     /// Largest frame we send: the smaller of our limit and the server's.
     max_frame: usize,
     next_id: AtomicU64,
-    pending: DashMap<u64, oneshot::Sender<Result<Response, RpcError>>>,
+    /// Calls waiting for their answer's body, decoded by the caller into its family's reply.
+    pending: DashMap<u64, oneshot::Sender<Bytes>>,
     out: mpsc::Sender<Bytes>,
     closed: AtomicBool,
 }
@@ -142,7 +144,39 @@ impl RpcClient {
     }
 
     /// Sends a request and waits for its answer (no time limit: see [`Self::call_timeout`]).
-    pub async fn call(&self, req: &Request) -> Result<Response, RpcError> {
+    /// The answer has the request family's reply type.
+    pub async fn call<F: Family>(&self, req: F) -> Result<Result<F::Reply, RemoteError>, RpcError> {
+        let (id, body) = self.send(&req.into()).await?;
+        decode::<Result<F::Reply, RemoteError>>(&body).map_err(|e| RpcError::Protocol {
+            addr: self.inner.addr.clone(),
+            reason: format!("malformed answer {id}: {e}"),
+        })
+    }
+
+    /// [`Self::call`] with a time limit; a late answer is dropped.
+    pub async fn call_timeout<F: Family>(
+        &self,
+        req: F,
+        limit: Duration,
+    ) -> Result<Result<F::Reply, RemoteError>, RpcError> {
+        tokio::time::timeout(limit, self.call(req))
+            .await
+            .unwrap_or_else(|_| {
+                Err(RpcError::Timeout {
+                    addr: self.inner.addr.clone(),
+                    secs: limit.as_secs(),
+                })
+            })
+    }
+
+    /// Sends any request and returns the answer's body undecoded (for tests that send a
+    /// request on a connection where it does not belong).
+    pub async fn call_raw(&self, req: &Request) -> Result<Bytes, RpcError> {
+        self.send(req).await.map(|(_, body)| body)
+    }
+
+    /// Sends a request; answers its id and the answer's body.
+    async fn send(&self, req: &Request) -> Result<(u64, Bytes), RpcError> {
         let closed = || RpcError::Closed {
             addr: self.inner.addr.clone(),
         };
@@ -164,19 +198,7 @@ impl RpcClient {
                 return Err(closed());
             }
         }
-        rx.await.unwrap_or_else(|_| Err(closed()))
-    }
-
-    /// [`Self::call`] with a time limit; a late answer is dropped.
-    pub async fn call_timeout(&self, req: &Request, limit: Duration) -> Result<Response, RpcError> {
-        tokio::time::timeout(limit, self.call(req))
-            .await
-            .unwrap_or_else(|_| {
-                Err(RpcError::Timeout {
-                    addr: self.inner.addr.clone(),
-                    secs: limit.as_secs(),
-                })
-            })
+        rx.await.map(|body| (id, body)).map_err(|_| closed())
     }
 }
 
@@ -215,12 +237,8 @@ async fn read_loop(
         if kind != FrameKind::Response {
             break Some(format!("unexpected {kind:?} frame from the server"));
         }
-        let resp = decode::<Response>(&body).map_err(|e| RpcError::Protocol {
-            addr: inner.addr.clone(),
-            reason: format!("malformed answer {id}: {e}"),
-        });
         if let Some((_, tx)) = inner.pending.remove(&id) {
-            let _ = tx.send(resp);
+            let _ = tx.send(body);
         }
     };
     if let Some(reason) = reason {

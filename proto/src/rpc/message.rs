@@ -3,13 +3,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use std::collections::BTreeMap;
-
-use crate::task::{ReplayAssignment, ReplayOf, TaskInfo, TaskMeta};
-use crate::txn::{ChunkOp, Scan, ScanResult, TableSums, TxState};
-use xrepl_core::catalog::{CatalogChange, DatabaseMeta, Right};
+use serde::de::DeserializeOwned;
 use xrepl_core::config::{NodeRole, ReplicationMode};
-use xrepl_core::value::Value;
+
+use super::controller::{ControllerReply, ControllerRequest};
+use super::error::RemoteError;
+use super::participant::{ParticipantReply, ParticipantRequest};
+use super::replication::{ReplicationReply, ReplicationRequest};
+use super::session::{SessionReply, SessionRequest};
 
 /// Bumped whenever a message changes shape. Checked in the greeting.
 pub const PROTOCOL_VERSION: u32 = 5;
@@ -84,257 +85,46 @@ pub enum Request {
     Replication(ReplicationRequest),
 }
 
-/// Requests a controller answers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum ControllerRequest {
-    /// A data node announces itself at start (and again after the controller restarts).
-    Register { alias: String, site: String },
-    /// A data node is alive.
-    Heartbeat { alias: String },
-    /// Checks a user's password; answers a [`Reply::LoggedIn`] with a token for later calls.
-    Login { user: String, password: String },
-    /// Runs a controller function for the user behind `token` (`rpc(getControllerAlias(), ...)`).
-    Call {
-        token: String,
-        function: String,
-        args: Vec<Value>,
-    },
-    /// Starts a transaction for the user behind `token`: answers [`Reply::Tid`].
-    BeginTx { token: String, coordinator: String },
-    /// Records a transaction's outcome with its catalog changes: answers [`Reply::Decided`].
-    Decide {
-        token: String,
-        tid: u64,
-        commit: bool,
-        reason: String,
-        changes: Vec<CatalogChange>,
-        /// The task a commit makes when its database is replicated (`None`: not a database
-        /// operation). Answered with the task's id, if one was made.
-        task: Option<TaskMeta>,
-        /// On a slave: the replicated task this transaction replays. The controller records
-        /// the task FINISHED in the same durable step as the commit, and refuses (aborts) a
-        /// replay of a task that is finished already, answering [`ErrorCode::AlreadyApplied`].
-        replay: Option<ReplayOf>,
-    },
-    /// A participant asks what became of a transaction it prepared: answers [`Reply::Outcome`].
-    /// A transaction undecided past the timeout is aborted by this question.
-    TxOutcome { tid: u64 },
-    /// A database's metadata, if the user holds `need` on it (`None`: any logged-in user).
-    /// Answers [`Reply::Database`] (`None` when it does not exist).
-    GetDatabase {
-        token: String,
-        db: String,
-        need: Option<Right>,
-    },
-    /// Places the chunks of `partitions` that have no node yet on live data nodes; answers
-    /// [`Reply::Placement`] for all of them. Needs DB_WRITE.
-    PlaceChunks {
-        token: String,
-        db: String,
-        table: String,
-        partitions: Vec<u32>,
-    },
-    /// Every database's replication flag and execution set, for an administrator: answers
-    /// [`Reply::Value`] with the table of `getDatabaseClusterReplicationStatus()`.
-    ReplicationFlags { token: String },
-    /// A master data node checks a slave's token: answers [`Reply::LoggedIn`].
-    CheckToken { token: String },
-    /// A master data node asks which of the transactions whose task data it holds need it no
-    /// more (truncated tasks, transactions without a task): answers [`Reply::Tids`].
-    SweepTaskData { tids: Vec<u64> },
-    /// A slave data node's replay worker asks for a task to replay, waiting up to `wait_ms`:
-    /// answers [`Reply::ReplayTask`].
-    TakeReplayTask {
-        token: String,
-        node: String,
-        wait_ms: u32,
-    },
-    /// A slave data node says which tasks its workers are replaying (every second); a task
-    /// handed to it that it does not name is taken back (the hand-out was lost): answers
-    /// [`Reply::Done`].
-    ReplayRunning {
-        token: String,
-        node: String,
-        tasks: Vec<u64>,
-    },
-    /// A slave data node's replay worker reports an attempt that did not commit (`failure`)
-    /// or that ended (`None`: committed, or found applied already): answers [`Reply::Done`].
-    ReplayDone {
-        token: String,
-        node: String,
-        task_id: u64,
-        failure: Option<String>,
-        /// The failure is transient (a node of either cluster could not be reached): it is
-        /// retried without counting towards `clusterReplicationRetryLimit`.
-        transient: bool,
-    },
-    /// A slave data node asks, for an administrator's session (`token`), how to reach the
-    /// master: answers [`Reply::MasterAccess`] (`Unavailable` while the slave is not logged in
-    /// to the master).
-    MasterAccess { token: String },
+/// A request family: the requests one kind of server answers, and the one type their answers
+/// have. A caller gets its family's reply type, so an answer of another family cannot be
+/// matched on at all.
+pub trait Family: Into<Request> {
+    type Reply: DeserializeOwned + Serialize + Send + 'static;
 }
 
-/// Requests a slave cluster sends to the master cluster. Each carries a token from `Login` on
-/// the master controller; only a master administrator's token is accepted.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum ReplicationRequest {
-    /// Answers [`Reply::LoggedIn`] (master controller).
-    Login { user: String, password: String },
-    /// Registers slave cluster `slave` (its controller's `host:port`), or confirms it is
-    /// registered; refused beyond `clusterReplicationSlaveNum` (master controller).
-    Register { token: String, slave: String },
-    /// Reports the tasks `slave` has finished and asks for up to `max` tasks after `after`,
-    /// waiting up to `wait_ms` when there are none: answers [`Reply::Tasks`] (master
-    /// controller).
-    Pull {
-        token: String,
-        slave: String,
-        after: u64,
-        finished: Vec<u64>,
-        max: u32,
-        wait_ms: u32,
-    },
-    /// A piece of a task's data from `offset`: answers [`Reply::TaskData`] (the master data
-    /// node named in the task).
-    FetchTaskData {
-        token: String,
-        task_id: u64,
-        tid: u64,
-        offset: u64,
-    },
-    /// The sites of the master's live data nodes: answers [`Reply::Sites`] (master controller).
-    DataNodes { token: String },
-    /// Row counts and checksums of every chunk of database `db` (of its table `table` only,
-    /// if given) across the master cluster: answers [`Reply::Checksums`] (any master data
-    /// node).
-    Checksums {
-        token: String,
-        db: String,
-        table: Option<String>,
-    },
+macro_rules! family {
+    ($req:ident, $reply:ident, $variant:ident) => {
+        impl From<$req> for Request {
+            fn from(r: $req) -> Request {
+                Request::$variant(r)
+            }
+        }
+        impl Family for $req {
+            type Reply = $reply;
+        }
+        impl From<Result<$reply, RemoteError>> for Response {
+            fn from(r: Result<$reply, RemoteError>) -> Response {
+                Response::$variant(r)
+            }
+        }
+    };
 }
 
-/// Requests a data node answers for another data node coordinating a transaction or a read.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum ParticipantRequest {
-    /// Locks the chunks, computes and stores the new blocks durably, answers
-    /// [`Reply::Prepared`]; nothing is visible until `Commit`.
-    Prepare {
-        tid: u64,
-        ops: Vec<ChunkOp>,
-    },
-    Commit {
-        tid: u64,
-    },
-    Abort {
-        tid: u64,
-    },
-    /// Reads committed data; answers [`Reply::Scanned`].
-    Scan(Scan),
-}
+family!(ControllerRequest, ControllerReply, Controller);
+family!(SessionRequest, SessionReply, Session);
+family!(ParticipantRequest, ParticipantReply, Participant);
+family!(ReplicationRequest, ReplicationReply, Replication);
 
-/// Requests a data node answers for a client session.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum SessionRequest {
-    Login {
-        user: String,
-        password: String,
-    },
-    Logout,
-    /// Runs a script: one or more statements.
-    Run {
-        script: String,
-    },
-    /// Calls one function with values, without script text (the Rust client API).
-    Call {
-        function: String,
-        args: Vec<Value>,
-    },
+/// An answer as a server sends it: its family's reply, or an error. On the wire it is the
+/// `Result` alone (`{"Ok": reply}` or `{"Err": error}`); the caller knows the family.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Response {
+    Controller(Result<ControllerReply, RemoteError>),
+    Session(Result<SessionReply, RemoteError>),
+    Participant(Result<ParticipantReply, RemoteError>),
+    Replication(Result<ReplicationReply, RemoteError>),
 }
-
-/// A successful answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Reply {
-    Done,
-    /// The controller's answer to a registration: how often to send heartbeats is the node's
-    /// own setting; the controller only tells who it is.
-    Registered {
-        controller: String,
-    },
-    LoggedIn {
-        user: String,
-        is_admin: bool,
-        token: String,
-    },
-    Value(Value),
-    Tid(u64),
-    Decided {
-        committed: bool,
-        reason: String,
-        task_id: Option<u64>,
-    },
-    /// A task for a slave data node to replay (`None`: none within the wait).
-    ReplayTask(Option<ReplayAssignment>),
-    Outcome(TxState),
-    Database(Option<DatabaseMeta>),
-    Placement(BTreeMap<u32, String>),
-    /// Rows a prepared transaction touches on this participant.
-    Prepared {
-        rows: u64,
-    },
-    Scanned(ScanResult),
-    /// Tasks for a slave, in task id order.
-    Tasks(Vec<TaskInfo>),
-    /// A piece of a task's data: `bytes` from `offset` of `total` (rmp-encoded `TaskData`).
-    TaskData {
-        total: u64,
-        offset: u64,
-        #[serde(with = "serde_bytes")]
-        bytes: Vec<u8>,
-    },
-    Tids(Vec<u64>),
-    /// Where a slave reaches its master: the master controller's `host:port` and a master
-    /// administrator's token.
-    MasterAccess {
-        master: String,
-        token: String,
-    },
-    Sites(Vec<String>),
-    /// Per table of a database: its schema's hash and its chunks' row counts and checksums.
-    Checksums(Vec<TableSums>),
-    /// What a script printed: one value per statement that shows one (not assignments), and
-    /// the error that stopped it, if any. Statements before the error did run.
-    Ran {
-        outputs: Vec<Value>,
-        error: Option<RemoteError>,
-    },
-}
-
-/// What kind of failure, so that a client can react without parsing the text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ErrorCode {
-    NotLoggedIn,
-    AccessDenied,
-    BadRequest,
-    Syntax,
-    NotFound,
-    Runtime,
-    Unavailable,
-    Internal,
-    /// A slave's replay of a task that is finished already: it was rolled back.
-    AlreadyApplied,
-}
-
-/// An error as the user sees it: one line, starting with the node that raised it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[error("{node}: {message}")]
-pub struct RemoteError {
-    pub node: String,
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-pub type Response = Result<Reply, RemoteError>;
 
 /// Encodes a message body.
 pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, rmp_serde::encode::Error> {

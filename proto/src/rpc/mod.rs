@@ -1,14 +1,27 @@
 //! RPC between xrepl processes: frames, messages, a multiplexing client and a server loop.
 //!
 //! Layers, bottom to top: [`frame`] (length-delimited units with a small header, chunking),
-//! [`message`] (closed enums encoded with rmp-serde), [`client`] and [`server`] (connections,
-//! the greeting with its protocol version check, request ids).
+//! [`message`] (the greeting, the [`Request`] and [`Response`] envelopes, encoding), the four
+//! request families, each with its own reply type ([`controller`], [`session`],
+//! [`participant`], [`replication`]), [`error`] (what the other side sees of a failure), and
+//! [`client`] and [`server`] (connections, the greeting with its protocol version check,
+//! request ids).
 
 pub mod client;
+pub mod controller;
+pub mod error;
 pub mod frame;
 pub mod message;
+pub mod participant;
+pub mod replication;
 pub mod server;
+pub mod session;
 
 pub use client::{RpcClient, RpcError};
+pub use controller::{ControllerReply, ControllerRequest};
+pub use error::{ErrorCode, RemoteError};
 pub use message::*;
+pub use participant::{ParticipantReply, ParticipantRequest};
+pub use replication::{ReplicationReply, ReplicationRequest};
 pub use server::{serve, Service};
+pub use session::{SessionReply, SessionRequest};

@@ -16,10 +16,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::codec::Framed;
 
+use super::error::{ErrorCode, RemoteError};
 use super::frame::{self, Assembler, FrameKind, MAX_MESSAGE_SIZE};
 use super::message::{
-    decode, encode, ErrorCode, Hello, HelloReply, RemoteError, Request, Response, ServerInfo,
-    MAGIC, PROTOCOL_VERSION,
+    decode, encode, Hello, HelloReply, Request, Response, ServerInfo, MAGIC, PROTOCOL_VERSION,
 };
 
 /// Requests of one connection that may run at the same time.
@@ -232,7 +232,7 @@ async fn serve_requests<S: Service>(
                 }
             };
             let body = encode(&resp).unwrap_or_else(|e| {
-                let err: Response = Err(RemoteError {
+                let err: Result<(), RemoteError> = Err(RemoteError {
                     node: String::new(),
                     code: ErrorCode::Internal,
                     message: format!("cannot encode the answer: {e}"),

@@ -1,0 +1,78 @@
+//! The master side of replication on the controller.
+//!
+//! Rooms:
+//! - [`send_queue`]: the send queue (durable, in the metadata; pure): numbering, grouping,
+//!   the registered slaves, truncation, what a pull answers, which task data may go;
+//! - [`serve`]: the requests of slave clusters (login, registration, pulls with long polling);
+//! - [`status`]: `start`/`stopClusterReplication()` and the status tables
+//!   (`getMasterReplicationStatus`, `getRecentSlaveReplicationInfo`,
+//!   `getDatabaseClusterReplicationStatus`).
+//!
+//! A task is numbered into the send queue by the same metadata command that records its
+//! transaction's commit (`crate::txn`).
+
+pub mod send_queue;
+pub mod serve;
+pub mod status;
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use tokio::sync::Notify;
+
+use crate::auth::Auth;
+use crate::meta::MetaHandle;
+use crate::nodes::NodeRegistry;
+
+/// A master controller's replication: who may register, the metadata, the live nodes, and
+/// what only lives in memory.
+pub struct Master {
+    /// This controller's alias, for errors.
+    alias: String,
+    /// `clusterReplicationSlaveNum`: most slave clusters.
+    slave_num: u32,
+    meta: MetaHandle,
+    nodes: Arc<NodeRegistry>,
+    auth: Auth,
+    /// Woken whenever a task is queued, for slaves waiting in a pull.
+    task_added: Notify,
+    /// When each slave last pulled (ns since the epoch); memory only.
+    last_pull: DashMap<String, i64>,
+}
+
+impl Master {
+    pub fn new(
+        alias: &str,
+        slave_num: u32,
+        meta: MetaHandle,
+        nodes: Arc<NodeRegistry>,
+        auth: Auth,
+    ) -> Master {
+        Master {
+            alias: alias.to_string(),
+            slave_num,
+            meta,
+            nodes,
+            auth,
+            task_added: Notify::new(),
+            last_pull: DashMap::new(),
+        }
+    }
+
+    /// A task was queued: slaves waiting in a pull look again.
+    pub fn task_added(&self) {
+        self.task_added.notify_waiters();
+    }
+
+    fn refuse(
+        &self,
+        code: xrepl_proto::rpc::ErrorCode,
+        message: impl Into<String>,
+    ) -> xrepl_proto::rpc::RemoteError {
+        crate::error::refusal(&self.alias, code, message)
+    }
+}
+
+fn now_ns() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+}

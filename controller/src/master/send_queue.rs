@@ -1,0 +1,516 @@
+//! The master's send queue, as pure logic over the state the metadata holds: numbering a
+//! committed transaction's task, grouping it by the conflict rule, the registered slaves and
+//! their progress, truncation, what a pull answers and which task data may be deleted.
+//!
+//! No IO and no clock of its own: every change is a method the metadata's `apply` calls with
+//! the command's values, and it answers what it touched ([`SendTouch`]) so the metadata writes
+//! that in the same sled batch as the rest of the command (a task is numbered in the same
+//! durable step as its transaction's commit).
+//!
+//! [`Grouper`] gives tasks their `groupId` by the conflict rule of the spec: consecutive tasks
+//! that write disjoint things share a group; a conflicting one opens the next group; a DDL on
+//! a database is a group of its own.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+use xrepl_proto::task::{OperationType, Scope, TaskInfo, TaskMeta};
+
+use crate::switch::Switch;
+
+/// Finished tasks whose metadata the controller keeps for listing.
+pub const KEEP_FINISHED_TASKS: usize = 10_000;
+
+/// The master side of replication: its state and counters (`m/repl`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplState {
+    /// `stopClusterReplication()` was called: commits make no tasks.
+    pub disabled: bool,
+    /// The last task id given (0: none yet).
+    pub last_task_id: u64,
+    /// Every task up to this one is finished by every registered slave; its data is deleted.
+    pub truncated_upto: u64,
+    pub grouper: Grouper,
+}
+
+/// A slave cluster registered with this master (`s/<slave>`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlaveInfo {
+    pub registered_ms: i64,
+    /// Every task up to this one is finished on the slave.
+    pub finished_upto: u64,
+    /// Finished tasks after `finished_upto` (a group's tasks finish in any order).
+    pub finished_above: BTreeSet<u64>,
+    /// When it last reported progress (ms since the epoch).
+    pub last_report_ms: i64,
+}
+
+impl SlaveInfo {
+    /// The last task it finished (the highest id), 0 for none.
+    pub fn last_finished(&self) -> u64 {
+        self.finished_above
+            .last()
+            .copied()
+            .unwrap_or(0)
+            .max(self.finished_upto)
+    }
+}
+
+/// What a change touched, for the metadata writer to persist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendTouch {
+    /// `m/repl`
+    Repl,
+    /// `q/<taskId>`
+    Task(u64),
+    /// `s/<slave>`
+    Slave(String),
+}
+
+/// The send queue: unfinished tasks and the latest finished ones, and the slaves.
+#[derive(Debug, Clone, Default)]
+pub struct SendQueue {
+    pub repl: ReplState,
+    /// Unfinished tasks and the latest [`KEEP_FINISHED_TASKS`] finished ones, by task id.
+    pub tasks: BTreeMap<u64, TaskInfo>,
+    /// Task id by master tid, for the tasks in `tasks`.
+    pub task_of_tid: HashMap<u64, u64>,
+    pub slaves: BTreeMap<String, SlaveInfo>,
+}
+
+impl SendQueue {
+    /// Rebuilds the index after loading the state and the tasks from disk.
+    pub fn load(
+        repl: ReplState,
+        tasks: BTreeMap<u64, TaskInfo>,
+        slaves: BTreeMap<String, SlaveInfo>,
+    ) -> SendQueue {
+        let task_of_tid = tasks.values().map(|t| (t.tid, t.task_id)).collect();
+        SendQueue {
+            repl,
+            tasks,
+            task_of_tid,
+            slaves,
+        }
+    }
+
+    /// Whether a commit of `task` makes a task, judged on the catalog before its changes:
+    /// `flag` is its database's replication flag (`None`: no such database). A CREATE_DOMAIN
+    /// makes one when it turns the flag on; any other operation when the flag is on.
+    pub fn makes_task(&self, task: &TaskMeta, flag: Option<bool>) -> bool {
+        if self.repl.disabled {
+            return false;
+        }
+        if task.op == OperationType::CreateDomain {
+            flag == Some(false)
+        } else {
+            flag == Some(true)
+        }
+    }
+
+    /// Numbers a committed transaction's task and queues it in its group.
+    pub fn add(
+        &mut self,
+        tid: u64,
+        t: &TaskMeta,
+        now_ns: i64,
+        execution_set: u8,
+        touched: &mut Vec<SendTouch>,
+    ) -> u64 {
+        self.repl.last_task_id += 1;
+        let id = self.repl.last_task_id;
+        let group_id = self.repl.grouper.place(&t.scope);
+        self.tasks.insert(
+            id,
+            TaskInfo {
+                task_id: id,
+                tid,
+                group_id,
+                op: t.op,
+                submit_ns: now_ns,
+                db: t.db.clone(),
+                table: t.table.clone(),
+                src_host: t.src_host.clone(),
+                src_port: t.src_port,
+                execution_set,
+            },
+        );
+        self.task_of_tid.insert(tid, id);
+        touched.push(SendTouch::Task(id));
+        touched.push(SendTouch::Repl);
+        id
+    }
+
+    /// The task a transaction made, if it is still listed.
+    pub fn task_of(&self, tid: u64) -> Option<u64> {
+        self.task_of_tid.get(&tid).copied()
+    }
+
+    /// `startClusterReplication()` / `stopClusterReplication()`.
+    pub fn switch(&mut self, switch: Switch) -> Vec<SendTouch> {
+        self.repl.disabled = switch == Switch::Stop;
+        vec![SendTouch::Repl]
+    }
+
+    /// Registers a slave cluster (a registered one is confirmed); refused beyond `max`.
+    pub fn register(
+        &mut self,
+        slave: &str,
+        max: u32,
+        now_ms: i64,
+    ) -> Result<Vec<SendTouch>, String> {
+        if !self.slaves.contains_key(slave) {
+            if self.slaves.len() >= max as usize {
+                let names: Vec<&str> = self.slaves.keys().map(String::as_str).collect();
+                return Err(format!(
+                    "slave cluster {slave} is refused: this master accepts at most {max} slave clusters (clusterReplicationSlaveNum={max}); registered: {}",
+                    if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                ));
+            }
+            // A new slave starts after what is truncated: that data is gone.
+            self.slaves.insert(
+                slave.to_string(),
+                SlaveInfo {
+                    registered_ms: now_ms,
+                    finished_upto: self.repl.truncated_upto,
+                    finished_above: BTreeSet::new(),
+                    last_report_ms: now_ms,
+                },
+            );
+        }
+        Ok(vec![SendTouch::Slave(slave.to_string())])
+    }
+
+    /// A slave reports finished tasks; truncation follows when every slave has finished.
+    pub fn progress(
+        &mut self,
+        slave: &str,
+        finished: &[u64],
+        now_ms: i64,
+    ) -> Result<Vec<SendTouch>, String> {
+        let last = self.repl.last_task_id;
+        let s = self
+            .slaves
+            .get_mut(slave)
+            .ok_or_else(|| format!("slave cluster {slave} is not registered"))?;
+        for id in finished {
+            if *id > s.finished_upto && *id <= last {
+                s.finished_above.insert(*id);
+            }
+        }
+        while s.finished_above.remove(&(s.finished_upto + 1)) {
+            s.finished_upto += 1;
+        }
+        s.last_report_ms = now_ms;
+        let mut touched = vec![SendTouch::Slave(slave.to_string())];
+        self.truncate(&mut touched);
+        Ok(touched)
+    }
+
+    /// Truncates what every registered slave has finished, and forgets the metadata of all
+    /// but the latest [`KEEP_FINISHED_TASKS`] finished tasks.
+    fn truncate(&mut self, touched: &mut Vec<SendTouch>) {
+        let Some(upto) = self.slaves.values().map(|s| s.finished_upto).min() else {
+            return;
+        };
+        if upto <= self.repl.truncated_upto {
+            return;
+        }
+        self.repl.truncated_upto = upto;
+        touched.push(SendTouch::Repl);
+        let finished = self.tasks.range(..=upto).count();
+        let forget: Vec<u64> = self
+            .tasks
+            .range(..=upto)
+            .take(finished.saturating_sub(KEEP_FINISHED_TASKS))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in forget {
+            if let Some(t) = self.tasks.remove(&id) {
+                self.task_of_tid.remove(&t.tid);
+            }
+            touched.push(SendTouch::Task(id));
+        }
+    }
+
+    /// What a pull after task `after` answers: up to `max` tasks that are not truncated.
+    pub fn after(&self, after: u64, max: usize) -> Vec<TaskInfo> {
+        let from = after.max(self.repl.truncated_upto) + 1;
+        self.tasks
+            .range(from..)
+            .take(max)
+            .map(|(_, t)| t.clone())
+            .collect()
+    }
+
+    /// Of the transactions whose task data a data node holds, those that need it no more: a
+    /// truncated task, a transaction that made no task (aborted, or on a database that is not
+    /// replicated), one this controller never heard of. Undecided ones (`open`) are kept.
+    pub fn sweepable(&self, tids: &[u64], open: impl Fn(u64) -> bool) -> Vec<u64> {
+        tids.iter()
+            .copied()
+            .filter(|tid| match self.task_of_tid.get(tid) {
+                Some(task) => *task <= self.repl.truncated_upto,
+                None => !open(*tid),
+            })
+            .collect()
+    }
+
+    /// `getMasterReplicationStatus([limit])`'s rows: the latest finished tasks (at most
+    /// [`KEEP_FINISHED_TASKS`], and at most `limit`), then the unfinished ones from the oldest,
+    /// `limit` rows in all; each with whether it is truncated.
+    pub fn listing(&self, limit: Option<usize>) -> Vec<(TaskInfo, bool)> {
+        let upto = self.repl.truncated_upto;
+        let cap = limit.unwrap_or(usize::MAX);
+        let finished: Vec<&TaskInfo> = self.tasks.range(..=upto).map(|(_, t)| t).collect();
+        let keep = finished.len().min(KEEP_FINISHED_TASKS).min(cap);
+        let mut rows: Vec<(TaskInfo, bool)> = finished[finished.len() - keep..]
+            .iter()
+            .map(|t| ((*t).clone(), true))
+            .collect();
+        rows.extend(
+            self.tasks
+                .range(upto + 1..)
+                .take(cap - keep)
+                .map(|(_, t)| (t.clone(), false)),
+        );
+        rows
+    }
+}
+
+/// Gives consecutive tasks their group ids. Its state is part of the controller's metadata.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grouper {
+    /// The current group (0 before the first task).
+    pub group_id: u64,
+    /// The current group is a database DDL: nothing may join it.
+    closed: bool,
+    /// Tables written whole by the current group, as `db\ttable`.
+    whole: BTreeSet<String>,
+    /// Tables the current group touches in any way.
+    touched: BTreeSet<String>,
+    /// Chunks written by the current group, as (`db\ttable`, partition).
+    chunks: BTreeSet<(String, u32)>,
+}
+
+fn table_key(db: &str, table: &str) -> String {
+    format!("{db}\t{table}")
+}
+
+impl Grouper {
+    /// The group of the next task, which writes `scope`.
+    pub fn place(&mut self, scope: &Scope) -> u64 {
+        let empty = self.group_id == 0 || (self.touched.is_empty() && !self.closed);
+        let conflict = !empty
+            && (self.closed
+                || match scope {
+                    Scope::Database(_) => true,
+                    Scope::Tables { db, tables } => tables
+                        .iter()
+                        .any(|t| self.touched.contains(&table_key(db, t))),
+                    Scope::Chunks {
+                        db,
+                        table,
+                        partitions,
+                    } => {
+                        let k = table_key(db, table);
+                        self.whole.contains(&k)
+                            || partitions
+                                .iter()
+                                .any(|p| self.chunks.contains(&(k.clone(), *p)))
+                    }
+                });
+        if self.group_id == 0 || conflict {
+            self.group_id += 1;
+            self.closed = false;
+            self.whole.clear();
+            self.touched.clear();
+            self.chunks.clear();
+        }
+        match scope {
+            Scope::Database(_) => self.closed = true,
+            Scope::Tables { db, tables } => {
+                for t in tables {
+                    self.whole.insert(table_key(db, t));
+                    self.touched.insert(table_key(db, t));
+                }
+            }
+            Scope::Chunks {
+                db,
+                table,
+                partitions,
+            } => {
+                let k = table_key(db, table);
+                self.touched.insert(k.clone());
+                for p in partitions {
+                    self.chunks.insert((k.clone(), *p));
+                }
+            }
+        }
+        self.group_id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(table: &str, parts: &[u32]) -> Scope {
+        Scope::Chunks {
+            db: "dfs://a".into(),
+            table: table.into(),
+            partitions: parts.to_vec(),
+        }
+    }
+
+    fn tables(names: &[&str]) -> Scope {
+        Scope::Tables {
+            db: "dfs://a".into(),
+            tables: names.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_conflict_rule_cuts_groups_where_writes_overlap() {
+        let mut g = Grouper::default();
+        let seq = [
+            (Scope::Database("dfs://a".into()), 1), // CREATE_DOMAIN
+            (tables(&["t"]), 2),                    // nothing joins a database DDL
+            (chunks("t", &[1]), 3),                 // an append to t after a DDL on t
+            (chunks("t", &[2]), 3),                 // another partition of t
+            (chunks("u", &[1]), 3),                 // another table
+            (chunks("t", &[2, 3]), 4),              // t/2 again
+            (chunks("t", &[1]), 4),
+            (tables(&["v"]), 4), // a DDL on a table this group has not touched
+            (tables(&["u", "w"]), 4), // rename u -> w: neither touched in group 4
+            (chunks("w", &[9]), 5), // w was renamed in group 4
+            (Scope::Database("dfs://b".into()), 6),
+            (chunks("x", &[1]), 7),
+            (Scope::Database("dfs://a".into()), 8),
+            (Scope::Database("dfs://a".into()), 9),
+        ];
+        let got: Vec<u64> = seq.iter().map(|(s, _)| g.place(s)).collect();
+        let want: Vec<u64> = seq.iter().map(|(_, w)| *w).collect();
+        assert_eq!(got, want);
+    }
+
+    fn append(db: &str) -> TaskMeta {
+        TaskMeta {
+            op: OperationType::Append,
+            db: db.into(),
+            table: "t".into(),
+            scope: Scope::Chunks {
+                db: db.into(),
+                table: "t".into(),
+                partitions: vec![0],
+            },
+            src_host: "127.0.0.1".into(),
+            src_port: 1,
+            data_written: true,
+        }
+    }
+
+    #[test]
+    fn a_task_is_made_only_on_a_replicated_database_and_while_started() {
+        let mut q = SendQueue::default();
+        let t = append("dfs://q");
+        assert!(q.makes_task(&t, Some(true)));
+        assert!(!q.makes_task(&t, Some(false)));
+        assert!(!q.makes_task(&t, None));
+        let create = TaskMeta {
+            op: OperationType::CreateDomain,
+            ..t.clone()
+        };
+        assert!(q.makes_task(&create, Some(false)), "the flag turning on");
+        assert!(!q.makes_task(&create, Some(true)), "on already");
+        q.switch(Switch::Stop);
+        assert!(!q.makes_task(&t, Some(true)));
+        q.switch(Switch::Start);
+        assert!(q.makes_task(&t, Some(true)));
+    }
+
+    /// Tasks are numbered without gaps; a pull skips what is truncated; task data is sweepable
+    /// once its task is truncated, or when its transaction made no task and is not open.
+    #[test]
+    fn numbering_pulls_and_sweeping() {
+        let mut q = SendQueue::default();
+        let mut touched = vec![];
+        for tid in [10, 11, 12] {
+            q.add(tid, &append("dfs://q"), tid as i64, 1, &mut touched);
+        }
+        assert_eq!(q.repl.last_task_id, 3);
+        assert_eq!(q.task_of(11), Some(2));
+        assert!(touched.contains(&SendTouch::Task(3)));
+        assert_eq!(q.tasks[&3].execution_set, 1);
+        q.register("s1", 1, 0).expect("register");
+        assert_eq!(
+            q.after(0, 2).iter().map(|t| t.task_id).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        q.progress("s1", &[1, 2], 5).expect("progress");
+        assert_eq!(q.repl.truncated_upto, 2);
+        assert_eq!(
+            q.after(0, 10).iter().map(|t| t.task_id).collect::<Vec<_>>(),
+            vec![3]
+        );
+        // 10 truncated; 12's task is not; 20 made no task and is decided; 21 is open.
+        assert_eq!(
+            q.sweepable(&[10, 12, 20, 21], |tid| tid == 21),
+            vec![10, 20]
+        );
+        assert!(q.progress("nobody", &[1], 5).is_err());
+        let listed: Vec<(u64, bool)> = q
+            .listing(None)
+            .iter()
+            .map(|(t, tr)| (t.task_id, *tr))
+            .collect();
+        assert_eq!(listed, vec![(1, true), (2, true), (3, false)]);
+        assert_eq!(q.listing(Some(1)).len(), 1);
+    }
+
+    /// Truncation follows the slowest slave; only the latest 10,000 finished tasks' metadata
+    /// is kept; a new slave starts after what is truncated.
+    #[test]
+    fn tasks_truncate_after_every_slave_and_only_the_latest_finished_are_kept() {
+        let mut q = SendQueue::default();
+        let n = KEEP_FINISHED_TASKS as u64 + 5;
+        let mut touched = vec![];
+        for i in 0..n {
+            assert_eq!(
+                q.add(i + 1, &append("dfs://q"), i as i64, 0, &mut touched),
+                i + 1
+            );
+        }
+        for slave in ["a", "b"] {
+            q.register(slave, 2, 0).expect("register");
+        }
+        assert!(q.register("c", 2, 0).is_err());
+        assert!(
+            q.register("a", 2, 0).is_ok(),
+            "a registered slave is confirmed"
+        );
+        let all: Vec<u64> = (1..=n).collect();
+        q.progress("a", &all, 1).expect("progress");
+        assert_eq!(q.repl.truncated_upto, 0, "b has finished nothing");
+        // b finishes out of order: only the gap-free prefix counts.
+        q.progress("b", &[1, 2, 4], 1).expect("progress");
+        assert_eq!(q.repl.truncated_upto, 2);
+        assert_eq!(q.slaves["b"].last_finished(), 4);
+        q.progress("b", &all, 2).expect("progress");
+        assert_eq!(q.repl.truncated_upto, n);
+        assert_eq!(q.tasks.len(), KEEP_FINISHED_TASKS);
+        assert_eq!(
+            q.tasks.keys().next().copied(),
+            Some(6),
+            "the oldest five are forgotten"
+        );
+        assert_eq!(q.task_of_tid.len(), KEEP_FINISHED_TASKS);
+        let mut late = q.clone();
+        late.slaves.clear();
+        late.register("d", 1, 3).expect("register");
+        assert_eq!(
+            late.slaves["d"].finished_upto, n,
+            "starts after the truncated tasks"
+        );
+    }
+}

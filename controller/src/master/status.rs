@@ -1,0 +1,126 @@
+//! The master's functions on its controller: `startClusterReplication()`,
+//! `stopClusterReplication()`, `getMasterReplicationStatus([limit])`,
+//! `getRecentSlaveReplicationInfo()`, and the table behind
+//! `getDatabaseClusterReplicationStatus()`.
+
+use xrepl_core::value::{Table, Value, Vector};
+use xrepl_proto::rpc::RemoteError;
+use xrepl_proto::task::TaskInfo;
+
+use super::Master;
+use crate::meta::{MetaCommand, MetaState};
+use crate::switch::Switch;
+
+fn table(names: &[&str], columns: Vec<Vector>) -> Table {
+    Table::new(names.iter().map(|s| s.to_string()).collect(), columns).unwrap_or_else(|_| Table {
+        names: vec![],
+        columns: vec![],
+    })
+}
+
+impl Master {
+    /// `startClusterReplication()` / `stopClusterReplication()` on a master.
+    pub async fn switch(&self, switch: Switch) -> Result<Value, RemoteError> {
+        self.meta
+            .apply(MetaCommand::SwitchMaster { switch })
+            .await
+            .map_err(|e| e.to_remote(&self.alias))?;
+        tracing::info!("replication {} on the master", switch.state_name());
+        Ok(Value::Void)
+    }
+
+    /// `getMasterReplicationStatus([limit])`: the latest finished tasks (at most 10,000, and at
+    /// most `limit`), then the unfinished ones from the oldest, `limit` rows in all.
+    pub fn status(&self, limit: Option<usize>) -> Table {
+        let rows: Vec<(TaskInfo, bool)> = self.meta.read(|s| s.send.listing(limit));
+        let text = |f: &dyn Fn(&TaskInfo) -> String| {
+            Vector::String(rows.iter().map(|(t, _)| f(t)).collect())
+        };
+        let long =
+            |f: &dyn Fn(&TaskInfo) -> i64| Vector::Long(rows.iter().map(|(t, _)| f(t)).collect());
+        table(
+            &[
+                "taskId",
+                "tid",
+                "groupId",
+                "operationType",
+                "submitTime",
+                "dbName",
+                "tableName",
+                "srcIP",
+                "srcPort",
+                "isTruncated",
+            ],
+            vec![
+                long(&|t| t.task_id as i64),
+                long(&|t| t.tid as i64),
+                long(&|t| t.group_id as i64),
+                text(&|t| t.op.name().to_string()),
+                Vector::NanoTimestamp(rows.iter().map(|(t, _)| t.submit_ns).collect()),
+                text(&|t| t.db.clone()),
+                text(&|t| t.table.clone()),
+                text(&|t| t.src_host.clone()),
+                Vector::Int(rows.iter().map(|(t, _)| i32::from(t.src_port)).collect()),
+                Vector::Bool(rows.iter().map(|(_, tr)| i8::from(*tr)).collect()),
+            ],
+        )
+    }
+
+    /// `getRecentSlaveReplicationInfo()`: one row per registered slave cluster.
+    pub fn recent_slaves(&self) -> Table {
+        let rows: Vec<(String, u64, i64)> = self.meta.read(|s| {
+            s.send
+                .slaves
+                .iter()
+                .map(|(name, info)| {
+                    (
+                        name.clone(),
+                        info.last_finished(),
+                        info.last_report_ms.saturating_mul(1_000_000),
+                    )
+                })
+                .collect()
+        });
+        // The time of the last pull is in memory only; after a restart, the last report's.
+        let rows: Vec<(String, u64, i64)> = rows
+            .into_iter()
+            .map(|(name, last, reported)| {
+                let pulled = self.last_pull.get(&name).map(|t| *t).unwrap_or(reported);
+                (name, last, pulled)
+            })
+            .collect();
+        table(
+            &[
+                "connectedController",
+                "allControllersInRaft",
+                "lastFinishedTaskId",
+                "lastPullTime",
+            ],
+            vec![
+                Vector::String(rows.iter().map(|r| r.0.clone()).collect()),
+                Vector::String(rows.iter().map(|r| r.0.clone()).collect()),
+                Vector::Long(rows.iter().map(|r| r.1 as i64).collect()),
+                Vector::NanoTimestamp(rows.iter().map(|r| r.2).collect()),
+            ],
+        )
+    }
+}
+
+/// `getDatabaseClusterReplicationStatus()`: `dbName, enabled, executionSet` per database (on
+/// either kind of cluster: it is the catalog's).
+pub fn replication_flags(s: &MetaState) -> Table {
+    let rows: Vec<(String, bool, u8)> = s
+        .catalog
+        .dbs
+        .values()
+        .map(|d| (d.path.clone(), d.replication_enabled, d.execution_set))
+        .collect();
+    table(
+        &["dbName", "enabled", "executionSet"],
+        vec![
+            Vector::String(rows.iter().map(|r| r.0.clone()).collect()),
+            Vector::Bool(rows.iter().map(|r| i8::from(r.1)).collect()),
+            Vector::Int(rows.iter().map(|r| i32::from(r.2)).collect()),
+        ],
+    )
+}

@@ -1,0 +1,116 @@
+//! What goes into the metadata and what comes out: the commands ([`MetaCommand`]) and what
+//! applying one produced ([`MetaOutcome`]).
+
+use serde::{Deserialize, Serialize};
+use xrepl_core::catalog::{CatalogChange, Right};
+use xrepl_proto::task::{ReplayOf, TaskInfo, TaskMeta};
+use xrepl_proto::txn::Verdict;
+
+use crate::slave::queue::FinishRefused;
+pub use crate::switch::Switch;
+
+/// The outcome of a transaction, durable once recorded (`d/<tid>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub committed: bool,
+    /// Why it aborted.
+    pub reason: String,
+}
+
+/// A change to the metadata.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum MetaCommand {
+    /// Creates the token secret; only once, on first start.
+    InitTokenKey { key: Vec<u8> },
+    CreateUser {
+        name: String,
+        password_hash: String,
+        is_admin: bool,
+    },
+    /// `db: None` with `Right::Owner`: the user may create databases.
+    Grant {
+        user: String,
+        right: Right,
+        db: Option<String>,
+    },
+    /// Records the site a data node registered from.
+    RegisterNode { alias: String, site: String },
+    /// Gives a new transaction its tid.
+    BeginTx {
+        coordinator: String,
+        user: String,
+        started_ms: i64,
+    },
+    /// Records a transaction's outcome with its catalog changes, atomically. The first decision
+    /// for a tid wins; a commit whose changes the catalog refuses is recorded as an abort.
+    Decide {
+        tid: u64,
+        verdict: Verdict,
+        reason: String,
+        changes: Vec<CatalogChange>,
+        /// The task the commit makes if its database is replicated.
+        task: Option<TaskMeta>,
+        /// This controller is a replication master (from its configuration).
+        master: bool,
+        /// The commit time, for the task's `submitTime` (ns since the epoch).
+        now_ns: i64,
+        /// On a slave: the task this transaction replays, recorded FINISHED by its commit.
+        /// A replay of a task that may not finish (finished already) is aborted instead.
+        replay: Option<ReplayOf>,
+    },
+    /// Slave: tasks received from the master, stored WAITING with the new pull position.
+    StoreTasks {
+        tasks: Vec<TaskInfo>,
+        queues: u32,
+        now_ns: i64,
+    },
+    /// Slave: a task failed its last attempt: FAILED, and the slave STOPPED.
+    FailTask {
+        task_id: u64,
+        details: String,
+        node: String,
+    },
+    /// Slave: `startClusterReplication()` (FAILED tasks wait again) or `stopClusterReplication()`.
+    SwitchSlave { switch: Switch },
+    /// Slave: `skipClusterReplicationTask(ids)`.
+    SkipTasks {
+        ids: Vec<u64>,
+        details: String,
+        now_ns: i64,
+    },
+    /// `startClusterReplication()` / `stopClusterReplication()` on a master.
+    SwitchMaster { switch: Switch },
+    /// Registers a slave cluster (a registered one is confirmed); refused beyond `max`.
+    RegisterSlave {
+        slave: String,
+        max: u32,
+        now_ms: i64,
+    },
+    /// A slave reports finished tasks; truncation follows when every slave has finished.
+    SlaveProgress {
+        slave: String,
+        finished: Vec<u64>,
+        now_ms: i64,
+    },
+    /// Places chunks that have no node yet (outside any transaction: an empty chunk is harmless).
+    AssignChunks {
+        db: String,
+        table: String,
+        chunks: Vec<(u32, String)>,
+    },
+}
+
+/// What applying a command produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetaOutcome {
+    Done,
+    Tid(u64),
+    /// The decision recorded (or found recorded) for a transaction, and the task its commit
+    /// made on a master.
+    Decided(Decision, Option<u64>),
+    /// A replay refused because its task may not finish: recorded as an abort with this
+    /// decision, whose reason is the refusal's text.
+    ReplayRefused(Decision, FinishRefused),
+    /// The tasks a skip marked FINISHED.
+    Skipped(Vec<u64>),
+}

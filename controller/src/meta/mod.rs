@@ -1,0 +1,364 @@
+//! The controller's metadata and the one function that changes it.
+//!
+//! Every change is a [`MetaCommand`]: a serialisable value handed to [`MetaHandle::apply`].
+//! One writer task ([`MetaWriter`]) owns a working copy of the state. It takes the commands
+//! waiting in its queue as a group, checks and applies each to the working copy
+//! ([`state::MetaState::apply`]), writes what they touched in one atomic sled batch
+//! ([`store`]), flushes once (group commit), and only then applies the same commands to the
+//! published state that readers see, and answers. A replicated log can later feed the same
+//! commands to every controller replica: `apply` is deterministic.
+//!
+//! The state composes the pure parts each role owns: the catalog, users and transactions here,
+//! the master's send queue (`crate::master::send_queue`) and the slave's execution queue
+//! (`crate::slave::queue`).
+
+pub mod command;
+pub mod state;
+mod store;
+
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::{mpsc, oneshot};
+
+pub use command::{Decision, MetaCommand, MetaOutcome};
+pub use state::{MetaState, OpenTx, User, TID_LEASE};
+
+use crate::error::ControllerError;
+use state::Touch;
+use store::Store;
+
+/// Commands waiting for the metadata writer.
+const APPLY_QUEUE: usize = 4096;
+/// Most commands one flush covers.
+const GROUP_MAX: usize = 512;
+
+type Answer = oneshot::Sender<Result<MetaOutcome, ControllerError>>;
+type ApplyRequest = (MetaCommand, Answer);
+
+/// The clonable way to read and change the metadata.
+#[derive(Clone)]
+pub struct MetaHandle {
+    state: Arc<RwLock<MetaState>>,
+    tx: mpsc::Sender<ApplyRequest>,
+}
+
+impl MetaHandle {
+    /// Opens the store under `path`, loads the state and starts the writer task.
+    pub fn open(path: &Path) -> Result<MetaHandle, ControllerError> {
+        let store = Store::open(path)?;
+        let loaded = store.load()?;
+        let state = Arc::new(RwLock::new(loaded.clone()));
+        let (tx, rx) = mpsc::channel(APPLY_QUEUE);
+        let writer = MetaWriter {
+            store,
+            working: loaded,
+            published: state.clone(),
+        };
+        tokio::spawn(writer.run(rx));
+        Ok(MetaHandle { state, tx })
+    }
+
+    /// Applies one command: checked, written, flushed, published, in that order.
+    pub async fn apply(&self, cmd: MetaCommand) -> Result<MetaOutcome, ControllerError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send((cmd, tx))
+            .await
+            .map_err(|_| ControllerError::WriterGone)?;
+        rx.await.map_err(|_| ControllerError::WriterGone)?
+    }
+
+    /// Gives a new transaction its tid.
+    pub async fn begin_tx(
+        &self,
+        coordinator: String,
+        user: String,
+        started_ms: i64,
+    ) -> Result<u64, ControllerError> {
+        match self
+            .apply(MetaCommand::BeginTx {
+                coordinator,
+                user,
+                started_ms,
+            })
+            .await?
+        {
+            MetaOutcome::Tid(tid) => Ok(tid),
+            other => Err(ControllerError::Outcome(format!("{other:?}"))),
+        }
+    }
+
+    /// Reads the state. Keep `f` short: it runs under a read lock, and take no other lock in
+    /// it.
+    pub fn read<R>(&self, f: impl FnOnce(&MetaState) -> R) -> R {
+        match self.state.read() {
+            Ok(s) => f(&s),
+            Err(poisoned) => f(&poisoned.into_inner()),
+        }
+    }
+}
+
+/// The single owner of the store and of the working state.
+struct MetaWriter {
+    store: Store,
+    working: MetaState,
+    published: Arc<RwLock<MetaState>>,
+}
+
+impl MetaWriter {
+    async fn run(mut self, mut rx: mpsc::Receiver<ApplyRequest>) {
+        while let Some(first) = rx.recv().await {
+            let mut group = vec![first];
+            while group.len() < GROUP_MAX {
+                match rx.try_recv() {
+                    Ok(r) => group.push(r),
+                    Err(_) => break,
+                }
+            }
+            self.apply_group(group).await;
+        }
+        let _ = self.store.db.flush_async().await;
+    }
+
+    async fn apply_group(&mut self, group: Vec<ApplyRequest>) {
+        let mut batch = sled::Batch::default();
+        let mut done: Vec<(MetaCommand, Answer, Result<MetaOutcome, ControllerError>)> =
+            Vec::with_capacity(group.len());
+        // A group of `BeginTx` within the tid lease need not be flushed: losing its open
+        // records in a crash only makes those transactions unknown, which is an abort (their
+        // participants ask and hear so; their `Decide` is refused). Everything else is flushed.
+        let mut flush = false;
+        for (cmd, reply) in group {
+            let result = match self.working.apply(&cmd) {
+                Ok((outcome, touches)) => {
+                    Store::stage(&mut batch, &self.working, &touches);
+                    flush |= !matches!(cmd, MetaCommand::BeginTx { .. })
+                        || touches.contains(&Touch::Lease);
+                    Ok(outcome)
+                }
+                Err(e) => Err(ControllerError::Refused(e)),
+            };
+            done.push((cmd, reply, result));
+        }
+        let written = match self.store.tree.apply_batch(batch) {
+            Ok(()) if flush => self.store.db.flush_async().await.map(|_| ()),
+            Ok(()) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            // The working copy is ahead of the disk now; the store cannot be trusted to follow.
+            // Answer everyone with the error and reload what the disk holds.
+            tracing::error!("metadata write failed: {e}");
+            for (_, reply, _) in done {
+                let _ = reply.send(Err(ControllerError::Refused(format!(
+                    "the metadata store failed: {e}"
+                ))));
+            }
+            match self.store.load() {
+                Ok(s) => self.working = s,
+                Err(e) => tracing::error!("cannot reload the metadata: {e}"),
+            }
+            return;
+        }
+        {
+            let mut published = self.published.write().unwrap_or_else(|p| p.into_inner());
+            for (cmd, _, result) in &done {
+                if result.is_ok() {
+                    if let Err(e) = published.apply(cmd) {
+                        tracing::error!("published metadata diverged on {cmd:?}: {e}");
+                    }
+                }
+            }
+        }
+        for (_, reply, result) in done {
+            let _ = reply.send(result);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xrepl_core::catalog::{CatalogChange, PartitionScheme, Right};
+    use xrepl_core::value::Vector;
+    use xrepl_proto::txn::Verdict;
+
+    async fn reopen(dir: &Path) -> MetaHandle {
+        // sled releases its lock when the writer task has dropped the store.
+        for _ in 0..100 {
+            if let Ok(m) = MetaHandle::open(dir) {
+                return m;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("cannot reopen the store");
+    }
+
+    #[tokio::test]
+    async fn commands_survive_a_reopen_and_refusals_change_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let m = MetaHandle::open(dir.path()).expect("open");
+            let user = |name: &str| MetaCommand::CreateUser {
+                name: name.into(),
+                password_hash: "h".into(),
+                is_admin: false,
+            };
+            m.apply(user("alice")).await.expect("create");
+            assert!(matches!(
+                m.apply(user("alice")).await,
+                Err(ControllerError::Refused(_))
+            ));
+            let tid = match m
+                .apply(MetaCommand::BeginTx {
+                    coordinator: "dnode1".into(),
+                    user: "alice".into(),
+                    started_ms: 1,
+                })
+                .await
+            {
+                Ok(MetaOutcome::Tid(t)) => t,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(tid, 1);
+            let create = CatalogChange::CreateDatabase {
+                path: "dfs://x".into(),
+                scheme: PartitionScheme::Value(Vector::Int(vec![1, 2])),
+            };
+            let decided = m
+                .apply(MetaCommand::Decide {
+                    tid,
+                    verdict: Verdict::Commit,
+                    reason: String::new(),
+                    changes: vec![create.clone()],
+                    task: None,
+                    master: false,
+                    now_ns: 0,
+                    replay: None,
+                })
+                .await;
+            assert!(matches!(
+                decided,
+                Ok(MetaOutcome::Decided(
+                    Decision {
+                        committed: true,
+                        ..
+                    },
+                    None
+                ))
+            ));
+            // A second decision for the same tid returns the first.
+            let again = m
+                .apply(MetaCommand::Decide {
+                    tid,
+                    verdict: Verdict::Abort,
+                    reason: "late".into(),
+                    changes: vec![],
+                    task: None,
+                    master: false,
+                    now_ns: 0,
+                    replay: None,
+                })
+                .await;
+            assert!(matches!(
+                again,
+                Ok(MetaOutcome::Decided(
+                    Decision {
+                        committed: true,
+                        ..
+                    },
+                    None
+                ))
+            ));
+            // A commit the catalog refuses is recorded as an abort, with the reason.
+            let Ok(MetaOutcome::Tid(t2)) = m
+                .apply(MetaCommand::BeginTx {
+                    coordinator: "dnode1".into(),
+                    user: "alice".into(),
+                    started_ms: 2,
+                })
+                .await
+            else {
+                panic!("begin");
+            };
+            let refused = m
+                .apply(MetaCommand::Decide {
+                    tid: t2,
+                    verdict: Verdict::Commit,
+                    reason: String::new(),
+                    changes: vec![create],
+                    task: None,
+                    master: false,
+                    now_ns: 0,
+                    replay: None,
+                })
+                .await;
+            match refused {
+                Ok(MetaOutcome::Decided(d, _)) => {
+                    assert!(!d.committed);
+                    assert_eq!(d.reason, "database 'dfs://x' exists already");
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(
+                m.read(|s| s.allows("alice", Right::Owner, "dfs://x")),
+                "creator owns it"
+            );
+        }
+        let m = reopen(dir.path()).await;
+        m.read(|s| {
+            // Numbering resumes above the durable tid lease: no tid is given twice.
+            assert_eq!(s.next_tid, TID_LEASE);
+            assert!(s.open.is_empty());
+            assert_eq!(s.decisions.len(), 2);
+            assert!(s.decisions.get(&1).is_some_and(|d| d.committed));
+            assert!(s.catalog.dbs.contains_key("dfs://x"));
+            assert!(s.users.contains_key("alice"));
+            assert!(s.allows("alice", Right::Write, "dfs://x"));
+        });
+    }
+
+    #[tokio::test]
+    async fn many_concurrent_commands_share_flushes_and_all_land() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let m = MetaHandle::open(dir.path()).expect("open");
+            let tasks: Vec<_> = (0..200)
+                .map(|i| {
+                    let m = m.clone();
+                    tokio::spawn(async move {
+                        m.apply(MetaCommand::BeginTx {
+                            coordinator: format!("n{i}"),
+                            user: "admin".into(),
+                            started_ms: i,
+                        })
+                        .await
+                    })
+                })
+                .collect();
+            let mut tids = Vec::new();
+            for t in tasks {
+                match t.await.expect("join") {
+                    Ok(MetaOutcome::Tid(tid)) => tids.push(tid),
+                    other => panic!("{other:?}"),
+                }
+            }
+            tids.sort_unstable();
+            assert_eq!(tids, (1..=200).collect::<Vec<u64>>(), "gap-free, unique");
+        }
+        let m = reopen(dir.path()).await;
+        assert_eq!(m.read(|s| (s.next_tid, s.open.len())), (TID_LEASE, 200));
+        let Ok(MetaOutcome::Tid(next)) = m
+            .apply(MetaCommand::BeginTx {
+                coordinator: "n".into(),
+                user: "admin".into(),
+                started_ms: 0,
+            })
+            .await
+        else {
+            panic!("begin");
+        };
+        assert_eq!(next, TID_LEASE + 1);
+    }
+}

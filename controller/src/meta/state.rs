@@ -1,0 +1,350 @@
+//! The metadata as one value, and [`MetaState::apply`]: the deterministic change each
+//! [`MetaCommand`] makes, or its refusal (which leaves the state as it was). No IO: the writer
+//! (`super::MetaHandle`) persists what a command touched ([`Touch`]).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use xrepl_core::auth::TokenKey;
+use xrepl_core::catalog::{Catalog, CatalogChange, DatabaseMeta, Grants, Right};
+
+use super::command::{Decision, MetaCommand, MetaOutcome};
+use crate::master::send_queue::{SendQueue, SendTouch};
+use crate::slave::queue::{ExecQueue, QueueTouch};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// argon2 PHC string; never the password.
+    pub password_hash: String,
+    pub is_admin: bool,
+    #[serde(default)]
+    pub grants: Grants,
+}
+
+/// A transaction that has a tid but no decision yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenTx {
+    pub coordinator: String,
+    pub user: String,
+    /// Wall-clock start, ms since the epoch (the abort timeout counts from it).
+    pub started_ms: i64,
+}
+
+/// Tids handed out per durable lease: `BeginTx` flushes only when it crosses a lease.
+pub const TID_LEASE: u64 = 10_000;
+
+/// What a command wrote, to persist from the working state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Touch {
+    User(String),
+    Node(String),
+    Db(String),
+    Open(u64),
+    Decision(u64),
+    Counters,
+    TokenKey,
+    Repl,
+    Task(u64),
+    Slave(String),
+    SlaveRepl,
+    SlaveTask(u64),
+    /// A new tid lease: the group must be flushed.
+    Lease,
+}
+
+/// The metadata as the rest of the controller reads it.
+#[derive(Debug, Clone, Default)]
+pub struct MetaState {
+    pub applied: u64,
+    pub users: BTreeMap<String, User>,
+    pub nodes: BTreeMap<String, String>,
+    pub token_key: Option<Vec<u8>>,
+    pub catalog: Catalog,
+    pub next_tid: u64,
+    /// Every tid up to this one may have been handed out (durable before any of them was);
+    /// after a crash, numbering resumes above it, so no tid is ever given twice.
+    pub tid_lease: u64,
+    pub open: BTreeMap<u64, OpenTx>,
+    pub decisions: BTreeMap<u64, Decision>,
+    /// Master: the send queue and the registered slaves.
+    pub send: SendQueue,
+    /// Slave: the execution queue.
+    pub slave: ExecQueue,
+}
+
+impl MetaState {
+    /// Applies a command, or refuses it leaving the state as it was.
+    pub(super) fn apply(&mut self, cmd: &MetaCommand) -> Result<(MetaOutcome, Vec<Touch>), String> {
+        let outcome = match cmd {
+            MetaCommand::InitTokenKey { key } => {
+                if self.token_key.is_some() {
+                    return Err("the token key exists already".into());
+                }
+                if key.len() != 32 {
+                    return Err("a token key has 32 bytes".into());
+                }
+                self.token_key = Some(key.clone());
+                (MetaOutcome::Done, vec![Touch::TokenKey])
+            }
+            MetaCommand::CreateUser {
+                name,
+                password_hash,
+                is_admin,
+            } => {
+                xrepl_core::auth::check_user_name(name)?;
+                if self.users.contains_key(name) {
+                    return Err(format!("user '{name}' exists already"));
+                }
+                self.users.insert(
+                    name.clone(),
+                    User {
+                        password_hash: password_hash.clone(),
+                        is_admin: *is_admin,
+                        grants: Grants::default(),
+                    },
+                );
+                (MetaOutcome::Done, vec![Touch::User(name.clone())])
+            }
+            MetaCommand::Grant { user, right, db } => {
+                let u = self
+                    .users
+                    .get_mut(user)
+                    .ok_or_else(|| format!("user '{user}' does not exist"))?;
+                match db {
+                    None if *right == Right::Owner => u.grants.create_databases = true,
+                    None => return Err(format!("{right} needs a database")),
+                    Some(db) => {
+                        self.catalog.db(db)?;
+                        let u = self.users.get_mut(user).ok_or("user vanished")?;
+                        u.grants.dbs.entry(db.clone()).or_default().insert(*right);
+                    }
+                }
+                (MetaOutcome::Done, vec![Touch::User(user.clone())])
+            }
+            MetaCommand::RegisterNode { alias, site } => {
+                self.nodes.insert(alias.clone(), site.clone());
+                (MetaOutcome::Done, vec![Touch::Node(alias.clone())])
+            }
+            MetaCommand::BeginTx {
+                coordinator,
+                user,
+                started_ms,
+            } => {
+                self.next_tid += 1;
+                let tid = self.next_tid;
+                self.open.insert(
+                    tid,
+                    OpenTx {
+                        coordinator: coordinator.clone(),
+                        user: user.clone(),
+                        started_ms: *started_ms,
+                    },
+                );
+                let mut touches = vec![Touch::Open(tid), Touch::Counters];
+                if tid > self.tid_lease {
+                    self.tid_lease = tid + TID_LEASE - 1;
+                    touches.push(Touch::Lease);
+                }
+                (MetaOutcome::Tid(tid), touches)
+            }
+            MetaCommand::Decide {
+                tid,
+                verdict,
+                reason,
+                changes,
+                task,
+                master,
+                now_ns,
+                replay,
+            } => {
+                if let Some(d) = self.decisions.get(tid) {
+                    let task_id = self.send.task_of(*tid);
+                    return Ok((MetaOutcome::Decided(d.clone(), task_id), vec![]));
+                }
+                let Some(open) = self.open.remove(tid) else {
+                    return Err(format!("transaction {tid} is unknown"));
+                };
+                let mut touches = vec![Touch::Open(*tid), Touch::Decision(*tid), Touch::Counters];
+                // Whether the commit makes a task, judged on the catalog before its changes.
+                let commit = verdict.is_commit();
+                let replicated = match task {
+                    Some(t) if commit && *master => self.send.makes_task(
+                        t,
+                        self.catalog.dbs.get(&t.db).map(|d| d.replication_enabled),
+                    ),
+                    _ => false,
+                };
+                let missing_data = replicated && task.as_ref().is_some_and(|t| !t.data_written);
+                let refused = match replay {
+                    Some(r) if commit => self.slave.may_finish(r.task_id).err(),
+                    _ => None,
+                };
+                let decision = if let Some(refusal) = &refused {
+                    Decision {
+                        committed: false,
+                        reason: refusal.to_string(),
+                    }
+                } else if missing_data {
+                    Decision {
+                        committed: false,
+                        reason: format!(
+                            "replication was turned on for '{}' while this transaction ran; run it again",
+                            task.as_ref().map_or("", |t| t.db.as_str())
+                        ),
+                    }
+                } else if commit {
+                    match self.catalog.apply_all(changes) {
+                        Ok(()) => {
+                            for c in changes {
+                                touches.push(Touch::Db(c.db().to_string()));
+                                self.grant_creator(c, &open.user, &mut touches);
+                            }
+                            Decision {
+                                committed: true,
+                                reason: String::new(),
+                            }
+                        }
+                        Err(e) => Decision {
+                            committed: false,
+                            reason: e,
+                        },
+                    }
+                } else {
+                    Decision {
+                        committed: false,
+                        reason: reason.clone(),
+                    }
+                };
+                let task_id = match task {
+                    Some(t) if replicated && decision.committed => {
+                        let set = self.catalog.dbs.get(&t.db).map_or(0, |d| d.execution_set);
+                        let mut sent = vec![];
+                        let id = self.send.add(*tid, t, *now_ns, set, &mut sent);
+                        Self::touch_send(&mut touches, sent);
+                        Some(id)
+                    }
+                    _ => None,
+                };
+                if let Some(r) = replay.as_ref().filter(|_| decision.committed) {
+                    let t = self.slave.finish(r, *now_ns);
+                    Self::touch_queue(&mut touches, t);
+                }
+                self.decisions.insert(*tid, decision.clone());
+                match refused {
+                    Some(refusal) => (MetaOutcome::ReplayRefused(decision, refusal), touches),
+                    None => (MetaOutcome::Decided(decision, task_id), touches),
+                }
+            }
+            MetaCommand::StoreTasks {
+                tasks,
+                queues,
+                now_ns,
+            } => {
+                let mut touches = vec![];
+                Self::touch_queue(&mut touches, self.slave.store(tasks, *queues, *now_ns));
+                (MetaOutcome::Done, touches)
+            }
+            MetaCommand::FailTask {
+                task_id,
+                details,
+                node,
+            } => {
+                let mut touches = vec![];
+                Self::touch_queue(&mut touches, self.slave.fail(*task_id, details, node));
+                (MetaOutcome::Done, touches)
+            }
+            MetaCommand::SwitchSlave { switch } => {
+                let mut touches = vec![];
+                Self::touch_queue(&mut touches, self.slave.switch(*switch));
+                (MetaOutcome::Done, touches)
+            }
+            MetaCommand::SkipTasks {
+                ids,
+                details,
+                now_ns,
+            } => {
+                let (skipped, t) = self.slave.skip(ids, details, *now_ns)?;
+                let mut touches = vec![];
+                Self::touch_queue(&mut touches, t);
+                (MetaOutcome::Skipped(skipped), touches)
+            }
+            MetaCommand::SwitchMaster { switch } => {
+                let mut touches = vec![];
+                Self::touch_send(&mut touches, self.send.switch(*switch));
+                (MetaOutcome::Done, touches)
+            }
+            MetaCommand::RegisterSlave { slave, max, now_ms } => {
+                let mut touches = vec![];
+                Self::touch_send(&mut touches, self.send.register(slave, *max, *now_ms)?);
+                (MetaOutcome::Done, touches)
+            }
+            MetaCommand::SlaveProgress {
+                slave,
+                finished,
+                now_ms,
+            } => {
+                let mut touches = vec![];
+                Self::touch_send(&mut touches, self.send.progress(slave, finished, *now_ms)?);
+                (MetaOutcome::Done, touches)
+            }
+            MetaCommand::AssignChunks { db, table, chunks } => {
+                self.catalog.apply(&CatalogChange::AssignChunks {
+                    db: db.clone(),
+                    table: table.clone(),
+                    chunks: chunks.clone(),
+                })?;
+                (MetaOutcome::Done, vec![Touch::Db(db.clone())])
+            }
+        };
+        self.applied += 1;
+        let (o, mut t) = outcome;
+        t.push(Touch::Counters);
+        Ok((o, t))
+    }
+
+    fn touch_queue(touches: &mut Vec<Touch>, changed: Vec<QueueTouch>) {
+        touches.extend(changed.into_iter().map(|t| match t {
+            QueueTouch::Repl => Touch::SlaveRepl,
+            QueueTouch::Task(id) => Touch::SlaveTask(id),
+        }));
+    }
+
+    fn touch_send(touches: &mut Vec<Touch>, changed: Vec<SendTouch>) {
+        touches.extend(changed.into_iter().map(|t| match t {
+            SendTouch::Repl => Touch::Repl,
+            SendTouch::Task(id) => Touch::Task(id),
+            SendTouch::Slave(name) => Touch::Slave(name),
+        }));
+    }
+
+    /// A user who creates a database (without being an administrator) owns it.
+    fn grant_creator(&mut self, c: &CatalogChange, user: &str, touches: &mut Vec<Touch>) {
+        if let CatalogChange::CreateDatabase { path, .. } = c {
+            if let Some(u) = self.users.get_mut(user) {
+                if !u.is_admin {
+                    u.grants
+                        .dbs
+                        .entry(path.clone())
+                        .or_default()
+                        .insert(Right::Owner);
+                    touches.push(Touch::User(user.to_string()));
+                }
+            }
+        }
+    }
+
+    pub fn token_key(&self) -> Option<TokenKey> {
+        self.token_key.as_deref().and_then(TokenKey::from_bytes)
+    }
+
+    /// Whether `user` holds `right` on `db` (administrators hold every right).
+    pub fn allows(&self, user: &str, right: Right, db: &str) -> bool {
+        self.users
+            .get(user)
+            .is_some_and(|u| u.is_admin || u.grants.allows(right, db))
+    }
+
+    pub fn database(&self, path: &str) -> Result<&DatabaseMeta, String> {
+        self.catalog.db(path)
+    }
+}

@@ -1,0 +1,193 @@
+//! The metadata on disk: one sled tree, `meta`, keys by prefix, all written by a group's batch
+//! and flushed before any answer:
+//! - `u/<user>` → `User`;  `n/<alias>` → site;  `c/<db path>` → `DatabaseMeta`
+//! - `t/<tid>` → `OpenTx` (begun, not decided);  `d/<tid>` → `Decision`
+//! - `m/applied`, `m/token_key`, `m/next_tid`, `m/next_table_id`, `m/tid_lease`
+//! - replication (master): `m/repl` → `ReplState`;  `q/<taskId>` → `TaskInfo` (the send
+//!   queue);  `s/<slave>` → `SlaveInfo`
+//! - replication (slave): `m/slave` → `SlaveRepl` (status, pull position);  `r/<taskId>` →
+//!   `SlaveTask` (the execution queue; a task's FINISHED is written with the commit of the
+//!   transaction that replayed it)
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use xrepl_proto::task::TaskInfo;
+
+use super::state::{MetaState, Touch};
+use crate::error::ControllerError;
+use crate::master::send_queue::{ReplState, SendQueue, SlaveInfo};
+use crate::slave::queue::{ExecQueue, SlaveRepl, SlaveTask};
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    // Encoding our own plain structs into a Vec cannot fail.
+    rmp_serde::to_vec(v).unwrap_or_default()
+}
+
+fn decode<T: for<'a> Deserialize<'a>>(key: &[u8], bytes: &[u8]) -> Result<T, ControllerError> {
+    rmp_serde::from_slice(bytes).map_err(|e| ControllerError::Corrupt {
+        key: String::from_utf8_lossy(key).to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn tid_key(prefix: &str, tid: u64) -> Vec<u8> {
+    let mut k = prefix.as_bytes().to_vec();
+    k.extend_from_slice(&tid.to_be_bytes());
+    k
+}
+
+pub(super) struct Store {
+    pub(super) db: sled::Db,
+    pub(super) tree: sled::Tree,
+}
+
+impl Store {
+    pub(super) fn open(path: &Path) -> Result<Store, ControllerError> {
+        let open = |e| ControllerError::OpenStore {
+            path: path.to_path_buf(),
+            source: e,
+        };
+        let db = sled::open(path).map_err(open)?;
+        let tree = db.open_tree("meta").map_err(open)?;
+        Ok(Store { db, tree })
+    }
+
+    pub(super) fn load(&self) -> Result<MetaState, ControllerError> {
+        let mut s = MetaState::default();
+        let mut slave_repl = SlaveRepl::default();
+        let mut repl = ReplState::default();
+        let mut tasks: BTreeMap<u64, TaskInfo> = BTreeMap::new();
+        let mut slaves: BTreeMap<String, SlaveInfo> = BTreeMap::new();
+        let mut slave_tasks: BTreeMap<u64, SlaveTask> = BTreeMap::new();
+        for item in self.tree.iter() {
+            let (k, v) = item?;
+            let text = String::from_utf8_lossy(&k).to_string();
+            let id = || -> Result<u64, ControllerError> {
+                let b: [u8; 8] = k
+                    .get(2..10)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| ControllerError::Corrupt {
+                        key: text.clone(),
+                        reason: "bad tid key".into(),
+                    })?;
+                Ok(u64::from_be_bytes(b))
+            };
+            match k.get(..2) {
+                Some(b"u/") => {
+                    s.users.insert(text[2..].to_string(), decode(&k, &v)?);
+                }
+                Some(b"n/") => {
+                    s.nodes.insert(
+                        text[2..].to_string(),
+                        String::from_utf8_lossy(&v).to_string(),
+                    );
+                }
+                Some(b"c/") => {
+                    s.catalog.dbs.insert(text[2..].to_string(), decode(&k, &v)?);
+                }
+                Some(b"t/") => {
+                    s.open.insert(id()?, decode(&k, &v)?);
+                }
+                Some(b"d/") => {
+                    s.decisions.insert(id()?, decode(&k, &v)?);
+                }
+                Some(b"q/") => {
+                    tasks.insert(id()?, decode(&k, &v)?);
+                }
+                Some(b"s/") => {
+                    slaves.insert(text[2..].to_string(), decode(&k, &v)?);
+                }
+                Some(b"r/") => {
+                    slave_tasks.insert(id()?, decode(&k, &v)?);
+                }
+                _ => match text.as_str() {
+                    "m/applied" => s.applied = decode(&k, &v)?,
+                    "m/next_tid" => s.next_tid = decode(&k, &v)?,
+                    "m/next_table_id" => s.catalog.next_table_id = decode(&k, &v)?,
+                    "m/token_key" => s.token_key = Some(v.to_vec()),
+                    "m/repl" => repl = decode(&k, &v)?,
+                    "m/tid_lease" => s.tid_lease = decode(&k, &v)?,
+                    "m/slave" => slave_repl = decode(&k, &v)?,
+                    _ => {
+                        return Err(ControllerError::Corrupt {
+                            key: text,
+                            reason: "unknown key: the metadata was written by another version of xrepl, or is damaged; move the controller's home folder away to start afresh".into(),
+                        })
+                    }
+                },
+            }
+        }
+        // Tids up to the lease may have been given out by `BeginTx` groups that were never
+        // flushed: resume above it.
+        s.next_tid = s.next_tid.max(s.tid_lease);
+        s.send = SendQueue::load(repl, tasks, slaves);
+        s.slave = ExecQueue::load(slave_repl, slave_tasks);
+        Ok(s)
+    }
+
+    /// Adds what `touches` name, as they are in `s`, to the batch (absent ones are removed).
+    pub(super) fn stage(batch: &mut sled::Batch, s: &MetaState, touches: &[Touch]) {
+        for t in touches {
+            match t {
+                Touch::User(n) => {
+                    let k = format!("u/{n}");
+                    match s.users.get(n) {
+                        Some(u) => batch.insert(k.as_bytes(), encode(u)),
+                        None => batch.remove(k.as_bytes()),
+                    }
+                }
+                Touch::Node(a) => {
+                    if let Some(site) = s.nodes.get(a) {
+                        batch.insert(format!("n/{a}").as_bytes(), site.as_bytes());
+                    }
+                }
+                Touch::Db(p) => {
+                    let k = format!("c/{p}");
+                    match s.catalog.dbs.get(p) {
+                        Some(d) => batch.insert(k.as_bytes(), encode(d)),
+                        None => batch.remove(k.as_bytes()),
+                    }
+                }
+                Touch::Open(tid) => match s.open.get(tid) {
+                    Some(o) => batch.insert(tid_key("t/", *tid), encode(o)),
+                    None => batch.remove(tid_key("t/", *tid)),
+                },
+                Touch::Decision(tid) => {
+                    if let Some(d) = s.decisions.get(tid) {
+                        batch.insert(tid_key("d/", *tid), encode(d));
+                    }
+                }
+                Touch::Counters => {
+                    batch.insert("m/applied", encode(&s.applied));
+                    batch.insert("m/next_tid", encode(&s.next_tid));
+                    batch.insert("m/next_table_id", encode(&s.catalog.next_table_id));
+                }
+                Touch::Repl => batch.insert("m/repl", encode(&s.send.repl)),
+                Touch::Lease => batch.insert("m/tid_lease", encode(&s.tid_lease)),
+                Touch::Task(id) => match s.send.tasks.get(id) {
+                    Some(t) => batch.insert(tid_key("q/", *id), encode(t)),
+                    None => batch.remove(tid_key("q/", *id)),
+                },
+                Touch::Slave(name) => {
+                    let k = format!("s/{name}");
+                    match s.send.slaves.get(name) {
+                        Some(v) => batch.insert(k.as_bytes(), encode(v)),
+                        None => batch.remove(k.as_bytes()),
+                    }
+                }
+                Touch::SlaveRepl => batch.insert("m/slave", encode(&s.slave.repl)),
+                Touch::SlaveTask(id) => match s.slave.tasks.get(id) {
+                    Some(t) => batch.insert(tid_key("r/", *id), encode(t)),
+                    None => batch.remove(tid_key("r/", *id)),
+                },
+                Touch::TokenKey => {
+                    if let Some(k) = &s.token_key {
+                        batch.insert("m/token_key", k.as_slice());
+                    }
+                }
+            }
+        }
+    }
+}

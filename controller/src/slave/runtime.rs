@@ -1,0 +1,250 @@
+//! The slave's in-memory replication state, with one owner: a task that holds the
+//! [`Scheduler`] (what runs where, attempts, retry waits), the finished tasks not yet reported
+//! to the master, and the master token. Everyone else holds a [`Runtime`] handle and asks it;
+//! each question is a short job the owner runs on its state, in order.
+//!
+//! The owner reads the execution queue (the metadata) only inside a job, with no other lock
+//! held: nothing here can wait on the metadata writer, and the writer never waits on this.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use super::queue::SlaveTask;
+use super::scheduler::{AfterFailure, Counting, Running, Scheduler};
+use crate::meta::MetaHandle;
+
+/// Jobs waiting for the owner.
+const RUNTIME_QUEUE: usize = 1024;
+
+/// What the owner holds.
+#[derive(Default)]
+struct State {
+    sched: Scheduler,
+    /// Finished task ids not yet reported to the master.
+    to_report: BTreeSet<u64>,
+    /// A master administrator's token while connected (handed to the replay workers).
+    master_token: Option<String>,
+}
+
+type Job = Box<dyn FnOnce(&mut State) + Send>;
+
+/// The clonable handle on the slave's runtime state.
+#[derive(Clone)]
+pub struct Runtime {
+    jobs: mpsc::Sender<Job>,
+    meta: MetaHandle,
+    /// Woken when a task may have become runnable (waiting workers look again).
+    wake: Arc<Notify>,
+}
+
+impl Runtime {
+    /// Starts the owner task (on the current runtime).
+    pub fn start(meta: MetaHandle) -> Runtime {
+        let (jobs, mut rx) = mpsc::channel::<Job>(RUNTIME_QUEUE);
+        tokio::spawn(async move {
+            let mut state = State::default();
+            while let Some(job) = rx.recv().await {
+                job(&mut state);
+            }
+        });
+        Runtime {
+            jobs,
+            meta,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Runs `f` on the state and answers its result; `None` only if the owner is gone.
+    async fn ask<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut State) -> R + Send + 'static,
+    ) -> Option<R> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |s| {
+            let _ = tx.send(f(s));
+        });
+        self.jobs.send(job).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Runs `f` on the state without waiting for it.
+    async fn tell(&self, f: impl FnOnce(&mut State) + Send + 'static) {
+        let _ = self.jobs.send(Box::new(f)).await;
+    }
+
+    /// The notification waiting workers wait on.
+    pub fn wake(&self) -> &Notify {
+        &self.wake
+    }
+
+    /// Wakes every waiting worker.
+    pub fn notify(&self) {
+        self.wake.notify_waiters();
+    }
+
+    /// The next task for a worker of `node`, marked running, with the master token to fetch
+    /// its data; `None` when nothing may start (or the slave is not logged in to the master).
+    pub async fn pick(
+        &self,
+        node: &str,
+        live: Vec<String>,
+        now: Instant,
+        now_ns: i64,
+    ) -> Option<(SlaveTask, String)> {
+        let node = node.to_string();
+        let meta = self.meta.clone();
+        self.ask(move |s| {
+            let token = s.master_token.clone()?;
+            let task = meta.read(|m| s.sched.pick(&m.slave, &node, &live, now, now_ns))?;
+            Some((task, token))
+        })
+        .await
+        .flatten()
+    }
+
+    /// A replay's commit was recorded: the master may hear of it. Its attempt stays running
+    /// until the worker reports that the participants made the data visible.
+    pub async fn committed(&self, task_id: u64) {
+        self.tell(move |s| {
+            s.to_report.insert(task_id);
+        })
+        .await;
+    }
+
+    /// An attempt ended with the task finished (committed and visible, applied already, or
+    /// skipped): its queue is free, the master hears of it.
+    pub async fn finished(&self, ids: Vec<u64>) {
+        self.tell(move |s| {
+            for id in ids {
+                s.sched.finished(id);
+                s.to_report.insert(id);
+            }
+        })
+        .await;
+        self.notify();
+    }
+
+    /// Whether `node` runs an attempt at `task_id` that this controller handed out.
+    pub async fn runs(&self, task_id: u64, node: &str) -> bool {
+        let node = node.to_string();
+        self.ask(move |s| {
+            s.sched
+                .running
+                .get(&task_id)
+                .is_some_and(|r| r.node == node)
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    /// An attempt failed: what follows, and the failed attempts so far.
+    pub async fn failed(
+        &self,
+        task_id: u64,
+        reason: String,
+        interval: Duration,
+        limit: u32,
+        counting: Counting,
+    ) -> (AfterFailure, u32) {
+        let now = Instant::now();
+        self.ask(move |s| {
+            let after = s
+                .sched
+                .failed(task_id, &reason, now, interval, limit, counting);
+            (after, s.sched.attempts(task_id))
+        })
+        .await
+        .unwrap_or((AfterFailure::Retry(now + interval), 0))
+    }
+
+    /// The attempts running on nodes that are not `live`, and those on `restarted`.
+    pub async fn lost(&self, live: Vec<String>, restarted: Option<String>) -> Vec<(u64, String)> {
+        self.ask(move |s| {
+            let mut lost = s.sched.lost(&live);
+            if let Some(n) = restarted {
+                lost.extend(
+                    s.sched
+                        .running
+                        .iter()
+                        .filter(|(_, r)| r.node == n)
+                        .map(|(id, r)| (*id, r.node.clone())),
+                );
+            }
+            lost
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    /// The attempts handed to `node` more than `grace` ago that it does not name in `tasks`.
+    pub async fn not_running(
+        &self,
+        node: &str,
+        tasks: Vec<u64>,
+        now_ns: i64,
+        grace: Duration,
+    ) -> Vec<u64> {
+        let node = node.to_string();
+        let grace = grace.as_nanos() as i64;
+        self.ask(move |s| {
+            s.sched
+                .running
+                .iter()
+                .filter(|(id, r)| {
+                    r.node == node
+                        && !tasks.contains(id)
+                        && now_ns.saturating_sub(r.started_ns) > grace
+                })
+                .map(|(id, _)| *id)
+                .collect()
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    /// `startClusterReplication()`: every attempt count and retry wait is forgotten.
+    pub async fn restart(&self) {
+        self.tell(|s| s.sched.restart()).await;
+    }
+
+    /// The running attempts, by task id.
+    pub async fn running(&self) -> HashMap<u64, Running> {
+        self.ask(|s| s.sched.running.clone())
+            .await
+            .unwrap_or_default()
+    }
+
+    pub async fn set_master_token(&self, token: Option<String>) {
+        self.tell(move |s| s.master_token = token).await;
+        self.notify();
+    }
+
+    pub async fn master_token(&self) -> Option<String> {
+        self.ask(|s| s.master_token.clone()).await.flatten()
+    }
+
+    /// Adds finished tasks to report (after a restart: every finished task the queue lists).
+    pub async fn report(&self, ids: Vec<u64>) {
+        self.tell(move |s| s.to_report.extend(ids)).await;
+    }
+
+    /// Up to `max` finished tasks to report with the next pull.
+    pub async fn to_report(&self, max: usize) -> Vec<u64> {
+        self.ask(move |s| s.to_report.iter().take(max).copied().collect())
+            .await
+            .unwrap_or_default()
+    }
+
+    /// The master has heard of `ids`.
+    pub async fn reported(&self, ids: Vec<u64>) {
+        self.tell(move |s| {
+            for id in &ids {
+                s.to_report.remove(id);
+            }
+        })
+        .await;
+    }
+}

@@ -1,0 +1,136 @@
+//! The controller's family: what data nodes (and the controller's own tools) ask of it, and
+//! its answers.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use xrepl_core::catalog::{CatalogChange, DatabaseMeta, Right};
+use xrepl_core::value::Value;
+
+use crate::task::{ReplayAssignment, ReplayOf, TaskMeta};
+use crate::txn::TxState;
+
+/// Requests a controller answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ControllerRequest {
+    /// A data node announces itself at start (and again after the controller restarts).
+    Register { alias: String, site: String },
+    /// A data node is alive.
+    Heartbeat { alias: String },
+    /// Checks a user's password; answers a [`ControllerReply::LoggedIn`] with a token for later calls.
+    Login { user: String, password: String },
+    /// Runs a controller function for the user behind `token` (`rpc(getControllerAlias(), ...)`).
+    Call {
+        token: String,
+        function: String,
+        args: Vec<Value>,
+    },
+    /// Starts a transaction for the user behind `token`: answers [`ControllerReply::Tid`].
+    BeginTx { token: String, coordinator: String },
+    /// Records a transaction's outcome with its catalog changes: answers [`ControllerReply::Decided`].
+    Decide {
+        token: String,
+        tid: u64,
+        commit: bool,
+        reason: String,
+        changes: Vec<CatalogChange>,
+        /// The task a commit makes when its database is replicated (`None`: not a database
+        /// operation). Answered with the task's id, if one was made.
+        task: Option<TaskMeta>,
+        /// On a slave: the replicated task this transaction replays. The controller records
+        /// the task FINISHED in the same durable step as the commit, and refuses (aborts) a
+        /// replay of a task that is finished already, answering [`super::error::ErrorCode::AlreadyApplied`].
+        replay: Option<ReplayOf>,
+    },
+    /// A participant asks what became of a transaction it prepared: answers [`ControllerReply::Outcome`].
+    /// A transaction undecided past the timeout is aborted by this question.
+    TxOutcome { tid: u64 },
+    /// A database's metadata, if the user holds `need` on it (`None`: any logged-in user).
+    /// Answers [`ControllerReply::Database`] (`None` when it does not exist).
+    GetDatabase {
+        token: String,
+        db: String,
+        need: Option<Right>,
+    },
+    /// Places the chunks of `partitions` that have no node yet on live data nodes; answers
+    /// [`ControllerReply::Placement`] for all of them. Needs DB_WRITE.
+    PlaceChunks {
+        token: String,
+        db: String,
+        table: String,
+        partitions: Vec<u32>,
+    },
+    /// Every database's replication flag and execution set, for an administrator: answers
+    /// [`ControllerReply::Value`] with the table of `getDatabaseClusterReplicationStatus()`.
+    ReplicationFlags { token: String },
+    /// A master data node checks a slave's token: answers [`ControllerReply::LoggedIn`].
+    CheckToken { token: String },
+    /// A master data node asks which of the transactions whose task data it holds need it no
+    /// more (truncated tasks, transactions without a task): answers [`ControllerReply::Tids`].
+    SweepTaskData { tids: Vec<u64> },
+    /// A slave data node's replay worker asks for a task to replay, waiting up to `wait_ms`:
+    /// answers [`ControllerReply::ReplayTask`].
+    TakeReplayTask {
+        token: String,
+        node: String,
+        wait_ms: u32,
+    },
+    /// A slave data node says which tasks its workers are replaying (every second); a task
+    /// handed to it that it does not name is taken back (the hand-out was lost): answers
+    /// [`ControllerReply::Done`].
+    ReplayRunning {
+        token: String,
+        node: String,
+        tasks: Vec<u64>,
+    },
+    /// A slave data node's replay worker reports an attempt that did not commit (`failure`)
+    /// or that ended (`None`: committed, or found applied already): answers [`ControllerReply::Done`].
+    ReplayDone {
+        token: String,
+        node: String,
+        task_id: u64,
+        failure: Option<String>,
+        /// The failure is transient (a node of either cluster could not be reached): it is
+        /// retried without counting towards `clusterReplicationRetryLimit`.
+        transient: bool,
+    },
+    /// A slave data node asks, for an administrator's session (`token`), how to reach the
+    /// master: answers [`ControllerReply::MasterAccess`] (`Unavailable` while the slave is not logged in
+    /// to the master).
+    MasterAccess { token: String },
+}
+
+/// The controller's successful answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ControllerReply {
+    Done,
+    /// The controller's answer to a registration: how often to send heartbeats is the node's
+    /// own setting; the controller only tells who it is.
+    Registered {
+        controller: String,
+    },
+    LoggedIn {
+        user: String,
+        is_admin: bool,
+        token: String,
+    },
+    Value(Value),
+    Tid(u64),
+    Decided {
+        committed: bool,
+        reason: String,
+        task_id: Option<u64>,
+    },
+    /// A task for a slave data node to replay (`None`: none within the wait).
+    ReplayTask(Option<ReplayAssignment>),
+    Outcome(TxState),
+    Database(Option<DatabaseMeta>),
+    Placement(BTreeMap<u32, String>),
+    Tids(Vec<u64>),
+    /// Where a slave reaches its master: the master controller's `host:port` and a master
+    /// administrator's token.
+    MasterAccess {
+        master: String,
+        token: String,
+    },
+}
