@@ -14,7 +14,7 @@
 //!   lower-case `and`, `or`, `not`, `if`, `else`, `true`, `false` and `NULL` are keywords.
 
 use super::ast::Span;
-use super::parser::ParseError;
+use super::error::ParseError;
 use chrono::{Datelike, NaiveDate};
 
 /// One token of the script.
