@@ -1,6 +1,6 @@
 //! Who is calling: session tokens (HMAC-SHA256 with a key kept in the metadata, so they survive
 //! restarts), password logins, and the administrator check. Rights on databases are checked
-//! where the catalog is (`crate::txn`, `MetaState::allows`).
+//! where the catalog is (the transaction decisions, `MetaState::allows`).
 
 use xrepl_core::auth::{verify_password, TokenKey};
 use xrepl_proto::rpc::{ErrorCode, RemoteError};

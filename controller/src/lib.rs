@@ -191,7 +191,11 @@ impl Controller {
             ControllerRequest::BeginTx { token, coordinator } => {
                 let caller = self.auth.caller(&token)?;
                 self.meta
-                    .begin_tx(coordinator, caller.user, txn::now_ms())
+                    .begin_tx(
+                        coordinator,
+                        caller.user,
+                        chrono::Utc::now().timestamp_millis(),
+                    )
                     .await
                     .map(ControllerReply::Tid)
                     .map_err(|e| e.to_remote(&self.cfg.alias))

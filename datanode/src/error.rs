@@ -15,3 +15,16 @@ pub enum DataNodeError {
         source: std::io::Error,
     },
 }
+
+/// A refusal as the other side sees it, naming the node that raised it.
+pub fn refusal(
+    node: &str,
+    code: xrepl_proto::rpc::ErrorCode,
+    message: impl Into<String>,
+) -> xrepl_proto::rpc::RemoteError {
+    xrepl_proto::rpc::RemoteError {
+        node: node.to_string(),
+        code,
+        message: message.into(),
+    }
+}

@@ -1,4 +1,5 @@
-//! The data node's connection to its controller: registration, heartbeats, and calls.
+//! The data node's connection to its controller: registration, heartbeats, and calls, one
+//! typed method per request, so the rest of the data node never matches a controller reply.
 //!
 //! Registration is retried with backoff until the controller answers, so data nodes may start
 //! before their controller. A failed heartbeat, or a controller that no longer knows the node
@@ -7,17 +8,72 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use tokio::sync::watch;
+use xrepl_core::catalog::{CatalogChange, DatabaseMeta, Right};
 use xrepl_core::config::DataNodeConfig;
+use xrepl_core::value::Value;
 use xrepl_proto::rpc::{
     ControllerReply, ControllerRequest, ErrorCode, PeerKind, RemoteError, RpcClient, RpcError,
 };
+use xrepl_proto::task::{ReplayAssignment, ReplayOf, TaskMeta};
+use xrepl_proto::txn::{TxState, Verdict};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Time limit of one call to the controller.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// A logged-in user, as the controller vouches for a password or a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedIn {
+    pub user: String,
+    pub is_admin: bool,
+    pub token: String,
+}
+
+/// A transaction's decision as the coordinator asks the controller to record it.
+#[derive(Debug, Clone)]
+pub struct Decide {
+    pub tid: u64,
+    pub verdict: Verdict,
+    pub reason: String,
+    pub changes: Vec<CatalogChange>,
+    /// The task a commit makes when its database is replicated (a master).
+    pub task: Option<TaskMeta>,
+    /// The task a commit finishes (a slave's replay).
+    pub replay: Option<ReplayOf>,
+}
+
+/// What the controller recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decided {
+    pub committed: bool,
+    pub reason: String,
+    pub task_id: Option<u64>,
+}
+
+/// Whether a failed replay attempt counts towards `clusterReplicationRetryLimit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// It would fail the same way again (a missing right, bad data, a full disk).
+    Lasting,
+    /// A node of either cluster could not be reached, or a lock was busy: it only waits.
+    Transient,
+}
+
+/// How a replay attempt ended, as a worker reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptEnd {
+    /// Committed, or found applied already.
+    Applied,
+    Failed {
+        reason: String,
+        kind: FailureKind,
+    },
+}
 
 pub struct ControllerLink {
     alias: String,
@@ -62,7 +118,7 @@ impl ControllerLink {
     }
 
     /// Calls the controller; a connection failure is reported as `Unavailable`.
-    pub async fn call(&self, req: ControllerRequest) -> Result<ControllerReply, RemoteError> {
+    async fn call(&self, req: ControllerRequest) -> Result<ControllerReply, RemoteError> {
         let unavailable = |e: RpcError| RemoteError {
             node: self.alias.clone(),
             code: ErrorCode::Unavailable,
@@ -73,6 +129,263 @@ impl ControllerLink {
             .call_timeout(req, CALL_TIMEOUT)
             .await
             .map_err(unavailable)?
+    }
+
+    /// An answer of the controller's family that this request does not get.
+    fn unexpected(&self, what: &str, reply: ControllerReply) -> RemoteError {
+        RemoteError {
+            node: self.alias.clone(),
+            code: ErrorCode::Internal,
+            message: format!("unexpected answer from the controller to {what}: {reply:?}"),
+        }
+    }
+
+    /// Checks a user's password; a token for later calls.
+    pub async fn login(&self, user: &str, password: &str) -> Result<LoggedIn, RemoteError> {
+        match self
+            .call(ControllerRequest::Login {
+                user: user.to_string(),
+                password: password.to_string(),
+            })
+            .await?
+        {
+            ControllerReply::LoggedIn {
+                user,
+                is_admin,
+                token,
+            } => Ok(LoggedIn {
+                user,
+                is_admin,
+                token,
+            }),
+            other => Err(self.unexpected("a login", other)),
+        }
+    }
+
+    /// Who a token belongs to (a master data node checking a slave's token).
+    pub async fn check_token(&self, token: &str) -> Result<LoggedIn, RemoteError> {
+        match self
+            .call(ControllerRequest::CheckToken {
+                token: token.to_string(),
+            })
+            .await?
+        {
+            ControllerReply::LoggedIn {
+                user,
+                is_admin,
+                token,
+            } => Ok(LoggedIn {
+                user,
+                is_admin,
+                token,
+            }),
+            other => Err(self.unexpected("a token check", other)),
+        }
+    }
+
+    /// Runs a controller function as the user behind `token`.
+    pub async fn call_function(
+        &self,
+        token: &str,
+        function: &str,
+        args: Vec<Value>,
+    ) -> Result<Value, RemoteError> {
+        match self
+            .call(ControllerRequest::Call {
+                token: token.to_string(),
+                function: function.to_string(),
+                args,
+            })
+            .await?
+        {
+            ControllerReply::Value(v) => Ok(v),
+            other => Err(self.unexpected(function, other)),
+        }
+    }
+
+    /// `getDatabaseClusterReplicationStatus()`'s table, for an administrator.
+    pub async fn replication_flags(&self, token: &str) -> Result<Value, RemoteError> {
+        match self
+            .call(ControllerRequest::ReplicationFlags {
+                token: token.to_string(),
+            })
+            .await?
+        {
+            ControllerReply::Value(v) => Ok(v),
+            other => Err(self.unexpected("getDatabaseClusterReplicationStatus", other)),
+        }
+    }
+
+    /// A database's metadata, if the user holds `need` on it (`None`: it does not exist).
+    pub async fn database(
+        &self,
+        token: &str,
+        db: &str,
+        need: Option<Right>,
+    ) -> Result<Option<DatabaseMeta>, RemoteError> {
+        match self
+            .call(ControllerRequest::GetDatabase {
+                token: token.to_string(),
+                db: db.to_string(),
+                need,
+            })
+            .await?
+        {
+            ControllerReply::Database(d) => Ok(d),
+            other => Err(self.unexpected("a catalog read", other)),
+        }
+    }
+
+    /// Places the chunks of `partitions` that have no data node yet; where each one is.
+    pub async fn place_chunks(
+        &self,
+        token: &str,
+        db: &str,
+        table: &str,
+        partitions: Vec<u32>,
+    ) -> Result<BTreeMap<u32, String>, RemoteError> {
+        match self
+            .call(ControllerRequest::PlaceChunks {
+                token: token.to_string(),
+                db: db.to_string(),
+                table: table.to_string(),
+                partitions,
+            })
+            .await?
+        {
+            ControllerReply::Placement(p) => Ok(p),
+            other => Err(self.unexpected("a chunk placement", other)),
+        }
+    }
+
+    /// A new transaction's tid, for the user behind `token`, coordinated here.
+    pub async fn begin_tx(&self, token: &str) -> Result<u64, RemoteError> {
+        match self
+            .call(ControllerRequest::BeginTx {
+                token: token.to_string(),
+                coordinator: self.alias.clone(),
+            })
+            .await?
+        {
+            ControllerReply::Tid(t) => Ok(t),
+            other => Err(self.unexpected("the start of a transaction", other)),
+        }
+    }
+
+    /// Records a transaction's decision durably.
+    pub async fn decide(&self, token: &str, d: Decide) -> Result<Decided, RemoteError> {
+        match self
+            .call(ControllerRequest::Decide {
+                token: token.to_string(),
+                tid: d.tid,
+                commit: d.verdict.is_commit(),
+                reason: d.reason,
+                changes: d.changes,
+                task: d.task,
+                replay: d.replay,
+            })
+            .await?
+        {
+            ControllerReply::Decided {
+                committed,
+                reason,
+                task_id,
+            } => Ok(Decided {
+                committed,
+                reason,
+                task_id,
+            }),
+            other => Err(self.unexpected("a decision", other)),
+        }
+    }
+
+    /// What became of a transaction prepared here.
+    pub async fn tx_outcome(&self, tid: u64) -> Result<TxState, RemoteError> {
+        match self.call(ControllerRequest::TxOutcome { tid }).await? {
+            ControllerReply::Outcome(s) => Ok(s),
+            other => Err(self.unexpected("an outcome question", other)),
+        }
+    }
+
+    /// Of the transactions whose task data this node holds, those nobody needs any more.
+    pub async fn sweepable(&self, tids: Vec<u64>) -> Result<Vec<u64>, RemoteError> {
+        match self.call(ControllerRequest::SweepTaskData { tids }).await? {
+            ControllerReply::Tids(t) => Ok(t),
+            other => Err(self.unexpected("a task data sweep", other)),
+        }
+    }
+
+    /// Where a slave reaches its master, and a master administrator's token.
+    pub async fn master_access(&self, token: &str) -> Result<(String, String), RemoteError> {
+        match self
+            .call(ControllerRequest::MasterAccess {
+                token: token.to_string(),
+            })
+            .await?
+        {
+            ControllerReply::MasterAccess { master, token } => Ok((master, token)),
+            other => Err(self.unexpected("a question for the master's address", other)),
+        }
+    }
+
+    /// A task for a replay worker of this node, waiting up to `wait_ms` (`None`: none came).
+    pub async fn take_replay_task(
+        &self,
+        token: &str,
+        wait_ms: u32,
+    ) -> Result<Option<ReplayAssignment>, RemoteError> {
+        match self
+            .call(ControllerRequest::TakeReplayTask {
+                token: token.to_string(),
+                node: self.alias.clone(),
+                wait_ms,
+            })
+            .await?
+        {
+            ControllerReply::ReplayTask(a) => Ok(a),
+            other => Err(self.unexpected("a request for a task", other)),
+        }
+    }
+
+    /// The tasks this node's workers replay now.
+    pub async fn replay_running(&self, token: &str, tasks: Vec<u64>) -> Result<(), RemoteError> {
+        match self
+            .call(ControllerRequest::ReplayRunning {
+                token: token.to_string(),
+                node: self.alias.clone(),
+                tasks,
+            })
+            .await?
+        {
+            ControllerReply::Done => Ok(()),
+            other => Err(self.unexpected("a list of running replays", other)),
+        }
+    }
+
+    /// The end of an attempt at `task_id`.
+    pub async fn replay_done(
+        &self,
+        token: &str,
+        task_id: u64,
+        end: AttemptEnd,
+    ) -> Result<(), RemoteError> {
+        let (failure, transient) = match end {
+            AttemptEnd::Applied => (None, false),
+            AttemptEnd::Failed { reason, kind } => (Some(reason), kind == FailureKind::Transient),
+        };
+        match self
+            .call(ControllerRequest::ReplayDone {
+                token: token.to_string(),
+                node: self.alias.clone(),
+                task_id,
+                failure,
+                transient,
+            })
+            .await?
+        {
+            ControllerReply::Done => Ok(()),
+            other => Err(self.unexpected("the end of a replay", other)),
+        }
     }
 
     /// Registers, then sends heartbeats, forever (until `shutdown`).

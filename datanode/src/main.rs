@@ -33,7 +33,12 @@ fn main() -> ExitCode {
     };
     // Sessions evaluate scripts on the blocking pool; the evaluator recurses once per level of
     // the syntax tree (at most 256, the parser's limit), so give those threads room.
-    xrepl_core::process::run_server(&cfg.log_level.clone(), SESSION_STACK, |shutdown| {
-        xrepl_datanode::run(cfg, shutdown)
-    })
+    xrepl_core::process::run_server(
+        &cfg.log_level.clone(),
+        SESSION_STACK,
+        |shutdown| async move {
+            let listener = xrepl_datanode::bind(&cfg).await?;
+            xrepl_datanode::run(cfg, listener, shutdown).await
+        },
+    )
 }

@@ -77,28 +77,41 @@ pub fn avg(v: &Vector) -> Result<Scalar, String> {
     }))
 }
 
-fn pick<T: Elem + Copy + Ord>(xs: &[T], max: bool) -> T {
-    let it = xs.iter().copied().filter(|x| !x.is_nil());
-    if max { it.max() } else { it.min() }.unwrap_or_else(T::null)
+/// Which end of the values [`extreme`] picks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Min,
+    Max,
 }
 
-fn pick_f64(xs: &[f64], max: bool) -> f64 {
+fn pick<T: Elem + Copy + Ord>(xs: &[T], end: End) -> T {
+    let it = xs.iter().copied().filter(|x| !x.is_nil());
+    match end {
+        End::Max => it.max(),
+        End::Min => it.min(),
+    }
+    .unwrap_or_else(T::null)
+}
+
+fn pick_f64(xs: &[f64], end: End) -> f64 {
     // `f64::max`/`min` ignore a NaN operand, so NaN survives only if every value is NaN.
-    if max {
-        xs.iter().fold(f64::NAN, |a, &x| a.max(x))
-    } else {
-        xs.iter().fold(f64::NAN, |a, &x| a.min(x))
+    match end {
+        End::Max => xs.iter().fold(f64::NAN, |a, &x| a.max(x)),
+        End::Min => xs.iter().fold(f64::NAN, |a, &x| a.min(x)),
     }
 }
 
-fn pick_str(xs: &[String], max: bool) -> String {
+fn pick_str(xs: &[String], end: End) -> String {
     let it = xs.iter().filter(|x| !x.is_empty());
-    if max { it.max() } else { it.min() }
-        .cloned()
-        .unwrap_or_default()
+    match end {
+        End::Max => it.max(),
+        End::Min => it.min(),
+    }
+    .cloned()
+    .unwrap_or_default()
 }
 
-fn extreme(v: &Vector, max: bool) -> Scalar {
+fn extreme(v: &Vector, max: End) -> Scalar {
     match v {
         Vector::Bool(xs) => Scalar::Bool(pick(xs, max)),
         Vector::Int(xs) => Scalar::Int(pick(xs, max)),
@@ -115,12 +128,12 @@ fn extreme(v: &Vector, max: bool) -> Scalar {
 
 /// The smallest non-NULL value, of the vector's type (every type); NULL when there is none.
 pub fn min(v: &Vector) -> Result<Scalar, String> {
-    Ok(extreme(v, false))
+    Ok(extreme(v, End::Min))
 }
 
 /// The largest non-NULL value, of the vector's type (every type); NULL when there is none.
 pub fn max(v: &Vector) -> Result<Scalar, String> {
-    Ok(extreme(v, true))
+    Ok(extreme(v, End::Max))
 }
 
 fn count_of<T: Elem>(xs: &[T]) -> usize {

@@ -7,6 +7,13 @@ use crate::lang::ast::{Expr, Span, Stmt};
 use crate::lang::error::ParseError;
 use crate::lang::lexer::TokenKind;
 
+/// Where a statement stands: at the top of the script, or inside a `{ }` block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Top,
+    Block,
+}
+
 // The `make_*` helpers take their parts boxed on purpose (see [`Node`]).
 #[allow(clippy::boxed_local)]
 impl Parser {
@@ -32,15 +39,15 @@ impl Parser {
             }
             let (stmt, _) = *self.stmt()?;
             stmts.push(stmt);
-            self.end_of_stmt(false)?;
+            self.end_of_stmt(Place::Top)?;
         }
     }
 
     /// After a statement: a newline, `;`, the end of input, or (in a block) `}`.
-    fn end_of_stmt(&self, in_block: bool) -> PResult<()> {
+    fn end_of_stmt(&self, place: Place) -> PResult<()> {
         match self.peek() {
             TokenKind::Newline | TokenKind::Semicolon | TokenKind::Eof => Ok(()),
-            TokenKind::RBrace if in_block => Ok(()),
+            TokenKind::RBrace if place == Place::Block => Ok(()),
             TokenKind::Assign => Err(ParseError::new(
                 self.span(),
                 "cannot assign here: only a variable name may appear on the left of '='",
@@ -175,7 +182,7 @@ impl Parser {
             let (stmt, sh) = *self.stmt()?;
             h = h.max(sh);
             stmts.push(stmt);
-            self.end_of_stmt(true)?;
+            self.end_of_stmt(Place::Block)?;
         }
     }
 

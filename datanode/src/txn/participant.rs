@@ -4,7 +4,7 @@
 //! `partitionLockTimeoutMs`), computes the chunks' new blocks, and stores them with the
 //! transaction's record durably (nothing visible yet). `commit` and `abort` finish it and
 //! release the locks. After a restart, every prepared transaction takes its locks again and
-//! asks the controller for its outcome (see [`crate::DataNode::resolve_prepared`]).
+//! asks the controller for its outcome (see `resolve.rs` beside this file).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use xrepl_core::catalog::ColumnDef;
 use xrepl_core::value::{DataType, Scalar, Value, Vector};
+use xrepl_proto::rpc::{ErrorCode, ParticipantReply, ParticipantRequest, RemoteError};
 use xrepl_proto::txn::{
     row_checksum, ChunkAction, ChunkId, ChunkOp, ChunkSum, ColExpr, Partial, Scan, ScanResult,
     ScanShape,
@@ -20,6 +21,7 @@ use xrepl_proto::txn::{
 use xrepl_query::ops;
 
 use crate::compute::{Aggregate, EvalColumns};
+use crate::failpoint::crash_point;
 use crate::storage::{project, Block, Manifest, Prepared, Storage, StorageError, BLOCK_ROWS};
 
 /// Chunk locks held by transactions on this node.
@@ -85,6 +87,33 @@ pub enum ParticipantError {
     },
 }
 
+impl ParticipantError {
+    /// The error as the coordinator (and, through it, the user or a slave's task status)
+    /// sees it, from data node `alias` whose storage is at `storage`.
+    pub fn to_remote(&self, alias: &str) -> RemoteError {
+        let code = match self {
+            ParticipantError::Storage(_) => ErrorCode::Internal,
+            ParticipantError::Invalid(_) => ErrorCode::Runtime,
+            ParticipantError::Locked { .. } => ErrorCode::Unavailable,
+        };
+        // The message travels on as the reason of an abort or a failed replay, without the
+        // node: a full disk names it, and where.
+        let message = match self {
+            ParticipantError::Storage(StorageError::NoSpace { path, detail }) => format!(
+                "no space left on the device of data node {alias} ({}): {detail}",
+                path.display()
+            ),
+            _ => self.to_string(),
+        };
+        RemoteError {
+            node: alias.to_string(),
+            code,
+            message,
+        }
+    }
+}
+
+/// A data node's part in transactions and reads: its chunk locks and its storage.
 pub struct Participant {
     pub storage: Arc<Storage>,
     pub locks: ChunkLocks,
@@ -116,6 +145,27 @@ fn invalid(e: impl Into<String>) -> ParticipantError {
 }
 
 impl Participant {
+    /// Answers a participant request, whoever sent it (this node's own coordinator included).
+    pub async fn answer(
+        self: &Arc<Self>,
+        req: ParticipantRequest,
+    ) -> Result<ParticipantReply, ParticipantError> {
+        match req {
+            ParticipantRequest::Prepare { tid, ops } => self
+                .prepare(tid, ops)
+                .await
+                .map(|rows| ParticipantReply::Prepared { rows }),
+            ParticipantRequest::Commit { tid } => {
+                crash_point("participant_before_commit");
+                self.commit(tid).await.map(|()| ParticipantReply::Done)
+            }
+            ParticipantRequest::Abort { tid } => {
+                self.abort(tid).await.map(|()| ParticipantReply::Done)
+            }
+            ParticipantRequest::Scan(scan) => self.scan(scan).await.map(ParticipantReply::Scanned),
+        }
+    }
+
     pub async fn prepare(
         self: &Arc<Self>,
         tid: u64,
@@ -142,7 +192,7 @@ impl Participant {
         if result.is_err() {
             self.locks.release(tid);
         } else {
-            crate::txn::crash_point("participant_after_prepare");
+            crash_point("participant_after_prepare");
         }
         result
     }
@@ -783,4 +833,27 @@ fn upsert(
         }
     }
     Ok((defs.iter().map(|d| d.id).zip(cols).collect(), n as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: a full disk on a participant reached the slave's task status as `storage:
+    /// IO error: No space left on device (os error 28)`, naming neither the data node nor the
+    /// storage.
+    #[test]
+    fn a_full_disk_error_reached_the_status_without_the_node_or_the_path() {
+        let e = ParticipantError::Storage(StorageError::NoSpace {
+            path: "/data/dnode1/storage".into(),
+            detail: "No space left on device (os error 28)".into(),
+        })
+        .to_remote("dnode1");
+        assert_eq!(
+            e.message,
+            "no space left on the device of data node dnode1 (/data/dnode1/storage): No space left on device (os error 28)"
+        );
+        // Lasting: it counts towards the retry limit, so the task ends FAILED with this reason.
+        assert_eq!(e.code, ErrorCode::Internal);
+    }
 }

@@ -7,11 +7,22 @@ use xrepl_core::value::{Scalar, Table, Value, Vector};
 use xrepl_proto::rpc::ErrorCode;
 use xrepl_query::ops;
 
-use crate::eval::{Args, EvalError};
+use super::args::{Args, EvalError};
+use super::state::{Handler, Session};
 
-/// Functions of this module.
-pub const DATA_FUNCTIONS: &[&str] = &[
-    "rand", "round", "take", "lpad", "cj", "join", "join!", "sum", "avg", "min", "max",
+/// The functions of this module.
+pub const FUNCTIONS: &[(&str, Handler)] = &[
+    ("rand", data),
+    ("round", data),
+    ("take", data),
+    ("lpad", data),
+    ("cj", data),
+    ("join", data),
+    ("join!", data),
+    ("sum", data),
+    ("avg", data),
+    ("min", data),
+    ("max", data),
 ];
 
 fn bad(msg: impl Into<String>) -> EvalError {
@@ -65,12 +76,9 @@ fn scalar_vector(s: &Scalar, n: usize) -> Vector {
     ops::take_indices(&one, &vec![0; n])
 }
 
-/// Runs data function `name`; `None` when it is not one.
-pub fn call(name: &str, args: &Args) -> Option<Result<Value, EvalError>> {
-    if !DATA_FUNCTIONS.contains(&name) {
-        return None;
-    }
-    Some(call_data(name, args))
+/// Runs data function `name`.
+fn data(_: &mut Session, name: &str, args: Args) -> Result<Value, EvalError> {
+    call_data(name, &args)
 }
 
 fn call_data(f: &str, a: &Args) -> Result<Value, EvalError> {

@@ -1,36 +1,20 @@
-//! A client session: the logged-in user and the variables, living as long as the connection.
-//!
-//! Each session is an actor: requests arrive on a channel, in order, and each runs on the
-//! blocking pool (a script may compute for a while) with the session moved in and back out,
-//! so no thread is pinned while the session is idle.
+//! A session as an actor: requests arrive on a channel, in order, and each runs on the
+//! blocking pool (a script may compute for a while) with the session moved in and back out, so
+//! no thread is pinned while the session is idle.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 use xrepl_core::value::Value;
-use xrepl_proto::rpc::{ControllerReply, ErrorCode, RemoteError, SessionReply, SessionRequest};
+use xrepl_proto::rpc::{ErrorCode, RemoteError, SessionReply, SessionRequest};
 use xrepl_query::lang::ast::{ExprKind, Stmt};
 
-use crate::eval::EvalError;
-use crate::DataNode;
+use super::args::{Args, EvalError};
+use super::state::Session;
+use crate::node::DataNode;
 
 /// Requests of one session waiting to run.
 const SESSION_QUEUE: usize = 16;
-
-/// Who is logged in on a session, and the controller's token for them.
-#[derive(Debug, Clone)]
-pub struct LoggedIn {
-    pub user: String,
-    pub is_admin: bool,
-    pub token: String,
-}
-
-pub struct Session {
-    pub node: Arc<DataNode>,
-    pub user: Option<LoggedIn>,
-    pub vars: HashMap<String, Value>,
-}
 
 /// A session's answer: its reply, or the error as the client sees it.
 pub type Answer = Result<SessionReply, RemoteError>;
@@ -46,12 +30,7 @@ impl SessionHandle {
     /// Starts the session's actor.
     pub fn start(node: Arc<DataNode>) -> SessionHandle {
         let (tx, rx) = mpsc::channel(SESSION_QUEUE);
-        let session = Session {
-            node,
-            user: None,
-            vars: HashMap::new(),
-        };
-        tokio::spawn(session_loop(session, rx));
+        tokio::spawn(session_loop(Session::new(node), rx));
         SessionHandle { tx }
     }
 
@@ -123,52 +102,11 @@ impl Session {
                         "Not logged in: call login(user, password) first.",
                     ));
                 }
-                let args = crate::eval::Args {
-                    positional: args,
-                    named: Vec::new(),
-                };
-                self.call(&function, args)
+                self.call(&function, Args::positional(args))
                     .map(SessionReply::Value)
                     .map_err(|e| self.remote(e))
             }
         }
-    }
-
-    /// Logs in through the controller, replacing any earlier user.
-    pub fn login(&mut self, user: &str, password: &str) -> Result<(), EvalError> {
-        let reply = self
-            .node
-            .block_on_controller(xrepl_proto::rpc::ControllerRequest::Login {
-                user: user.to_string(),
-                password: password.to_string(),
-            })?;
-        match reply {
-            ControllerReply::LoggedIn {
-                user,
-                is_admin,
-                token,
-            } => {
-                if self.user.as_ref().is_some_and(|u| u.user != user) {
-                    self.vars.clear();
-                }
-                self.user = Some(LoggedIn {
-                    user,
-                    is_admin,
-                    token,
-                });
-                Ok(())
-            }
-            other => Err(EvalError::new(
-                ErrorCode::Internal,
-                format!("unexpected answer to login: {other:?}"),
-            )),
-        }
-    }
-
-    /// Forgets the user and the variables (they may hold data read with the user's rights).
-    pub fn logout(&mut self) {
-        self.user = None;
-        self.vars.clear();
     }
 
     /// Runs a script statement by statement; stops at the first error.
@@ -196,22 +134,10 @@ impl Session {
         (outputs, None)
     }
 
-    /// An error as the client sees it, naming the node that raised it.
-    fn remote(&self, e: EvalError) -> RemoteError {
-        let mut r = self.node.error(e.code, e.message);
-        if let Some(n) = e.node {
-            r.node = n;
-        }
-        r
-    }
-
     /// A statement at the top of a script: only `login(...)` runs before a login.
     fn exec_top(&mut self, stmt: &Stmt, out: &mut Vec<Value>) -> Result<(), EvalError> {
         if self.user.is_none() && !is_login_call(stmt) {
-            return Err(EvalError::new(
-                ErrorCode::NotLoggedIn,
-                "Not logged in: call login(user, password) first.",
-            ));
+            return Err(EvalError::not_logged_in());
         }
         self.exec(stmt, out)
     }

@@ -1,65 +1,20 @@
-//! The evaluator: walks the syntax tree of a statement in a [`Session`].
-//!
-//! This is the first slice of the language (issue 2): literals, variables, `if`, calls with
-//! positional and named arguments, method calls, functions as values, scalar arithmetic and
-//! comparisons, ranges and pairs. Vectorised arithmetic, SQL and the database functions come
-//! with the next issues; they plug in at [`Session::eval`] and [`crate::builtins`].
+//! The evaluator: walks the syntax tree of a statement in a [`Session`]: literals, variables,
+//! `if`, calls with positional and named arguments (by name through [`registry`]), method
+//! calls, functions as values, vectorised arithmetic and comparisons, ranges and pairs. SQL
+//! statements and `select` go to the session's SQL methods (the `sql` rooms).
 
 use xrepl_core::value::{DataType, FunctionRef, Scalar, Table, Value, Vector, NULL_INT};
 use xrepl_proto::rpc::ErrorCode;
-use xrepl_query::lang::ast::{Arg, BinOp, Expr, ExprKind, Literal, Span, Stmt, UnaryOp};
+use xrepl_query::lang::ast::{Arg, BinOp, Expr, ExprKind, Literal, Stmt, UnaryOp};
 
-use crate::session::Session;
+use super::args::{Args, EvalError};
+use super::registry;
+use super::state::Session;
 
 /// Most nested blocks and calls a script may make, so that no input exhausts the stack.
 const MAX_DEPTH: usize = 200;
 /// Longest vector a range may build.
 pub const MAX_RANGE: i64 = 100_000_000;
-
-/// A failed statement: what kind, the message, and where (when known).
-#[derive(Debug, Clone, PartialEq)]
-pub struct EvalError {
-    pub code: ErrorCode,
-    pub message: String,
-    pub span: Option<Span>,
-    /// The node that raised it when that is not this data node (e.g. the controller).
-    pub node: Option<String>,
-}
-
-impl EvalError {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> EvalError {
-        EvalError {
-            code,
-            message: message.into(),
-            span: None,
-            node: None,
-        }
-    }
-
-    pub fn runtime(message: impl Into<String>) -> EvalError {
-        EvalError::new(ErrorCode::Runtime, message)
-    }
-
-    fn at(mut self, span: Span) -> EvalError {
-        self.span.get_or_insert(span);
-        self
-    }
-}
-
-impl From<xrepl_proto::rpc::RemoteError> for EvalError {
-    fn from(e: xrepl_proto::rpc::RemoteError) -> EvalError {
-        EvalError {
-            node: (!e.node.is_empty()).then_some(e.node),
-            ..EvalError::new(e.code, e.message)
-        }
-    }
-}
-
-/// Evaluated call arguments.
-pub struct Args {
-    pub positional: Vec<Value>,
-    pub named: Vec<(String, Value)>,
-}
 
 impl Session {
     pub(crate) fn exec(&mut self, stmt: &Stmt, out: &mut Vec<Value>) -> Result<(), EvalError> {
@@ -85,7 +40,7 @@ impl Session {
                 }
             }
             Stmt::Assign { name, value, span } => {
-                if crate::builtins::is_builtin(name) {
+                if registry::is_function(name) {
                     return Err(EvalError::runtime(format!(
                         "'{name}' is a function; choose another variable name"
                     ))
@@ -343,7 +298,7 @@ impl Session {
         ) {
             return Ok(Value::Keyword(name.to_string()));
         }
-        if crate::builtins::is_builtin(name) {
+        if registry::is_function(name) {
             return Ok(Value::Function(FunctionRef(name.to_string())));
         }
         Err(EvalError::new(

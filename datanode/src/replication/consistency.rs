@@ -1,7 +1,7 @@
 //! `checkClusterReplicationConsistency(dbName[, tableName])`: per partition, the row count and
 //! an order-independent checksum on the master and on the slave, side by side.
 //!
-//! Each cluster computes its side the same way ([`DataNode::table_sums`]): every chunk's
+//! Each cluster computes its side the same way ([`table_sums`]): every chunk's
 //! holder scans it and sums a stable hash of each row ([`xrepl_proto::txn::row_checksum`]).
 //! The slave data node asks its controller where the master is and for the token it holds
 //! there, asks the master controller for its live data nodes, and has one of them compute the
@@ -15,179 +15,166 @@ use xrepl_core::catalog::{Right, TableKind};
 use xrepl_core::config::defaults;
 use xrepl_core::value::{Table, Vector};
 use xrepl_proto::rpc::{
-    ControllerReply, ControllerRequest, ErrorCode, PeerKind, RemoteError, ReplicationReply,
-    ReplicationRequest, RpcClient,
+    ErrorCode, PeerKind, RemoteError, ReplicationReply, ReplicationRequest, RpcClient,
 };
 use xrepl_proto::txn::{schema_checksum, ChunkSum, ScanResult, ScanShape, TableSums};
 
-use crate::dbfns::scans_by_node;
-use crate::DataNode;
+use crate::error::refusal;
+use crate::plan::scans_by_node;
+use crate::txn::coordinator::Coordinator;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time limit of one side's scan.
 const SCAN_TIMEOUT: Duration = Duration::from_secs(300);
 
-impl DataNode {
-    /// This cluster's side: per table of `db` (or `table` only; none when it does not exist),
-    /// its schema hash and every placed chunk's rows and checksum, read as `token`'s user.
-    pub(crate) async fn table_sums(
-        &self,
-        token: &str,
-        db: &str,
-        table: Option<&str>,
-    ) -> Result<Vec<TableSums>, RemoteError> {
-        let d = match self
-            .link
-            .call(ControllerRequest::GetDatabase {
-                token: token.to_string(),
-                db: db.to_string(),
-                need: Some(Right::Read),
-            })
-            .await?
-        {
-            ControllerReply::Database(Some(d)) => d,
-            ControllerReply::Database(None) => {
-                return Err(self.error(
-                    ErrorCode::NotFound,
-                    format!("database '{db}' does not exist"),
-                ))
-            }
-            other => {
-                return Err(self.error(ErrorCode::Internal, format!("unexpected answer {other:?}")))
-            }
-        };
-        let mut out = Vec::new();
-        for t in d
-            .tables
-            .values()
-            .filter(|t| table.is_none_or(|n| n == t.name))
-        {
-            let scans = scans_by_node(t, &t.columns, None, &ScanShape::Checksum);
-            let mut chunks = Vec::new();
-            for r in self.scan_all(scans).await? {
-                let ScanResult::Checksums(sums) = r else {
-                    return Err(self.error(ErrorCode::Internal, "a checksum scan answered rows"));
-                };
-                for s in sums {
-                    let name = match t.kind {
-                        TableKind::Dimension => String::new(),
-                        TableKind::Partitioned { .. } => d.scheme.partition_name(s.partition),
-                    };
-                    chunks.push((name, s));
-                }
-            }
-            chunks.sort_by_key(|(_, s)| s.partition);
-            out.push(TableSums {
-                table: t.name.clone(),
-                schema: schema_checksum(&t.columns),
-                chunks,
-            });
-        }
-        Ok(out)
-    }
-
-    /// The master's side, computed by one of its live data nodes with the slave's token.
-    async fn master_sums(
-        &self,
-        token: &str,
-        db: &str,
-        table: Option<&str>,
-    ) -> Result<Vec<TableSums>, RemoteError> {
-        let (master, master_token) = match self
-            .link
-            .call(ControllerRequest::MasterAccess {
-                token: token.to_string(),
-            })
-            .await?
-        {
-            ControllerReply::MasterAccess { master, token } => (master, token),
-            other => {
-                return Err(self.error(ErrorCode::Internal, format!("unexpected answer {other:?}")))
-            }
-        };
-        let unreachable = |what: String| self.error(ErrorCode::Unavailable, what);
-        let ask = |site: String, req: ReplicationRequest| async move {
-            let c = RpcClient::connect(
-                &site,
-                PeerKind::Slave,
-                defaults::MAX_FRAME_SIZE as usize,
-                CONNECT_TIMEOUT,
-            )
-            .await
-            .map_err(|e| unreachable(format!("the master node {site} cannot be reached: {e}")))?;
-            c.call_timeout(req, SCAN_TIMEOUT)
-                .await
-                .map_err(|e| unreachable(format!("the master node {site} did not answer: {e}")))?
-        };
-        let sites = match ask(
-            master.clone(),
-            ReplicationRequest::DataNodes {
-                token: master_token.clone(),
-            },
-        )
+/// This cluster's side: per table of `db` (or `table` only; none when it does not exist),
+/// its schema hash and every placed chunk's rows and checksum, read as `token`'s user.
+pub async fn table_sums(
+    coord: &Coordinator,
+    token: &str,
+    db: &str,
+    table: Option<&str>,
+) -> Result<Vec<TableSums>, RemoteError> {
+    let error = |code, m: String| refusal(coord.alias(), code, m);
+    let d = coord
+        .link()
+        .database(token, db, Some(Right::Read))
         .await?
-        {
-            ReplicationReply::Sites(s) => s,
-            other => {
-                return Err(self.error(ErrorCode::Internal, format!("unexpected answer {other:?}")))
-            }
-        };
-        let mut failures = Vec::new();
-        for site in sites {
-            let req = ReplicationRequest::Checksums {
-                token: master_token.clone(),
-                db: db.to_string(),
-                table: table.map(str::to_string),
-            };
-            match ask(site, req).await {
-                Ok(ReplicationReply::Checksums(t)) => return Ok(t),
-                Ok(other) => failures.push(format!("unexpected answer {other:?}")),
-                Err(e) if e.code == ErrorCode::Unavailable => failures.push(e.to_string()),
-                Err(e) => return Err(e),
-            }
-        }
-        Err(unreachable(format!(
-            "no data node of the master at {master} could compute checksums{}{}",
-            if failures.is_empty() {
-                ": none is up"
-            } else {
-                ": "
-            },
-            failures.join("; ")
-        )))
-    }
-
-    /// `checkClusterReplicationConsistency`, for the administrator behind `token`.
-    pub(crate) async fn check_consistency(
-        &self,
-        token: &str,
-        db: &str,
-        table: Option<&str>,
-    ) -> Result<Table, RemoteError> {
-        let master = self
-            .master_sums(token, db, table)
-            .await
-            .map_err(|e| RemoteError {
-                message: format!("on the master: {}", e.message),
-                ..e
-            })?;
-        let slave = self
-            .table_sums(token, db, table)
-            .await
-            .map_err(|e| RemoteError {
-                message: format!("on the slave: {}", e.message),
-                ..e
-            })?;
-        if let Some(t) = table {
-            if master.is_empty() && slave.is_empty() {
-                return Err(self.error(
-                    ErrorCode::NotFound,
-                    format!("table '{t}' does not exist in database '{db}' on the master nor on the slave"),
+        .ok_or_else(|| {
+            error(
+                ErrorCode::NotFound,
+                format!("database '{db}' does not exist"),
+            )
+        })?;
+    let mut out = Vec::new();
+    for t in d
+        .tables
+        .values()
+        .filter(|t| table.is_none_or(|n| n == t.name))
+    {
+        let scans = scans_by_node(t, &t.columns, None, &ScanShape::Checksum);
+        let mut chunks = Vec::new();
+        for r in coord.scan_all(scans).await? {
+            let ScanResult::Checksums(sums) = r else {
+                return Err(error(
+                    ErrorCode::Internal,
+                    "a checksum scan answered rows".into(),
                 ));
+            };
+            for s in sums {
+                let name = match t.kind {
+                    TableKind::Dimension => String::new(),
+                    TableKind::Partitioned { .. } => d.scheme.partition_name(s.partition),
+                };
+                chunks.push((name, s));
             }
         }
-        Ok(compare(db, &master, &slave))
+        chunks.sort_by_key(|(_, s)| s.partition);
+        out.push(TableSums {
+            table: t.name.clone(),
+            schema: schema_checksum(&t.columns),
+            chunks,
+        });
     }
+    Ok(out)
+}
+
+/// The master's side, computed by one of its live data nodes with the slave's token.
+async fn master_sums(
+    coord: &Coordinator,
+    token: &str,
+    db: &str,
+    table: Option<&str>,
+) -> Result<Vec<TableSums>, RemoteError> {
+    let (master, master_token) = coord.link().master_access(token).await?;
+    let unreachable = |what: String| refusal(coord.alias(), ErrorCode::Unavailable, what);
+    let ask = |site: String, req: ReplicationRequest| async move {
+        let c = RpcClient::connect(
+            &site,
+            PeerKind::Slave,
+            defaults::MAX_FRAME_SIZE as usize,
+            CONNECT_TIMEOUT,
+        )
+        .await
+        .map_err(|e| unreachable(format!("the master node {site} cannot be reached: {e}")))?;
+        c.call_timeout(req, SCAN_TIMEOUT)
+            .await
+            .map_err(|e| unreachable(format!("the master node {site} did not answer: {e}")))?
+    };
+    let unexpected = |other: ReplicationReply| {
+        refusal(
+            coord.alias(),
+            ErrorCode::Internal,
+            format!("unexpected answer {other:?}"),
+        )
+    };
+    let sites = match ask(
+        master.clone(),
+        ReplicationRequest::DataNodes {
+            token: master_token.clone(),
+        },
+    )
+    .await?
+    {
+        ReplicationReply::Sites(s) => s,
+        other => return Err(unexpected(other)),
+    };
+    let mut failures = Vec::new();
+    for site in sites {
+        let req = ReplicationRequest::Checksums {
+            token: master_token.clone(),
+            db: db.to_string(),
+            table: table.map(str::to_string),
+        };
+        match ask(site, req).await {
+            Ok(ReplicationReply::Checksums(t)) => return Ok(t),
+            Ok(other) => failures.push(format!("unexpected answer {other:?}")),
+            Err(e) if e.code == ErrorCode::Unavailable => failures.push(e.to_string()),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(unreachable(format!(
+        "no data node of the master at {master} could compute checksums{}{}",
+        if failures.is_empty() {
+            ": none is up"
+        } else {
+            ": "
+        },
+        failures.join("; ")
+    )))
+}
+
+/// `checkClusterReplicationConsistency`, for the administrator behind `token`.
+pub async fn check_consistency(
+    coord: &Coordinator,
+    token: &str,
+    db: &str,
+    table: Option<&str>,
+) -> Result<Table, RemoteError> {
+    let master = master_sums(coord, token, db, table)
+        .await
+        .map_err(|e| RemoteError {
+            message: format!("on the master: {}", e.message),
+            ..e
+        })?;
+    let slave = table_sums(coord, token, db, table)
+        .await
+        .map_err(|e| RemoteError {
+            message: format!("on the slave: {}", e.message),
+            ..e
+        })?;
+    if let Some(t) = table {
+        if master.is_empty() && slave.is_empty() {
+            return Err(refusal(
+                coord.alias(),
+                ErrorCode::NotFound,
+                format!(
+                    "table '{t}' does not exist in database '{db}' on the master nor on the slave"
+                ),
+            ));
+        }
+    }
+    Ok(compare(db, &master, &slave))
 }
 
 /// One row of the result.

@@ -1,0 +1,245 @@
+//! How a session's write becomes a transaction: the read-only rule of a slave, the task a
+//! master's transaction makes, running it through the coordinator; and the append pipeline
+//! behind `append!`, `tableInsert` and `upsert!` (convert, route, place, cut by chunk).
+
+use std::collections::BTreeMap;
+
+use xrepl_core::catalog::{CatalogChange, DatabaseMeta, Right};
+use xrepl_core::config::ReplicationMode;
+use xrepl_core::value::{Scalar, Table, Value};
+use xrepl_proto::rpc::ErrorCode;
+use xrepl_proto::task::TaskData;
+use xrepl_query::ops;
+
+use crate::plan::{self, OpsByNode};
+use crate::session::args::{bad, Args, EvalError};
+use crate::session::state::{Handler, Session};
+use crate::txn::coordinator::TxTask;
+
+/// The functions of this module.
+pub const FUNCTIONS: &[(&str, Handler)] = &[
+    ("append!", append_fn),
+    ("tableInsert", append_fn),
+    ("upsert!", upsert),
+];
+
+/// Whether a transaction keeps its task data: on a master, for a database whose replication
+/// flag is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replication {
+    Replicated,
+    NotReplicated,
+}
+
+impl Session {
+    /// Whether a transaction on `d` makes a replication task here (this is a master data node
+    /// and the database's replication flag is on).
+    pub(crate) fn replicates(&self, d: Option<&DatabaseMeta>) -> Replication {
+        if self.node.is_master() && d.is_some_and(|d| d.replication_enabled) {
+            Replication::Replicated
+        } else {
+            Replication::NotReplicated
+        }
+    }
+
+    /// On a slave, a replicated database is written by replication only: anyone but the
+    /// execution user is refused.
+    pub(crate) fn check_writable(&self, d: &DatabaseMeta) -> Result<(), EvalError> {
+        let Some(r) = self.node.cfg.replication.as_ref() else {
+            return Ok(());
+        };
+        let user = self.user.as_ref().map_or("", |u| u.user.as_str());
+        if r.mode != ReplicationMode::Slave
+            || !d.replication_enabled
+            || user == r.execution_username
+        {
+            return Ok(());
+        }
+        Err(EvalError::new(
+            ErrorCode::AccessDenied,
+            format!(
+                "database '{}' is being replicated from the master cluster and is read-only on this slave; only the replication user '{}' writes it. To write it here, stop replication for it first: setDatabaseForClusterReplication(database(\"{}\"), false) on this slave",
+                d.path, r.execution_username, d.path
+            ),
+        ))
+    }
+
+    /// The task of a transaction on a master: its metadata always (the controller decides),
+    /// its data when it is replicated. `partitions`: those an append or upsert writes.
+    pub(crate) fn task(
+        &self,
+        replication: Replication,
+        data: TaskData,
+        partitions: &[u32],
+    ) -> Option<TxTask> {
+        if !self.node.is_master() {
+            return None;
+        }
+        let meta = data.meta(partitions, &self.node.cfg.host, self.node.cfg.port);
+        Some(TxTask {
+            meta,
+            data: (replication == Replication::Replicated).then_some(data),
+        })
+    }
+
+    /// One operation on database `d` as a transaction: its catalog changes come from its task
+    /// data (the same mapping a slave replays), its task data is kept when `d` is replicated.
+    pub(crate) fn transact_op(
+        &self,
+        d: Option<&DatabaseMeta>,
+        data: TaskData,
+        ops: OpsByNode,
+    ) -> Result<u64, EvalError> {
+        if let Some(d) = d {
+            self.check_writable(d)?;
+        }
+        let changes = data.catalog_changes();
+        let task = self.task(self.replicates(d), data, &[]);
+        self.transact(changes, ops, task)
+    }
+
+    /// A DDL that changes only the catalog (its database's replication flag is looked up).
+    pub(crate) fn ddl(&self, data: TaskData) -> Result<u64, EvalError> {
+        // A master needs the flag to make a task, a slave to refuse writes to a replicated db.
+        let d = if self.node.cfg.replication.is_some() {
+            self.fetch_db(data.db(), None)?
+        } else {
+            None
+        };
+        self.transact_op(d.as_ref(), data, BTreeMap::new())
+    }
+
+    /// Runs a transaction; returns the rows it touched.
+    pub(crate) fn transact(
+        &self,
+        changes: Vec<CatalogChange>,
+        ops: OpsByNode,
+        task: Option<TxTask>,
+    ) -> Result<u64, EvalError> {
+        let token = self.token()?;
+        let txn = self.node.txn.clone();
+        self.block_on(async move { txn.run_tx(&token, changes, ops, task).await })
+            .map(|(_, rows)| rows)
+            .map_err(EvalError::from)
+    }
+
+    /// Appends (or upserts by `keys`) `data` into a DFS table as one transaction.
+    pub(crate) fn append(
+        &self,
+        db: &str,
+        table: &str,
+        data: &Table,
+        keys: Option<&[String]>,
+    ) -> Result<u64, EvalError> {
+        let plan_error = |e: plan::PlanError| EvalError::new(e.code(), e.to_string());
+        let (d, t) = self.table_meta(db, table, Some(Right::Write))?;
+        self.check_writable(&d)?;
+        let routed = plan::route_rows(&d, &t, data).map_err(plan_error)?;
+        if routed.rows == 0 {
+            return Ok(0);
+        }
+        let token = self.token()?;
+        let link = self.node.link.clone();
+        let partitions: Vec<u32> = routed.by_part.keys().copied().collect();
+        let wanted = partitions.clone();
+        let placement =
+            self.block_on(async move { link.place_chunks(&token, db, table, wanted).await })?;
+        let ops = plan::append_ops(&d, &t, &routed, &placement, keys).map_err(plan_error)?;
+        let cols = routed.cols;
+        let replication = self.replicates(Some(&d));
+        // The task data holds the rows only when the database is replicated.
+        let rows_kept = if replication == Replication::Replicated {
+            Table::new(t.columns.iter().map(|c| c.name.clone()).collect(), cols).map_err(bad)?
+        } else {
+            Table {
+                names: vec![],
+                columns: vec![],
+            }
+        };
+        let data = match keys {
+            None => TaskData::Append {
+                db: db.to_string(),
+                table: table.to_string(),
+                data: rows_kept,
+            },
+            Some(k) => TaskData::Upsert {
+                db: db.to_string(),
+                table: table.to_string(),
+                data: rows_kept,
+                keys: k.to_vec(),
+            },
+        };
+        let task = self.task(replication, data, &partitions);
+        self.transact(vec![], ops, task)
+    }
+}
+
+/// `append!(table, newData)` / `tableInsert(table, newData)`: into a DFS table as one
+/// transaction (`tableInsert` answers the rows written), or onto an in-memory table.
+fn append_fn(s: &mut Session, f: &str, a: Args) -> Result<Value, EvalError> {
+    a.check(f, &[], 2)?;
+    let data = match a.need(f, 1, "newData")? {
+        Value::Table(t) => t.clone(),
+        other => {
+            return Err(bad(format!(
+                "{f}: the new data must be a table, got {}",
+                other.kind_name()
+            )))
+        }
+    };
+    match a.need(f, 0, "table")? {
+        Value::TableRef { db, table } => {
+            let rows = s.append(db, table, &data, None)?;
+            if f == "tableInsert" {
+                Ok(Value::Scalar(Scalar::Int(rows as i32)))
+            } else {
+                Ok(Value::TableRef {
+                    db: db.clone(),
+                    table: table.clone(),
+                })
+            }
+        }
+        Value::Table(t) => Ok(Value::Table(append_local(t, &data)?)),
+        other => Err(bad(format!(
+            "{f}: the target must be a table, got {}",
+            other.kind_name()
+        ))),
+    }
+}
+
+/// `upsert!(obj, newData, ignoreNull, keyColNames)`
+fn upsert(s: &mut Session, f: &str, a: Args) -> Result<Value, EvalError> {
+    a.check(f, &["obj", "newData", "ignoreNull", "keyColNames"], 4)?;
+    let (db, table) = a.table_ref(f, 0, "obj")?;
+    let data = match a.need(f, 1, "newData")? {
+        Value::Table(t) => t.clone(),
+        other => {
+            return Err(bad(format!(
+                "{f}: the new data must be a table, got {}",
+                other.kind_name()
+            )))
+        }
+    };
+    let keys = a.names(f, 3, "keyColNames")?;
+    s.append(&db, &table, &data, Some(&keys))?;
+    Ok(Value::TableRef { db, table })
+}
+
+/// `t.append!(u)` on in-memory tables: columns by position, converted to `t`'s types.
+fn append_local(t: &Table, u: &Table) -> Result<Table, EvalError> {
+    if t.columns.len() != u.columns.len() {
+        return Err(bad(format!(
+            "the table has {} columns but the new data has {}",
+            t.columns.len(),
+            u.columns.len()
+        )));
+    }
+    let cols = t
+        .columns
+        .iter()
+        .zip(&u.columns)
+        .map(|(a, b)| ops::cast(b, a.data_type()).and_then(|b| ops::concat(a, &b)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(EvalError::runtime)?;
+    Table::new(t.names.clone(), cols).map_err(EvalError::runtime)
+}

@@ -1,0 +1,108 @@
+//! What every session and request of a data node shares: its configuration, its link to the
+//! controller, its transactions (coordinator and participant), and what its replication role
+//! owns ([`Role`]).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use xrepl_core::config::{DataNodeConfig, ReplicationMode};
+use xrepl_proto::rpc::{ErrorCode, RemoteError};
+
+use crate::error::{refusal, DataNodeError};
+use crate::link::ControllerLink;
+use crate::replication::replay::Replayer;
+use crate::replication::serve::MasterNode;
+use crate::replication::taskstore::TaskStore;
+use crate::storage::Storage;
+use crate::txn::coordinator::Coordinator;
+use crate::txn::participant::{ChunkLocks, Participant};
+
+/// What the data node does in replication, with what only that role owns.
+pub enum Role {
+    /// `clusterReplicationMode` is not set.
+    Standalone,
+    /// Keeps the task data of the transactions it coordinates and serves it to slaves.
+    Master(Arc<MasterNode>),
+    /// Replays the master's tasks.
+    Slave(Arc<Replayer>),
+}
+
+pub struct DataNode {
+    pub cfg: DataNodeConfig,
+    pub link: Arc<ControllerLink>,
+    pub txn: Arc<Coordinator>,
+    pub role: Role,
+    rt: tokio::runtime::Handle,
+}
+
+impl DataNode {
+    /// Opens the storage (and, on a master, the task data) under the node's home, on the
+    /// current runtime.
+    pub async fn open(cfg: DataNodeConfig) -> Result<DataNode, DataNodeError> {
+        std::fs::create_dir_all(&cfg.home).map_err(|source| DataNodeError::Home {
+            path: cfg.home.clone(),
+            source,
+        })?;
+        let link = Arc::new(ControllerLink::new(&cfg));
+        let storage_path = cfg.home.join("storage");
+        let storage = tokio::task::spawn_blocking(move || Storage::open(&storage_path))
+            .await
+            .map_err(|e| DataNodeError::Storage(e.to_string()))?
+            .map_err(|e| DataNodeError::Storage(e.to_string()))?;
+        let participant = Arc::new(Participant {
+            storage: Arc::new(storage),
+            locks: ChunkLocks::default(),
+            lock_timeout: cfg.partition_lock_timeout,
+        });
+        let tasks = match cfg.replication.as_ref() {
+            Some(r) if r.mode == ReplicationMode::Master => Some(
+                TaskStore::open(&r.work_dir).map_err(|e| DataNodeError::Storage(e.to_string()))?,
+            ),
+            _ => None,
+        };
+        let txn = Arc::new(Coordinator::new(
+            cfg.clone(),
+            link.clone(),
+            participant,
+            tasks.clone(),
+        ));
+        let role = match (cfg.replication.as_ref(), tasks) {
+            (Some(_), Some(tasks)) => Role::Master(Arc::new(MasterNode::new(
+                &cfg.alias,
+                (cfg.host.clone(), cfg.port),
+                link.clone(),
+                tasks,
+                txn.clone(),
+            ))),
+            (Some(r), None) if r.mode == ReplicationMode::Slave => Role::Slave(Arc::new(
+                Replayer::new(&cfg.alias, r.clone(), link.clone(), txn.clone()),
+            )),
+            _ => Role::Standalone,
+        };
+        Ok(DataNode {
+            cfg,
+            link,
+            txn,
+            role,
+            rt: tokio::runtime::Handle::current(),
+        })
+    }
+
+    pub fn error(&self, code: ErrorCode, message: impl Into<String>) -> RemoteError {
+        refusal(&self.cfg.alias, code, message)
+    }
+
+    /// Whether this node belongs to a replication master cluster.
+    pub fn is_master(&self) -> bool {
+        matches!(self.role, Role::Master(_))
+    }
+
+    /// Runs `f` to its end from a session thread (the blocking pool, never a runtime worker).
+    pub fn block_on<F: Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// How often prepared transactions are settled (see `crate::txn::resolve`).
+    pub const RESOLVE_EVERY: Duration = Duration::from_millis(500);
+}

@@ -1,0 +1,140 @@
+//! A master data node serving slave clusters: pieces of the task data it holds, and the
+//! master's side of a consistency check. Every request carries a token that the controller
+//! must confirm as a master administrator's.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use xrepl_proto::rpc::{ErrorCode, RemoteError, ReplicationReply, ReplicationRequest};
+
+use super::consistency::table_sums;
+use super::taskstore::TaskStore;
+use crate::error::refusal;
+use crate::link::ControllerLink;
+use crate::txn::coordinator::Coordinator;
+
+/// How long a confirmed slave token is trusted before the controller is asked again.
+const SLAVE_TOKEN_TTL: Duration = Duration::from_secs(30);
+
+/// A master data node's replication: the task data it holds and whom it serves.
+pub struct MasterNode {
+    alias: String,
+    /// `host:port` of this node, for messages.
+    site: (String, u16),
+    link: Arc<ControllerLink>,
+    pub(super) tasks: Arc<TaskStore>,
+    coordinator: Arc<Coordinator>,
+    /// Slave tokens the controller confirmed as an administrator's, and when.
+    slave_tokens: DashMap<String, Instant>,
+    /// Where the next task data sweep starts (it walks the held tids in pages and wraps).
+    pub(super) sweep_from: AtomicU64,
+}
+
+impl MasterNode {
+    pub fn new(
+        alias: &str,
+        site: (String, u16),
+        link: Arc<ControllerLink>,
+        tasks: Arc<TaskStore>,
+        coordinator: Arc<Coordinator>,
+    ) -> MasterNode {
+        MasterNode {
+            alias: alias.to_string(),
+            site,
+            link,
+            tasks,
+            coordinator,
+            slave_tokens: DashMap::new(),
+            sweep_from: AtomicU64::new(0),
+        }
+    }
+
+    fn error(&self, code: ErrorCode, message: impl Into<String>) -> RemoteError {
+        refusal(&self.alias, code, message)
+    }
+
+    pub(super) fn link(&self) -> &ControllerLink {
+        &self.link
+    }
+
+    /// Checks that a slave's token is a master administrator's (asking the controller, then
+    /// trusting the answer for [`SLAVE_TOKEN_TTL`]).
+    async fn check_slave_token(&self, token: &str) -> Result<(), RemoteError> {
+        if self
+            .slave_tokens
+            .get(token)
+            .is_some_and(|t| t.elapsed() < SLAVE_TOKEN_TTL)
+        {
+            return Ok(());
+        }
+        let refused = |m: String| {
+            tracing::warn!("task data request refused: {m}");
+            self.error(ErrorCode::AccessDenied, m)
+        };
+        match self.link.check_token(token).await {
+            Ok(who) if who.is_admin => {
+                if self.slave_tokens.len() > 1024 {
+                    self.slave_tokens.clear();
+                }
+                self.slave_tokens.insert(token.to_string(), Instant::now());
+                Ok(())
+            }
+            Ok(who) => Err(refused(format!(
+                "user '{}' is not an administrator of the master cluster",
+                who.user
+            ))),
+            Err(e) if e.code == ErrorCode::Unavailable => Err(e),
+            Err(e) => Err(refused(e.message)),
+        }
+    }
+
+    /// Answers a slave cluster's request: a piece of a task's data, or checksums.
+    pub async fn serve(&self, req: ReplicationRequest) -> Result<ReplicationReply, RemoteError> {
+        let (token, task_id, tid, offset) = match req {
+            ReplicationRequest::FetchTaskData {
+                token,
+                task_id,
+                tid,
+                offset,
+            } => (token, task_id, tid, offset),
+            ReplicationRequest::Checksums { token, db, table } => {
+                self.check_slave_token(&token).await?;
+                return Ok(ReplicationReply::Checksums(
+                    table_sums(&self.coordinator, &token, &db, table.as_deref()).await?,
+                ));
+            }
+            ReplicationRequest::Login { .. }
+            | ReplicationRequest::Register { .. }
+            | ReplicationRequest::Pull { .. }
+            | ReplicationRequest::DataNodes { .. } => {
+                return Err(self.error(
+                    ErrorCode::BadRequest,
+                    "a data node serves task data and checksums only; send the other replication requests to the master controller",
+                ))
+            }
+        };
+        self.check_slave_token(&token).await?;
+        let missing = || {
+            self.error(
+                ErrorCode::NotFound,
+                format!(
+                    "Missing taskData: the data of task {task_id} (transaction {tid}) is not on data node {} ({}:{})",
+                    self.alias, self.site.0, self.site.1
+                ),
+            )
+        };
+        let store = self.tasks.clone();
+        match tokio::task::spawn_blocking(move || store.read(tid, offset)).await {
+            Ok(Ok(Some((total, offset, bytes)))) => Ok(ReplicationReply::TaskData {
+                total,
+                offset,
+                bytes,
+            }),
+            Ok(Ok(None)) => Err(missing()),
+            Ok(Err(e)) => Err(self.error(ErrorCode::Internal, e.to_string())),
+            Err(e) => Err(self.error(ErrorCode::Internal, e.to_string())),
+        }
+    }
+}

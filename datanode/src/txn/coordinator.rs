@@ -1,0 +1,370 @@
+//! The coordinator side of two-phase commit, and distributed reads.
+//!
+//! A transaction: a tid from the controller (`BeginTx`); `Prepare` on every participant (in
+//! parallel; this node calls itself directly); the decision with the transaction's catalog
+//! changes recorded durably by the controller (`Decide`); then `Commit` (or `Abort`) on every
+//! participant. The client hears of the commit only after the decision is flushed and every
+//! reachable participant has made the data visible; a participant that missed the message
+//! learns the outcome from the controller when it resolves its prepared transactions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use xrepl_core::catalog::CatalogChange;
+use xrepl_core::config::DataNodeConfig;
+use xrepl_proto::rpc::{
+    ErrorCode, ParticipantReply, ParticipantRequest, PeerKind, RemoteError, RpcClient,
+};
+use xrepl_proto::task::{ReplayOf, TaskData, TaskMeta};
+use xrepl_proto::txn::{Scan, ScanResult, Verdict};
+
+use super::participant::Participant;
+use crate::error::refusal;
+use crate::failpoint::{crash_point, pause_point};
+use crate::link::{ControllerLink, Decide};
+use crate::plan::OpsByNode;
+use crate::replication::taskstore::TaskStore;
+
+const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Time limit of one participant call (a large prepare writes a lot).
+const PEER_CALL_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The replication task a transaction makes if its database is replicated.
+pub struct TxTask {
+    pub meta: TaskMeta,
+    /// The task data, when the coordinator saw the database replicated on a master.
+    pub data: Option<TaskData>,
+}
+
+/// Runs transactions and reads that this data node coordinates.
+pub struct Coordinator {
+    cfg: DataNodeConfig,
+    link: Arc<ControllerLink>,
+    pub participant: Arc<Participant>,
+    /// Connections to the other data nodes, made when first needed.
+    peers: DashMap<String, RpcClient>,
+    /// Task data of the transactions this node coordinates, on a replication master.
+    tasks: Option<Arc<TaskStore>>,
+}
+
+impl Coordinator {
+    pub fn new(
+        cfg: DataNodeConfig,
+        link: Arc<ControllerLink>,
+        participant: Arc<Participant>,
+        tasks: Option<Arc<TaskStore>>,
+    ) -> Coordinator {
+        Coordinator {
+            cfg,
+            link,
+            participant,
+            peers: DashMap::new(),
+            tasks,
+        }
+    }
+
+    fn error(&self, code: ErrorCode, message: impl Into<String>) -> RemoteError {
+        refusal(&self.cfg.alias, code, message)
+    }
+
+    /// Answers a participant request, whoever sent it.
+    pub async fn participate(
+        &self,
+        req: ParticipantRequest,
+    ) -> Result<ParticipantReply, RemoteError> {
+        self.participant
+            .answer(req)
+            .await
+            .map_err(|e| e.to_remote(&self.cfg.alias))
+    }
+
+    async fn peer(&self, alias: &str) -> Result<RpcClient, RemoteError> {
+        if let Some(c) = self
+            .peers
+            .get(alias)
+            .map(|c| c.clone())
+            .filter(RpcClient::is_open)
+        {
+            return Ok(c);
+        }
+        let node = self.cfg.nodes.datanode(alias).ok_or_else(|| {
+            self.error(
+                ErrorCode::NotFound,
+                format!("'{alias}' is not a data node of this cluster"),
+            )
+        })?;
+        let c = RpcClient::connect(
+            &node.site(),
+            PeerKind::DataNode,
+            self.cfg.max_frame_size,
+            PEER_CONNECT_TIMEOUT,
+        )
+        .await
+        .map_err(|e| {
+            self.error(
+                ErrorCode::Unavailable,
+                format!("data node {alias} is unreachable: {e}"),
+            )
+        })?;
+        self.peers.insert(alias.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// Sends a participant request to data node `alias` (this node answers itself directly).
+    pub async fn call_participant(
+        &self,
+        alias: &str,
+        req: ParticipantRequest,
+    ) -> Result<ParticipantReply, RemoteError> {
+        if alias == self.cfg.alias {
+            return self.participate(req).await;
+        }
+        let peer = self.peer(alias).await?;
+        peer.call_timeout(req, PEER_CALL_TIMEOUT)
+            .await
+            .map_err(|e| self.error(ErrorCode::Unavailable, format!("data node {alias}: {e}")))?
+    }
+
+    /// Writes a transaction's task data while its participants prepare; with sync
+    /// persistence, waits for the flush too. `Ok(false)`: nothing to write here.
+    async fn write_task_data(&self, tid: u64, data: Option<TaskData>) -> Result<bool, RemoteError> {
+        let (Some(store), Some(data)) = (self.tasks.clone(), data) else {
+            return Ok(false);
+        };
+        let sync = self
+            .cfg
+            .replication
+            .as_ref()
+            .is_some_and(|r| r.sync_persistence);
+        let failed = |e: String| {
+            self.error(
+                ErrorCode::Internal,
+                format!(
+                    "cannot keep the replication task data under {}: {e}",
+                    store.path().display()
+                ),
+            )
+        };
+        let s = store.clone();
+        tokio::task::spawn_blocking(move || s.put(tid, &data))
+            .await
+            .map_err(|e| failed(e.to_string()))?
+            .map_err(|e| failed(e.to_string()))?;
+        if sync {
+            store.durable().await.map_err(|e| failed(e.to_string()))?;
+        }
+        Ok(true)
+    }
+
+    /// Deletes task data that no task needs (the transaction aborted, or made no task).
+    fn drop_task_data(&self, tid: u64) {
+        if let Some(store) = self.tasks.clone() {
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = store.delete(tid) {
+                    tracing::warn!(tid, "cannot delete unneeded task data: {e}");
+                }
+            });
+        }
+    }
+
+    /// Runs one transaction; returns its tid and the rows it touched. `task`: the replication
+    /// task it makes if its database is replicated (its data only when the coordinator saw the
+    /// database replicated).
+    pub async fn run_tx(
+        &self,
+        token: &str,
+        changes: Vec<CatalogChange>,
+        ops: OpsByNode,
+        task: Option<TxTask>,
+    ) -> Result<(u64, u64), RemoteError> {
+        self.run_tx_with(token, changes, ops, task, None).await
+    }
+
+    /// Runs a slave transaction that replays a task: its commit records the task FINISHED; a
+    /// task finished already makes it roll back with [`ErrorCode::AlreadyApplied`].
+    pub async fn run_replay_tx(
+        &self,
+        token: &str,
+        changes: Vec<CatalogChange>,
+        ops: OpsByNode,
+        replay: ReplayOf,
+    ) -> Result<(u64, u64), RemoteError> {
+        self.run_tx_with(token, changes, ops, None, Some(replay))
+            .await
+    }
+
+    async fn run_tx_with(
+        &self,
+        token: &str,
+        changes: Vec<CatalogChange>,
+        ops: OpsByNode,
+        task: Option<TxTask>,
+        replay: Option<ReplayOf>,
+    ) -> Result<(u64, u64), RemoteError> {
+        let tid = self.link.begin_tx(token).await?;
+        let (mut meta, data) = match task {
+            Some(t) => (Some(t.meta), t.data),
+            None => (None, None),
+        };
+        let nodes: Vec<String> = ops.keys().cloned().collect();
+        let prepares = ops.into_iter().map(|(node, ops)| async move {
+            let r = self
+                .call_participant(&node, ParticipantRequest::Prepare { tid, ops })
+                .await;
+            (node, r)
+        });
+        let (prepared, written) = tokio::join!(
+            futures::future::join_all(prepares),
+            self.write_task_data(tid, data)
+        );
+        let mut rows = 0u64;
+        let mut failure: Option<RemoteError> = None;
+        for (_, r) in prepared {
+            match r {
+                Ok(ParticipantReply::Prepared { rows: n }) => rows += n,
+                Ok(other) => {
+                    failure = Some(
+                        self.error(ErrorCode::Internal, format!("unexpected answer {other:?}")),
+                    )
+                }
+                Err(e) => failure = failure.or(Some(e)),
+            }
+        }
+        let written = match written {
+            Ok(w) => w,
+            Err(e) => {
+                failure = failure.or(Some(e));
+                false
+            }
+        };
+        if let Some(m) = meta.as_mut() {
+            m.data_written = written;
+        }
+        let decided = match &failure {
+            Some(e) => {
+                self.finish(tid, &nodes, Verdict::Abort).await;
+                let _ = self
+                    .link
+                    .decide(
+                        token,
+                        Decide {
+                            tid,
+                            verdict: Verdict::Abort,
+                            reason: e.to_string(),
+                            changes: vec![],
+                            task: None,
+                            replay: None,
+                        },
+                    )
+                    .await;
+                if written {
+                    self.drop_task_data(tid);
+                }
+                return Err(e.clone());
+            }
+            None => {
+                crash_point("coordinator_after_prepare");
+                if replay.is_some() {
+                    pause_point("replay_before_decide").await;
+                }
+                self.link
+                    .decide(
+                        token,
+                        Decide {
+                            tid,
+                            verdict: Verdict::Commit,
+                            reason: String::new(),
+                            changes,
+                            task: meta,
+                            replay,
+                        },
+                    )
+                    .await
+            }
+        };
+        match decided {
+            Ok(d) if d.committed => {
+                crash_point("coordinator_after_decide");
+                if written && d.task_id.is_none() {
+                    self.drop_task_data(tid);
+                }
+                self.finish(tid, &nodes, Verdict::Commit).await;
+                Ok((tid, rows))
+            }
+            Ok(d) => {
+                self.finish(tid, &nodes, Verdict::Abort).await;
+                if written {
+                    self.drop_task_data(tid);
+                }
+                Err(self.error(ErrorCode::Runtime, d.reason))
+            }
+            // The controller answered with a refusal (e.g. a missing right): it recorded the
+            // abort before answering, so the outcome is known.
+            Err(e) if e.code != ErrorCode::Unavailable => {
+                self.finish(tid, &nodes, Verdict::Abort).await;
+                if written {
+                    self.drop_task_data(tid);
+                }
+                Err(e)
+            }
+            Err(e) => {
+                // The controller could not be reached: the decision may or may not be
+                // recorded. The participants keep the prepared data and ask the controller,
+                // which answers (or aborts after the timeout). The task data stays until the
+                // controller says nobody needs it (see the task data sweep).
+                Err(self.error(
+                    e.code,
+                    format!(
+                        "transaction {tid}: the outcome is not known yet ({}); it will be settled within the transaction timeout",
+                        e.message
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Sends commit or abort to every participant; a failure is left for them to resolve.
+    async fn finish(&self, tid: u64, nodes: &[String], verdict: Verdict) {
+        let calls = nodes.iter().map(|n| async move {
+            let req = match verdict {
+                Verdict::Commit => ParticipantRequest::Commit { tid },
+                Verdict::Abort => ParticipantRequest::Abort { tid },
+            };
+            if let Err(e) = self.call_participant(n, req).await {
+                tracing::warn!(tid, node = %n, "could not finish the transaction there; it will ask the controller: {e}");
+            }
+        });
+        futures::future::join_all(calls).await;
+    }
+
+    /// Reads from several data nodes at once.
+    pub async fn scan_all(
+        &self,
+        scans: std::collections::BTreeMap<String, Scan>,
+    ) -> Result<Vec<ScanResult>, RemoteError> {
+        let calls = scans.into_iter().map(|(n, s)| async move {
+            self.call_participant(&n, ParticipantRequest::Scan(s)).await
+        });
+        futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .map(|r| match r? {
+                ParticipantReply::Scanned(s) => Ok(s),
+                other => {
+                    Err(self.error(ErrorCode::Internal, format!("unexpected answer {other:?}")))
+                }
+            })
+            .collect()
+    }
+
+    /// The controller link this coordinator decides through.
+    pub fn link(&self) -> &ControllerLink {
+        &self.link
+    }
+
+    /// This data node's alias.
+    pub fn alias(&self) -> &str {
+        &self.cfg.alias
+    }
+}
