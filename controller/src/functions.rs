@@ -20,6 +20,18 @@ impl Controller {
         self.auth.admin_only(caller, name)
     }
 
+    /// Refuses arguments to a function that takes none.
+    fn no_args(&self, name: &str, args: &[Value]) -> Result<(), RemoteError> {
+        if args.is_empty() {
+            Ok(())
+        } else {
+            Err(self.error(
+                ErrorCode::BadRequest,
+                format!("{name} takes no arguments, got {}", args.len()),
+            ))
+        }
+    }
+
     fn string_arg(
         &self,
         name: &str,
@@ -128,16 +140,7 @@ impl Controller {
         name: &str,
         args: Vec<Value>,
     ) -> Result<Value, RemoteError> {
-        let no_args = |args: &[Value]| -> Result<(), RemoteError> {
-            if args.is_empty() {
-                Ok(())
-            } else {
-                Err(self.error(
-                    ErrorCode::BadRequest,
-                    format!("{name} takes no arguments, got {}", args.len()),
-                ))
-            }
-        };
+        let no_args = |args: &[Value]| self.no_args(name, args);
         match name {
             "getClusterPerf" => {
                 no_args(&args)?;
@@ -177,16 +180,7 @@ impl Controller {
         name: &str,
         args: Vec<Value>,
     ) -> Result<Value, RemoteError> {
-        let no_args = |args: &[Value]| -> Result<(), RemoteError> {
-            if args.is_empty() {
-                Ok(())
-            } else {
-                Err(self.error(
-                    ErrorCode::BadRequest,
-                    format!("{name} takes no arguments, got {}", args.len()),
-                ))
-            }
-        };
+        let no_args = |args: &[Value]| self.no_args(name, args);
         let switch = if name == "startClusterReplication" {
             Switch::Start
         } else {

@@ -152,15 +152,9 @@ pub fn append_ops(
                 keys: k.clone(),
             },
         };
-        ops.entry(node.clone()).or_default().push(ChunkOp {
-            chunk: ChunkId {
-                table: t.id,
-                partition: *p,
-            },
-            label: chunk_label(d, t, *p),
-            columns: t.columns.clone(),
-            action,
-        });
+        ops.entry(node.clone())
+            .or_default()
+            .push(chunk_op(d, t, *p, action));
     }
     Ok(ops)
 }
@@ -191,17 +185,24 @@ pub fn some_chunks(
 ) -> OpsByNode {
     let mut out: OpsByNode = BTreeMap::new();
     for (p, node) in parts.iter().filter_map(|p| t.chunks.get(p).map(|n| (p, n))) {
-        out.entry(node.clone()).or_default().push(ChunkOp {
-            chunk: ChunkId {
-                table: t.id,
-                partition: *p,
-            },
-            label: chunk_label(d, t, *p),
-            columns: t.columns.clone(),
-            action: action.clone(),
-        });
+        out.entry(node.clone())
+            .or_default()
+            .push(chunk_op(d, t, *p, action.clone()));
     }
     out
+}
+
+/// `action` on chunk `p` of table `t`.
+fn chunk_op(d: &DatabaseMeta, t: &TableMeta, p: u32, action: ChunkAction) -> ChunkOp {
+    ChunkOp {
+        chunk: ChunkId {
+            table: t.id,
+            partition: p,
+        },
+        label: chunk_label(d, t, p),
+        columns: t.columns.clone(),
+        action,
+    }
 }
 
 /// `dfs://db/table/partition`, for messages.

@@ -10,7 +10,7 @@ use xrepl_proto::task::TaskData;
 use xrepl_proto::txn::ChunkAction;
 
 use crate::plan;
-use crate::session::args::{bad, not_found, types, Args, EvalError};
+use crate::session::args::{as_vector, bad, not_found, types, Args, EvalError};
 use crate::session::state::{Handler, Session};
 
 /// The functions of this module.
@@ -79,20 +79,13 @@ fn drop_database(s: &mut Session, f: &str, a: Args) -> Result<Value, EvalError> 
 fn add_partitions(s: &mut Session, f: &str, a: Args) -> Result<Value, EvalError> {
     a.check(f, &[], 2)?;
     let path = a.db(f, 0, "dbHandle")?;
-    let values = match a.need(f, 1, "partitions")? {
-        Value::Vector(v) => v.clone(),
-        Value::Scalar(s) => {
-            let mut v = Vector::empty(s.data_type());
-            v.push(s.clone()).map_err(bad)?;
-            v
-        }
-        other => {
-            return Err(bad(format!(
-                "{f}: partitions must be values, got {}",
-                other.kind_name()
-            )))
-        }
-    };
+    let given = a.need(f, 1, "partitions")?;
+    let values = as_vector(given).unwrap_or_else(|| {
+        Err(bad(format!(
+            "{f}: partitions must be values, got {}",
+            given.kind_name()
+        )))
+    })?;
     let n = values.len();
     let d = s.db_meta(&path, Some(Right::Owner))?;
     let kind = d.scheme.kind_name();
@@ -168,15 +161,32 @@ fn create_table(s: &mut Session, f: &str, a: Args) -> Result<Value, EvalError> {
 
 /// `dropTable(db, tableName)`
 fn drop_table(s: &mut Session, f: &str, a: Args) -> Result<Value, EvalError> {
+    whole_table(
+        s,
+        f,
+        a,
+        "dbHandle",
+        Right::Owner,
+        ChunkAction::Drop,
+        |db, table| TaskData::DropTable { db, table },
+    )
+}
+
+/// An operation on every chunk of a table, `f(db, tableName)`, needing `right`.
+fn whole_table(
+    s: &mut Session,
+    f: &str,
+    a: Args,
+    db_arg: &str,
+    right: Right,
+    action: ChunkAction,
+    data: fn(String, String) -> TaskData,
+) -> Result<Value, EvalError> {
     a.check(f, &[], 2)?;
-    let db = a.db(f, 0, "dbHandle")?;
+    let db = a.db(f, 0, db_arg)?;
     let name = a.text(f, 1, "tableName")?;
-    let (d, t) = s.table_meta(&db, &name, Some(Right::Owner))?;
-    s.transact_op(
-        Some(&d),
-        TaskData::DropTable { db, table: name },
-        plan::all_chunks(&d, &t, &ChunkAction::Drop),
-    )?;
+    let (d, t) = s.table_meta(&db, &name, Some(right))?;
+    s.transact_op(Some(&d), data(db, name), plan::all_chunks(&d, &t, &action))?;
     Ok(Value::Void)
 }
 
@@ -197,16 +207,15 @@ fn rename_table(s: &mut Session, f: &str, a: Args) -> Result<Value, EvalError> {
 
 /// `truncate(dbUrl, tableName)`
 fn truncate(s: &mut Session, f: &str, a: Args) -> Result<Value, EvalError> {
-    a.check(f, &[], 2)?;
-    let db = a.db(f, 0, "dbUrl")?;
-    let name = a.text(f, 1, "tableName")?;
-    let (d, t) = s.table_meta(&db, &name, Some(Right::Write))?;
-    s.transact_op(
-        Some(&d),
-        TaskData::TruncateTable { db, table: name },
-        plan::all_chunks(&d, &t, &ChunkAction::Truncate),
-    )?;
-    Ok(Value::Void)
+    whole_table(
+        s,
+        f,
+        a,
+        "dbUrl",
+        Right::Write,
+        ChunkAction::Truncate,
+        |db, table| TaskData::TruncateTable { db, table },
+    )
 }
 
 /// `dropPartition(db, partitionPaths, tableName)`
@@ -215,20 +224,13 @@ fn drop_partition(s: &mut Session, f: &str, a: Args) -> Result<Value, EvalError>
     let db = a.db(f, 0, "dbHandle")?;
     let name = a.text(f, 2, "tableName")?;
     let (d, t) = s.table_meta(&db, &name, Some(Right::Write))?;
-    let values = match a.need(f, 1, "partitionPaths")? {
-        Value::Vector(v) => v.clone(),
-        Value::Scalar(s) => {
-            let mut v = Vector::empty(s.data_type());
-            v.push(s.clone()).map_err(bad)?;
-            v
-        }
-        other => {
-            return Err(bad(format!(
-                "{f}: partitionPaths must be partition values, got {}",
-                other.kind_name()
-            )))
-        }
-    };
+    let given = a.need(f, 1, "partitionPaths")?;
+    let values = as_vector(given).unwrap_or_else(|| {
+        Err(bad(format!(
+            "{f}: partitionPaths must be partition values, got {}",
+            given.kind_name()
+        )))
+    })?;
     let mut parts = d.scheme.route(&values).map_err(bad)?;
     parts.sort_unstable();
     parts.dedup();
@@ -387,17 +389,13 @@ fn scheme_of(kind: &Value, scheme: &Value) -> Result<PartitionScheme, EvalError>
         },
         ("LIST", Value::Tuple(items)) => items
             .iter()
-            .map(|i| match i {
-                Value::Vector(v) => Ok(v.clone()),
-                Value::Scalar(s) => {
-                    let mut v = Vector::empty(s.data_type());
-                    v.push(s.clone()).map_err(bad)?;
-                    Ok(v)
-                }
-                other => Err(bad(format!(
-                    "a LIST scheme holds lists of values, not {}",
-                    other.kind_name()
-                ))),
+            .map(|i| {
+                as_vector(i).unwrap_or_else(|| {
+                    Err(bad(format!(
+                        "a LIST scheme holds lists of values, not {}",
+                        i.kind_name()
+                    )))
+                })
             })
             .collect::<Result<_, _>>()
             .map(PartitionScheme::List),

@@ -178,15 +178,7 @@ impl Session {
 /// transaction (`tableInsert` answers the rows written), or onto an in-memory table.
 fn append_fn(s: &mut Session, f: &str, a: Args) -> Result<Value, EvalError> {
     a.check(f, &[], 2)?;
-    let data = match a.need(f, 1, "newData")? {
-        Value::Table(t) => t.clone(),
-        other => {
-            return Err(bad(format!(
-                "{f}: the new data must be a table, got {}",
-                other.kind_name()
-            )))
-        }
-    };
+    let data = new_data(f, &a)?;
     match a.need(f, 0, "table")? {
         Value::TableRef { db, table } => {
             let rows = s.append(db, table, &data, None)?;
@@ -211,18 +203,21 @@ fn append_fn(s: &mut Session, f: &str, a: Args) -> Result<Value, EvalError> {
 fn upsert(s: &mut Session, f: &str, a: Args) -> Result<Value, EvalError> {
     a.check(f, &["obj", "newData", "ignoreNull", "keyColNames"], 4)?;
     let (db, table) = a.table_ref(f, 0, "obj")?;
-    let data = match a.need(f, 1, "newData")? {
-        Value::Table(t) => t.clone(),
-        other => {
-            return Err(bad(format!(
-                "{f}: the new data must be a table, got {}",
-                other.kind_name()
-            )))
-        }
-    };
+    let data = new_data(f, &a)?;
     let keys = a.names(f, 3, "keyColNames")?;
     s.append(&db, &table, &data, Some(&keys))?;
     Ok(Value::TableRef { db, table })
+}
+
+/// The `newData` argument: a table.
+fn new_data(f: &str, a: &Args) -> Result<Table, EvalError> {
+    match a.need(f, 1, "newData")? {
+        Value::Table(t) => Ok(t.clone()),
+        other => Err(bad(format!(
+            "{f}: the new data must be a table, got {}",
+            other.kind_name()
+        ))),
+    }
 }
 
 /// `t.append!(u)` on in-memory tables: columns by position, converted to `t`'s types.

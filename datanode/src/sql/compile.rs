@@ -3,11 +3,11 @@
 //! (so `now()` in a `where` means this moment, on the master too).
 
 use xrepl_core::catalog::ColumnDef;
-use xrepl_core::value::{Value, Vector};
+use xrepl_core::value::Value;
 use xrepl_proto::txn::ColExpr;
 use xrepl_query::lang::ast::{BinOp, Expr, ExprKind, UnaryOp};
 
-use crate::session::args::{bad, EvalError};
+use crate::session::args::{as_vector, bad, EvalError};
 use crate::session::state::Session;
 
 impl Session {
@@ -31,15 +31,10 @@ impl Session {
             ExprKind::Unary { op: UnaryOp::Not, expr } => ColExpr::Not(Box::new(self.col_expr(expr, columns)?)),
             ExprKind::Unary { op: UnaryOp::Neg, expr } => ColExpr::Neg(Box::new(self.col_expr(expr, columns)?)),
             ExprKind::Binary { op: BinOp::In, lhs, rhs } => {
-                let set = match self.eval(rhs)? {
-                    Value::Vector(v) => v,
-                    Value::Scalar(s) => {
-                        let mut v = Vector::empty(s.data_type());
-                        v.push(s).map_err(bad)?;
-                        v
-                    }
-                    other => return Err(bad(format!("'in' needs values, got {}", other.kind_name()))),
-                };
+                let given = self.eval(rhs)?;
+                let set = as_vector(&given).unwrap_or_else(|| {
+                    Err(bad(format!("'in' needs values, got {}", given.kind_name())))
+                })?;
                 ColExpr::In(Box::new(self.col_expr(lhs, columns)?), set)
             }
             ExprKind::Binary { op: BinOp::Between, lhs, rhs } => match self.eval(rhs)? {

@@ -9,10 +9,21 @@ use xrepl_query::lang::ast::Expr;
 use xrepl_query::ops;
 
 use crate::plan;
-use crate::session::args::{bad, not_found, EvalError};
+use crate::session::args::{as_vector, bad, not_found, EvalError};
 use crate::session::state::Session;
 
 impl Session {
+    /// The DFS table an SQL statement names (`loadTable(...)`): its database and name.
+    fn dfs_table(&mut self, table: &Expr, verb: &str) -> Result<(String, String), EvalError> {
+        match self.eval(table)? {
+            Value::TableRef { db, table } => Ok((db, table)),
+            other => Err(bad(format!(
+                "{verb} needs a DFS table (loadTable), got {}",
+                other.kind_name()
+            ))),
+        }
+    }
+
     /// `update t set ... where ...` on a DFS table.
     pub(crate) fn sql_update(
         &mut self,
@@ -20,15 +31,7 @@ impl Session {
         set: &[(String, Expr)],
         filter: Option<&Expr>,
     ) -> Result<Value, EvalError> {
-        let (db, name) = match self.eval(table)? {
-            Value::TableRef { db, table } => (db, table),
-            other => {
-                return Err(bad(format!(
-                    "update needs a DFS table (loadTable), got {}",
-                    other.kind_name()
-                )))
-            }
-        };
+        let (db, name) = self.dfs_table(table, "update")?;
         let (d, t) = self.table_meta(&db, &name, Some(Right::Write))?;
         let mut compiled = Vec::new();
         for (c, e) in set {
@@ -71,15 +74,7 @@ impl Session {
         table: &Expr,
         filter: Option<&Expr>,
     ) -> Result<Value, EvalError> {
-        let (db, name) = match self.eval(table)? {
-            Value::TableRef { db, table } => (db, table),
-            other => {
-                return Err(bad(format!(
-                    "delete needs a DFS table (loadTable), got {}",
-                    other.kind_name()
-                )))
-            }
-        };
+        let (db, name) = self.dfs_table(table, "delete")?;
         let (d, t) = self.table_meta(&db, &name, Some(Right::Write))?;
         let filter = filter.map(|f| self.col_expr(f, &t.columns)).transpose()?;
         let ops = plan::all_chunks(
@@ -115,17 +110,13 @@ impl Session {
             .collect::<Result<Vec<_>, _>>()?;
         let cols: Vec<Vector> = vals
             .into_iter()
-            .map(|v| match v {
-                Value::Vector(v) => Ok(v),
-                Value::Scalar(s) => {
-                    let mut v = Vector::empty(s.data_type());
-                    v.push(s).map_err(bad)?;
-                    Ok(v)
-                }
-                other => Err(bad(format!(
-                    "insert takes scalars or vectors, got {}",
-                    other.kind_name()
-                ))),
+            .map(|v| {
+                as_vector(&v).unwrap_or_else(|| {
+                    Err(bad(format!(
+                        "insert takes scalars or vectors, got {}",
+                        v.kind_name()
+                    )))
+                })
             })
             .collect::<Result<_, _>>()?;
         let Value::TableRef { db, table } = target else {
