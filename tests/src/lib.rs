@@ -1,13 +1,13 @@
 //! Harness for multi-process tests: real `controller` and `datanode` binaries on 127.0.0.1,
 //! configured from generated files in a temporary directory, driven through the real `xrepl`
 //! console (or the RPC client), and killed when the test ends. The in-process tier (a whole
-//! cluster as tasks of the test's own runtime) is [`inproc`].
+//! cluster as tasks of the test's own runtime) is `tests/support/inproc.rs`, a module of the
+//! tests that use it, so that only they link the controller and the data node.
 //!
 //! The binaries must be built first (`cargo build --bins`, which `scripts/test.sh` does); they
 //! are looked up in `$XREPL_BIN_DIR`, else beside the test executable's `target/<profile>/`.
 
 pub mod chaos;
-pub mod inproc;
 pub mod proxy;
 
 use std::net::TcpListener;

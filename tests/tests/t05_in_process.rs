@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use xrepl_core::value::{Table, Value, Vector};
-use xrepl_tests::inproc::{runtime, InProcess};
+mod support;
+
+use support::inproc::{runtime, InProcess};
 
 fn table(out: Vec<Value>) -> Table {
     match out.into_iter().last() {

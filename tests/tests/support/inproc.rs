@@ -30,7 +30,8 @@ pub fn runtime() -> tokio::runtime::Runtime {
 
 /// A cluster running inside this process; [`InProcess::stop`] shuts it down.
 pub struct InProcess {
-    pub dir: tempfile::TempDir,
+    /// The config files and every node's home; removed when the cluster is dropped.
+    _dir: tempfile::TempDir,
     /// `127.0.0.1:<port>` of the controller.
     pub controller: String,
     /// Alias and `127.0.0.1:<port>` of each data node.
@@ -90,7 +91,7 @@ impl InProcess {
             }));
         }
         let c = InProcess {
-            dir,
+            _dir: dir,
             controller,
             datanodes: aliases,
             stop,
