@@ -41,6 +41,9 @@ use nodes::NodeRegistry;
 use slave::handout::AttemptEnd;
 use slave::scheduler::Counting;
 
+/// Most tids one lease holds, whatever a data node asks.
+pub const MAX_TID_LEASE: u32 = 100_000;
+
 /// The default administrator created on first start, as in DolphinDB.
 pub const DEFAULT_ADMIN: (&str, &str) = ("admin", "123456");
 
@@ -59,6 +62,8 @@ pub struct Controller {
     pub nodes: Arc<NodeRegistry>,
     pub auth: Auth,
     pub role: Role,
+    /// Leased transactions asked about before any decision.
+    undecided: txn::Undecided,
 }
 
 impl Controller {
@@ -117,6 +122,7 @@ impl Controller {
             nodes,
             auth,
             role,
+            undecided: txn::Undecided::default(),
         })
     }
 
@@ -188,17 +194,25 @@ impl Controller {
                     .await
                     .map(ControllerReply::Value)
             }
-            ControllerRequest::BeginTx { token, coordinator } => {
-                let caller = self.auth.caller(&token)?;
-                self.meta
-                    .begin_tx(
-                        coordinator,
-                        caller.user,
-                        chrono::Utc::now().timestamp_millis(),
-                    )
+            ControllerRequest::LeaseTids {
+                token,
+                coordinator,
+                count,
+            } => {
+                self.auth.caller(&token)?;
+                if self.cfg.nodes.datanode(&coordinator).is_none() {
+                    return Err(self.refuse(
+                        ErrorCode::BadRequest,
+                        format!("'{coordinator}' is not a data node of this cluster"),
+                    ));
+                }
+                let count = u64::from(count.clamp(1, MAX_TID_LEASE));
+                let (first, last) = self
+                    .meta
+                    .lease_tids(count)
                     .await
-                    .map(ControllerReply::Tid)
-                    .map_err(|e| e.to_remote(&self.cfg.alias))
+                    .map_err(|e| e.to_remote(&self.cfg.alias))?;
+                Ok(ControllerReply::TidRange { first, last })
             }
             ControllerRequest::Decide {
                 token,
@@ -208,25 +222,30 @@ impl Controller {
                 changes,
                 task,
                 replay,
+                check,
             } => {
                 let caller = self.auth.caller(&token)?;
-                let owner = self.meta.read(|s| s.open.get(&tid).map(|o| o.user.clone()));
-                if owner.as_deref().is_some_and(|o| o != caller.user) {
-                    return Err(self.refuse(
-                        ErrorCode::AccessDenied,
-                        format!("transaction {tid} belongs to another user"),
-                    ));
-                }
                 let verdict = Verdict::of_commit(commit);
                 if verdict == Verdict::Commit {
-                    if let Err(e) = self.check_rights(&caller, &changes) {
-                        self.decide(tid, Verdict::Abort, e.message.clone(), vec![], None, None)
+                    let refused = self
+                        .check_rights(&caller, &changes)
+                        .and_then(|()| self.check_catalog(&caller, check.as_ref()));
+                    if let Err(e) = refused {
+                        self.decide(txn::Proposal::abort(tid, &caller.user, e.message.clone()))
                             .await?;
                         return Err(e);
                     }
                 }
                 let d = self
-                    .decide(tid, verdict, reason, changes, task, replay)
+                    .decide(txn::Proposal {
+                        tid,
+                        user: caller.user,
+                        verdict,
+                        reason,
+                        changes,
+                        task,
+                        replay,
+                    })
                     .await?;
                 Ok(ControllerReply::Decided {
                     committed: d.committed,
@@ -283,9 +302,7 @@ impl Controller {
                 )))
             }
             ControllerRequest::SweepTaskData { tids } => {
-                Ok(ControllerReply::Tids(self.meta.read(|s| {
-                    s.send.sweepable(&tids, |tid| s.open.contains_key(&tid))
-                })))
+                Ok(ControllerReply::Tids(self.sweepable(&tids)))
             }
             ControllerRequest::TakeReplayTask {
                 token,

@@ -4,7 +4,7 @@
 //! chunks.
 
 use xrepl_core::catalog::{place_chunk, CatalogChange, Right};
-use xrepl_proto::rpc::{ErrorCode, RemoteError};
+use xrepl_proto::rpc::{CatalogCheck, ErrorCode, RemoteError};
 use xrepl_proto::task::{ReplayOf, TaskMeta};
 use xrepl_proto::txn::{TxState, Verdict};
 
@@ -12,6 +12,68 @@ use crate::auth::Caller;
 use crate::error::ControllerError;
 use crate::meta::{Decision, MetaCommand, MetaOutcome};
 use crate::{Controller, Role};
+
+/// What a coordinator (or the controller, for a timeout) asks to record for a transaction.
+#[derive(Debug, Clone)]
+pub(crate) struct Proposal {
+    pub tid: u64,
+    /// The user it runs for.
+    pub user: String,
+    pub verdict: Verdict,
+    /// Why it aborts.
+    pub reason: String,
+    pub changes: Vec<CatalogChange>,
+    pub task: Option<TaskMeta>,
+    pub replay: Option<ReplayOf>,
+}
+
+impl Proposal {
+    /// An abort with `reason`, changing nothing.
+    pub(crate) fn abort(tid: u64, user: &str, reason: String) -> Proposal {
+        Proposal {
+            tid,
+            user: user.to_string(),
+            verdict: Verdict::Abort,
+            reason,
+            changes: vec![],
+            task: None,
+            replay: None,
+        }
+    }
+}
+
+/// Transactions someone asked about (a participant, or the task data sweep) before any
+/// decision was recorded, and when the first question came: an undecided transaction is
+/// aborted once the transaction timeout has passed since then. Memory only: after a restart
+/// the wait starts again, which only makes it longer.
+#[derive(Default)]
+pub struct Undecided {
+    asked: std::sync::Mutex<std::collections::HashMap<u64, i64>>,
+}
+
+impl Undecided {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, i64>> {
+        self.asked.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// When `tid` was first asked about (now, if this is the first time).
+    fn first_asked(&self, tid: u64, now: i64) -> i64 {
+        *self.lock().entry(tid).or_insert(now)
+    }
+
+    fn forget(&self, tid: u64) {
+        self.lock().remove(&tid);
+    }
+
+    /// The tids first asked about at or before `before`.
+    fn older_than(&self, before: i64) -> Vec<u64> {
+        self.lock()
+            .iter()
+            .filter(|(_, at)| **at <= before)
+            .map(|(t, _)| *t)
+            .collect()
+    }
+}
 
 /// A recorded decision, as the coordinator hears it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +94,36 @@ impl Controller {
             ErrorCode::AccessDenied,
             format!("user '{}' lacks {right} on {db}", caller.user),
         )
+    }
+
+    /// Checks what a commit's chunk operations were planned with: the caller holds the right
+    /// they need, and the database is still the version the coordinator read from its cache
+    /// (else [`ErrorCode::StaleCatalog`]: nothing was written, plan again).
+    pub(crate) fn check_catalog(
+        &self,
+        caller: &Caller,
+        check: Option<&CatalogCheck>,
+    ) -> Result<(), RemoteError> {
+        let Some(c) = check else {
+            return Ok(());
+        };
+        let (allowed, version) = self.meta.read(|s| {
+            (
+                s.allows(&caller.user, c.need, &c.db),
+                s.catalog.dbs.get(&c.db).map(|d| d.version),
+            )
+        });
+        match version {
+            Some(_) if !allowed => Err(self.denied(caller, c.need, &c.db)),
+            Some(v) if v == c.version => Ok(()),
+            _ => Err(self.refuse(
+                ErrorCode::StaleCatalog,
+                format!(
+                    "database '{}' changed while this transaction was planned; it was rolled back",
+                    c.db
+                ),
+            )),
+        }
     }
 
     /// Checks that the caller may make every change.
@@ -72,15 +164,16 @@ impl Controller {
 
     /// Records a transaction's decision durably, with the task its commit makes (a master)
     /// or finishes (a slave's replay).
-    pub(crate) async fn decide(
-        &self,
-        tid: u64,
-        verdict: Verdict,
-        reason: String,
-        changes: Vec<CatalogChange>,
-        task: Option<TaskMeta>,
-        replay: Option<ReplayOf>,
-    ) -> Result<Decided, RemoteError> {
+    pub(crate) async fn decide(&self, p: Proposal) -> Result<Decided, RemoteError> {
+        let Proposal {
+            tid,
+            user,
+            verdict,
+            reason,
+            changes,
+            task,
+            replay,
+        } = p;
         let replayed = replay.as_ref().map(|r| r.task_id);
         let now_ns = chrono::Utc::now()
             .timestamp_nanos_opt()
@@ -89,6 +182,7 @@ impl Controller {
             .meta
             .apply(MetaCommand::Decide {
                 tid,
+                user,
                 verdict,
                 reason,
                 changes,
@@ -126,58 +220,72 @@ impl Controller {
         }
     }
 
-    /// What became of `tid`; an undecided transaction past the timeout is aborted now.
+    /// What became of `tid`. A tid that was leased but has no decision may still be running:
+    /// it is pending until the transaction timeout has passed since it was first asked about,
+    /// and aborted (durably) by the question that finds it older.
     pub(crate) async fn outcome(&self, tid: u64) -> Result<TxState, RemoteError> {
-        let (decision, started) = self.meta.read(|s| {
-            (
-                s.decisions.get(&tid).cloned(),
-                s.open.get(&tid).map(|o| o.started_ms),
-            )
-        });
-        Ok(match (decision, started) {
-            (Some(d), _) if d.committed => TxState::Committed,
-            (Some(d), _) => TxState::Aborted(d.reason),
-            (None, Some(started)) => {
-                let age = now_ms().saturating_sub(started);
-                if age < self.cfg.transaction_timeout.as_millis() as i64 {
-                    TxState::Pending
-                } else {
-                    let reason = format!(
-                        "no decision within {} ms",
-                        self.cfg.transaction_timeout.as_millis()
-                    );
-                    match self
-                        .decide(tid, Verdict::Abort, reason, vec![], None, None)
-                        .await?
-                    {
-                        Decided {
-                            committed: true, ..
-                        } => TxState::Committed,
-                        Decided { reason, .. } => TxState::Aborted(reason),
-                    }
-                }
-            }
-            (None, None) => {
-                TxState::Aborted(format!("transaction {tid} is unknown to the controller"))
-            }
-        })
+        let (decision, leased) = self
+            .meta
+            .read(|s| (s.decisions.get(&tid).cloned(), tid > 0 && tid <= s.next_tid));
+        if let Some(d) = decision {
+            self.undecided.forget(tid);
+            return Ok(if d.committed {
+                TxState::Committed
+            } else {
+                TxState::Aborted(d.reason)
+            });
+        }
+        if !leased {
+            return Ok(TxState::Aborted(format!(
+                "transaction {tid} is unknown to the controller"
+            )));
+        }
+        let timeout = self.cfg.transaction_timeout.as_millis() as i64;
+        let now = now_ms();
+        if now.saturating_sub(self.undecided.first_asked(tid, now)) < timeout {
+            return Ok(TxState::Pending);
+        }
+        let reason = format!("no decision within {timeout} ms");
+        let state = match self.decide(Proposal::abort(tid, "", reason)).await? {
+            Decided {
+                committed: true, ..
+            } => TxState::Committed,
+            Decided { reason, .. } => TxState::Aborted(reason),
+        };
+        self.undecided.forget(tid);
+        Ok(state)
     }
 
-    /// Aborts every transaction undecided past the timeout (their coordinators are gone).
+    /// Aborts every transaction asked about and still undecided past the timeout (their
+    /// coordinators are gone).
     pub async fn abort_stale(&self) {
         let limit = self.cfg.transaction_timeout.as_millis() as i64;
-        let now = now_ms();
-        let stale: Vec<u64> = self.meta.read(|s| {
-            s.open
-                .iter()
-                .filter(|(_, o)| now.saturating_sub(o.started_ms) >= limit)
-                .map(|(t, _)| *t)
-                .collect()
-        });
-        for tid in stale {
+        for tid in self.undecided.older_than(now_ms().saturating_sub(limit)) {
             tracing::warn!(tid, "aborting a transaction undecided for {limit} ms");
             let _ = self.outcome(tid).await;
         }
+    }
+
+    /// Of the transactions whose task data a data node holds, those whose data nobody needs
+    /// any more (see `SendQueue::sweepable`). An undecided one counts as asked about, so that
+    /// a transaction whose coordinator died before deciding is aborted after the timeout and
+    /// its data swept then.
+    pub(crate) fn sweepable(&self, tids: &[u64]) -> Vec<u64> {
+        let mut undecided = Vec::new();
+        let out = self.meta.read(|s| {
+            s.send.sweepable(tids, |tid| {
+                let open = !s.decisions.contains_key(&tid) && tid > 0 && tid <= s.next_tid;
+                if open {
+                    undecided.push(tid);
+                }
+                open
+            })
+        });
+        let now = now_ms();
+        for tid in undecided {
+            self.undecided.first_asked(tid, now);
+        }
+        out
     }
 
     /// Places the chunks of `partitions` that have none yet on live data nodes; answers where

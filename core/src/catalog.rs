@@ -426,6 +426,13 @@ pub struct DatabaseMeta {
     pub tables: BTreeMap<String, TableMeta>,
     pub replication_enabled: bool,
     pub execution_set: u8,
+    /// Changes whenever the database's definition changes (its scheme, tables, columns, flags;
+    /// not when a new chunk is placed: placed chunks never move), and is never reused, also
+    /// after the database is dropped and created again: a cached copy with the same version
+    /// is the current definition. Set by the controller (the number of the metadata command
+    /// that last changed it).
+    #[serde(default)]
+    pub version: u64,
 }
 
 /// A right on a database.
@@ -689,6 +696,7 @@ impl Catalog {
                         tables: BTreeMap::new(),
                         replication_enabled: false,
                         execution_set: 0,
+                        version: 0,
                     },
                 );
             }

@@ -3,7 +3,7 @@
 //! where each replication function runs, and process setup.
 //!
 //! **Invariant:** nothing here touches sled or the network; storage belongs to the controller
-//! and the data node, the wire to `xrepl-proto`.
+//! and the data node (and `xrepl-store`, which they share), the wire to `xrepl-proto`.
 
 pub mod auth;
 pub mod catalog;

@@ -13,8 +13,10 @@
 //! - [`replication`]: task data and serving slaves (a master), replay (a slave), the
 //!   consistency check and the replication functions;
 //! - [`node`] (what everything shares, and the role), [`link`] (the controller),
+//!   [`catalog_cache`] (database definitions kept between writes),
 //!   [`failpoint`] (test hooks), [`error`].
 
+pub mod catalog_cache;
 pub mod compute;
 pub mod db;
 pub mod error;

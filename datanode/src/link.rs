@@ -15,7 +15,8 @@ use xrepl_core::catalog::{CatalogChange, DatabaseMeta, Right};
 use xrepl_core::config::DataNodeConfig;
 use xrepl_core::value::Value;
 use xrepl_proto::rpc::{
-    ControllerReply, ControllerRequest, ErrorCode, PeerKind, RemoteError, RpcClient, RpcError,
+    CatalogCheck, ControllerReply, ControllerRequest, ErrorCode, PeerKind, RemoteError, RpcClient,
+    RpcError,
 };
 use xrepl_proto::task::{ReplayAssignment, ReplayOf, TaskMeta};
 use xrepl_proto::txn::{TxState, Verdict};
@@ -45,6 +46,8 @@ pub struct Decide {
     pub task: Option<TaskMeta>,
     /// The task a commit finishes (a slave's replay).
     pub replay: Option<ReplayOf>,
+    /// The catalog the commit's chunk operations were planned with.
+    pub check: Option<CatalogCheck>,
 }
 
 /// What the controller recorded.
@@ -258,17 +261,19 @@ impl ControllerLink {
         }
     }
 
-    /// A new transaction's tid, for the user behind `token`, coordinated here.
-    pub async fn begin_tx(&self, token: &str) -> Result<u64, RemoteError> {
+    /// `count` tids leased to this node for the transactions it will coordinate:
+    /// `first..=last`.
+    pub async fn lease_tids(&self, token: &str, count: u32) -> Result<(u64, u64), RemoteError> {
         match self
-            .call(ControllerRequest::BeginTx {
+            .call(ControllerRequest::LeaseTids {
                 token: token.to_string(),
                 coordinator: self.alias.clone(),
+                count,
             })
             .await?
         {
-            ControllerReply::Tid(t) => Ok(t),
-            other => Err(self.unexpected("the start of a transaction", other)),
+            ControllerReply::TidRange { first, last } => Ok((first, last)),
+            other => Err(self.unexpected("a lease of transaction ids", other)),
         }
     }
 
@@ -283,6 +288,7 @@ impl ControllerLink {
                 changes: d.changes,
                 task: d.task,
                 replay: d.replay,
+                check: d.check,
             })
             .await?
         {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use xrepl_core::config::{DataNodeConfig, ReplicationMode};
 use xrepl_proto::rpc::{ErrorCode, RemoteError};
 
+use crate::catalog_cache::CatalogCache;
 use crate::error::{refusal, DataNodeError};
 use crate::link::ControllerLink;
 use crate::replication::replay::Replayer;
@@ -31,6 +32,8 @@ pub enum Role {
 pub struct DataNode {
     pub cfg: DataNodeConfig,
     pub link: Arc<ControllerLink>,
+    /// Database definitions kept between writes (checked by the controller at commit).
+    pub catalog: CatalogCache,
     pub txn: Arc<Coordinator>,
     pub role: Role,
     rt: tokio::runtime::Handle,
@@ -83,6 +86,7 @@ impl DataNode {
         Ok(DataNode {
             cfg,
             link,
+            catalog: CatalogCache::default(),
             txn,
             role,
             rt: tokio::runtime::Handle::current(),

@@ -271,6 +271,7 @@ mod tests {
             tables: [("t".to_string(), t.clone())].into(),
             replication_enabled: false,
             execution_set: 0,
+            version: 3,
         };
         (d, t)
     }

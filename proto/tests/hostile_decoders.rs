@@ -23,7 +23,7 @@ use xrepl_core::value::{DataType, FunctionRef, Scalar, Table, Value, Vector};
 use xrepl_proto::master_client::decode_task_data;
 use xrepl_proto::rpc::frame::{self, Assembler, FrameKind, HEADER_LEN};
 use xrepl_proto::rpc::{
-    decode, encode, ControllerReply, ControllerRequest, ErrorCode, Hello, HelloReply,
+    decode, encode, CatalogCheck, ControllerReply, ControllerRequest, ErrorCode, Hello, HelloReply,
     ParticipantReply, ParticipantRequest, PeerKind, RemoteError, ReplicationReply,
     ReplicationRequest, Request, ServerInfo, SessionReply, SessionRequest, PROTOCOL_VERSION,
 };
@@ -487,6 +487,7 @@ fn database() -> DatabaseMeta {
         .into(),
         replication_enabled: true,
         execution_set: 0,
+        version: 42,
     }
 }
 
@@ -578,6 +579,11 @@ fn requests() -> Vec<Request> {
                 task_id: 7,
                 node: "dnode1".into(),
                 started_ns: 1,
+            }),
+            check: Some(CatalogCheck {
+                db: "dfs://db".into(),
+                version: 12,
+                need: Right::Write,
             }),
         }),
         Request::Controller(ControllerRequest::GetDatabase {

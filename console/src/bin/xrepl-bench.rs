@@ -64,6 +64,20 @@ enum Workload {
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
     },
+    /// Only the stream of small transactions (for profiling and memory): creates the
+    /// database, then appends 10-row tables from `clients` clients for `seconds`.
+    SmallTx {
+        /// Turn replication on for the database.
+        #[arg(long)]
+        replicate: bool,
+        /// Data nodes the clients spread over (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        hosts: Vec<String>,
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+    },
     /// Master write overhead of replication: ingest and small transactions.
     Master {
         /// Name of this configuration in the output.
@@ -637,6 +651,47 @@ db.createPartitionedTable(table(1:0, `d`id`v, [DATE, INT, DOUBLE]), "t", `d)"#
     Ok(())
 }
 
+/// The small-transaction stream alone, on a fresh `SMALL_DB`.
+async fn small_tx_only(
+    c: &Client,
+    replicate: bool,
+    hosts: Vec<String>,
+    clients: usize,
+    seconds: f64,
+) -> Result<(), String> {
+    let flag = if replicate {
+        format!("setDatabaseForClusterReplication(database(\"{SMALL_DB}\"), true)")
+    } else {
+        String::new()
+    };
+    c.run(&format!(
+        r#"if (existsDatabase("{SMALL_DB}")) {{ dropDatabase("{SMALL_DB}") }}
+db = database("{SMALL_DB}", VALUE, 2023.01.01..2023.01.31)
+db.createPartitionedTable(table(1:0, `d`id`v, [DATE, INT, DOUBLE]), "t", `d)
+{flag}"#
+    ))
+    .await
+    .map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let mut lat = small_tx_stream(&hosts, clients, seconds).await?;
+    let secs = start.elapsed().as_secs_f64();
+    lat.sort_by(f64::total_cmp);
+    println!(
+        "{}",
+        serde_json::json!({
+            "workload": "small_tx",
+            "rows": lat.len() * 10,
+            "seconds": secs,
+            "transactions": lat.len(),
+            "clients": clients,
+            "tx_per_s": lat.len() as f64 / secs,
+            "commit_latency_ms_p50": percentile(&lat, 0.5),
+            "commit_latency_ms_p99": percentile(&lat, 0.99),
+        })
+    );
+    Ok(())
+}
+
 /// `clients` clients over `hosts` append 10-row tables to `SMALL_DB` (one partition per
 /// transaction, rotating over 30 days) for `seconds`; returns each commit's latency in ms.
 async fn small_tx_stream(
@@ -715,6 +770,12 @@ fn main() -> ExitCode {
                 clients,
                 seconds,
             } => replication(&c, &slave, hosts, clients, seconds).await,
+            Workload::SmallTx {
+                replicate,
+                hosts,
+                clients,
+                seconds,
+            } => small_tx_only(&c, replicate, hosts, clients, seconds).await,
         }
     });
     match result {

@@ -246,7 +246,7 @@ impl SendQueue {
     /// Of the transactions whose task data a data node holds, those that need it no more: a
     /// truncated task, a transaction that made no task (aborted, or on a database that is not
     /// replicated), one this controller never heard of. Undecided ones (`open`) are kept.
-    pub fn sweepable(&self, tids: &[u64], open: impl Fn(u64) -> bool) -> Vec<u64> {
+    pub fn sweepable(&self, tids: &[u64], mut open: impl FnMut(u64) -> bool) -> Vec<u64> {
         tids.iter()
             .copied()
             .filter(|tid| match self.task_of_tid.get(tid) {

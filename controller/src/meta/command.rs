@@ -35,16 +35,14 @@ pub enum MetaCommand {
     },
     /// Records the site a data node registered from.
     RegisterNode { alias: String, site: String },
-    /// Gives a new transaction its tid.
-    BeginTx {
-        coordinator: String,
-        user: String,
-        started_ms: i64,
-    },
+    /// Leases the next `count` tids to a data node (durable before it is answered).
+    LeaseTids { count: u64 },
     /// Records a transaction's outcome with its catalog changes, atomically. The first decision
     /// for a tid wins; a commit whose changes the catalog refuses is recorded as an abort.
     Decide {
         tid: u64,
+        /// The user the transaction runs for (a non-administrator creating a database owns it).
+        user: String,
         verdict: Verdict,
         reason: String,
         changes: Vec<CatalogChange>,
@@ -104,7 +102,11 @@ pub enum MetaCommand {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetaOutcome {
     Done,
-    Tid(u64),
+    /// Leased tids, `first..=last`.
+    Tids {
+        first: u64,
+        last: u64,
+    },
     /// The decision recorded (or found recorded) for a transaction, and the task its commit
     /// made on a master.
     Decided(Decision, Option<u64>),

@@ -22,10 +22,9 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::{mpsc, oneshot};
 
 pub use command::{Decision, MetaCommand, MetaOutcome};
-pub use state::{MetaState, OpenTx, User, TID_LEASE};
+pub use state::{MetaState, User};
 
 use crate::error::ControllerError;
-use state::Touch;
 use store::Store;
 
 /// Commands waiting for the metadata writer.
@@ -69,22 +68,10 @@ impl MetaHandle {
         rx.await.map_err(|_| ControllerError::WriterGone)?
     }
 
-    /// Gives a new transaction its tid.
-    pub async fn begin_tx(
-        &self,
-        coordinator: String,
-        user: String,
-        started_ms: i64,
-    ) -> Result<u64, ControllerError> {
-        match self
-            .apply(MetaCommand::BeginTx {
-                coordinator,
-                user,
-                started_ms,
-            })
-            .await?
-        {
-            MetaOutcome::Tid(tid) => Ok(tid),
+    /// Leases the next `count` tids: `first..=last`, durable before this returns.
+    pub async fn lease_tids(&self, count: u64) -> Result<(u64, u64), ControllerError> {
+        match self.apply(MetaCommand::LeaseTids { count }).await? {
+            MetaOutcome::Tids { first, last } => Ok((first, last)),
             other => Err(ControllerError::Outcome(format!("{other:?}"))),
         }
     }
@@ -125,16 +112,12 @@ impl MetaWriter {
         let mut batch = sled::Batch::default();
         let mut done: Vec<(MetaCommand, Answer, Result<MetaOutcome, ControllerError>)> =
             Vec::with_capacity(group.len());
-        // A group of `BeginTx` within the tid lease need not be flushed: losing its open
-        // records in a crash only makes those transactions unknown, which is an abort (their
-        // participants ask and hear so; their `Decide` is refused). Everything else is flushed.
         let mut flush = false;
         for (cmd, reply) in group {
             let result = match self.working.apply(&cmd) {
                 Ok((outcome, touches)) => {
                     Store::stage(&mut batch, &self.working, &touches);
-                    flush |= !matches!(cmd, MetaCommand::BeginTx { .. })
-                        || touches.contains(&Touch::Lease);
+                    flush = true;
                     Ok(outcome)
                 }
                 Err(e) => Err(ControllerError::Refused(e)),
@@ -210,18 +193,8 @@ mod tests {
                 m.apply(user("alice")).await,
                 Err(ControllerError::Refused(_))
             ));
-            let tid = match m
-                .apply(MetaCommand::BeginTx {
-                    coordinator: "dnode1".into(),
-                    user: "alice".into(),
-                    started_ms: 1,
-                })
-                .await
-            {
-                Ok(MetaOutcome::Tid(t)) => t,
-                other => panic!("{other:?}"),
-            };
-            assert_eq!(tid, 1);
+            let (tid, last) = m.lease_tids(2).await.expect("lease");
+            assert_eq!((tid, last), (1, 2));
             let create = CatalogChange::CreateDatabase {
                 path: "dfs://x".into(),
                 scheme: PartitionScheme::Value(Vector::Int(vec![1, 2])),
@@ -229,6 +202,7 @@ mod tests {
             let decided = m
                 .apply(MetaCommand::Decide {
                     tid,
+                    user: "alice".into(),
                     verdict: Verdict::Commit,
                     reason: String::new(),
                     changes: vec![create.clone()],
@@ -252,6 +226,7 @@ mod tests {
             let again = m
                 .apply(MetaCommand::Decide {
                     tid,
+                    user: "alice".into(),
                     verdict: Verdict::Abort,
                     reason: "late".into(),
                     changes: vec![],
@@ -272,19 +247,11 @@ mod tests {
                 ))
             ));
             // A commit the catalog refuses is recorded as an abort, with the reason.
-            let Ok(MetaOutcome::Tid(t2)) = m
-                .apply(MetaCommand::BeginTx {
-                    coordinator: "dnode1".into(),
-                    user: "alice".into(),
-                    started_ms: 2,
-                })
-                .await
-            else {
-                panic!("begin");
-            };
+            let t2 = last;
             let refused = m
                 .apply(MetaCommand::Decide {
                     tid: t2,
+                    user: "alice".into(),
                     verdict: Verdict::Commit,
                     reason: String::new(),
                     changes: vec![create],
@@ -308,9 +275,8 @@ mod tests {
         }
         let m = reopen(dir.path()).await;
         m.read(|s| {
-            // Numbering resumes above the durable tid lease: no tid is given twice.
-            assert_eq!(s.next_tid, TID_LEASE);
-            assert!(s.open.is_empty());
+            // Leasing resumes above the durable lease: no tid is given twice.
+            assert_eq!(s.next_tid, 2);
             assert_eq!(s.decisions.len(), 2);
             assert!(s.decisions.get(&1).is_some_and(|d| d.committed));
             assert!(s.catalog.dbs.contains_key("dfs://x"));
@@ -327,38 +293,20 @@ mod tests {
             let tasks: Vec<_> = (0..200)
                 .map(|i| {
                     let m = m.clone();
-                    tokio::spawn(async move {
-                        m.apply(MetaCommand::BeginTx {
-                            coordinator: format!("n{i}"),
-                            user: "admin".into(),
-                            started_ms: i,
-                        })
-                        .await
-                    })
+                    tokio::spawn(async move { m.lease_tids(1 + i % 3).await })
                 })
                 .collect();
             let mut tids = Vec::new();
             for t in tasks {
-                match t.await.expect("join") {
-                    Ok(MetaOutcome::Tid(tid)) => tids.push(tid),
-                    other => panic!("{other:?}"),
-                }
+                let (first, last) = t.await.expect("join").expect("lease");
+                tids.extend(first..=last);
             }
             tids.sort_unstable();
-            assert_eq!(tids, (1..=200).collect::<Vec<u64>>(), "gap-free, unique");
+            // 200 leases of 1, 2 or 3 tids: 399 tids, none twice, none skipped.
+            assert_eq!(tids, (1..=399).collect::<Vec<u64>>(), "gap-free, unique");
         }
         let m = reopen(dir.path()).await;
-        assert_eq!(m.read(|s| (s.next_tid, s.open.len())), (TID_LEASE, 200));
-        let Ok(MetaOutcome::Tid(next)) = m
-            .apply(MetaCommand::BeginTx {
-                coordinator: "n".into(),
-                user: "admin".into(),
-                started_ms: 0,
-            })
-            .await
-        else {
-            panic!("begin");
-        };
-        assert_eq!(next, TID_LEASE + 1);
+        assert_eq!(m.read(|s| s.next_tid), 399);
+        assert_eq!(m.lease_tids(10).await.expect("lease"), (400, 409));
     }
 }

@@ -21,25 +21,12 @@ pub struct User {
     pub grants: Grants,
 }
 
-/// A transaction that has a tid but no decision yet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OpenTx {
-    pub coordinator: String,
-    pub user: String,
-    /// Wall-clock start, ms since the epoch (the abort timeout counts from it).
-    pub started_ms: i64,
-}
-
-/// Tids handed out per durable lease: `BeginTx` flushes only when it crosses a lease.
-pub const TID_LEASE: u64 = 10_000;
-
 /// What a command wrote, to persist from the working state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Touch {
     User(String),
     Node(String),
     Db(String),
-    Open(u64),
     Decision(u64),
     Counters,
     TokenKey,
@@ -48,7 +35,7 @@ pub(super) enum Touch {
     Slave(String),
     SlaveRepl,
     SlaveTask(u64),
-    /// A new tid lease: the group must be flushed.
+    /// Tids were leased: `m/tid_lease` (the group is flushed, as every group is).
     Lease,
 }
 
@@ -60,11 +47,13 @@ pub struct MetaState {
     pub nodes: BTreeMap<String, String>,
     pub token_key: Option<Vec<u8>>,
     pub catalog: Catalog,
+    /// The last tid leased to a data node (0: none yet). Every tid up to it may be in use by
+    /// a transaction the controller has not heard of yet.
     pub next_tid: u64,
-    /// Every tid up to this one may have been handed out (durable before any of them was);
-    /// after a crash, numbering resumes above it, so no tid is ever given twice.
+    /// Every tid up to this one has been leased (durable before any of them was); after a
+    /// crash, leasing resumes above it, so no tid is ever given twice.
     pub tid_lease: u64,
-    pub open: BTreeMap<u64, OpenTx>,
+    /// Decisions by tid. The first decision recorded for a tid is final.
     pub decisions: BTreeMap<u64, Decision>,
     /// Master: the send queue and the registered slaves.
     pub send: SendQueue,
@@ -125,30 +114,24 @@ impl MetaState {
                 self.nodes.insert(alias.clone(), site.clone());
                 (MetaOutcome::Done, vec![Touch::Node(alias.clone())])
             }
-            MetaCommand::BeginTx {
-                coordinator,
-                user,
-                started_ms,
-            } => {
-                self.next_tid += 1;
-                let tid = self.next_tid;
-                self.open.insert(
-                    tid,
-                    OpenTx {
-                        coordinator: coordinator.clone(),
-                        user: user.clone(),
-                        started_ms: *started_ms,
-                    },
-                );
-                let mut touches = vec![Touch::Open(tid), Touch::Counters];
-                if tid > self.tid_lease {
-                    self.tid_lease = tid + TID_LEASE - 1;
-                    touches.push(Touch::Lease);
+            MetaCommand::LeaseTids { count } => {
+                if *count == 0 {
+                    return Err("a lease holds at least one tid".into());
                 }
-                (MetaOutcome::Tid(tid), touches)
+                let first = self.next_tid + 1;
+                self.next_tid += count;
+                self.tid_lease = self.tid_lease.max(self.next_tid);
+                (
+                    MetaOutcome::Tids {
+                        first,
+                        last: self.next_tid,
+                    },
+                    vec![Touch::Counters, Touch::Lease],
+                )
             }
             MetaCommand::Decide {
                 tid,
+                user,
                 verdict,
                 reason,
                 changes,
@@ -161,10 +144,10 @@ impl MetaState {
                     let task_id = self.send.task_of(*tid);
                     return Ok((MetaOutcome::Decided(d.clone(), task_id), vec![]));
                 }
-                let Some(open) = self.open.remove(tid) else {
+                if *tid == 0 || *tid > self.next_tid {
                     return Err(format!("transaction {tid} is unknown"));
-                };
-                let mut touches = vec![Touch::Open(*tid), Touch::Decision(*tid), Touch::Counters];
+                }
+                let mut touches = vec![Touch::Decision(*tid), Touch::Counters];
                 // Whether the commit makes a task, judged on the catalog before its changes.
                 let commit = verdict.is_commit();
                 let replicated = match task {
@@ -195,9 +178,17 @@ impl MetaState {
                 } else if commit {
                     match self.catalog.apply_all(changes) {
                         Ok(()) => {
+                            // Every database this command changed gets its number as the new
+                            // version (placing chunks changes no definition).
+                            let version = self.applied + 1;
                             for c in changes {
                                 touches.push(Touch::Db(c.db().to_string()));
-                                self.grant_creator(c, &open.user, &mut touches);
+                                if !matches!(c, CatalogChange::AssignChunks { .. }) {
+                                    if let Some(d) = self.catalog.dbs.get_mut(c.db()) {
+                                        d.version = version;
+                                    }
+                                }
+                                self.grant_creator(c, user, &mut touches);
                             }
                             Decision {
                                 committed: true,

@@ -1,7 +1,8 @@
 //! The metadata on disk: one sled tree, `meta`, keys by prefix, all written by a group's batch
 //! and flushed before any answer:
 //! - `u/<user>` → `User`;  `n/<alias>` → site;  `c/<db path>` → `DatabaseMeta`
-//! - `t/<tid>` → `OpenTx` (begun, not decided);  `d/<tid>` → `Decision`
+//! - `d/<tid>` → `Decision` (`t/<tid>` records of earlier versions, which began each
+//!   transaction with its own tid, are skipped)
 //! - `m/applied`, `m/token_key`, `m/next_tid`, `m/next_table_id`, `m/tid_lease`
 //! - replication (master): `m/repl` → `ReplState`;  `q/<taskId>` → `TaskInfo` (the send
 //!   queue);  `s/<slave>` → `SlaveInfo`
@@ -87,9 +88,9 @@ impl Store {
                 Some(b"c/") => {
                     s.catalog.dbs.insert(text[2..].to_string(), decode(&k, &v)?);
                 }
-                Some(b"t/") => {
-                    s.open.insert(id()?, decode(&k, &v)?);
-                }
+                // An open transaction of an earlier version: its tid is at or below the lease,
+                // and without a decision it is aborted when someone asks.
+                Some(b"t/") => {}
                 Some(b"d/") => {
                     s.decisions.insert(id()?, decode(&k, &v)?);
                 }
@@ -150,10 +151,6 @@ impl Store {
                         None => batch.remove(k.as_bytes()),
                     }
                 }
-                Touch::Open(tid) => match s.open.get(tid) {
-                    Some(o) => batch.insert(tid_key("t/", *tid), encode(o)),
-                    None => batch.remove(tid_key("t/", *tid)),
-                },
                 Touch::Decision(tid) => {
                     if let Some(d) = s.decisions.get(tid) {
                         batch.insert(tid_key("d/", *tid), encode(d));

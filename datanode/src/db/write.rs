@@ -3,18 +3,19 @@
 //! behind `append!`, `tableInsert` and `upsert!` (convert, route, place, cut by chunk).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use xrepl_core::catalog::{CatalogChange, DatabaseMeta, Right};
+use xrepl_core::catalog::{CatalogChange, DatabaseMeta, Right, TableMeta};
 use xrepl_core::config::ReplicationMode;
 use xrepl_core::value::{Scalar, Table, Value};
-use xrepl_proto::rpc::ErrorCode;
+use xrepl_proto::rpc::{CatalogCheck, ErrorCode};
 use xrepl_proto::task::TaskData;
 use xrepl_query::ops;
 
 use crate::plan::{self, OpsByNode};
-use crate::session::args::{bad, Args, EvalError};
+use crate::session::args::{bad, not_found, Args, EvalError};
 use crate::session::state::{Handler, Session};
-use crate::txn::coordinator::TxTask;
+use crate::txn::coordinator::{Tx, TxTask};
 
 /// The functions of this module.
 pub const FUNCTIONS: &[(&str, Handler)] = &[
@@ -116,34 +117,106 @@ impl Session {
         ops: OpsByNode,
         task: Option<TxTask>,
     ) -> Result<u64, EvalError> {
+        self.run_tx(Tx {
+            task,
+            ..Tx::new(changes, ops)
+        })
+    }
+
+    /// Runs a transaction as the session's user; returns the rows it touched.
+    pub(crate) fn run_tx(&self, tx: Tx) -> Result<u64, EvalError> {
         let token = self.token()?;
         let txn = self.node.txn.clone();
-        self.block_on(async move { txn.run_tx(&token, changes, ops, task).await })
+        self.block_on(async move { txn.run_tx(&token, tx).await })
             .map(|(_, rows)| rows)
             .map_err(EvalError::from)
     }
 
-    /// Appends (or upserts by `keys`) `data` into a DFS table as one transaction.
+    /// The database and table a write goes to: from the node's catalog cache once the
+    /// controller has found this session's user to hold `need` on the database (it checks the
+    /// right and the cached version again with the commit), else read from the controller.
+    pub(crate) fn table_for(
+        &mut self,
+        db: &str,
+        table: &str,
+        need: Right,
+    ) -> Result<(Arc<DatabaseMeta>, TableMeta), EvalError> {
+        if self.verified.get(db).is_some_and(|r| *r >= need) {
+            if let Some(d) = self.node.catalog.get(db) {
+                if let Some(t) = d.tables.get(table) {
+                    let t = t.clone();
+                    return Ok((d, t));
+                }
+            }
+        }
+        let d = self
+            .fetch_db(db, Some(need))?
+            .ok_or_else(|| not_found(format!("database '{db}' does not exist")))?;
+        self.verified.insert(db.to_string(), need);
+        let t = d.tables.get(table).cloned().ok_or_else(|| {
+            not_found(format!("table '{table}' does not exist in database '{db}'"))
+        })?;
+        Ok((Arc::new(d), t))
+    }
+
+    /// Appends (or upserts by `keys`) `data` into a DFS table as one transaction, planned
+    /// with the node's catalog cache; when the controller finds the cache stale, the cached
+    /// copy is forgotten and the append planned and run again (at most [`STALE_RETRIES`]
+    /// times).
     pub(crate) fn append(
-        &self,
+        &mut self,
+        db: &str,
+        table: &str,
+        data: &Table,
+        keys: Option<&[String]>,
+    ) -> Result<u64, EvalError> {
+        let mut attempt = 0;
+        loop {
+            match self.append_once(db, table, data, keys) {
+                Err(e) if e.code == ErrorCode::StaleCatalog && attempt < STALE_RETRIES => {
+                    tracing::debug!(
+                        db,
+                        "catalog cache stale; planning the append again: {}",
+                        e.message
+                    );
+                    self.node.catalog.forget(db);
+                    self.verified.remove(db);
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn append_once(
+        &mut self,
         db: &str,
         table: &str,
         data: &Table,
         keys: Option<&[String]>,
     ) -> Result<u64, EvalError> {
         let plan_error = |e: plan::PlanError| EvalError::new(e.code(), e.to_string());
-        let (d, t) = self.table_meta(db, table, Some(Right::Write))?;
+        let (d, t) = self.table_for(db, table, Right::Write)?;
         self.check_writable(&d)?;
         let routed = plan::route_rows(&d, &t, data).map_err(plan_error)?;
         if routed.rows == 0 {
             return Ok(0);
         }
-        let token = self.token()?;
-        let link = self.node.link.clone();
         let partitions: Vec<u32> = routed.by_part.keys().copied().collect();
-        let wanted = partitions.clone();
-        let placement =
-            self.block_on(async move { link.place_chunks(&token, db, table, wanted).await })?;
+        let unplaced: Vec<u32> = partitions
+            .iter()
+            .filter(|p| !t.chunks.contains_key(p))
+            .copied()
+            .collect();
+        let mut placement = t.chunks.clone();
+        if !unplaced.is_empty() {
+            let token = self.token()?;
+            let link = self.node.link.clone();
+            let placed =
+                self.block_on(async move { link.place_chunks(&token, db, table, unplaced).await })?;
+            self.node.catalog.learn_placement(db, t.id, &placed);
+            placement.extend(placed);
+        }
         let ops = plan::append_ops(&d, &t, &routed, &placement, keys).map_err(plan_error)?;
         let cols = routed.cols;
         let replication = self.replicates(Some(&d));
@@ -169,10 +242,20 @@ impl Session {
                 keys: k.to_vec(),
             },
         };
-        let task = self.task(replication, data, &partitions);
-        self.transact(vec![], ops, task)
+        self.run_tx(Tx {
+            task: self.task(replication, data, &partitions),
+            check: Some(CatalogCheck {
+                db: db.to_string(),
+                version: d.version,
+                need: Right::Write,
+            }),
+            ..Tx::new(vec![], ops)
+        })
     }
 }
+
+/// How often a write is planned again after the controller found the catalog cache stale.
+const STALE_RETRIES: u32 = 3;
 
 /// `append!(table, newData)` / `tableInsert(table, newData)`: into a DFS table as one
 /// transaction (`tableInsert` answers the rows written), or onto an in-memory table.

@@ -29,6 +29,10 @@ pub struct Session {
     pub node: Arc<DataNode>,
     pub user: Option<LoggedIn>,
     pub vars: HashMap<String, Value>,
+    /// The strongest right the controller found the user to hold, per database: a write
+    /// that needs no more plans from the node's catalog cache (the controller checks the
+    /// right again with the commit).
+    pub verified: HashMap<String, Right>,
 }
 
 impl Session {
@@ -37,6 +41,7 @@ impl Session {
             node,
             user: None,
             vars: HashMap::new(),
+            verified: HashMap::new(),
         }
     }
 
@@ -52,6 +57,7 @@ impl Session {
         let l = self.block_on(async move { link.login(user, password).await })?;
         if self.user.as_ref().is_some_and(|u| u.user != l.user) {
             self.vars.clear();
+            self.verified.clear();
         }
         self.user = Some(LoggedIn {
             user: l.user,
@@ -65,6 +71,7 @@ impl Session {
     pub fn logout(&mut self) {
         self.user = None;
         self.vars.clear();
+        self.verified.clear();
     }
 
     /// The logged-in user's token.
@@ -97,7 +104,8 @@ impl Session {
         Ok(self.block_on(async move { link.call_function(&token, function, args).await })?)
     }
 
-    /// A database's metadata, checking `need` on it (`None` when it does not exist).
+    /// A database's metadata, checking `need` on it (`None` when it does not exist); the
+    /// node's catalog cache keeps what it read.
     pub fn fetch_db(
         &self,
         path: &str,
@@ -105,7 +113,14 @@ impl Session {
     ) -> Result<Option<DatabaseMeta>, EvalError> {
         let token = self.token()?;
         let link = self.node.link.clone();
-        Ok(self.block_on(async move { link.database(&token, path, need).await })?)
+        let d = self.block_on(async move { link.database(&token, path, need).await })?;
+        match &d {
+            Some(d) => {
+                self.node.catalog.put(d.clone());
+            }
+            None => self.node.catalog.forget(path),
+        }
+        Ok(d)
     }
 
     /// A database's metadata, which must exist.

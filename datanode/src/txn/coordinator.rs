@@ -14,7 +14,7 @@ use dashmap::DashMap;
 use xrepl_core::catalog::CatalogChange;
 use xrepl_core::config::DataNodeConfig;
 use xrepl_proto::rpc::{
-    ErrorCode, ParticipantReply, ParticipantRequest, PeerKind, RemoteError, RpcClient,
+    CatalogCheck, ErrorCode, ParticipantReply, ParticipantRequest, PeerKind, RemoteError, RpcClient,
 };
 use xrepl_proto::task::{ReplayOf, TaskData, TaskMeta};
 use xrepl_proto::txn::{Scan, ScanResult, Verdict};
@@ -37,6 +37,42 @@ pub struct TxTask {
     pub data: Option<TaskData>,
 }
 
+/// Tids leased per round trip to the controller.
+const TID_BATCH: u32 = 1_000;
+
+/// What a transaction is, for the coordinator: its changes, its operations, and what the
+/// controller records with its decision.
+pub struct Tx {
+    pub changes: Vec<CatalogChange>,
+    pub ops: OpsByNode,
+    /// The replication task it makes if its database is replicated (a master).
+    pub task: Option<TxTask>,
+    /// The task it replays (a slave).
+    pub replay: Option<ReplayOf>,
+    /// The cached catalog its operations were planned with, checked by the controller.
+    pub check: Option<CatalogCheck>,
+}
+
+impl Tx {
+    /// A transaction of changes and operations only.
+    pub fn new(changes: Vec<CatalogChange>, ops: OpsByNode) -> Tx {
+        Tx {
+            changes,
+            ops,
+            task: None,
+            replay: None,
+            check: None,
+        }
+    }
+}
+
+/// The tids this node leased and has not used yet: `next..=last`.
+#[derive(Default)]
+struct TidPool {
+    next: u64,
+    last: u64,
+}
+
 /// Runs transactions and reads that this data node coordinates.
 pub struct Coordinator {
     cfg: DataNodeConfig,
@@ -46,6 +82,9 @@ pub struct Coordinator {
     peers: DashMap<String, RpcClient>,
     /// Task data of the transactions this node coordinates, on a replication master.
     tasks: Option<Arc<TaskStore>>,
+    tids: std::sync::Mutex<TidPool>,
+    /// Held while a new lease is fetched, so that one round trip serves every waiter.
+    leasing: tokio::sync::Mutex<()>,
 }
 
 impl Coordinator {
@@ -61,7 +100,34 @@ impl Coordinator {
             participant,
             peers: DashMap::new(),
             tasks,
+            tids: std::sync::Mutex::new(TidPool::default()),
+            leasing: tokio::sync::Mutex::new(()),
         }
+    }
+
+    fn take_tid(&self) -> Option<u64> {
+        let mut p = self.tids.lock().unwrap_or_else(|e| e.into_inner());
+        (p.next != 0 && p.next <= p.last).then(|| {
+            p.next += 1;
+            p.next - 1
+        })
+    }
+
+    /// A new transaction's tid: the next of this node's lease, leasing more from the
+    /// controller (as the user behind `token`) when it is used up.
+    pub async fn next_tid(&self, token: &str) -> Result<u64, RemoteError> {
+        if let Some(t) = self.take_tid() {
+            return Ok(t);
+        }
+        let _leasing = self.leasing.lock().await;
+        if let Some(t) = self.take_tid() {
+            return Ok(t);
+        }
+        let (first, last) = self.link.lease_tids(token, TID_BATCH).await?;
+        let mut p = self.tids.lock().unwrap_or_else(|e| e.into_inner());
+        p.next = first + 1;
+        p.last = last;
+        Ok(first)
     }
 
     fn error(&self, code: ErrorCode, message: impl Into<String>) -> RemoteError {
@@ -168,41 +234,19 @@ impl Coordinator {
         }
     }
 
-    /// Runs one transaction; returns its tid and the rows it touched. `task`: the replication
-    /// task it makes if its database is replicated (its data only when the coordinator saw the
-    /// database replicated).
-    pub async fn run_tx(
-        &self,
-        token: &str,
-        changes: Vec<CatalogChange>,
-        ops: OpsByNode,
-        task: Option<TxTask>,
-    ) -> Result<(u64, u64), RemoteError> {
-        self.run_tx_with(token, changes, ops, task, None).await
-    }
-
-    /// Runs a slave transaction that replays a task: its commit records the task FINISHED; a
-    /// task finished already makes it roll back with [`ErrorCode::AlreadyApplied`].
-    pub async fn run_replay_tx(
-        &self,
-        token: &str,
-        changes: Vec<CatalogChange>,
-        ops: OpsByNode,
-        replay: ReplayOf,
-    ) -> Result<(u64, u64), RemoteError> {
-        self.run_tx_with(token, changes, ops, None, Some(replay))
-            .await
-    }
-
-    async fn run_tx_with(
-        &self,
-        token: &str,
-        changes: Vec<CatalogChange>,
-        ops: OpsByNode,
-        task: Option<TxTask>,
-        replay: Option<ReplayOf>,
-    ) -> Result<(u64, u64), RemoteError> {
-        let tid = self.link.begin_tx(token).await?;
+    /// Runs one transaction; returns its tid and the rows it touched. Its task has its data
+    /// only when the coordinator saw the database replicated; a replay's commit records its
+    /// task FINISHED (a task finished already makes it roll back with
+    /// [`ErrorCode::AlreadyApplied`]).
+    pub async fn run_tx(&self, token: &str, tx: Tx) -> Result<(u64, u64), RemoteError> {
+        let Tx {
+            changes,
+            ops,
+            task,
+            replay,
+            check,
+        } = tx;
+        let tid = self.next_tid(token).await?;
         let (mut meta, data) = match task {
             Some(t) => (Some(t.meta), t.data),
             None => (None, None),
@@ -255,6 +299,7 @@ impl Coordinator {
                             changes: vec![],
                             task: None,
                             replay: None,
+                            check: None,
                         },
                     )
                     .await;
@@ -278,6 +323,7 @@ impl Coordinator {
                             changes,
                             task: meta,
                             replay,
+                            check,
                         },
                     )
                     .await

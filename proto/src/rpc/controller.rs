@@ -25,8 +25,14 @@ pub enum ControllerRequest {
         function: String,
         args: Vec<Value>,
     },
-    /// Starts a transaction for the user behind `token`: answers [`ControllerReply::Tid`].
-    BeginTx { token: String, coordinator: String },
+    /// Leases `count` transaction ids to data node `coordinator` for the transactions it will
+    /// coordinate (for a logged-in user behind `token`): answers [`ControllerReply::TidRange`].
+    /// The lease is durable before it is answered, so no tid is ever given twice.
+    LeaseTids {
+        token: String,
+        coordinator: String,
+        count: u32,
+    },
     /// Records a transaction's outcome with its catalog changes: answers [`ControllerReply::Decided`].
     Decide {
         token: String,
@@ -41,6 +47,11 @@ pub enum ControllerRequest {
         /// the task FINISHED in the same durable step as the commit, and refuses (aborts) a
         /// replay of a task that is finished already, answering [`super::error::ErrorCode::AlreadyApplied`].
         replay: Option<ReplayOf>,
+        /// What the coordinator planned a commit's chunk operations with: the database it
+        /// read from its catalog cache and the right the operation needs. The controller checks
+        /// the right, and that the database has not changed since (else the transaction is
+        /// aborted with [`super::error::ErrorCode::StaleCatalog`] and can run again).
+        check: Option<CatalogCheck>,
     },
     /// A participant asks what became of a transaction it prepared: answers [`ControllerReply::Outcome`].
     /// A transaction undecided past the timeout is aborted by this question.
@@ -100,6 +111,16 @@ pub enum ControllerRequest {
     MasterAccess { token: String },
 }
 
+/// The catalog a transaction was planned with, checked with its decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogCheck {
+    pub db: String,
+    /// `DatabaseMeta::version` as the coordinator saw it.
+    pub version: u64,
+    /// The right the caller needs on `db`.
+    pub need: Right,
+}
+
 /// The controller's successful answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ControllerReply {
@@ -115,7 +136,11 @@ pub enum ControllerReply {
         token: String,
     },
     Value(Value),
-    Tid(u64),
+    /// Transaction ids `first..=last`, leased to the data node that asked.
+    TidRange {
+        first: u64,
+        last: u64,
+    },
     Decided {
         committed: bool,
         reason: String,

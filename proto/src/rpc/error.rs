@@ -15,6 +15,9 @@ pub enum ErrorCode {
     Internal,
     /// A slave's replay of a task that is finished already: it was rolled back.
     AlreadyApplied,
+    /// A transaction planned against a database's metadata that has changed since: it was
+    /// rolled back; plan it again against the current metadata.
+    StaleCatalog,
 }
 
 /// An error as the user sees it: one line, starting with the node that raised it.

@@ -18,7 +18,7 @@ pub mod server;
 pub mod session;
 
 pub use client::{RpcClient, RpcError};
-pub use controller::{ControllerReply, ControllerRequest};
+pub use controller::{CatalogCheck, ControllerReply, ControllerRequest};
 pub use error::{ErrorCode, RemoteError};
 pub use message::*;
 pub use participant::{ParticipantReply, ParticipantRequest};

@@ -14,6 +14,7 @@ use xrepl_proto::task::{ReplayAssignment, ReplayOf};
 use super::{Replayer, Stage, WorkerState};
 use crate::error::refusal;
 use crate::link::{AttemptEnd, FailureKind};
+use crate::txn::coordinator::Tx;
 
 /// How long a worker's request for a task waits on the controller.
 const TAKE_WAIT_MS: u32 = 2_000;
@@ -207,9 +208,11 @@ impl Replayer {
         };
         let result = match self.plan(token, &data).await {
             Ok((changes, ops)) => {
-                self.coordinator
-                    .run_replay_tx(token, changes, ops, replay)
-                    .await
+                let tx = Tx {
+                    replay: Some(replay),
+                    ..Tx::new(changes, ops)
+                };
+                self.coordinator.run_tx(token, tx).await
             }
             Err(e) => Err(e),
         };
