@@ -243,7 +243,7 @@ impl Controller {
                         verdict,
                         reason,
                         changes,
-                        task,
+                        task: task.map(|t| *t),
                         replay,
                     })
                     .await?;

@@ -186,7 +186,7 @@ impl Controller {
                 verdict,
                 reason,
                 changes,
-                task,
+                task: task.map(Box::new),
                 master: matches!(self.role, Role::Master(_)),
                 now_ns,
                 replay,

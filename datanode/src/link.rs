@@ -286,7 +286,7 @@ impl ControllerLink {
                 commit: d.verdict.is_commit(),
                 reason: d.reason,
                 changes: d.changes,
-                task: d.task,
+                task: d.task.map(Box::new),
                 replay: d.replay,
                 check: d.check,
             })

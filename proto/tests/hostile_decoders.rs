@@ -574,7 +574,7 @@ fn requests() -> Vec<Request> {
                 path: "dfs://db".into(),
                 scheme: PartitionScheme::Range(Vector::Int(vec![0, 10, 20])),
             }],
-            task: Some(task_meta()),
+            task: Some(Box::new(task_meta())),
             replay: Some(ReplayOf {
                 task_id: 7,
                 node: "dnode1".into(),

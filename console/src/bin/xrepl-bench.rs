@@ -652,6 +652,7 @@ db.createPartitionedTable(table(1:0, `d`id`v, [DATE, INT, DOUBLE]), "t", `d)"#
 }
 
 /// The small-transaction stream alone, on a fresh `SMALL_DB`.
+#[allow(clippy::print_stdout)]
 async fn small_tx_only(
     c: &Client,
     replicate: bool,

@@ -47,7 +47,7 @@ pub enum MetaCommand {
         reason: String,
         changes: Vec<CatalogChange>,
         /// The task the commit makes if its database is replicated.
-        task: Option<TaskMeta>,
+        task: Option<Box<TaskMeta>>,
         /// This controller is a replication master (from its configuration).
         master: bool,
         /// The commit time, for the task's `submitTime` (ns since the epoch).

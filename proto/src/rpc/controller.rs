@@ -42,7 +42,7 @@ pub enum ControllerRequest {
         changes: Vec<CatalogChange>,
         /// The task a commit makes when its database is replicated (`None`: not a database
         /// operation). Answered with the task's id, if one was made.
-        task: Option<TaskMeta>,
+        task: Option<Box<TaskMeta>>,
         /// On a slave: the replicated task this transaction replays. The controller records
         /// the task FINISHED in the same durable step as the commit, and refuses (aborts) a
         /// replay of a task that is finished already, answering [`super::error::ErrorCode::AlreadyApplied`].
