@@ -13,8 +13,8 @@ pub enum ControllerError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot open the metadata store at {path}: {source}")]
-    OpenStore { path: PathBuf, source: sled::Error },
+    #[error("metadata store: {0}")]
+    Log(#[from] xrepl_store::StoreError),
     #[error("metadata store: {0}")]
     Store(#[from] sled::Error),
     #[error("damaged metadata record '{key}': {reason}")]
@@ -49,7 +49,7 @@ impl ControllerError {
             // is applied) from the rest by asking nothing more: the controller settled it.
             ControllerError::ReplayRefused(_) => ErrorCode::AlreadyApplied,
             ControllerError::CreateHome { .. }
-            | ControllerError::OpenStore { .. }
+            | ControllerError::Log(_)
             | ControllerError::Store(_)
             | ControllerError::Corrupt { .. }
             | ControllerError::Bind { .. }

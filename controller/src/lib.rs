@@ -43,6 +43,8 @@ use slave::scheduler::Counting;
 
 /// Most tids one lease holds, whatever a data node asks.
 pub const MAX_TID_LEASE: u32 = 100_000;
+/// Most tids one `Settled` report may name.
+pub const MAX_SETTLED: usize = 100_000;
 
 /// The default administrator created on first start, as in DolphinDB.
 pub const DEFAULT_ADMIN: (&str, &str) = ("admin", "123456");
@@ -124,6 +126,21 @@ impl Controller {
             role,
             undecided: txn::Undecided::default(),
         })
+    }
+
+    /// Refuses names that are not data nodes of this cluster (a transaction's participants,
+    /// a report's sender).
+    fn check_data_nodes(&self, aliases: &[String]) -> Result<(), RemoteError> {
+        match aliases
+            .iter()
+            .find(|a| self.cfg.nodes.datanode(a).is_none())
+        {
+            Some(a) => Err(self.refuse(
+                ErrorCode::BadRequest,
+                format!("'{a}' is not a data node of this cluster"),
+            )),
+            None => Ok(()),
+        }
     }
 
     fn refuse(&self, code: ErrorCode, message: impl Into<String>) -> RemoteError {
@@ -223,16 +240,19 @@ impl Controller {
                 task,
                 replay,
                 check,
+                participants,
             } => {
                 let caller = self.auth.caller(&token)?;
+                self.check_data_nodes(&participants)?;
                 let verdict = Verdict::of_commit(commit);
                 if verdict == Verdict::Commit {
                     let refused = self
                         .check_rights(&caller, &changes)
                         .and_then(|()| self.check_catalog(&caller, check.as_ref()));
                     if let Err(e) = refused {
-                        self.decide(txn::Proposal::abort(tid, &caller.user, e.message.clone()))
-                            .await?;
+                        let mut abort = txn::Proposal::abort(tid, &caller.user, e.message.clone());
+                        abort.participants = Some(participants);
+                        self.decide(abort).await?;
                         return Err(e);
                     }
                 }
@@ -245,6 +265,7 @@ impl Controller {
                         changes,
                         task: task.map(|t| *t),
                         replay,
+                        participants: Some(participants),
                     })
                     .await?;
                 Ok(ControllerReply::Decided {
@@ -252,6 +273,20 @@ impl Controller {
                     reason: d.reason,
                     task_id: d.task_id,
                 })
+            }
+            ControllerRequest::Settled { alias, tids } => {
+                self.check_data_nodes(std::slice::from_ref(&alias))?;
+                if tids.len() > MAX_SETTLED {
+                    return Err(self.refuse(
+                        ErrorCode::BadRequest,
+                        format!("at most {MAX_SETTLED} tids per report, not {}", tids.len()),
+                    ));
+                }
+                self.meta
+                    .apply(MetaCommand::Settle { node: alias, tids })
+                    .await
+                    .map_err(|e| e.to_remote(&self.cfg.alias))?;
+                Ok(ControllerReply::Done)
             }
             ControllerRequest::TxOutcome { tid } => {
                 self.outcome(tid).await.map(ControllerReply::Outcome)

@@ -25,6 +25,8 @@ pub(crate) struct Proposal {
     pub changes: Vec<CatalogChange>,
     pub task: Option<TaskMeta>,
     pub replay: Option<ReplayOf>,
+    /// The data nodes asked to prepare (`None`: not known).
+    pub participants: Option<Vec<String>>,
 }
 
 impl Proposal {
@@ -38,6 +40,7 @@ impl Proposal {
             changes: vec![],
             task: None,
             replay: None,
+            participants: None,
         }
     }
 }
@@ -173,6 +176,7 @@ impl Controller {
             changes,
             task,
             replay,
+            participants,
         } = p;
         let replayed = replay.as_ref().map(|r| r.task_id);
         let now_ns = chrono::Utc::now()
@@ -190,6 +194,7 @@ impl Controller {
                 master: matches!(self.role, Role::Master(_)),
                 now_ns,
                 replay,
+                participants,
             })
             .await
             .map_err(|e| e.to_remote(&self.cfg.alias))?;
@@ -203,7 +208,12 @@ impl Controller {
                 }
                 Err(ControllerError::ReplayRefused(refusal).to_remote(&self.cfg.alias))
             }
-            MetaOutcome::Decided(Decision { committed, reason }, task_id) => {
+            MetaOutcome::Decided(
+                Decision {
+                    committed, reason, ..
+                },
+                task_id,
+            ) => {
                 if let (Some(_), Role::Master(master)) = (task_id, &self.role) {
                     master.task_added();
                 }
@@ -224,9 +234,21 @@ impl Controller {
     /// it is pending until the transaction timeout has passed since it was first asked about,
     /// and aborted (durably) by the question that finds it older.
     pub(crate) async fn outcome(&self, tid: u64) -> Result<TxState, RemoteError> {
-        let (decision, leased) = self
-            .meta
-            .read(|s| (s.decisions.get(&tid).cloned(), tid > 0 && tid <= s.next_tid));
+        let (decision, leased, settled) = self.meta.read(|s| {
+            (
+                s.decisions.get(&tid).cloned(),
+                tid > 0 && tid <= s.next_tid,
+                s.settled.contains(tid),
+            )
+        });
+        if settled {
+            // Every participant the coordinator named applied the decision, so the question
+            // comes from a prepare that reached its node after the coordinator gave up on it:
+            // a commit needs every prepare answered first, so the transaction aborted.
+            return Ok(TxState::Aborted(format!(
+                "transaction {tid} was rolled back (this node's prepare came too late)"
+            )));
+        }
         if let Some(d) = decision {
             self.undecided.forget(tid);
             return Ok(if d.committed {
@@ -274,7 +296,10 @@ impl Controller {
         let mut undecided = Vec::new();
         let out = self.meta.read(|s| {
             s.send.sweepable(tids, |tid| {
-                let open = !s.decisions.contains_key(&tid) && tid > 0 && tid <= s.next_tid;
+                let open = !s.decisions.contains_key(&tid)
+                    && !s.settled.contains(tid)
+                    && tid > 0
+                    && tid <= s.next_tid;
                 if open {
                     undecided.push(tid);
                 }

@@ -48,6 +48,8 @@ pub struct Decide {
     pub replay: Option<ReplayOf>,
     /// The catalog the commit's chunk operations were planned with.
     pub check: Option<CatalogCheck>,
+    /// The data nodes asked to prepare.
+    pub participants: Vec<String>,
 }
 
 /// What the controller recorded.
@@ -289,6 +291,7 @@ impl ControllerLink {
                 task: d.task.map(Box::new),
                 replay: d.replay,
                 check: d.check,
+                participants: d.participants,
             })
             .await?
         {
@@ -302,6 +305,20 @@ impl ControllerLink {
                 task_id,
             }),
             other => Err(self.unexpected("a decision", other)),
+        }
+    }
+
+    /// Reports transactions whose decisions this node has applied durably.
+    pub async fn settled(&self, tids: Vec<u64>) -> Result<(), RemoteError> {
+        match self
+            .call(ControllerRequest::Settled {
+                alias: self.alias.clone(),
+                tids,
+            })
+            .await?
+        {
+            ControllerReply::Done => Ok(()),
+            other => Err(self.unexpected("a settled report", other)),
         }
     }
 

@@ -17,7 +17,7 @@ use crate::replication::serve::MasterNode;
 use crate::replication::taskstore::TaskStore;
 use crate::storage::Storage;
 use crate::txn::coordinator::Coordinator;
-use crate::txn::participant::{ChunkLocks, Participant};
+use crate::txn::participant::Participant;
 
 /// What the data node does in replication, with what only that role owns.
 pub enum Role {
@@ -53,11 +53,10 @@ impl DataNode {
             .await
             .map_err(|e| DataNodeError::Storage(e.to_string()))?
             .map_err(|e| DataNodeError::Storage(e.to_string()))?;
-        let participant = Arc::new(Participant {
-            storage: Arc::new(storage),
-            locks: ChunkLocks::default(),
-            lock_timeout: cfg.partition_lock_timeout,
-        });
+        let participant = Arc::new(Participant::new(
+            Arc::new(storage),
+            cfg.partition_lock_timeout,
+        ));
         let tasks = match cfg.replication.as_ref() {
             Some(r) if r.mode == ReplicationMode::Master => Some(
                 TaskStore::open(&r.work_dir).map_err(|e| DataNodeError::Storage(e.to_string()))?,

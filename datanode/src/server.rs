@@ -125,7 +125,10 @@ pub async fn run(
             loop {
                 tokio::select! {
                     _ = stop.changed() => return,
-                    _ = tick.tick() => txn.resolve_prepared(RESOLVE_AFTER_MS).await,
+                    _ = tick.tick() => {
+                        txn.resolve_prepared(RESOLVE_AFTER_MS).await;
+                        txn.report_settled().await;
+                    }
                 }
             }
         })

@@ -488,6 +488,11 @@ impl Storage {
         self.tree.size_on_disk() + files::dir_size(&self.blocks)
     }
 
+    /// Returns once every change made so far (commits and aborts included) is durable.
+    pub fn sync_all(&self) -> Result<(), StorageError> {
+        Ok(self.tree.sync_all()?)
+    }
+
     /// Flushes the metadata and cuts its log (also done in the background every second).
     pub fn checkpoint(&self) -> Result<(), StorageError> {
         Ok(self.tree.checkpoint()?)

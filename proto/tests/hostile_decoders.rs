@@ -585,6 +585,11 @@ fn requests() -> Vec<Request> {
                 version: 12,
                 need: Right::Write,
             }),
+            participants: vec!["dnode1".into(), "dnode2".into()],
+        }),
+        Request::Controller(ControllerRequest::Settled {
+            alias: "dnode1".into(),
+            tids: vec![1, 2, 3],
         }),
         Request::Controller(ControllerRequest::GetDatabase {
             token: "t".into(),

@@ -15,6 +15,21 @@ pub struct Decision {
     pub committed: bool,
     /// Why it aborted.
     pub reason: String,
+    /// The data nodes that have not yet said they applied it; once none is left the decision
+    /// is forgotten. `None`: not known (a decision made by the controller for a transaction
+    /// whose coordinator went silent, or recorded by an earlier version): kept for good.
+    #[serde(default)]
+    pub waiting: Option<Vec<String>>,
+}
+
+impl Decision {
+    pub fn new(committed: bool, reason: String, waiting: Option<Vec<String>>) -> Decision {
+        Decision {
+            committed,
+            reason,
+            waiting,
+        }
+    }
 }
 
 /// A change to the metadata.
@@ -55,7 +70,12 @@ pub enum MetaCommand {
         /// On a slave: the task this transaction replays, recorded FINISHED by its commit.
         /// A replay of a task that may not finish (finished already) is aborted instead.
         replay: Option<ReplayOf>,
+        /// The data nodes asked to prepare (`None`: not known).
+        participants: Option<Vec<String>>,
     },
+    /// Data node `node` applied the decisions of `tids`; a decision no node waits on any
+    /// more is forgotten, its tid kept in `MetaState::settled`.
+    Settle { node: String, tids: Vec<u64> },
     /// Slave: tasks received from the master, stored WAITING with the new pull position.
     StoreTasks {
         tasks: Vec<TaskInfo>,

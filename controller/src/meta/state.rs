@@ -9,6 +9,7 @@ use xrepl_core::auth::TokenKey;
 use xrepl_core::catalog::{Catalog, CatalogChange, DatabaseMeta, Grants, Right};
 
 use super::command::{Decision, MetaCommand, MetaOutcome};
+use super::tidset::TidSet;
 use crate::master::send_queue::{SendQueue, SendTouch};
 use crate::slave::queue::{ExecQueue, QueueTouch};
 
@@ -37,6 +38,8 @@ pub(super) enum Touch {
     SlaveTask(u64),
     /// Tids were leased: `m/tid_lease` (the group is flushed, as every group is).
     Lease,
+    /// Decisions were forgotten: `m/settled`.
+    Settled,
 }
 
 /// The metadata as the rest of the controller reads it.
@@ -53,8 +56,12 @@ pub struct MetaState {
     /// Every tid up to this one has been leased (durable before any of them was); after a
     /// crash, leasing resumes above it, so no tid is ever given twice.
     pub tid_lease: u64,
-    /// Decisions by tid. The first decision recorded for a tid is final.
+    /// Decisions by tid, while a participant may still ask for them. The first decision
+    /// recorded for a tid is final.
     pub decisions: BTreeMap<u64, Decision>,
+    /// The tids whose decisions every participant applied, and which were forgotten: no
+    /// participant holds them prepared, and none will decide them again.
+    pub settled: TidSet,
     /// Master: the send queue and the registered slaves.
     pub send: SendQueue,
     /// Slave: the execution queue.
@@ -139,10 +146,16 @@ impl MetaState {
                 master,
                 now_ns,
                 replay,
+                participants,
             } => {
                 if let Some(d) = self.decisions.get(tid) {
                     let task_id = self.send.task_of(*tid);
                     return Ok((MetaOutcome::Decided(d.clone(), task_id), vec![]));
+                }
+                if self.settled.contains(*tid) {
+                    return Err(format!(
+                        "transaction {tid} was decided, and its participants applied the decision, already"
+                    ));
                 }
                 if *tid == 0 || *tid > self.next_tid {
                     return Err(format!("transaction {tid} is unknown"));
@@ -162,19 +175,18 @@ impl MetaState {
                     Some(r) if commit => self.slave.may_finish(r.task_id).err(),
                     _ => None,
                 };
+                let waiting = participants.clone();
                 let decision = if let Some(refusal) = &refused {
-                    Decision {
-                        committed: false,
-                        reason: refusal.to_string(),
-                    }
+                    Decision::new(false, refusal.to_string(), waiting)
                 } else if missing_data {
-                    Decision {
-                        committed: false,
-                        reason: format!(
+                    Decision::new(
+                        false,
+                        format!(
                             "replication was turned on for '{}' while this transaction ran; run it again",
                             task.as_ref().map_or("", |t| t.db.as_str())
                         ),
-                    }
+                        waiting,
+                    )
                 } else if commit {
                     match self.catalog.apply_all(changes) {
                         Ok(()) => {
@@ -190,21 +202,12 @@ impl MetaState {
                                 }
                                 self.grant_creator(c, user, &mut touches);
                             }
-                            Decision {
-                                committed: true,
-                                reason: String::new(),
-                            }
+                            Decision::new(true, String::new(), waiting)
                         }
-                        Err(e) => Decision {
-                            committed: false,
-                            reason: e,
-                        },
+                        Err(e) => Decision::new(false, e, waiting),
                     }
                 } else {
-                    Decision {
-                        committed: false,
-                        reason: reason.clone(),
-                    }
+                    Decision::new(false, reason.clone(), waiting)
                 };
                 let task_id = match task {
                     Some(t) if replicated && decision.committed => {
@@ -225,6 +228,29 @@ impl MetaState {
                     Some(refusal) => (MetaOutcome::ReplayRefused(decision, refusal), touches),
                     None => (MetaOutcome::Decided(decision, task_id), touches),
                 }
+            }
+            MetaCommand::Settle { node, tids } => {
+                let mut touches = vec![];
+                let mut forgot = false;
+                for tid in tids {
+                    let Some(d) = self.decisions.get_mut(tid) else {
+                        continue;
+                    };
+                    let Some(waiting) = d.waiting.as_mut() else {
+                        continue;
+                    };
+                    waiting.retain(|n| n != node);
+                    if waiting.is_empty() {
+                        self.decisions.remove(tid);
+                        self.settled.insert(*tid);
+                        forgot = true;
+                    }
+                    touches.push(Touch::Decision(*tid));
+                }
+                if forgot {
+                    touches.push(Touch::Settled);
+                }
+                (MetaOutcome::Done, touches)
             }
             MetaCommand::StoreTasks {
                 tasks,

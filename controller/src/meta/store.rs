@@ -1,9 +1,11 @@
-//! The metadata on disk: one sled tree, `meta`, keys by prefix, all written by a group's batch
-//! and flushed before any answer:
+//! The metadata on disk: one sled tree, `meta`, whose changes a write-ahead log makes durable
+//! ([`xrepl_store::LoggedTree`]); keys by prefix, all written by a group's change, which is
+//! durable before any answer:
 //! - `u/<user>` → `User`;  `n/<alias>` → site;  `c/<db path>` → `DatabaseMeta`
 //! - `d/<tid>` → `Decision` (`t/<tid>` records of earlier versions, which began each
 //!   transaction with its own tid, are skipped)
-//! - `m/applied`, `m/token_key`, `m/next_tid`, `m/next_table_id`, `m/tid_lease`
+//! - `m/applied`, `m/token_key`, `m/next_tid`, `m/next_table_id`, `m/tid_lease`,
+//!   `m/settled` (the tids whose decisions were forgotten, as ranges)
 //! - replication (master): `m/repl` → `ReplState`;  `q/<taskId>` → `TaskInfo` (the send
 //!   queue);  `s/<slave>` → `SlaveInfo`
 //! - replication (slave): `m/slave` → `SlaveRepl` (status, pull position);  `r/<taskId>` →
@@ -12,9 +14,12 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use xrepl_proto::task::TaskInfo;
+use xrepl_store::logged::SEQ_KEY;
+use xrepl_store::{Change, LoggedTree};
 
 use super::state::{MetaState, Touch};
 use crate::error::ControllerError;
@@ -39,20 +44,19 @@ fn tid_key(prefix: &str, tid: u64) -> Vec<u8> {
     k
 }
 
+/// sled's page cache for the metadata (sled's default is 1 GB): the controller reads the
+/// tree only at start; it serves from memory.
+const CACHE_BYTES: u64 = 16 << 20;
+
 pub(super) struct Store {
-    pub(super) db: sled::Db,
-    pub(super) tree: sled::Tree,
+    pub(super) tree: Arc<LoggedTree>,
 }
 
 impl Store {
     pub(super) fn open(path: &Path) -> Result<Store, ControllerError> {
-        let open = |e| ControllerError::OpenStore {
-            path: path.to_path_buf(),
-            source: e,
-        };
-        let db = sled::open(path).map_err(open)?;
-        let tree = db.open_tree("meta").map_err(open)?;
-        Ok(Store { db, tree })
+        Ok(Store {
+            tree: LoggedTree::open(path, "meta", CACHE_BYTES)?,
+        })
     }
 
     pub(super) fn load(&self) -> Result<MetaState, ControllerError> {
@@ -62,8 +66,11 @@ impl Store {
         let mut tasks: BTreeMap<u64, TaskInfo> = BTreeMap::new();
         let mut slaves: BTreeMap<String, SlaveInfo> = BTreeMap::new();
         let mut slave_tasks: BTreeMap<u64, SlaveTask> = BTreeMap::new();
-        for item in self.tree.iter() {
+        for item in self.tree.tree().iter() {
             let (k, v) = item?;
+            if k.as_ref() == SEQ_KEY {
+                continue;
+            }
             let text = String::from_utf8_lossy(&k).to_string();
             let id = || -> Result<u64, ControllerError> {
                 let b: [u8; 8] = k
@@ -110,6 +117,7 @@ impl Store {
                     "m/token_key" => s.token_key = Some(v.to_vec()),
                     "m/repl" => repl = decode(&k, &v)?,
                     "m/tid_lease" => s.tid_lease = decode(&k, &v)?,
+                    "m/settled" => s.settled = decode(&k, &v)?,
                     "m/slave" => slave_repl = decode(&k, &v)?,
                     _ => {
                         return Err(ControllerError::Corrupt {
@@ -128,60 +136,60 @@ impl Store {
         Ok(s)
     }
 
-    /// Adds what `touches` name, as they are in `s`, to the batch (absent ones are removed).
-    pub(super) fn stage(batch: &mut sled::Batch, s: &MetaState, touches: &[Touch]) {
+    /// Adds what `touches` name, as they are in `s`, to the change (absent ones are removed).
+    pub(super) fn stage(change: &mut Change, s: &MetaState, touches: &[Touch]) {
         for t in touches {
             match t {
                 Touch::User(n) => {
                     let k = format!("u/{n}");
                     match s.users.get(n) {
-                        Some(u) => batch.insert(k.as_bytes(), encode(u)),
-                        None => batch.remove(k.as_bytes()),
+                        Some(u) => change.put(k.as_bytes(), encode(u)),
+                        None => change.remove(k.as_bytes()),
                     }
                 }
                 Touch::Node(a) => {
                     if let Some(site) = s.nodes.get(a) {
-                        batch.insert(format!("n/{a}").as_bytes(), site.as_bytes());
+                        change.put(format!("n/{a}").as_bytes(), site.as_bytes());
                     }
                 }
                 Touch::Db(p) => {
                     let k = format!("c/{p}");
                     match s.catalog.dbs.get(p) {
-                        Some(d) => batch.insert(k.as_bytes(), encode(d)),
-                        None => batch.remove(k.as_bytes()),
+                        Some(d) => change.put(k.as_bytes(), encode(d)),
+                        None => change.remove(k.as_bytes()),
                     }
                 }
-                Touch::Decision(tid) => {
-                    if let Some(d) = s.decisions.get(tid) {
-                        batch.insert(tid_key("d/", *tid), encode(d));
-                    }
-                }
+                Touch::Decision(tid) => match s.decisions.get(tid) {
+                    Some(d) => change.put(tid_key("d/", *tid), encode(d)),
+                    None => change.remove(tid_key("d/", *tid)),
+                },
+                Touch::Settled => change.put("m/settled", encode(&s.settled)),
                 Touch::Counters => {
-                    batch.insert("m/applied", encode(&s.applied));
-                    batch.insert("m/next_tid", encode(&s.next_tid));
-                    batch.insert("m/next_table_id", encode(&s.catalog.next_table_id));
+                    change.put("m/applied", encode(&s.applied));
+                    change.put("m/next_tid", encode(&s.next_tid));
+                    change.put("m/next_table_id", encode(&s.catalog.next_table_id));
                 }
-                Touch::Repl => batch.insert("m/repl", encode(&s.send.repl)),
-                Touch::Lease => batch.insert("m/tid_lease", encode(&s.tid_lease)),
+                Touch::Repl => change.put("m/repl", encode(&s.send.repl)),
+                Touch::Lease => change.put("m/tid_lease", encode(&s.tid_lease)),
                 Touch::Task(id) => match s.send.tasks.get(id) {
-                    Some(t) => batch.insert(tid_key("q/", *id), encode(t)),
-                    None => batch.remove(tid_key("q/", *id)),
+                    Some(t) => change.put(tid_key("q/", *id), encode(t)),
+                    None => change.remove(tid_key("q/", *id)),
                 },
                 Touch::Slave(name) => {
                     let k = format!("s/{name}");
                     match s.send.slaves.get(name) {
-                        Some(v) => batch.insert(k.as_bytes(), encode(v)),
-                        None => batch.remove(k.as_bytes()),
+                        Some(v) => change.put(k.as_bytes(), encode(v)),
+                        None => change.remove(k.as_bytes()),
                     }
                 }
-                Touch::SlaveRepl => batch.insert("m/slave", encode(&s.slave.repl)),
+                Touch::SlaveRepl => change.put("m/slave", encode(&s.slave.repl)),
                 Touch::SlaveTask(id) => match s.slave.tasks.get(id) {
-                    Some(t) => batch.insert(tid_key("r/", *id), encode(t)),
-                    None => batch.remove(tid_key("r/", *id)),
+                    Some(t) => change.put(tid_key("r/", *id), encode(t)),
+                    None => change.remove(tid_key("r/", *id)),
                 },
                 Touch::TokenKey => {
                     if let Some(k) = &s.token_key {
-                        batch.insert("m/token_key", k.as_slice());
+                        change.put("m/token_key", k.as_slice());
                     }
                 }
             }

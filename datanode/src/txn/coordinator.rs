@@ -300,6 +300,7 @@ impl Coordinator {
                             task: None,
                             replay: None,
                             check: None,
+                            participants: nodes.clone(),
                         },
                     )
                     .await;
@@ -324,6 +325,7 @@ impl Coordinator {
                             task: meta,
                             replay,
                             check,
+                            participants: nodes.clone(),
                         },
                     )
                     .await

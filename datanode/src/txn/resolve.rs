@@ -2,6 +2,9 @@
 //! takes its chunk locks again before the node serves anyone) and every half second after, a
 //! participant asks the controller what became of each one older than [`RESOLVE_AFTER_MS`] and
 //! applies the answer. The controller aborts a transaction undecided past its timeout.
+//!
+//! Every second the node also reports the transactions it has settled, once that is durable,
+//! so that the controller can forget decisions no participant will ask for again.
 
 use std::time::Duration;
 
@@ -10,10 +13,39 @@ use xrepl_proto::txn::TxState;
 use super::coordinator::Coordinator;
 use crate::storage::Prepared;
 
+/// Most tids in one report of settled transactions (the controller takes up to 100,000).
+const MAX_SETTLED_REPORT: usize = 50_000;
+
 /// How long a prepared transaction waits for its coordinator before asking the controller.
 pub const RESOLVE_AFTER_MS: i64 = 2_000;
 
 impl Coordinator {
+    /// Tells the controller which transactions this node has settled since the last report,
+    /// once that is durable here (a settled transaction must never come back prepared after
+    /// a crash, since the controller forgets its decision). A failed report is tried again
+    /// with the next.
+    pub async fn report_settled(&self) {
+        let tids = self.participant.take_settled();
+        if tids.is_empty() {
+            return;
+        }
+        let storage = self.participant.storage.clone();
+        let durable = tokio::task::spawn_blocking(move || storage.sync_all()).await;
+        if !matches!(durable, Ok(Ok(()))) {
+            tracing::warn!("cannot make settled transactions durable; reporting them later");
+            self.participant.return_settled(tids);
+            return;
+        }
+        for (i, part) in tids.chunks(MAX_SETTLED_REPORT).enumerate() {
+            if let Err(e) = self.link().settled(part.to_vec()).await {
+                tracing::debug!("cannot report settled transactions yet: {e}");
+                let rest = tids[i * MAX_SETTLED_REPORT..].to_vec();
+                self.participant.return_settled(rest);
+                return;
+            }
+        }
+    }
+
     /// Settles prepared transactions whose coordinator has not finished them: asks the
     /// controller for each one older than `min_age_ms` and applies its answer. At start-up
     /// every one is asked about at once (0); afterwards those older than [`RESOLVE_AFTER_MS`].
@@ -87,7 +119,7 @@ mod tests {
     use super::*;
     use crate::link::ControllerLink;
     use crate::storage::Storage;
-    use crate::txn::participant::{ChunkLocks, Participant};
+    use crate::txn::participant::Participant;
 
     /// A coordinator with real storage and no controller (nothing here calls it).
     fn node(dir: &std::path::Path) -> Coordinator {
@@ -104,11 +136,10 @@ mod tests {
         .expect("write");
         let cfg = xrepl_core::config::load_datanode(dir, "dnode1").expect("config");
         let storage = Storage::open(&dir.join("storage")).expect("storage");
-        let participant = Arc::new(Participant {
-            storage: Arc::new(storage),
-            locks: ChunkLocks::default(),
-            lock_timeout: Duration::from_millis(100),
-        });
+        let participant = Arc::new(Participant::new(
+            Arc::new(storage),
+            Duration::from_millis(100),
+        ));
         Coordinator::new(
             cfg.clone(),
             Arc::new(ControllerLink::new(&cfg)),

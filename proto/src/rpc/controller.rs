@@ -52,7 +52,14 @@ pub enum ControllerRequest {
         /// the right, and that the database has not changed since (else the transaction is
         /// aborted with [`super::error::ErrorCode::StaleCatalog`] and can run again).
         check: Option<CatalogCheck>,
+        /// The data nodes that were asked to prepare: the decision is kept until each has
+        /// said (with [`ControllerRequest::Settled`]) that it applied it.
+        participants: Vec<String>,
     },
+    /// Data node `alias` has applied, durably, the decisions of these transactions (or had
+    /// nothing prepared for them): answers [`ControllerReply::Done`]. A decision every
+    /// participant has applied is forgotten.
+    Settled { alias: String, tids: Vec<u64> },
     /// A participant asks what became of a transaction it prepared: answers [`ControllerReply::Outcome`].
     /// A transaction undecided past the timeout is aborted by this question.
     TxOutcome { tid: u64 },
