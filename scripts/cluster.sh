@@ -45,6 +45,10 @@ start() {
     [ -x "$bin/$b" ] || { echo "error: $bin/$b not found; build with: cargo build --release --bins" >&2; exit 2; }
   done
   mkdir -p "$run"
+  # glibc gives each thread that allocates its own arena and keeps what is freed there: a
+  # bulk append decoded on one thread and encoded on another held both in memory (330 MB
+  # peak for 75 MB of rows, 270 MB with two arenas). See docs/operations.md.
+  export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
   while read -r alias site mode; do
     if alive "$alias"; then echo "$alias is running already (pid $(cat "$run/$alias.pid"))"; continue; fi
     if [ "$mode" = controller ]; then

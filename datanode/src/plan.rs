@@ -57,8 +57,9 @@ pub struct Routed {
     pub rows: usize,
 }
 
-/// Converts `data` (columns by position) to table `t`'s types and routes its rows to partitions.
-pub fn route_rows(d: &DatabaseMeta, t: &TableMeta, data: &Table) -> Result<Routed, PlanError> {
+/// Converts `data` (columns by position) to table `t`'s types and routes its rows to
+/// partitions. Consumes `data`: a column of the right type is moved, not copied.
+pub fn route_rows(d: &DatabaseMeta, t: &TableMeta, data: Table) -> Result<Routed, PlanError> {
     if data.columns.len() != t.columns.len() {
         return Err(PlanError::ColumnCount {
             table: t.name.clone(),
@@ -69,9 +70,12 @@ pub fn route_rows(d: &DatabaseMeta, t: &TableMeta, data: &Table) -> Result<Route
     let cols: Vec<Vector> = t
         .columns
         .iter()
-        .zip(&data.columns)
+        .zip(data.columns)
         .map(|(def, v)| {
-            ops::cast(v, def.ty).map_err(|reason| PlanError::Convert {
+            if v.data_type() == def.ty {
+                return Ok(v);
+            }
+            ops::cast(&v, def.ty).map_err(|reason| PlanError::Convert {
                 column: def.name.clone(),
                 reason,
             })
@@ -105,7 +109,7 @@ pub fn route_rows(d: &DatabaseMeta, t: &TableMeta, data: &Table) -> Result<Route
 pub fn append_ops(
     d: &DatabaseMeta,
     t: &TableMeta,
-    routed: &Routed,
+    routed: Routed,
     placement: &BTreeMap<u32, String>,
     keys: Option<&[String]>,
 ) -> Result<OpsByNode, PlanError> {
@@ -124,27 +128,28 @@ pub fn append_ops(
                 .collect::<Result<_, _>>()?,
         ),
     };
+    let Routed { cols, by_part, .. } = routed;
+    // Column by column, each dropped once cut into its partitions: at most one copy of the
+    // rows (and one column) is held at a time.
+    let mut parts: Vec<(u32, Vec<usize>, Vec<(u32, Vector)>)> = by_part
+        .into_iter()
+        .map(|(p, idx)| (p, idx, Vec::with_capacity(cols.len())))
+        .collect();
+    let single = parts.len() == 1;
+    for (def, v) in t.columns.iter().zip(cols) {
+        if single {
+            parts[0].2.push((def.id, v));
+            continue;
+        }
+        for (_, idx, columns) in parts.iter_mut() {
+            columns.push((def.id, ops::take_indices(&v, idx)));
+        }
+    }
     let mut ops: OpsByNode = BTreeMap::new();
-    let single = routed.by_part.len() == 1;
-    for (p, idx) in &routed.by_part {
+    for (p, _, columns) in parts {
         let node = placement
-            .get(p)
-            .ok_or(PlanError::NoDataNode { partition: *p })?;
-        let columns: Vec<(u32, Vector)> = t
-            .columns
-            .iter()
-            .zip(&routed.cols)
-            .map(|(def, v)| {
-                (
-                    def.id,
-                    if single {
-                        v.clone()
-                    } else {
-                        ops::take_indices(v, idx)
-                    },
-                )
-            })
-            .collect();
+            .get(&p)
+            .ok_or(PlanError::NoDataNode { partition: p })?;
         let action = match &key_ids {
             None => ChunkAction::Append { columns },
             Some(k) => ChunkAction::Upsert {
@@ -154,7 +159,7 @@ pub fn append_ops(
         };
         ops.entry(node.clone())
             .or_default()
-            .push(chunk_op(d, t, *p, action));
+            .push(chunk_op(d, t, p, action));
     }
     Ok(ops)
 }
@@ -293,7 +298,7 @@ mod tests {
             vec![Vector::Long(vec![2, 1, 2]), Vector::Int(vec![10, 20, 30])],
         )
         .expect("table");
-        let r = route_rows(&d, &t, &data).expect("routed");
+        let r = route_rows(&d, &t, data).expect("routed");
         assert_eq!(r.rows, 3);
         assert_eq!(r.cols[0], Vector::Int(vec![2, 1, 2]));
         assert_eq!(r.cols[1], Vector::Double(vec![10.0, 20.0, 30.0]));
@@ -304,14 +309,14 @@ mod tests {
     fn bad_rows_are_refused_with_what_is_wrong() {
         let (d, t) = db();
         let one = Table::new(vec!["k".into()], vec![Vector::Int(vec![1])]).expect("table");
-        let e = route_rows(&d, &t, &one).expect_err("refused");
+        let e = route_rows(&d, &t, one).expect_err("refused");
         assert_eq!(
             e.to_string(),
             "the table 't' has 2 columns but the new data has 1"
         );
         assert_eq!(e.code(), ErrorCode::BadRequest);
         let outside = rows(vec![9], vec![1.0]);
-        let e = route_rows(&d, &t, &outside).expect_err("refused");
+        let e = route_rows(&d, &t, outside).expect_err("refused");
         assert!(
             matches!(&e, PlanError::Route { table, .. } if table == "t"),
             "{e:?}"
@@ -319,7 +324,7 @@ mod tests {
         // A DOUBLE cannot become a DATE.
         let mut dated = t.clone();
         dated.columns[1].ty = DataType::Date;
-        let e = route_rows(&d, &dated, &rows(vec![1], vec![1.5])).expect_err("refused");
+        let e = route_rows(&d, &dated, rows(vec![1], vec![1.5])).expect_err("refused");
         assert!(
             matches!(&e, PlanError::Convert { column, .. } if column == "v"),
             "{e:?}"
@@ -330,8 +335,8 @@ mod tests {
     #[test]
     fn an_append_becomes_one_op_per_partition_on_the_node_holding_it() {
         let (d, t) = db();
-        let r = route_rows(&d, &t, &rows(vec![1, 2, 1], vec![0.5, 1.5, 2.5])).expect("routed");
-        let ops = append_ops(&d, &t, &r, &t.chunks, None).expect("planned");
+        let r = route_rows(&d, &t, rows(vec![1, 2, 1], vec![0.5, 1.5, 2.5])).expect("routed");
+        let ops = append_ops(&d, &t, r.clone(), &t.chunks, None).expect("planned");
         assert_eq!(ops.keys().collect::<Vec<_>>(), ["dnode1", "dnode2"]);
         let op = &ops["dnode1"][0];
         assert_eq!(
@@ -353,16 +358,16 @@ mod tests {
         );
         // An upsert names its keys by column id; an unknown key column is refused.
         let keys = ["k".to_string()];
-        let up = append_ops(&d, &t, &r, &t.chunks, Some(&keys)).expect("planned");
+        let up = append_ops(&d, &t, r.clone(), &t.chunks, Some(&keys)).expect("planned");
         assert!(
             matches!(&up["dnode2"][0].action, ChunkAction::Upsert { keys, .. } if keys == &[0])
         );
         let bad = ["nope".to_string()];
-        let e = append_ops(&d, &t, &r, &t.chunks, Some(&bad)).expect_err("refused");
+        let e = append_ops(&d, &t, r.clone(), &t.chunks, Some(&bad)).expect_err("refused");
         assert_eq!(e.code(), ErrorCode::NotFound);
         // A partition with no data node placed cannot be written.
-        let r3 = route_rows(&d, &t, &rows(vec![3], vec![1.0])).expect("routed");
-        let e = append_ops(&d, &t, &r3, &t.chunks, None).expect_err("refused");
+        let r3 = route_rows(&d, &t, rows(vec![3], vec![1.0])).expect("routed");
+        let e = append_ops(&d, &t, r3, &t.chunks, None).expect_err("refused");
         assert_eq!(e, PlanError::NoDataNode { partition: 2 });
         assert_eq!(e.code(), ErrorCode::Unavailable);
     }

@@ -163,16 +163,27 @@ impl Session {
     /// with the node's catalog cache; when the controller finds the cache stale, the cached
     /// copy is forgotten and the append planned and run again (at most [`STALE_RETRIES`]
     /// times).
+    ///
+    /// A large append (at least [`LARGE_APPEND`] rows) is planned with the database read
+    /// afresh from the controller instead, and consumes `data` as it is cut into partitions,
+    /// so that the rows are held about once, not three times (a copy kept for a retry, the
+    /// converted columns, the partitions); should the database change while it runs, it
+    /// fails with a clear error, and nothing is written.
     pub(crate) fn append(
         &mut self,
         db: &str,
         table: &str,
-        data: &Table,
+        data: Table,
         keys: Option<&[String]>,
     ) -> Result<u64, EvalError> {
+        if data.rows() >= LARGE_APPEND {
+            self.node.catalog.forget(db);
+            self.verified.remove(db);
+            return self.append_once(db, table, data, keys);
+        }
         let mut attempt = 0;
         loop {
-            match self.append_once(db, table, data, keys) {
+            match self.append_once(db, table, data.clone(), keys) {
                 Err(e) if e.code == ErrorCode::StaleCatalog && attempt < STALE_RETRIES => {
                     tracing::debug!(
                         db,
@@ -192,7 +203,7 @@ impl Session {
         &mut self,
         db: &str,
         table: &str,
-        data: &Table,
+        data: Table,
         keys: Option<&[String]>,
     ) -> Result<u64, EvalError> {
         let plan_error = |e: plan::PlanError| EvalError::new(e.code(), e.to_string());
@@ -217,12 +228,14 @@ impl Session {
             self.node.catalog.learn_placement(db, t.id, &placed);
             placement.extend(placed);
         }
-        let ops = plan::append_ops(&d, &t, &routed, &placement, keys).map_err(plan_error)?;
-        let cols = routed.cols;
         let replication = self.replicates(Some(&d));
         // The task data holds the rows only when the database is replicated.
         let rows_kept = if replication == Replication::Replicated {
-            Table::new(t.columns.iter().map(|c| c.name.clone()).collect(), cols).map_err(bad)?
+            Table::new(
+                t.columns.iter().map(|c| c.name.clone()).collect(),
+                routed.cols.clone(),
+            )
+            .map_err(bad)?
         } else {
             Table {
                 names: vec![],
@@ -242,6 +255,7 @@ impl Session {
                 keys: k.to_vec(),
             },
         };
+        let ops = plan::append_ops(&d, &t, routed, &placement, keys).map_err(plan_error)?;
         self.run_tx(Tx {
             task: self.task(replication, data, &partitions),
             check: Some(CatalogCheck {
@@ -257,14 +271,17 @@ impl Session {
 /// How often a write is planned again after the controller found the catalog cache stale.
 const STALE_RETRIES: u32 = 3;
 
+/// Rows from which an append is planned with a fresh catalog and consumes its data.
+pub const LARGE_APPEND: usize = 65_536;
+
 /// `append!(table, newData)` / `tableInsert(table, newData)`: into a DFS table as one
 /// transaction (`tableInsert` answers the rows written), or onto an in-memory table.
-fn append_fn(s: &mut Session, f: &str, a: Args) -> Result<Value, EvalError> {
+fn append_fn(s: &mut Session, f: &str, mut a: Args) -> Result<Value, EvalError> {
     a.check(f, &[], 2)?;
-    let data = new_data(f, &a)?;
+    let data = new_data(f, &mut a)?;
     match a.need(f, 0, "table")? {
         Value::TableRef { db, table } => {
-            let rows = s.append(db, table, &data, None)?;
+            let rows = s.append(db, table, data, None)?;
             if f == "tableInsert" {
                 Ok(Value::Scalar(Scalar::Int(rows as i32)))
             } else {
@@ -283,23 +300,24 @@ fn append_fn(s: &mut Session, f: &str, a: Args) -> Result<Value, EvalError> {
 }
 
 /// `upsert!(obj, newData, ignoreNull, keyColNames)`
-fn upsert(s: &mut Session, f: &str, a: Args) -> Result<Value, EvalError> {
+fn upsert(s: &mut Session, f: &str, mut a: Args) -> Result<Value, EvalError> {
     a.check(f, &["obj", "newData", "ignoreNull", "keyColNames"], 4)?;
     let (db, table) = a.table_ref(f, 0, "obj")?;
-    let data = new_data(f, &a)?;
+    let data = new_data(f, &mut a)?;
     let keys = a.names(f, 3, "keyColNames")?;
-    s.append(&db, &table, &data, Some(&keys))?;
+    s.append(&db, &table, data, Some(&keys))?;
     Ok(Value::TableRef { db, table })
 }
 
-/// The `newData` argument: a table.
-fn new_data(f: &str, a: &Args) -> Result<Table, EvalError> {
-    match a.need(f, 1, "newData")? {
-        Value::Table(t) => Ok(t.clone()),
-        other => Err(bad(format!(
+/// The `newData` argument: a table, taken out of the arguments (not copied: it may be large).
+fn new_data(f: &str, a: &mut Args) -> Result<Table, EvalError> {
+    match a.take(1, "newData") {
+        Some(Value::Table(t)) => Ok(t),
+        Some(other) => Err(bad(format!(
             "{f}: the new data must be a table, got {}",
             other.kind_name()
         ))),
+        None => Err(bad(format!("{f}: the argument 'newData' is missing"))),
     }
 }
 

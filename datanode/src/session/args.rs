@@ -116,6 +116,15 @@ impl Args {
             .or_else(|| self.positional.get(i))
     }
 
+    /// Takes argument `i` (or the named one called `name`) out, leaving nothing in its place.
+    pub fn take(&mut self, i: usize, name: &str) -> Option<Value> {
+        let slot = match self.named.iter().position(|(n, _)| n == name) {
+            Some(at) => &mut self.named[at].1,
+            None => self.positional.get_mut(i)?,
+        };
+        Some(std::mem::replace(slot, Value::Void))
+    }
+
     /// Fails on named arguments outside `allowed` and on more than `max` positional ones.
     pub fn check(&self, f: &str, allowed: &[&str], max: usize) -> Result<(), EvalError> {
         if let Some((n, _)) = self

@@ -146,7 +146,7 @@ impl Session {
             .collect();
         let data =
             Table::new(t.columns.iter().map(|c| c.name.clone()).collect(), full).map_err(bad)?;
-        self.append(&db, &table, &data, None)?;
+        self.append(&db, &table, data, None)?;
         Ok(Value::Void)
     }
 }

@@ -146,7 +146,7 @@ impl RpcClient {
     /// Sends a request and waits for its answer (no time limit: see [`Self::call_timeout`]).
     /// The answer has the request family's reply type.
     pub async fn call<F: Family>(&self, req: F) -> Result<Result<F::Reply, RemoteError>, RpcError> {
-        let (id, body) = self.send(&req.into()).await?;
+        let (id, body) = self.send(req.into()).await?;
         decode::<Result<F::Reply, RemoteError>>(&body).map_err(|e| RpcError::Protocol {
             addr: self.inner.addr.clone(),
             reason: format!("malformed answer {id}: {e}"),
@@ -172,19 +172,23 @@ impl RpcClient {
     /// Sends any request and returns the answer's body undecoded (for tests that send a
     /// request on a connection where it does not belong).
     pub async fn call_raw(&self, req: &Request) -> Result<Bytes, RpcError> {
-        self.send(req).await.map(|(_, body)| body)
+        self.send(req.clone()).await.map(|(_, body)| body)
     }
 
-    /// Sends a request; answers its id and the answer's body.
-    async fn send(&self, req: &Request) -> Result<(u64, Bytes), RpcError> {
+    /// Sends a request; answers its id and the answer's body. The request is dropped once
+    /// encoded and the encoding once sent, so that a large one (a bulk prepare) is not held
+    /// in memory three times while its answer is awaited.
+    async fn send(&self, req: Request) -> Result<(u64, Bytes), RpcError> {
         let closed = || RpcError::Closed {
             addr: self.inner.addr.clone(),
         };
         if !self.is_open() {
             return Err(closed());
         }
-        let body = encode(req).map_err(|e| RpcError::Encode(e.to_string()))?;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let frames = frame::encode_frames(FrameKind::Request, id, &req, self.inner.max_frame)
+            .map_err(|e| RpcError::Encode(e.to_string()))?;
+        drop(req);
         let (tx, rx) = oneshot::channel();
         self.inner.pending.insert(id, tx);
         // If the reader died between the check above and the insert, nobody will answer.
@@ -192,7 +196,7 @@ impl RpcClient {
             self.inner.pending.remove(&id);
             return Err(closed());
         }
-        for f in frame::split(FrameKind::Request, id, &body, self.inner.max_frame) {
+        for f in frames {
             if self.inner.out.send(f).await.is_err() {
                 self.inner.pending.remove(&id);
                 return Err(closed());

@@ -231,15 +231,22 @@ async fn serve_requests<S: Service>(
                     return;
                 }
             };
-            let body = encode(&resp).unwrap_or_else(|e| {
-                let err: Result<(), RemoteError> = Err(RemoteError {
-                    node: String::new(),
-                    code: ErrorCode::Internal,
-                    message: format!("cannot encode the answer: {e}"),
+            let frames = frame::encode_frames(FrameKind::Response, id, &resp, max_frame)
+                .unwrap_or_else(|e| {
+                    let err: Result<(), RemoteError> = Err(RemoteError {
+                        node: String::new(),
+                        code: ErrorCode::Internal,
+                        message: format!("cannot encode the answer: {e}"),
+                    });
+                    frame::split(
+                        FrameKind::Response,
+                        id,
+                        &encode(&err).unwrap_or_default(),
+                        max_frame,
+                    )
                 });
-                encode(&err).unwrap_or_default()
-            });
-            for f in frame::split(FrameKind::Response, id, &body, max_frame) {
+            drop(resp);
+            for f in frames {
                 if out_tx.send(f).await.is_err() {
                     return;
                 }

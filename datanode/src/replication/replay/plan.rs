@@ -105,7 +105,7 @@ impl Replayer {
                     TaskData::Upsert { keys, .. } => Some(keys.as_slice()),
                     _ => None,
                 };
-                let routed = plan::route_rows(&d, &t, rows).map_err(runtime)?;
+                let routed = plan::route_rows(&d, &t, rows.clone()).map_err(runtime)?;
                 // Partitions placed already need no round trip to the controller.
                 let known: BTreeMap<u32, String> = routed
                     .by_part
@@ -115,13 +115,13 @@ impl Replayer {
                 if routed.rows == 0 {
                     OpsByNode::new()
                 } else if known.len() == routed.by_part.len() {
-                    plan::append_ops(&d, &t, &routed, &known, keys).map_err(runtime)?
+                    plan::append_ops(&d, &t, routed, &known, keys).map_err(runtime)?
                 } else {
                     let placement = self
                         .link
                         .place_chunks(token, db, name, routed.by_part.keys().copied().collect())
                         .await?;
-                    plan::append_ops(&d, &t, &routed, &placement, keys).map_err(runtime)?
+                    plan::append_ops(&d, &t, routed, &placement, keys).map_err(runtime)?
                 }
             }
             TaskData::SqlUpdate {
