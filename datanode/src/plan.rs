@@ -48,6 +48,9 @@ impl PlanError {
     }
 }
 
+/// Columns by column id.
+type Columns = Vec<(u32, Vector)>;
+
 /// An append's (or upsert's) rows, converted to the table's types, split by partition.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Routed {
@@ -131,7 +134,7 @@ pub fn append_ops(
     let Routed { cols, by_part, .. } = routed;
     // Column by column, each dropped once cut into its partitions: at most one copy of the
     // rows (and one column) is held at a time.
-    let mut parts: Vec<(u32, Vec<usize>, Vec<(u32, Vector)>)> = by_part
+    let mut parts: Vec<(u32, Vec<usize>, Columns)> = by_part
         .into_iter()
         .map(|(p, idx)| (p, idx, Vec::with_capacity(cols.len())))
         .collect();
