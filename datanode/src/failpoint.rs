@@ -6,7 +6,9 @@ use std::time::Duration;
 /// For crash tests: when `XREPL_TEST_CRASH_AT` names this point, the process dies here at
 /// once, without flushing or running destructors, as if it had been SIGKILLed. Points:
 /// `coordinator_after_prepare`, `coordinator_after_decide`, `participant_after_prepare`,
-/// `participant_before_commit`.
+/// `participant_before_commit`, `storage_after_block_files` (a prepare's block files are
+/// durable, its record is not written), `taskstore_after_file` (a task's data file is written,
+/// its record is not).
 pub fn crash_point(name: &str) {
     if std::env::var("XREPL_TEST_CRASH_AT").is_ok_and(|v| v == name) {
         eprintln!("XREPL_TEST_CRASH_AT: dying at {name}");

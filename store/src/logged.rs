@@ -140,6 +140,18 @@ impl LoggedTree {
     /// folder `<path>.wal`, applies what the tree lacks, and starts the background checkpoint.
     /// `cache_bytes`: sled's page cache.
     pub fn open(path: &Path, name: &str, cache_bytes: u64) -> Result<Arc<LoggedTree>, StoreError> {
+        let mut wal_dir = path.as_os_str().to_owned();
+        wal_dir.push(".wal");
+        Self::open_with_log(path, Path::new(&wal_dir), name, cache_bytes)
+    }
+
+    /// [`Self::open`] with the log in `wal_dir`.
+    pub fn open_with_log(
+        path: &Path,
+        wal_dir: &Path,
+        name: &str,
+        cache_bytes: u64,
+    ) -> Result<Arc<LoggedTree>, StoreError> {
         let open = |source| StoreError::Open {
             path: path.to_path_buf(),
             source,
@@ -151,9 +163,7 @@ impl LoggedTree {
             .map_err(open)?;
         let tree = db.open_tree(name).map_err(open)?;
         let have = seq_of(&tree, path)?;
-        let mut wal_dir = path.as_os_str().to_owned();
-        wal_dir.push(".wal");
-        let (wal, records) = Wal::open(Path::new(&wal_dir), have)?;
+        let (wal, records) = Wal::open(wal_dir, have)?;
         let replayed = records.len();
         for r in records {
             let change: Change =

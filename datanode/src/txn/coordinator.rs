@@ -213,13 +213,10 @@ impl Coordinator {
             )
         };
         let s = store.clone();
-        tokio::task::spawn_blocking(move || s.put(tid, &data))
+        tokio::task::spawn_blocking(move || s.put(tid, &data, sync))
             .await
             .map_err(|e| failed(e.to_string()))?
             .map_err(|e| failed(e.to_string()))?;
-        if sync {
-            store.durable().await.map_err(|e| failed(e.to_string()))?;
-        }
         Ok(true)
     }
 

@@ -1,0 +1,220 @@
+//! Crash safety of the write path's files and of one-phase commits: block files written but
+//! never named by a prepare record, task data files written but never named by a task record,
+//! and a transaction whose chunks all sit on its coordinator killed before and after its
+//! flush. After restarts, every acknowledged write is there in full, nothing else is there in
+//! part, and no file that no record names is left on disk.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use xrepl_tests::{wait_for, Cluster, Spec};
+
+/// Two days; every test writes one of them.
+const SETUP: &str = r#"
+db = database("dfs://f", VALUE, 2023.01.01..2023.01.02)
+db.createPartitionedTable(table(1:0, `d`id`v, [DATE, INT, DOUBLE]), "t", `d)
+"#;
+
+const REPLICATED_SETUP: &str = r#"
+db = database("dfs://f", VALUE, 2023.01.01..2023.01.02)
+setDatabaseForClusterReplication(db, true)
+db.createPartitionedTable(table(1:0, `d`id`v, [DATE, INT, DOUBLE]), "t", `d)
+"#;
+
+/// `n` rows on 2023.01.01 (2,000 rows make a block of about 32 KB: a file, not a record).
+fn append(first: i32, n: i32) -> String {
+    format!(
+        "id = {first}..{last}\nd = 2023.01.01 + id * 0\nv = id * 1.5\nloadTable(\"dfs://f\", \"t\").append!(table(d, id, v))",
+        last = first + n - 1
+    )
+}
+
+fn rows(c: &Cluster) -> i64 {
+    c.number("select count(*) from loadTable(\"dfs://f\", \"t\")")
+}
+
+/// The data node that holds the chunk of 2023.01.01 (placed by a one-row append).
+fn holder(c: &Cluster) -> String {
+    c.ok(&append(0, 1));
+    let chunks = c.ok("schema(loadTable(\"dfs://f\", \"t\")).chunks");
+    chunks[0].as_array().expect("table")[0]["node"]
+        .as_str()
+        .expect("node")
+        .to_string()
+}
+
+fn home(c: &Cluster, alias: &str) -> PathBuf {
+    c.cfg_dir().join("data").join(alias)
+}
+
+/// Every file under `dir` (recursively).
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn restart_with_crash(c: &mut Cluster, alias: &str, point: &str) {
+    c.kill(alias);
+    c.spawn_datanode_env(alias, &[("XREPL_TEST_CRASH_AT", point)]);
+    c.wait_all_up();
+}
+
+fn restart(c: &mut Cluster, alias: &str) {
+    c.spawn_datanode(alias);
+    c.wait_all_up();
+}
+
+/// Appends, retrying while a prepared transaction left by the crash settles.
+fn append_retrying(c: &Cluster, first: i32, n: i32) {
+    wait_for("the append to go through", Duration::from_secs(30), || {
+        (c.admin_json(&append(first, n)).code == 0).then_some(())
+    });
+}
+
+#[test]
+fn t10_block_files_written_without_their_prepare_record_are_removed_and_nothing_is_visible() {
+    let mut c = Cluster::start(&Spec::default());
+    c.ok(SETUP);
+    let node = holder(&c);
+    let blocks = home(&c, &node).join("storage.blocks");
+    assert!(
+        files_under(&blocks).is_empty(),
+        "one row is kept in its record"
+    );
+    restart_with_crash(&mut c, &node, "storage_after_block_files");
+    let out = c.admin_json(&append(1, 2_000));
+    assert_ne!(out.code, 0, "no acknowledgement: {out:?}");
+    assert_eq!(c.wait_exit(&node, Duration::from_secs(10)), 86);
+    assert!(
+        !files_under(&blocks).is_empty(),
+        "the crash came after the block files were written"
+    );
+    restart(&mut c, &node);
+    assert_eq!(
+        files_under(&blocks),
+        Vec::<PathBuf>::new(),
+        "no record names them: removed at start"
+    );
+    assert_eq!(rows(&c), 1, "nothing of the dead prepare is visible");
+    append_retrying(&c, 1, 2_000);
+    assert_eq!(rows(&c), 2_001);
+    assert_eq!(
+        files_under(&blocks).len(),
+        1,
+        "the block of 2,001 rows is one file"
+    );
+}
+
+#[test]
+fn t20_a_task_file_written_without_its_record_is_removed_and_makes_no_task() {
+    let mut c = Cluster::start(&Spec {
+        replication_mode: Some("master"),
+        cluster_cfg: "clusterReplicationSyncPersistence=true\n".into(),
+        controller_cfg: "transactionTimeoutMs=1500\n".into(),
+        ..Spec::default()
+    });
+    c.ok(REPLICATED_SETUP);
+    holder(&c);
+    let tasks_before =
+        c.number("select count(*) from rpc(getControllerAlias(), getMasterReplicationStatus)");
+    // The session's node coordinates and keeps the task data.
+    let coordinator = "dnode1";
+    let work = home(&c, coordinator).join("clusterReplication");
+    restart_with_crash(&mut c, coordinator, "taskstore_after_file");
+    let out = c.admin_json(&append(1, 2_000));
+    assert_ne!(out.code, 0, "no acknowledgement: {out:?}");
+    assert_eq!(c.wait_exit(coordinator, Duration::from_secs(10)), 86);
+    let task_files = |dir: &Path| -> Vec<PathBuf> {
+        files_under(dir)
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "task"))
+            .collect()
+    };
+    assert_eq!(
+        task_files(&work).len(),
+        1,
+        "the file was written before the crash"
+    );
+    restart(&mut c, coordinator);
+    assert!(
+        task_files(&work).is_empty(),
+        "no record names it: removed at start"
+    );
+    // Nobody decided the transaction: it is aborted, and makes no task.
+    append_retrying(&c, 1, 2_000);
+    assert_eq!(rows(&c), 2_001);
+    let tasks_after =
+        c.number("select count(*) from rpc(getControllerAlias(), getMasterReplicationStatus)");
+    assert_eq!(
+        tasks_after,
+        tasks_before + 1,
+        "one task: the append that went through"
+    );
+    assert_eq!(
+        task_files(&work).len(),
+        1,
+        "its data is a file, named by its record"
+    );
+}
+
+/// A transaction whose chunks all sit on its coordinator: prepared and flushed on that one
+/// node, decided by the controller, committed without a second flush. Killed after its flush
+/// and before the decision, it is rolled back; killed after the decision, it is committed.
+#[test]
+fn t30_a_one_node_transaction_killed_before_and_after_its_decision() {
+    let mut c = Cluster::start(&Spec {
+        controller_cfg: "transactionTimeoutMs=1500\n".into(),
+        ..Spec::default()
+    });
+    c.ok(SETUP);
+    let node = holder(&c);
+    // The session runs on the holder, so the transaction never leaves it.
+    let on_holder = |c: &Cluster, script: &str| {
+        let host = c
+            .datanodes
+            .iter()
+            .find(|n| n.alias == node)
+            .expect("holder")
+            .site();
+        c.console_at(&host, &["--user", "admin", "--password", "123456"], script)
+    };
+
+    restart_with_crash(&mut c, &node, "participant_after_prepare");
+    let out = on_holder(&c, &append(1, 10));
+    assert_ne!(out.code, 0, "no acknowledgement: {out:?}");
+    assert_eq!(c.wait_exit(&node, Duration::from_secs(10)), 86);
+    restart(&mut c, &node);
+    // Its prepared record comes back; the controller aborts the undecided transaction.
+    wait_for(
+        "the prepare to be rolled back",
+        Duration::from_secs(30),
+        || (on_holder(&c, &append(100, 1)).code == 0).then_some(()),
+    );
+    assert_eq!(
+        rows(&c),
+        2,
+        "the one-row write and the retry, not the dead prepare"
+    );
+
+    restart_with_crash(&mut c, &node, "coordinator_after_decide");
+    let out = on_holder(&c, &append(200, 10));
+    assert_ne!(out.code, 0, "the client heard nothing: {out:?}");
+    assert_eq!(c.wait_exit(&node, Duration::from_secs(10)), 86);
+    restart(&mut c, &node);
+    // The decision was durable: the node commits its prepared record at start.
+    wait_for(
+        "the decided write to appear",
+        Duration::from_secs(30),
+        || (rows(&c) == 12).then_some(()),
+    );
+}
