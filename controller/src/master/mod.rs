@@ -14,6 +14,7 @@
 pub mod send_queue;
 pub mod serve;
 pub mod status;
+pub mod task_list;
 
 use std::sync::Arc;
 

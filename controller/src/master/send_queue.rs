@@ -11,11 +11,12 @@
 //! that write disjoint things share a group; a conflicting one opens the next group; a DDL on
 //! a database is a group of its own.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde::{Deserialize, Serialize};
 use xrepl_proto::task::{OperationType, Scope, TaskInfo, TaskMeta};
 
+use super::task_list::TaskList;
 use crate::switch::Switch;
 
 /// Finished tasks whose metadata the controller keeps for listing.
@@ -71,25 +72,21 @@ pub enum SendTouch {
 #[derive(Debug, Clone, Default)]
 pub struct SendQueue {
     pub repl: ReplState,
-    /// Unfinished tasks and the latest [`KEEP_FINISHED_TASKS`] finished ones, by task id.
-    pub tasks: BTreeMap<u64, TaskInfo>,
-    /// Task id by master tid, for the tasks in `tasks`.
-    pub task_of_tid: HashMap<u64, u64>,
+    /// Unfinished tasks and the latest [`KEEP_FINISHED_TASKS`] finished ones.
+    pub tasks: TaskList,
     pub slaves: BTreeMap<String, SlaveInfo>,
 }
 
 impl SendQueue {
-    /// Rebuilds the index after loading the state and the tasks from disk.
+    /// The queue from the state and the tasks loaded from disk.
     pub fn load(
         repl: ReplState,
-        tasks: BTreeMap<u64, TaskInfo>,
+        tasks: TaskList,
         slaves: BTreeMap<String, SlaveInfo>,
     ) -> SendQueue {
-        let task_of_tid = tasks.values().map(|t| (t.tid, t.task_id)).collect();
         SendQueue {
             repl,
             tasks,
-            task_of_tid,
             slaves,
         }
     }
@@ -120,30 +117,25 @@ impl SendQueue {
         self.repl.last_task_id += 1;
         let id = self.repl.last_task_id;
         let group_id = self.repl.grouper.place(&t.scope);
-        self.tasks.insert(
-            id,
-            TaskInfo {
-                task_id: id,
-                tid,
-                group_id,
-                op: t.op,
-                submit_ns: now_ns,
-                db: t.db.clone(),
-                table: t.table.clone(),
-                src_host: t.src_host.clone(),
-                src_port: t.src_port,
-                execution_set,
-            },
-        );
-        self.task_of_tid.insert(tid, id);
+        let info = TaskInfo {
+            task_id: id,
+            tid,
+            group_id,
+            op: t.op,
+            submit_ns: now_ns,
+            db: t.db.clone(),
+            table: t.table.clone(),
+            src_host: t.src_host.clone(),
+            src_port: t.src_port,
+            execution_set,
+        };
+        if let Err(e) = self.tasks.push(&info) {
+            // Ids are given here, one after the other, and forgotten from the front only.
+            tracing::error!("the send queue lost its order: {e}");
+        }
         touched.push(SendTouch::Task(id));
         touched.push(SendTouch::Repl);
         id
-    }
-
-    /// The task a transaction made, if it is still listed.
-    pub fn task_of(&self, tid: u64) -> Option<u64> {
-        self.task_of_tid.get(&tid).copied()
     }
 
     /// `startClusterReplication()` / `stopClusterReplication()`.
@@ -218,41 +210,40 @@ impl SendQueue {
         }
         self.repl.truncated_upto = upto;
         touched.push(SendTouch::Repl);
-        let finished = self.tasks.range(..=upto).count();
-        let forget: Vec<u64> = self
-            .tasks
-            .range(..=upto)
-            .take(finished.saturating_sub(KEEP_FINISHED_TASKS))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in forget {
-            if let Some(t) = self.tasks.remove(&id) {
-                self.task_of_tid.remove(&t.tid);
+        let finished = self.tasks.count_upto(upto);
+        for _ in 0..finished.saturating_sub(KEEP_FINISHED_TASKS) {
+            if let Some((id, _)) = self.tasks.pop_first() {
+                touched.push(SendTouch::Task(id));
             }
-            touched.push(SendTouch::Task(id));
         }
     }
 
     /// What a pull after task `after` answers: up to `max` tasks that are not truncated.
     pub fn after(&self, after: u64, max: usize) -> Vec<TaskInfo> {
         let from = after.max(self.repl.truncated_upto) + 1;
-        self.tasks
-            .range(from..)
-            .take(max)
-            .map(|(_, t)| t.clone())
-            .collect()
+        self.tasks.range(from, u64::MAX).take(max).collect()
     }
 
     /// Of the transactions whose task data a data node holds, those that need it no more: a
     /// truncated task, a transaction that made no task (aborted, or on a database that is not
     /// replicated), one this controller never heard of. Undecided ones (`open`) are kept.
+    ///
+    /// One pass over the untruncated tasks (no index by tid, which would cost its memory for
+    /// every queued task): a data node asks every few seconds, about the few it holds.
     pub fn sweepable(&self, tids: &[u64], mut open: impl FnMut(u64) -> bool) -> Vec<u64> {
+        if tids.is_empty() {
+            return vec![];
+        }
+        let mut asked: HashSet<u64> = tids.iter().copied().collect();
+        for tid in self.tasks.tids_from(self.repl.truncated_upto + 1) {
+            asked.remove(&tid);
+            if asked.is_empty() {
+                break;
+            }
+        }
         tids.iter()
             .copied()
-            .filter(|tid| match self.task_of_tid.get(tid) {
-                Some(task) => *task <= self.repl.truncated_upto,
-                None => !open(*tid),
-            })
+            .filter(|tid| asked.contains(tid) && !open(*tid))
             .collect()
     }
 
@@ -262,17 +253,17 @@ impl SendQueue {
     pub fn listing(&self, limit: Option<usize>) -> Vec<(TaskInfo, bool)> {
         let upto = self.repl.truncated_upto;
         let cap = limit.unwrap_or(usize::MAX);
-        let finished: Vec<&TaskInfo> = self.tasks.range(..=upto).map(|(_, t)| t).collect();
-        let keep = finished.len().min(KEEP_FINISHED_TASKS).min(cap);
-        let mut rows: Vec<(TaskInfo, bool)> = finished[finished.len() - keep..]
-            .iter()
-            .map(|t| ((*t).clone(), true))
-            .collect();
+        let finished = self.tasks.count_upto(upto);
+        let keep = finished.min(KEEP_FINISHED_TASKS).min(cap);
+        let first = self.tasks.first_id().unwrap_or(0);
+        let from = first + (finished - keep) as u64;
+        let mut rows: Vec<(TaskInfo, bool)> =
+            self.tasks.range(from, upto).map(|t| (t, true)).collect();
         rows.extend(
             self.tasks
-                .range(upto + 1..)
+                .range(upto + 1, u64::MAX)
                 .take(cap - keep)
-                .map(|(_, t)| (t.clone(), false)),
+                .map(|t| (t, false)),
         );
         rows
     }
@@ -439,9 +430,9 @@ mod tests {
             q.add(tid, &append("dfs://q"), tid as i64, 1, &mut touched);
         }
         assert_eq!(q.repl.last_task_id, 3);
-        assert_eq!(q.task_of(11), Some(2));
+        assert_eq!(q.tasks.get(2).map(|t| t.tid), Some(11));
         assert!(touched.contains(&SendTouch::Task(3)));
-        assert_eq!(q.tasks[&3].execution_set, 1);
+        assert_eq!(q.tasks.get(3).map(|t| t.execution_set), Some(1));
         q.register("s1", 1, 0).expect("register");
         assert_eq!(
             q.after(0, 2).iter().map(|t| t.task_id).collect::<Vec<_>>(),
@@ -499,12 +490,7 @@ mod tests {
         q.progress("b", &all, 2).expect("progress");
         assert_eq!(q.repl.truncated_upto, n);
         assert_eq!(q.tasks.len(), KEEP_FINISHED_TASKS);
-        assert_eq!(
-            q.tasks.keys().next().copied(),
-            Some(6),
-            "the oldest five are forgotten"
-        );
-        assert_eq!(q.task_of_tid.len(), KEEP_FINISHED_TASKS);
+        assert_eq!(q.tasks.first_id(), Some(6), "the oldest five are forgotten");
         let mut late = q.clone();
         late.slaves.clear();
         late.register("d", 1, 3).expect("register");

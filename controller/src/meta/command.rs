@@ -20,6 +20,10 @@ pub struct Decision {
     /// whose coordinator went silent, or recorded by an earlier version): kept for good.
     #[serde(default)]
     pub waiting: Option<Vec<String>>,
+    /// The replication task the commit made, if any (so that a coordinator asking again is
+    /// told the same number).
+    #[serde(default)]
+    pub task: Option<u64>,
 }
 
 impl Decision {
@@ -28,6 +32,7 @@ impl Decision {
             committed,
             reason,
             waiting,
+            task: None,
         }
     }
 }

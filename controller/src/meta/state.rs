@@ -149,8 +149,7 @@ impl MetaState {
                 participants,
             } => {
                 if let Some(d) = self.decisions.get(tid) {
-                    let task_id = self.send.task_of(*tid);
-                    return Ok((MetaOutcome::Decided(d.clone(), task_id), vec![]));
+                    return Ok((MetaOutcome::Decided(d.clone(), d.task), vec![]));
                 }
                 if self.settled.contains(*tid) {
                     return Err(format!(
@@ -176,7 +175,7 @@ impl MetaState {
                     _ => None,
                 };
                 let waiting = participants.clone();
-                let decision = if let Some(refusal) = &refused {
+                let mut decision = if let Some(refusal) = &refused {
                     Decision::new(false, refusal.to_string(), waiting)
                 } else if missing_data {
                     Decision::new(
@@ -219,6 +218,7 @@ impl MetaState {
                     }
                     _ => None,
                 };
+                decision.task = task_id;
                 if let Some(r) = replay.as_ref().filter(|_| decision.committed) {
                     let t = self.slave.finish(r, *now_ns);
                     Self::touch_queue(&mut touches, t);

@@ -24,6 +24,7 @@ use xrepl_store::{Change, LoggedTree};
 use super::state::{MetaState, Touch};
 use crate::error::ControllerError;
 use crate::master::send_queue::{ReplState, SendQueue, SlaveInfo};
+use crate::master::task_list::TaskList;
 use crate::slave::queue::{ExecQueue, SlaveRepl, SlaveTask};
 
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
@@ -46,7 +47,7 @@ fn tid_key(prefix: &str, tid: u64) -> Vec<u8> {
 
 /// sled's page cache for the metadata (sled's default is 1 GB): the controller reads the
 /// tree only at start; it serves from memory.
-const CACHE_BYTES: u64 = 16 << 20;
+const CACHE_BYTES: u64 = 2 << 20;
 
 pub(super) struct Store {
     pub(super) tree: Arc<LoggedTree>,
@@ -63,7 +64,7 @@ impl Store {
         let mut s = MetaState::default();
         let mut slave_repl = SlaveRepl::default();
         let mut repl = ReplState::default();
-        let mut tasks: BTreeMap<u64, TaskInfo> = BTreeMap::new();
+        let mut tasks = TaskList::default();
         let mut slaves: BTreeMap<String, SlaveInfo> = BTreeMap::new();
         let mut slave_tasks: BTreeMap<u64, SlaveTask> = BTreeMap::new();
         for item in self.tree.tree().iter() {
@@ -102,7 +103,14 @@ impl Store {
                     s.decisions.insert(id()?, decode(&k, &v)?);
                 }
                 Some(b"q/") => {
-                    tasks.insert(id()?, decode(&k, &v)?);
+                    // Keys sort by task id, which are consecutive: a gap means records were
+                    // lost, and only the tasks after it can be listed in order.
+                    let t: TaskInfo = decode(&k, &v)?;
+                    if let Err(e) = tasks.push(&t) {
+                        tracing::error!("the stored send queue has a gap ({e}); listing from task {}", t.task_id);
+                        tasks = TaskList::default();
+                        let _ = tasks.push(&t);
+                    }
                 }
                 Some(b"s/") => {
                     slaves.insert(text[2..].to_string(), decode(&k, &v)?);
@@ -171,8 +179,8 @@ impl Store {
                 }
                 Touch::Repl => change.put("m/repl", encode(&s.send.repl)),
                 Touch::Lease => change.put("m/tid_lease", encode(&s.tid_lease)),
-                Touch::Task(id) => match s.send.tasks.get(id) {
-                    Some(t) => change.put(tid_key("q/", *id), encode(t)),
+                Touch::Task(id) => match s.send.tasks.get(*id) {
+                    Some(t) => change.put(tid_key("q/", *id), encode(&t)),
                     None => change.remove(tid_key("q/", *id)),
                 },
                 Touch::Slave(name) => {
