@@ -27,7 +27,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-[ $# -ge 1 ] || { echo "usage: $0 ingest|tutorial|master|replication" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: $0 ingest|tutorial|master|replication|memory" >&2; exit 2; }
 what=$1
 
 cargo build --release --bins --quiet
@@ -50,6 +50,20 @@ if [ "$what" = replication ]; then
   scripts/cluster.sh start "$s" >&2
   "$XREPL_BIN_DIR/xrepl-bench" --host 127.0.0.1:18849 replication --slave 127.0.0.1:19849 \
     --hosts 127.0.0.1:18849,127.0.0.1:18850 --seconds "${XREPL_BENCH_SECONDS:-10}"
+  exit 0
+fi
+
+if [ "$what" = memory ]; then
+  "$XREPL_BIN_DIR/meta-memory" --tasks "${XREPL_BENCH_TASKS:-1000000}"
+  d=$(mktemp -d)
+  trap 'scripts/cluster.sh stop "$d" >/dev/null 2>&1 || true; rm -rf "$d"' EXIT
+  cp cfg/master/controller.cfg cfg/master/cluster.nodes cfg/master/cluster.cfg "$d"/
+  sed -i 's/:88\([0-9][0-9]\)/:188\1/g' "$d"/cluster.nodes "$d"/controller.cfg
+  sed -i '/^clusterReplication/d' "$d"/cluster.cfg
+  printf 'clusterReplicationMode=master\nclusterReplicationSyncPersistence=false\n' >> "$d"/cluster.cfg
+  scripts/cluster.sh start "$d" >&2
+  "$XREPL_BIN_DIR/xrepl-bench" --host 127.0.0.1:18849 memory --pid-file "$d/data/run/controller1.pid" \
+    --pull 127.0.0.1:18848 --hosts 127.0.0.1:18849,127.0.0.1:18850 --seconds "${XREPL_BENCH_SECONDS:-60}"
   exit 0
 fi
 

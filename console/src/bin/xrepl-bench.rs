@@ -18,8 +18,15 @@
 //! transactions from 4 clients: per task, the slave's finishTime minus the master's
 //! submitTime (both recorded by the controllers, in their commit steps), and the catch-up time
 //! after the stream stops.
+//!
+//! `xrepl-bench memory --pid-file CTL.pid --pull CTL --hosts H1,H2 [--seconds S]`: the
+//! controller's resident memory, sampled every 2 s through a long stream of small
+//! transactions on a replicated database while a played slave pulls and acknowledges every
+//! task, and its growth per transaction after the first quarter (which should be about 0).
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
@@ -76,6 +83,24 @@ enum Workload {
         #[arg(long, default_value_t = 4)]
         clients: usize,
         #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+    },
+    /// Controller memory over a long stream of small transactions with replication on and a
+    /// slave pulling and acknowledging every task: the controller's resident memory sampled
+    /// as the stream runs, and its growth per transaction after the warm-up.
+    Memory {
+        /// The controller's pid file (its memory is read from /proc).
+        #[arg(long)]
+        pid_file: std::path::PathBuf,
+        /// The master controller a slave is played against (host:port).
+        #[arg(long)]
+        pull: String,
+        /// Data nodes the clients spread over (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        hosts: Vec<String>,
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        #[arg(long, default_value_t = 60.0)]
         seconds: f64,
     },
     /// Master write overhead of replication: ingest and small transactions.
@@ -340,14 +365,13 @@ async fn tutorial(c: &Client) -> Result<(), String> {
 
 /// A slave played in-process: pulls, fetches every task's data, acknowledges.
 struct Puller {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: Arc<AtomicBool>,
     handle: tokio::task::JoinHandle<Result<(u64, u64, u64), String>>,
 }
 
 impl Puller {
     fn start(master: String) -> Puller {
-        use std::sync::atomic::Ordering;
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = tokio::spawn(async move {
             let m = MasterClient::connect(&master, "admin", "123456", "bench-slave:0")
@@ -382,7 +406,7 @@ impl Puller {
 
     /// Stops once everything queued is pulled; answers (tasks, bytes, last task id).
     async fn finish(self) -> Result<(u64, u64, u64), String> {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.stop.store(true, Ordering::Relaxed);
         self.handle.await.map_err(|e| e.to_string())?
     }
 }
@@ -700,10 +724,21 @@ async fn small_tx_stream(
     clients: usize,
     seconds: f64,
 ) -> Result<Vec<f64>, String> {
+    small_tx_counted(hosts, clients, seconds, Arc::default()).await
+}
+
+/// [`small_tx_stream`], counting commits in `done` as they happen.
+async fn small_tx_counted(
+    hosts: &[String],
+    clients: usize,
+    seconds: f64,
+    done: Arc<AtomicU64>,
+) -> Result<Vec<f64>, String> {
     let deadline = Instant::now() + std::time::Duration::from_secs_f64(seconds);
     let workers: Vec<_> = (0..clients)
         .map(|w| {
             let host = hosts[w % hosts.len()].clone();
+            let done = done.clone();
             tokio::spawn(async move {
                 let c = Client::connect(&host, "admin", "123456")
                     .await
@@ -725,6 +760,7 @@ async fn small_tx_stream(
                         .await
                         .map_err(|e| e.to_string())?;
                     lat.push(t0.elapsed().as_secs_f64() * 1e3);
+                    done.fetch_add(1, Ordering::Relaxed);
                     i += 1;
                 }
                 Ok::<Vec<f64>, String>(lat)
@@ -736,6 +772,117 @@ async fn small_tx_stream(
         lat.extend(w.await.map_err(|e| e.to_string())??);
     }
     Ok(lat)
+}
+
+/// A process's resident memory in bytes (0 when it cannot be read).
+fn rss_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// The slope of the least-squares line through `points` (x, y).
+fn slope(points: &[(f64, f64)]) -> f64 {
+    let n = points.len() as f64;
+    if points.len() < 2 {
+        return 0.0;
+    }
+    let (mx, my) = points
+        .iter()
+        .fold((0.0, 0.0), |(a, b), (x, y)| (a + x / n, b + y / n));
+    let (sxy, sxx) = points.iter().fold((0.0, 0.0), |(a, b), (x, y)| {
+        (a + (x - mx) * (y - my), b + (x - mx) * (x - mx))
+    });
+    if sxx == 0.0 {
+        0.0
+    } else {
+        sxy / sxx
+    }
+}
+
+#[allow(clippy::print_stdout)]
+async fn memory(
+    c: &Client,
+    pid_file: &std::path::Path,
+    pull: String,
+    hosts: Vec<String>,
+    clients: usize,
+    seconds: f64,
+) -> Result<(), String> {
+    let pid: u32 = std::fs::read_to_string(pid_file)
+        .map_err(|e| format!("{}: {e}", pid_file.display()))?
+        .trim()
+        .parse()
+        .map_err(|e| format!("{}: {e}", pid_file.display()))?;
+    c.run(&format!(
+        r#"if (existsDatabase("{SMALL_DB}")) {{ dropDatabase("{SMALL_DB}") }}
+db = database("{SMALL_DB}", VALUE, 2023.01.01..2023.01.31)
+db.createPartitionedTable(table(1:0, `d`id`v, [DATE, INT, DOUBLE]), "t", `d)
+setDatabaseForClusterReplication(db, true)"#
+    ))
+    .await
+    .map_err(|e| e.to_string())?;
+    let puller = Puller::start(pull);
+    let before = rss_of(pid);
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    // (seconds, transactions, bytes) every 2 s while the stream runs.
+    let sampler = {
+        let (done, stop) = (done.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut samples = vec![];
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                samples.push((
+                    start.elapsed().as_secs_f64(),
+                    done.load(Ordering::Relaxed),
+                    rss_of(pid),
+                ));
+            }
+            samples
+        })
+    };
+    let lat = small_tx_counted(&hosts, clients, seconds, done.clone()).await;
+    stop.store(true, Ordering::Relaxed);
+    let samples = sampler.await.map_err(|e| e.to_string())?;
+    let lat = lat?;
+    let secs = start.elapsed().as_secs_f64();
+    let (tasks, _, _) = puller.finish().await?;
+    let after = rss_of(pid);
+    // Growth after the warm-up (the first quarter: caches and buffers fill).
+    let warm: Vec<(f64, f64)> = samples
+        .iter()
+        .filter(|(t, _, _)| *t >= seconds / 4.0)
+        .map(|(_, n, b)| (*n as f64, *b as f64))
+        .collect();
+    let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
+    println!(
+        "{}",
+        serde_json::json!({
+            "workload": "controller_memory_stream",
+            "rows": lat.len() * 10,
+            "seconds": secs,
+            "transactions": lat.len(),
+            "tx_per_s": lat.len() as f64 / secs,
+            "tasks_pulled": tasks,
+            "rss_mb_before": mb(before),
+            "rss_mb_after": mb(after),
+            "rss_mb_max": samples.iter().map(|s| mb(s.2)).fold(mb(after), f64::max),
+            "growth_bytes_per_tx_after_warmup": slope(&warm),
+            "samples_s_tx_mb": samples
+                .iter()
+                .map(|(t, n, b)| (format!("{t:.0}"), n, format!("{:.1}", mb(*b))))
+                .collect::<Vec<_>>(),
+        })
+    );
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -765,6 +912,13 @@ fn main() -> ExitCode {
                 clients,
                 seconds,
             } => master(&c, &label, replicate, pull, hosts, clients, seconds).await,
+            Workload::Memory {
+                pid_file,
+                pull,
+                hosts,
+                clients,
+                seconds,
+            } => memory(&c, &pid_file, pull, hosts, clients, seconds).await,
             Workload::Replication {
                 slave,
                 hosts,
