@@ -2,12 +2,14 @@
 //! never named by a prepare record, task data files written but never named by a task record,
 //! and a transaction whose chunks all sit on its coordinator killed before and after its
 //! flush. After restarts, every acknowledged write is there in full, nothing else is there in
-//! part, and no file that no record names is left on disk.
+//! part, and no file that no record names is left on disk. A task data file torn or lost
+//! after its record was written (damage, not a crash: the file is made durable first) fails
+//! its task on the slave with the reason, and never replays other data.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use xrepl_tests::{wait_for, Cluster, Spec};
+use xrepl_tests::{ints, texts, wait_for, Cluster, Pair, Spec};
 
 /// Two days; every test writes one of them.
 const SETUP: &str = r#"
@@ -216,5 +218,102 @@ fn t30_a_one_node_transaction_killed_before_and_after_its_decision() {
         "the decided write to appear",
         Duration::from_secs(30),
         || (rows(&c) == 12).then_some(()),
+    );
+}
+
+/// The `<tid>.task` files under `dir`, by tid.
+fn task_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<(u64, PathBuf)> = files_under(dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "task"))
+        .filter_map(|p| {
+            let tid = p.file_stem()?.to_str()?.parse().ok()?;
+            Some((tid, p))
+        })
+        .collect();
+    files.sort();
+    files.into_iter().map(|(_, p)| p).collect()
+}
+
+#[test]
+fn t40_a_torn_or_missing_task_file_fails_its_task_with_the_reason_and_can_be_skipped() {
+    let mut p = Pair::start(
+        Spec {
+            cluster_cfg: "clusterReplicationSyncPersistence=true\n".into(),
+            ..Spec::default()
+        },
+        Spec {
+            controller_cfg: "clusterReplicationRetryIntervalMs=10\n".into(),
+            ..Spec::default()
+        },
+    );
+    // The slave executes nothing until the damage is done.
+    p.slave
+        .ok("rpc(getControllerAlias(), stopClusterReplication)");
+    p.master.ok(REPLICATED_SETUP);
+    p.master.ok(&append(1, 2_000));
+    p.master.ok(&append(2_001, 2_000));
+    let last = ints(&p.master_tasks(), "taskId")
+        .into_iter()
+        .max()
+        .unwrap_or(0);
+    // The session's node coordinated both and keeps their data, each in a file.
+    let coordinator = "dnode1";
+    let work = home(&p.master, coordinator).join("clusterReplication");
+    let files = task_files(&work);
+    assert_eq!(files.len(), 2, "{files:?}");
+    // The first torn to half its length, the second lost; then the node crashes and starts
+    // again, its records still naming both.
+    let len = std::fs::metadata(&files[0]).expect("task file").len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&files[0])
+        .and_then(|f| f.set_len(len / 2))
+        .expect("tear the file");
+    std::fs::remove_file(&files[1]).expect("lose the file");
+    p.master.kill(coordinator);
+    restart(&mut p.master, coordinator);
+
+    let s = &p.slave;
+    let failed = |task: i64| -> String {
+        s.ok("rpc(getControllerAlias(), startClusterReplication)");
+        wait_for("the task to fail", Duration::from_secs(60), || {
+            let metrics = s.rows("rpc(getControllerAlias(), getClusterReplicationMetrics)");
+            (texts(&metrics, "status") == ["STOPPED"]).then_some(())
+        });
+        let rows = p.slave_tasks();
+        let row = rows
+            .iter()
+            .find(|r| r["taskId"] == task)
+            .unwrap_or_else(|| panic!("task {task} listed: {rows:?}"));
+        assert_eq!(row["state"], "FAILED", "{row}");
+        for r in rows.iter().filter(|r| r["taskId"].as_i64() < Some(task)) {
+            assert_eq!(r["state"], "FINISHED", "{r}");
+        }
+        let details = row["details"].as_str().unwrap_or_default().to_string();
+        s.ok(&format!(
+            "rpc(getControllerAlias(), skipClusterReplicationTask, {task}..{task})"
+        ));
+        details
+    };
+    let torn = failed(last - 1);
+    assert!(
+        torn.contains(&format!("the data of task {}", last - 1)) && torn.contains("is damaged"),
+        "{torn}"
+    );
+    let lost = failed(last);
+    assert!(
+        lost.contains(&format!("the data of task {last}")) && lost.contains("is missing"),
+        "{lost}"
+    );
+    // The master kept serving; what comes after the skipped tasks replicates.
+    s.ok("rpc(getControllerAlias(), startClusterReplication)");
+    p.master.ok(&append(5_001, 10));
+    p.wait_caught_up(Duration::from_secs(60));
+    assert_eq!(rows(&p.master), 4_010);
+    assert_eq!(
+        rows(&p.slave),
+        10,
+        "the two skipped appends are not there, nothing of them in part"
     );
 }

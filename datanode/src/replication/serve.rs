@@ -133,7 +133,13 @@ impl MasterNode {
                 bytes,
             }),
             Ok(Ok(None)) => Err(missing()),
-            Ok(Err(e)) => Err(self.error(ErrorCode::Internal, e.to_string())),
+            Ok(Err(e)) => Err(self.error(
+                ErrorCode::Internal,
+                format!(
+                    "the data of task {task_id} (transaction {tid}) on data node {} cannot be read: {e}",
+                    self.alias
+                ),
+            )),
             Err(e) => Err(self.error(ErrorCode::Internal, e.to_string())),
         }
     }
