@@ -300,6 +300,31 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         writers_stopped,
         &say,
     );
+    // Disk use against the live data: the rows the writers' tables hold (id INT, v LONG and
+    // a tag of about 12 characters: ~24 raw bytes a row), and every byte under each cluster's
+    // data folder (stores, logs, task data, block files).
+    let live_rows: u64 = models.iter().map(|m| m.present().len() as u64).sum();
+    let live_bytes: u64 = models
+        .iter()
+        .flat_map(|m| m.present())
+        .map(|(id, _)| 12 + format!("w0-0000-{id}").len() as u64)
+        .sum();
+    let disk = |c: &Cluster| bytes_under(&c.cfg_dir().join("data"));
+    let (master_disk, slave_disk) = (disk(&pair.master), disk(&pair.slave));
+    if let Some(o) = summary.as_object_mut() {
+        o.insert("liveRows".into(), json!(live_rows));
+        o.insert("liveRawBytes".into(), json!(live_bytes));
+        o.insert("masterDiskBytes".into(), json!(master_disk));
+        o.insert("slaveDiskBytes".into(), json!(slave_disk));
+        o.insert(
+            "masterDiskPerLiveByte".into(),
+            json!((master_disk as f64 / live_bytes.max(1) as f64 * 10.0).round() / 10.0),
+        );
+        o.insert(
+            "slaveDiskPerLiveByte".into(),
+            json!((slave_disk as f64 / live_bytes.max(1) as f64 * 10.0).round() / 10.0),
+        );
+    }
     if let Some(o) = summary.as_object_mut() {
         let (fields, ok) = match &checked {
             Ok(f) => (f.clone(), true),
@@ -330,6 +355,21 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         )
     });
     Ok(Report { summary, failure })
+}
+
+/// Bytes of every file under `dir`, recursively.
+fn bytes_under(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => bytes_under(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// Runs a console script on any data node of `c` that answers, for up to `limit`.
