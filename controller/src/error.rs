@@ -26,6 +26,10 @@ pub enum ControllerError {
     },
     #[error("the metadata writer has stopped")]
     WriterGone,
+    /// Writing a group of commands failed: each may or may not be on disk, so its outcome is
+    /// not known (a transaction's participants keep their prepared data and ask later).
+    #[error("the metadata store failed, so the outcome is not known: {0}")]
+    WriteFailed(String),
     /// A command that the current state refuses (e.g. a user that exists already).
     #[error("{0}")]
     Refused(String),
@@ -44,7 +48,7 @@ impl ControllerError {
     pub fn to_remote(&self, node: &str) -> RemoteError {
         let code = match self {
             ControllerError::Refused(_) => ErrorCode::BadRequest,
-            ControllerError::WriterGone => ErrorCode::Unavailable,
+            ControllerError::WriterGone | ControllerError::WriteFailed(_) => ErrorCode::Unavailable,
             // Every refused replay is rolled back; the data node tells a duplicate (the task
             // is applied) from the rest by asking nothing more: the controller settled it.
             ControllerError::ReplayRefused(_) => ErrorCode::AlreadyApplied,

@@ -242,6 +242,7 @@ impl Controller {
             )
         });
         if settled {
+            self.undecided.forget(tid);
             // Every participant the coordinator named applied the decision, so the question
             // comes from a prepare that reached its node after the coordinator gave up on it:
             // a commit needs every prepare answered first, so the transaction aborted.

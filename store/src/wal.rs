@@ -53,6 +53,10 @@ struct Writer {
     segment_bytes: u64,
     /// The last sequence number written.
     seq: u64,
+    /// A write failed and the file could not be cut back to its last whole record: nothing
+    /// more may be written after the torn bytes (a later open would cut the log there and
+    /// drop what followed).
+    broken: Option<String>,
 }
 
 #[derive(Default)]
@@ -193,6 +197,7 @@ impl Wal {
                 segment,
                 segment_bytes,
                 seq: last_seq,
+                broken: None,
             }),
             sync: Mutex::new(SyncState {
                 synced: last_seq,
@@ -226,6 +231,12 @@ impl Wal {
             });
         }
         let mut w = self.writer();
+        if let Some(e) = &w.broken {
+            return Err(WalError::Io {
+                path: w.segment.clone(),
+                source: std::io::Error::other(format!("an earlier write failed: {e}")),
+            });
+        }
         if w.segment_bytes >= SEGMENT_BYTES {
             let next = self.dir.join(segment_name(w.seq + 1));
             let file = OpenOptions::new()
@@ -253,7 +264,17 @@ impl Wal {
         let crc = crc32fast::hash(&rec[8..]);
         rec[4..8].copy_from_slice(&crc.to_le_bytes());
         let segment = w.segment.clone();
-        w.file.write_all(&rec).map_err(io(&segment))?;
+        if let Err(e) = w.file.write_all(&rec) {
+            // Part of the record may be in the file: cut it off, so that the next record
+            // follows the last whole one.
+            let whole = w.segment_bytes;
+            if let Err(cut) = w.file.set_len(whole) {
+                w.broken = Some(format!(
+                    "{e}; cutting the torn record off failed too: {cut}"
+                ));
+            }
+            return Err(io(&segment)(e));
+        }
         w.seq = seq;
         w.segment_bytes += rec.len() as u64;
         let r = then(seq);

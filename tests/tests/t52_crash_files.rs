@@ -1,4 +1,4 @@
-//! Crash safety of the write path's files and of one-phase commits: block files written but
+//! Crash safety of the write path's files and of one-node transactions: block files written but
 //! never named by a prepare record, task data files written but never named by a task record,
 //! and a transaction whose chunks all sit on its coordinator killed before and after its
 //! flush. After restarts, every acknowledged write is there in full, nothing else is there in

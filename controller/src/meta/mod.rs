@@ -145,9 +145,7 @@ impl MetaWriter {
             // Answer everyone with the error and reload what the disk holds.
             tracing::error!("metadata write failed: {e}");
             for (_, reply, _) in done {
-                let _ = reply.send(Err(ControllerError::Refused(format!(
-                    "the metadata store failed: {e}"
-                ))));
+                let _ = reply.send(Err(ControllerError::WriteFailed(e.to_string())));
             }
             match self.store.load() {
                 Ok(s) => self.working = s,

@@ -136,8 +136,8 @@ impl Store {
                 },
             }
         }
-        // Tids up to the lease may have been given out by `BeginTx` groups that were never
-        // flushed: resume above it.
+        // Tids up to the durable lease may have been handed out (`LeaseTids`) before a crash:
+        // resume above it, so that no tid is given twice.
         s.next_tid = s.next_tid.max(s.tid_lease);
         s.send = SendQueue::load(repl, tasks, slaves);
         s.slave = ExecQueue::load(slave_repl, slave_tasks);

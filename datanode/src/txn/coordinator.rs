@@ -1,6 +1,6 @@
 //! The coordinator side of two-phase commit, and distributed reads.
 //!
-//! A transaction: a tid from the controller (`BeginTx`); `Prepare` on every participant (in
+//! A transaction: a tid from this node's lease (`LeaseTids`, 1,000 at a time); `Prepare` on every participant (in
 //! parallel; this node calls itself directly); the decision with the transaction's catalog
 //! changes recorded durably by the controller (`Decide`); then `Commit` (or `Abort`) on every
 //! participant. The client hears of the commit only after the decision is flushed and every
@@ -249,6 +249,15 @@ impl Coordinator {
             None => (None, None),
         };
         let nodes: Vec<String> = ops.keys().cloned().collect();
+        // The nodes the controller keeps the decision for until each reports it applied. A
+        // transaction with no chunk operations (DDL) names this node, which reports it once
+        // the outcome is known, so that its decision is not kept for ever.
+        let ddl_only = nodes.is_empty();
+        let participants = if ddl_only {
+            vec![self.cfg.alias.clone()]
+        } else {
+            nodes.clone()
+        };
         let prepares = ops.into_iter().map(|(node, ops)| async move {
             let r = self
                 .call_participant(&node, ParticipantRequest::Prepare { tid, ops })
@@ -297,10 +306,13 @@ impl Coordinator {
                             task: None,
                             replay: None,
                             check: None,
-                            participants: nodes.clone(),
+                            participants: participants.clone(),
                         },
                     )
                     .await;
+                if ddl_only {
+                    self.participant.mark_settled(tid);
+                }
                 if written {
                     self.drop_task_data(tid);
                 }
@@ -322,12 +334,16 @@ impl Coordinator {
                             task: meta,
                             replay,
                             check,
-                            participants: nodes.clone(),
+                            participants,
                         },
                     )
                     .await
             }
         };
+        // The outcome is known unless the controller could not be reached.
+        if ddl_only && !matches!(&decided, Err(e) if e.code == ErrorCode::Unavailable) {
+            self.participant.mark_settled(tid);
+        }
         match decided {
             Ok(d) if d.committed => {
                 crash_point("coordinator_after_decide");

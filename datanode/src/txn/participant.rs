@@ -162,6 +162,14 @@ impl Participant {
         std::mem::take(&mut *self.settled.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
+    /// Records `tid` settled here (it has nothing prepared here, and its outcome is known).
+    pub fn mark_settled(&self, tid: u64) {
+        self.settled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(tid);
+    }
+
     /// Puts back settled transactions whose report failed.
     pub fn return_settled(&self, mut tids: Vec<u64>) {
         let mut s = self.settled.lock().unwrap_or_else(|p| p.into_inner());

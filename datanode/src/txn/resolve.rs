@@ -3,7 +3,7 @@
 //! participant asks the controller what became of each one older than [`RESOLVE_AFTER_MS`] and
 //! applies the answer. The controller aborts a transaction undecided past its timeout.
 //!
-//! Every second the node also reports the transactions it has settled, once that is durable,
+//! Every half second the node also reports the transactions it has settled, once that is durable,
 //! so that the controller can forget decisions no participant will ask for again.
 
 use std::time::Duration;
