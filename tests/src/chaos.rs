@@ -301,8 +301,8 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         &say,
     );
     // Disk use against the live data: the rows the writers' tables hold (id INT, v LONG and
-    // a tag of about 12 characters: ~24 raw bytes a row), and every byte under each cluster's
-    // data folder (stores, logs, task data, block files).
+    // a tag of about 12 characters: ~24 raw bytes a row), and the blocks allocated under each
+    // cluster's data folder (stores, logs, task data, block files).
     let live_rows: u64 = models.iter().map(|m| m.present().len() as u64).sum();
     let live_bytes: u64 = models
         .iter()
@@ -310,12 +310,18 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         .map(|(id, _)| 12 + format!("w0-0000-{id}").len() as u64)
         .sum();
     let disk = |c: &Cluster| bytes_under(&c.cfg_dir().join("data"));
-    let (master_disk, slave_disk) = (disk(&pair.master), disk(&pair.slave));
+    let (master_kinds, slave_kinds) = (disk(&pair.master), disk(&pair.slave));
+    let (master_disk, slave_disk): (u64, u64) =
+        (master_kinds.iter().sum(), slave_kinds.iter().sum());
+    let kinds =
+        |k: [u64; 4]| json!({"sled": k[0], "wal": k[1], "blockFiles": k[2], "taskFiles": k[3]});
     if let Some(o) = summary.as_object_mut() {
         o.insert("liveRows".into(), json!(live_rows));
         o.insert("liveRawBytes".into(), json!(live_bytes));
         o.insert("masterDiskBytes".into(), json!(master_disk));
         o.insert("slaveDiskBytes".into(), json!(slave_disk));
+        o.insert("masterDiskByKind".into(), kinds(master_kinds));
+        o.insert("slaveDiskByKind".into(), kinds(slave_kinds));
         o.insert(
             "masterDiskPerLiveByte".into(),
             json!((master_disk as f64 / live_bytes.max(1) as f64 * 10.0).round() / 10.0),
@@ -357,19 +363,39 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     Ok(Report { summary, failure })
 }
 
-/// Bytes of every file under `dir`, recursively.
-fn bytes_under(dir: &std::path::Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => bytes_under(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
+/// Bytes on disk (allocated blocks, as `du` counts them) under `dir`, recursively, by kind:
+/// [sled trees, write-ahead logs, column block files, task data files].
+fn bytes_under(dir: &std::path::Path) -> [u64; 4] {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = [0u64; 4];
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let path = e.path();
+        match e.metadata() {
+            Ok(m) if m.is_dir() => {
+                for (o, n) in out.iter_mut().zip(bytes_under(&path)) {
+                    *o += n;
+                }
+            }
+            Ok(m) => {
+                let p = path.to_string_lossy();
+                let kind = if p.contains("storage.blocks") {
+                    2
+                } else if p.ends_with(".task") {
+                    3
+                } else if p.contains(".wal") || p.contains("/wal/") {
+                    1
+                } else {
+                    0
+                };
+                out[kind] += m.blocks() * 512;
+            }
+            Err(_) => {}
+        }
+    }
+    out
 }
 
 /// Runs a console script on any data node of `c` that answers, for up to `limit`.
