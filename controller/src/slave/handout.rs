@@ -43,7 +43,13 @@ impl Slave {
             let started_ns = now_ns();
             let picked = self
                 .rt
-                .pick(node, self.live_data_nodes(), Instant::now(), started_ns, max)
+                .pick(
+                    node,
+                    self.live_data_nodes(),
+                    Instant::now(),
+                    started_ns,
+                    max,
+                )
                 .await;
             if let Some((tasks, master_token)) = picked {
                 return Ok(Some(ReplayAssignment {

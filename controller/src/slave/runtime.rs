@@ -100,8 +100,7 @@ impl Runtime {
         let meta = self.meta.clone();
         self.ask(move |s| {
             let token = s.master_token.clone()?;
-            let tasks =
-                meta.read(|m| s.sched.pick_batch(&m.slave, &node, &live, now, now_ns, max));
+            let tasks = meta.read(|m| s.sched.pick_batch(&m.slave, &node, &live, now, now_ns, max));
             (!tasks.is_empty()).then_some((tasks, token))
         })
         .await

@@ -104,7 +104,9 @@ impl Scheduler {
         now: Instant,
         now_ns: i64,
     ) -> Option<SlaveTask> {
-        self.pick_batch(q, node, live, now, now_ns, 1).into_iter().next()
+        self.pick_batch(q, node, live, now, now_ns, 1)
+            .into_iter()
+            .next()
     }
 
     /// The next tasks for a worker of `node` (at most `max`, in replay order), marked
@@ -172,7 +174,10 @@ impl Scheduler {
     fn runnable(&self, q: &ExecQueue, t: &SlaveTask, now: Instant) -> bool {
         t.state == TaskState::Waiting
             && !self.running.contains_key(&t.info.task_id)
-            && !self.retry_at.get(&t.info.task_id).is_some_and(|at| *at > now)
+            && self
+                .retry_at
+                .get(&t.info.task_id)
+                .is_none_or(|at| *at <= now)
             && !q.held_by_other_set(&t.info)
     }
 
@@ -560,13 +565,21 @@ mod tests {
     fn an_idle_set_is_handed_out_as_one_batch_across_groups_to_its_leads_node() {
         let mut q = ExecQueue::default();
         q.store(
-            &[task(1, 1, 0), task(2, 1, 0), task(3, 2, 0), task(4, 3, 0), task(5, 3, 0)],
+            &[
+                task(1, 1, 0),
+                task(2, 1, 0),
+                task(3, 2, 0),
+                task(4, 3, 0),
+                task(5, 3, 0),
+            ],
             64,
             0,
         );
         let mut s = Scheduler::default();
         let now = Instant::now();
-        let lead = node_of(queue_of(1, 64), &live()).expect("a node").to_string();
+        let lead = node_of(queue_of(1, 64), &live())
+            .expect("a node")
+            .to_string();
         let other = live().into_iter().find(|n| *n != lead).expect("two nodes");
         assert!(
             s.pick_batch(&q, &other, &live(), now, 0, 100).is_empty(),
@@ -577,9 +590,16 @@ mod tests {
             .iter()
             .map(|t| t.info.task_id)
             .collect();
-        assert_eq!(got, vec![1, 2, 3, 4, 5], "in (group, id) order, across groups");
+        assert_eq!(
+            got,
+            vec![1, 2, 3, 4, 5],
+            "in (group, id) order, across groups"
+        );
         assert!(s.running.values().all(|r| r.lead == 1 && r.node == lead));
-        assert!(batch(&mut s, &q, now, 100).0.is_empty(), "the set runs: nothing else");
+        assert!(
+            batch(&mut s, &q, now, 100).0.is_empty(),
+            "the set runs: nothing else"
+        );
         // At most `max`.
         let mut s = Scheduler::default();
         assert_eq!(batch(&mut s, &q, now, 3).0, vec![1, 2, 3]);
@@ -623,7 +643,11 @@ mod tests {
             "task 2 waits its retry interval, and task 3 after it"
         );
         let later = now + Duration::from_secs(2);
-        assert_eq!(batch(&mut s, &q, later, 100).0, vec![2], "a failed task runs alone");
+        assert_eq!(
+            batch(&mut s, &q, later, 100).0,
+            vec![2],
+            "a failed task runs alone"
+        );
         finish(&mut q, &mut s, 2);
         assert_eq!(batch(&mut s, &q, later, 100).0, vec![3]);
         assert_eq!(s.attempts(3), 0, "a released task counts no attempt");
@@ -639,8 +663,15 @@ mod tests {
         assert_eq!(batch(&mut s, &q, now, 1).0, vec![1]);
         q.switch(crate::switch::Switch::Stop);
         finish(&mut q, &mut s, 1);
-        assert_eq!(batch(&mut s, &q, now, 100).0, vec![2], "the begun group finishes");
+        assert_eq!(
+            batch(&mut s, &q, now, 100).0,
+            vec![2],
+            "the begun group finishes"
+        );
         finish(&mut q, &mut s, 2);
-        assert!(batch(&mut s, &q, now, 100).0.is_empty(), "no other group starts");
+        assert!(
+            batch(&mut s, &q, now, 100).0.is_empty(),
+            "no other group starts"
+        );
     }
 }

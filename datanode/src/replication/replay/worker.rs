@@ -120,11 +120,7 @@ impl Replayer {
             let Ok(token) = self.exec_token().await else {
                 continue;
             };
-            let tasks: Vec<u64> = self
-                .workers
-                .iter()
-                .flat_map(|w| w.tasks.clone())
-                .collect();
+            let tasks: Vec<u64> = self.workers.iter().flat_map(|w| w.tasks.clone()).collect();
             let _ = self.link.replay_running(&token, tasks).await;
         }
     }
@@ -188,7 +184,11 @@ impl Replayer {
     }
 
     /// The data of `t`, fetched from its master data node and decoded.
-    async fn task_data(&self, master_token: &str, t: &TaskInfo) -> Result<(TaskData, usize), Failure> {
+    async fn task_data(
+        &self,
+        master_token: &str,
+        t: &TaskInfo,
+    ) -> Result<(TaskData, usize), Failure> {
         let bytes = self.fetcher.fetch(master_token, t).await.map_err(|e| {
             let transient = match &e {
                 ClientError::Rpc(_) => true,
@@ -283,9 +283,9 @@ impl Replayer {
             match self.replay(token, &fetched, a.started_ns).await {
                 Ok(()) => true,
                 Err(e) => {
-                    tracing::debug!(
-                        tasks = fetched.len(),
-                        "a batch did not commit; replaying its tasks one at a time: {}",
+                    tracing::info!(
+                        "a batch of {} tasks did not commit; replaying them one at a time: {}",
+                        fetched.len(),
                         e.message
                     );
                     false
