@@ -20,36 +20,67 @@
 #                             3 (target under 1.5 s); (b) a 10 s stream of 10-row transactions
 #                             from 4 clients: lag per task from master commit to slave commit,
 #                             p50/p99/max (targets p50 under 5 ms, p99 under 15 ms), and the
-#                             catch-up time after the stream stops.
+#                             catch-up time after the stream stops; (c) catch-up: with the
+#                             slave stopped the master commits 20,000 10-row transactions
+#                             (XREPL_BENCH_TASKS), then the slave starts: tasks/s until equal
+#                             (target at least 5,000).
+#   scripts/bench.sh replication-scale  the same catch-up (10,000 tasks) with one, two and three
+#                             slave data nodes, each on a fresh master and slave.
 #
 # The cluster runs from a copy of cfg/master (replication off) on ports 18848-18850 in a
 # temporary folder that is removed afterwards.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-[ $# -ge 1 ] || { echo "usage: $0 ingest|tutorial|master|replication|memory" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: $0 ingest|tutorial|master|replication|replication-scale|memory" >&2; exit 2; }
 what=$1
 
 cargo build --release --bins --quiet
 export XREPL_BIN_DIR=$root/target/release
 
-if [ "$what" = replication ]; then
+# A master (copy of cfg/master, ports 1884x) and a slave (copy of cfg/slave, ports 1984x) with
+# `$1` data nodes (default 2), in $m and $s.
+start_pair() {
+  local nodes=${1:-2}
   m=$(mktemp -d)
   s=$(mktemp -d)
-  cleanup_pair() {
-    scripts/cluster.sh stop "$s" >/dev/null 2>&1 || true
-    scripts/cluster.sh stop "$m" >/dev/null 2>&1 || true
-    rm -rf "$m" "$s"
-  }
-  trap cleanup_pair EXIT
   cp cfg/master/controller.cfg cfg/master/cluster.nodes cfg/master/cluster.cfg "$m"/
   sed -i 's/:88\([0-9][0-9]\)/:188\1/g' "$m"/cluster.nodes "$m"/controller.cfg
   cp cfg/slave/controller.cfg cfg/slave/cluster.nodes cfg/slave/cluster.cfg "$s"/
   sed -i 's/:98\([0-9][0-9]\)/:198\1/g; s/:88\([0-9][0-9]\)/:188\1/g' "$s"/cluster.nodes "$s"/controller.cfg
+  case $nodes in
+    1) sed -i '/:dnode2,/d' "$s"/cluster.nodes ;;
+    3) echo "127.0.0.1:19851:dnode3,datanode" >> "$s"/cluster.nodes ;;
+  esac
   scripts/cluster.sh start "$m" >&2
   scripts/cluster.sh start "$s" >&2
+}
+stop_pair() {
+  scripts/cluster.sh stop "$s" >/dev/null 2>&1 || true
+  scripts/cluster.sh stop "$m" >/dev/null 2>&1 || true
+  rm -rf "$m" "$s"
+}
+
+if [ "$what" = replication ]; then
+  start_pair 2
+  trap stop_pair EXIT
   "$XREPL_BIN_DIR/xrepl-bench" --host 127.0.0.1:18849 replication --slave 127.0.0.1:19849 \
     --hosts 127.0.0.1:18849,127.0.0.1:18850 --seconds "${XREPL_BENCH_SECONDS:-10}"
+  "$XREPL_BIN_DIR/xrepl-bench" --host 127.0.0.1:18849 catch-up --slave 127.0.0.1:19849 \
+    --hosts 127.0.0.1:18849,127.0.0.1:18850 --tasks "${XREPL_BENCH_TASKS:-20000}"
+  exit 0
+fi
+
+if [ "$what" = replication-scale ]; then
+  for n in 1 2 3; do
+    start_pair "$n"
+    trap stop_pair EXIT
+    "$XREPL_BIN_DIR/xrepl-bench" --host 127.0.0.1:18849 catch-up --slave 127.0.0.1:19849 \
+      --hosts 127.0.0.1:18849,127.0.0.1:18850 --tasks "${XREPL_BENCH_TASKS:-10000}" \
+      --label "slave_nodes_$n" || true
+    stop_pair
+    trap - EXIT
+  done
   exit 0
 fi
 

@@ -38,8 +38,6 @@ use auth::Auth;
 pub use error::ControllerError;
 use meta::{MetaCommand, MetaHandle};
 use nodes::NodeRegistry;
-use slave::handout::AttemptEnd;
-use slave::scheduler::Counting;
 
 /// Most tids one lease holds, whatever a data node asks.
 pub const MAX_TID_LEASE: u32 = 100_000;
@@ -343,12 +341,13 @@ impl Controller {
                 token,
                 node,
                 wait_ms,
+                max,
             } => {
                 self.auth.caller(&token)?;
                 let Role::Slave(s) = &self.role else {
                     return Err(self.not_a_slave());
                 };
-                s.take_replay_task(&node, wait_ms)
+                s.take_replay_task(&node, wait_ms, max)
                     .await
                     .map(ControllerReply::ReplayTask)
             }
@@ -362,24 +361,13 @@ impl Controller {
             ControllerRequest::ReplayDone {
                 token,
                 node,
-                task_id,
-                failure,
-                transient,
+                finished,
+                failed,
+                released,
             } => {
                 self.auth.caller(&token)?;
                 if let Role::Slave(s) = &self.role {
-                    let end = match failure {
-                        None => AttemptEnd::Finished,
-                        Some(reason) => AttemptEnd::Failed {
-                            reason,
-                            counting: if transient {
-                                Counting::Transient
-                            } else {
-                                Counting::Counts
-                            },
-                        },
-                    };
-                    s.replay_done(&node, task_id, end).await;
+                    s.replay_done(&node, finished, failed, released).await;
                 }
                 Ok(ControllerReply::Done)
             }

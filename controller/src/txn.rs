@@ -24,7 +24,7 @@ pub(crate) struct Proposal {
     pub reason: String,
     pub changes: Vec<CatalogChange>,
     pub task: Option<TaskMeta>,
-    pub replay: Option<ReplayOf>,
+    pub replay: Vec<ReplayOf>,
     /// The data nodes asked to prepare (`None`: not known).
     pub participants: Option<Vec<String>>,
 }
@@ -39,7 +39,7 @@ impl Proposal {
             reason,
             changes: vec![],
             task: None,
-            replay: None,
+            replay: vec![],
             participants: None,
         }
     }
@@ -178,7 +178,7 @@ impl Controller {
             replay,
             participants,
         } = p;
-        let replayed = replay.as_ref().map(|r| r.task_id);
+        let replayed: Vec<u64> = replay.iter().map(|r| r.task_id).collect();
         let now_ns = chrono::Utc::now()
             .timestamp_nanos_opt()
             .unwrap_or(now_ms().saturating_mul(1_000_000));
@@ -200,11 +200,13 @@ impl Controller {
             .map_err(|e| e.to_remote(&self.cfg.alias))?;
         match outcome {
             MetaOutcome::ReplayRefused(Decision { reason, .. }, refusal) => {
-                if let Some(id) = replayed {
-                    tracing::warn!(task_id = id, tid, "duplicate replay rolled back: {reason}");
-                    if let (true, Role::Slave(slave)) = (refusal.is_applied(), &self.role) {
-                        slave.replay_finished(id).await;
-                    }
+                tracing::warn!(tasks = ?replayed, tid, "duplicate replay rolled back: {reason}");
+                // A single task found applied is over; a batch is tried again task by task by
+                // its worker.
+                if let ([id], true, Role::Slave(slave)) =
+                    (replayed.as_slice(), refusal.is_applied(), &self.role)
+                {
+                    slave.replay_finished(*id).await;
                 }
                 Err(ControllerError::ReplayRefused(refusal).to_remote(&self.cfg.alias))
             }
@@ -217,8 +219,10 @@ impl Controller {
                 if let (Some(_), Role::Master(master)) = (task_id, &self.role) {
                     master.task_added();
                 }
-                if let (Some(id), true, Role::Slave(slave)) = (replayed, committed, &self.role) {
-                    slave.replay_committed(id).await;
+                if let (true, Role::Slave(slave)) = (committed, &self.role) {
+                    for id in replayed {
+                        slave.replay_committed(id).await;
+                    }
                 }
                 Ok(Decided {
                     committed,

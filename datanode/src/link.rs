@@ -18,7 +18,7 @@ use xrepl_proto::rpc::{
     CatalogCheck, ControllerReply, ControllerRequest, ErrorCode, PeerKind, RemoteError, RpcClient,
     RpcError,
 };
-use xrepl_proto::task::{ReplayAssignment, ReplayOf, TaskMeta};
+use xrepl_proto::task::{ReplayAssignment, ReplayFailure, ReplayOf, TaskMeta};
 use xrepl_proto::txn::{TxState, Verdict};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -44,8 +44,8 @@ pub struct Decide {
     pub changes: Vec<CatalogChange>,
     /// The task a commit makes when its database is replicated (a master).
     pub task: Option<TaskMeta>,
-    /// The task a commit finishes (a slave's replay).
-    pub replay: Option<ReplayOf>,
+    /// The tasks a commit finishes (a slave's replay of one task or a batch, in order).
+    pub replay: Vec<ReplayOf>,
     /// The catalog the commit's chunk operations were planned with.
     pub check: Option<CatalogCheck>,
     /// The data nodes asked to prepare.
@@ -60,24 +60,15 @@ pub struct Decided {
     pub task_id: Option<u64>,
 }
 
-/// Whether a failed replay attempt counts towards `clusterReplicationRetryLimit`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureKind {
-    /// It would fail the same way again (a missing right, bad data, a full disk).
-    Lasting,
-    /// A node of either cluster could not be reached, or a lock was busy: it only waits.
-    Transient,
-}
-
-/// How a replay attempt ended, as a worker reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AttemptEnd {
+/// How the attempts at the tasks a worker was handed ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttemptsEnd {
     /// Committed, or found applied already.
-    Applied,
-    Failed {
-        reason: String,
-        kind: FailureKind,
-    },
+    pub finished: Vec<u64>,
+    /// The one that did not commit.
+    pub failed: Option<ReplayFailure>,
+    /// Not tried (one before them failed, or the batch was cut).
+    pub released: Vec<u64>,
 }
 
 pub struct ControllerLink {
@@ -351,17 +342,20 @@ impl ControllerLink {
         }
     }
 
-    /// A task for a replay worker of this node, waiting up to `wait_ms` (`None`: none came).
+    /// Tasks for a replay worker of this node (at most `max`), waiting up to `wait_ms`
+    /// (`None`: none came).
     pub async fn take_replay_task(
         &self,
         token: &str,
         wait_ms: u32,
+        max: u32,
     ) -> Result<Option<ReplayAssignment>, RemoteError> {
         match self
             .call(ControllerRequest::TakeReplayTask {
                 token: token.to_string(),
                 node: self.alias.clone(),
                 wait_ms,
+                max,
             })
             .await?
         {
@@ -385,24 +379,15 @@ impl ControllerLink {
         }
     }
 
-    /// The end of an attempt at `task_id`.
-    pub async fn replay_done(
-        &self,
-        token: &str,
-        task_id: u64,
-        end: AttemptEnd,
-    ) -> Result<(), RemoteError> {
-        let (failure, transient) = match end {
-            AttemptEnd::Applied => (None, false),
-            AttemptEnd::Failed { reason, kind } => (Some(reason), kind == FailureKind::Transient),
-        };
+    /// How the attempts at the tasks a worker was handed ended.
+    pub async fn replay_done(&self, token: &str, end: AttemptsEnd) -> Result<(), RemoteError> {
         match self
             .call(ControllerRequest::ReplayDone {
                 token: token.to_string(),
                 node: self.alias.clone(),
-                task_id,
-                failure,
-                transient,
+                finished: end.finished,
+                failed: end.failed,
+                released: end.released,
             })
             .await?
         {

@@ -472,16 +472,26 @@ pub struct ReplayOf {
     pub started_ns: i64,
 }
 
-/// A task handed to a slave data node's worker.
+/// Tasks handed to a slave data node's worker: one, or a batch to replay in this order as
+/// one transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplayAssignment {
-    pub task: TaskInfo,
-    /// The execution queue it runs in.
-    pub queue: u32,
-    /// A master administrator's token, for fetching the task data from `task.src_host`.
+    pub tasks: Vec<TaskInfo>,
+    /// A master administrator's token, for fetching the task data from each task's
+    /// `src_host`.
     pub master_token: String,
-    /// When it was handed out (ns since the epoch).
+    /// When they were handed out (ns since the epoch).
     pub started_ns: i64,
+}
+
+/// A task whose replay attempt did not commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayFailure {
+    pub task_id: u64,
+    pub reason: String,
+    /// A node of either cluster could not be reached (or a lock was busy): it is retried
+    /// without counting towards `clusterReplicationRetryLimit`.
+    pub transient: bool,
 }
 
 #[cfg(test)]

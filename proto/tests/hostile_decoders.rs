@@ -28,7 +28,7 @@ use xrepl_proto::rpc::{
     ReplicationRequest, Request, ServerInfo, SessionReply, SessionRequest, PROTOCOL_VERSION,
 };
 use xrepl_proto::task::{
-    OperationType, ReplayAssignment, ReplayOf, Scope, TaskData, TaskInfo, TaskMeta,
+    OperationType, ReplayAssignment, ReplayFailure, ReplayOf, Scope, TaskData, TaskInfo, TaskMeta,
 };
 use xrepl_proto::txn::{
     AggFn, ChunkAction, ChunkId, ChunkOp, ColExpr, Partial, Scan, ScanResult, ScanShape,
@@ -575,11 +575,18 @@ fn requests() -> Vec<Request> {
                 scheme: PartitionScheme::Range(Vector::Int(vec![0, 10, 20])),
             }],
             task: Some(Box::new(task_meta())),
-            replay: Some(ReplayOf {
-                task_id: 7,
-                node: "dnode1".into(),
-                started_ns: 1,
-            }),
+            replay: vec![
+                ReplayOf {
+                    task_id: 7,
+                    node: "dnode1".into(),
+                    started_ns: 1,
+                },
+                ReplayOf {
+                    task_id: 8,
+                    node: "dnode1".into(),
+                    started_ns: 1,
+                },
+            ],
             check: Some(CatalogCheck {
                 db: "dfs://db".into(),
                 version: 12,
@@ -590,6 +597,23 @@ fn requests() -> Vec<Request> {
         Request::Controller(ControllerRequest::Settled {
             alias: "dnode1".into(),
             tids: vec![1, 2, 3],
+        }),
+        Request::Controller(ControllerRequest::TakeReplayTask {
+            token: "t".into(),
+            node: "dnode1".into(),
+            wait_ms: 2_000,
+            max: 500,
+        }),
+        Request::Controller(ControllerRequest::ReplayDone {
+            token: "t".into(),
+            node: "dnode1".into(),
+            finished: vec![1, 2],
+            failed: Some(ReplayFailure {
+                task_id: 3,
+                reason: "no right".into(),
+                transient: false,
+            }),
+            released: vec![4, 5],
         }),
         Request::Controller(ControllerRequest::GetDatabase {
             token: "t".into(),
@@ -695,8 +719,7 @@ fn controller_answers() -> Vec<ControllerAnswer> {
             [(0, "dnode1".to_string()), (7, "dnode2".to_string())].into(),
         )),
         Ok(ControllerReply::ReplayTask(Some(ReplayAssignment {
-            task: task_info(),
-            queue: 3,
+            tasks: vec![task_info(), task_info()],
             master_token: "t".into(),
             started_ns: 5,
         }))),

@@ -1,7 +1,7 @@
 //! The wire did not change when each request family got its own reply type (protocol version
 //! 5): every reply encodes to the same bytes as the one shared `Reply` enum of before, and
 //! decodes from them. (Version 6 then replaced `Tid` by `TidRange`; every other reply is as
-//! it was.)
+//! it was; version 8 made a replay assignment a batch of tasks, in both.)
 
 use std::collections::BTreeMap;
 
@@ -154,8 +154,7 @@ fn every_family_reply_encodes_as_the_shared_reply_did() {
         }),
     );
     let assignment = ReplayAssignment {
-        task: task(),
-        queue: 2,
+        tasks: vec![task(), task()],
         master_token: "t".into(),
         started_ns: 5,
     };

@@ -71,6 +71,24 @@ enum Workload {
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
     },
+    /// Catch-up: with the slave stopped, the master commits `tasks` 10-row transactions
+    /// from `clients` clients; then the slave starts, and the time until it has finished them
+    /// all gives its tasks per second.
+    CatchUp {
+        /// A data node of the slave cluster.
+        #[arg(long)]
+        slave: String,
+        /// Master data nodes the clients spread over (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        hosts: Vec<String>,
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        #[arg(long, default_value_t = 20_000)]
+        tasks: u64,
+        /// Name of this run in the output (`replication_catch_up[_<label>]`).
+        #[arg(long)]
+        label: Option<String>,
+    },
     /// Only the stream of small transactions (for profiling and memory): creates the
     /// database, then appends 10-row tables from `clients` clients for `seconds`.
     SmallTx {
@@ -675,6 +693,121 @@ db.createPartitionedTable(table(1:0, `d`id`v, [DATE, INT, DOUBLE]), "t", `d)"#
     Ok(())
 }
 
+/// `clients` clients over `hosts` commit `n` 10-row transactions to `SMALL_DB` in all.
+async fn small_tx_count(hosts: &[String], clients: usize, n: u64) -> Result<(), String> {
+    let next = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..clients)
+        .map(|w| {
+            let host = hosts[w % hosts.len()].clone();
+            let next = next.clone();
+            tokio::spawn(async move {
+                let c = Client::connect(&host, "admin", "123456")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        return Ok::<(), String>(());
+                    }
+                    let i = i as i32;
+                    let t = Table {
+                        names: vec!["d".into(), "id".into(), "v".into()],
+                        columns: vec![
+                            Vector::Date(vec![19_358 + (i % 30); 10]),
+                            Vector::Int((0..10).map(|k| i * 10 + k).collect()),
+                            Vector::Double(vec![f64::from(i); 10]),
+                        ],
+                    };
+                    c.append(SMALL_DB, "t", t)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.map_err(|e| e.to_string())??;
+    }
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+async fn catch_up(
+    m: &Client,
+    slave: &str,
+    hosts: Vec<String>,
+    clients: usize,
+    tasks: u64,
+    label: Option<String>,
+) -> Result<(), String> {
+    let err = |e: xrepl_proto::client::ClientError| e.to_string();
+    let s = Client::connect(slave, "admin", "123456")
+        .await
+        .map_err(err)?;
+    m.run(&format!(
+        r#"if (existsDatabase("{SMALL_DB}")) {{ dropDatabase("{SMALL_DB}") }}
+db = database("{SMALL_DB}", VALUE, 2023.01.01..2023.01.31)
+setDatabaseForClusterReplication(db, true)
+db.createPartitionedTable(table(1:0, `d`id`v, [DATE, INT, DOUBLE]), "t", `d)"#
+    ))
+    .await
+    .map_err(err)?;
+    caught_up(m, &s).await?;
+    s.run("rpc(getControllerAlias(), stopClusterReplication)")
+        .await
+        .map_err(err)?;
+    let hosts = if hosts.is_empty() {
+        vec!["127.0.0.1:8849".to_string()]
+    } else {
+        hosts
+    };
+    let start = Instant::now();
+    small_tx_count(&hosts, clients, tasks).await?;
+    let master_s = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    s.run("rpc(getControllerAlias(), startClusterReplication)")
+        .await
+        .map_err(err)?;
+    let done = caught_up(m, &s).await?;
+    let secs = done.duration_since(start).as_secs_f64();
+    let rows: i64 = {
+        let t = s
+            .query(&format!("select count(*) from loadTable(\"{SMALL_DB}\", \"t\")"))
+            .await
+            .map_err(err)?;
+        t.columns
+            .first()
+            .and_then(|c| match c {
+                Vector::Long(v) => v.first().copied(),
+                Vector::Int(v) => v.first().map(|x| i64::from(*x)),
+                _ => None,
+            })
+            .unwrap_or(0)
+    };
+    if rows != tasks as i64 * 10 {
+        return Err(format!(
+            "the slave holds {rows} rows after catching up, not {}",
+            tasks * 10
+        ));
+    }
+    let workload = match label {
+        Some(l) => format!("replication_catch_up_{l}"),
+        None => "replication_catch_up".to_string(),
+    };
+    println!(
+        "{}",
+        serde_json::json!({
+            "workload": workload,
+            "rows": rows,
+            "seconds": secs,
+            "tasks": tasks,
+            "tasks_per_s": tasks as f64 / secs,
+            "master_commit_s": master_s,
+        })
+    );
+    Ok(())
+}
+
 /// The small-transaction stream alone, on a fresh `SMALL_DB`.
 #[allow(clippy::print_stdout)]
 async fn small_tx_only(
@@ -925,6 +1058,13 @@ fn main() -> ExitCode {
                 clients,
                 seconds,
             } => replication(&c, &slave, hosts, clients, seconds).await,
+            Workload::CatchUp {
+                slave,
+                hosts,
+                clients,
+                tasks,
+                label,
+            } => catch_up(&c, &slave, hosts, clients, tasks, label).await,
             Workload::SmallTx {
                 replicate,
                 hosts,

@@ -53,7 +53,7 @@ fn decide(tid: u64, task: Option<TaskMeta>, changes: Vec<CatalogChange>) -> Meta
         task: task.map(Box::new),
         master: true,
         now_ns: 1,
-        replay: None,
+        replay: vec![],
         participants: Some(vec!["dnode1".into()]),
     }
 }

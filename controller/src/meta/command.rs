@@ -72,9 +72,10 @@ pub enum MetaCommand {
         master: bool,
         /// The commit time, for the task's `submitTime` (ns since the epoch).
         now_ns: i64,
-        /// On a slave: the task this transaction replays, recorded FINISHED by its commit.
-        /// A replay of a task that may not finish (finished already) is aborted instead.
-        replay: Option<ReplayOf>,
+        /// On a slave: the tasks this transaction replays (a batch, in order), each recorded
+        /// FINISHED by its commit. A replay of which any task may not finish (finished
+        /// already) is aborted instead.
+        replay: Vec<ReplayOf>,
         /// The data nodes asked to prepare (`None`: not known).
         participants: Option<Vec<String>>,
     },

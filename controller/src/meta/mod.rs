@@ -218,7 +218,7 @@ mod tests {
                     task: None,
                     master: false,
                     now_ns: 0,
-                    replay: None,
+                    replay: vec![],
                     participants: Some(vec!["dnode1".into()]),
                 })
                 .await;
@@ -243,7 +243,7 @@ mod tests {
                     task: None,
                     master: false,
                     now_ns: 0,
-                    replay: None,
+                    replay: vec![],
                     participants: Some(vec!["dnode1".into()]),
                 })
                 .await;
@@ -269,7 +269,7 @@ mod tests {
                     task: None,
                     master: false,
                     now_ns: 0,
-                    replay: None,
+                    replay: vec![],
                     participants: Some(vec!["dnode1".into()]),
                 })
                 .await;
@@ -307,7 +307,7 @@ mod tests {
             task: None,
             master: false,
             now_ns: 0,
-            replay: None,
+            replay: vec![],
             participants: Some(participants.iter().map(|p| p.to_string()).collect()),
         }
     }

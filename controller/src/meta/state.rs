@@ -170,9 +170,12 @@ impl MetaState {
                     _ => false,
                 };
                 let missing_data = replicated && task.as_ref().is_some_and(|t| !t.data_written);
-                let refused = match replay {
-                    Some(r) if commit => self.slave.may_finish(r.task_id).err(),
-                    _ => None,
+                let refused = if commit {
+                    replay
+                        .iter()
+                        .find_map(|r| self.slave.may_finish(r.task_id).err())
+                } else {
+                    None
                 };
                 let waiting = participants.clone();
                 let mut decision = if let Some(refusal) = &refused {
@@ -219,9 +222,11 @@ impl MetaState {
                     _ => None,
                 };
                 decision.task = task_id;
-                if let Some(r) = replay.as_ref().filter(|_| decision.committed) {
-                    let t = self.slave.finish(r, *now_ns);
-                    Self::touch_queue(&mut touches, t);
+                if decision.committed {
+                    for r in replay {
+                        let t = self.slave.finish(r, *now_ns);
+                        Self::touch_queue(&mut touches, t);
+                    }
                 }
                 self.decisions.insert(*tid, decision.clone());
                 match refused {

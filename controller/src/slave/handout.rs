@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use xrepl_proto::rpc::ErrorCode;
 use xrepl_proto::rpc::RemoteError;
-use xrepl_proto::task::ReplayAssignment;
+use xrepl_proto::task::{ReplayAssignment, ReplayFailure};
 
 use super::queue::TaskState;
 use super::scheduler::{AfterFailure, Counting};
@@ -21,22 +21,19 @@ const TAKE_RECHECK: Duration = Duration::from_millis(50);
 /// A task handed out this long ago that its data node does not report running was lost.
 const HANDOUT_GRACE: Duration = Duration::from_secs(5);
 
-/// How an attempt ended, as a worker reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AttemptEnd {
-    /// Committed and visible, or found applied already.
-    Finished,
-    /// It did not commit, for this reason.
-    Failed { reason: String, counting: Counting },
-}
+/// Most tasks in one batch.
+const MAX_BATCH: u32 = 1_000;
 
 impl Slave {
-    /// A replay worker of data node `node` asks for a task, waiting up to `wait_ms`.
+    /// A replay worker of data node `node` asks for tasks (at most `max`), waiting up to
+    /// `wait_ms`.
     pub async fn take_replay_task(
         &self,
         node: &str,
         wait_ms: u32,
+        max: u32,
     ) -> Result<Option<ReplayAssignment>, RemoteError> {
+        let max = max.clamp(1, MAX_BATCH) as usize;
         let deadline = tokio::time::Instant::now()
             + Duration::from_millis(wait_ms.min(TAKE_WAIT_MAX_MS).into());
         loop {
@@ -46,12 +43,17 @@ impl Slave {
             let started_ns = now_ns();
             let picked = self
                 .rt
-                .pick(node, self.live_data_nodes(), Instant::now(), started_ns)
+                .pick(
+                    node,
+                    self.live_data_nodes(),
+                    Instant::now(),
+                    started_ns,
+                    max,
+                )
                 .await;
-            if let Some((task, master_token)) = picked {
+            if let Some((tasks, master_token)) = picked {
                 return Ok(Some(ReplayAssignment {
-                    task: task.info,
-                    queue: task.queue,
+                    tasks: tasks.into_iter().map(|t| t.info).collect(),
                     master_token,
                     started_ns,
                 }));
@@ -77,17 +79,33 @@ impl Slave {
         self.rt.finished(vec![task_id]).await;
     }
 
-    /// A replay worker reports the end of an attempt.
-    pub async fn replay_done(&self, node: &str, task_id: u64, end: AttemptEnd) {
-        if !self.rt.runs(task_id, node).await {
-            // An attempt this controller did not hand out (it restarted since) or that was
-            // given up (its node was lost): the commit rule settled it either way.
-            return;
+    /// A replay worker reports how its attempts ended. An attempt this controller did not
+    /// hand out (it restarted since) or gave up (its node was lost) is ignored: the commit
+    /// rule settled it either way.
+    pub async fn replay_done(
+        &self,
+        node: &str,
+        finished: Vec<u64>,
+        failed: Option<ReplayFailure>,
+        released: Vec<u64>,
+    ) {
+        let finished = self.rt.runs(finished, node).await;
+        if !finished.is_empty() {
+            self.rt.finished(finished).await;
         }
-        match end {
-            AttemptEnd::Finished => self.replay_finished(task_id).await,
-            AttemptEnd::Failed { reason, counting } => {
-                self.attempt_failed(task_id, node, &reason, counting).await
+        let released = self.rt.runs(released, node).await;
+        if !released.is_empty() {
+            self.rt.released(released).await;
+        }
+        if let Some(f) = failed {
+            if !self.rt.runs(vec![f.task_id], node).await.is_empty() {
+                let counting = if f.transient {
+                    Counting::Transient
+                } else {
+                    Counting::Counts
+                };
+                self.attempt_failed(f.task_id, node, &f.reason, counting)
+                    .await;
             }
         }
     }
@@ -160,7 +178,13 @@ impl Slave {
             .rt
             .lost(self.live_data_nodes(), restarted.map(str::to_string))
             .await;
-        for (id, node) in lost {
+        let (lost, untried): (Vec<_>, Vec<_>) = lost.into_iter().partition(|(_, _, lead)| *lead);
+        // The other tasks of a lost batch count no attempt: the lead's counts for the batch.
+        let untried: Vec<u64> = untried.into_iter().map(|(id, _, _)| id).collect();
+        if !untried.is_empty() {
+            self.rt.released(untried).await;
+        }
+        for (id, node, _) in lost {
             let why = if restarted == Some(node.as_str()) {
                 "restarted"
             } else {

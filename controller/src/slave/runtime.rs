@@ -85,24 +85,37 @@ impl Runtime {
         self.wake.notify_waiters();
     }
 
-    /// The next task for a worker of `node`, marked running, with the master token to fetch
-    /// its data; `None` when nothing may start (or the slave is not logged in to the master).
+    /// The next tasks for a worker of `node` (at most `max`, a batch in replay order), marked
+    /// running, with the master token to fetch their data; `None` when nothing may start (or
+    /// the slave is not logged in to the master).
     pub async fn pick(
         &self,
         node: &str,
         live: Vec<String>,
         now: Instant,
         now_ns: i64,
-    ) -> Option<(SlaveTask, String)> {
+        max: usize,
+    ) -> Option<(Vec<SlaveTask>, String)> {
         let node = node.to_string();
         let meta = self.meta.clone();
         self.ask(move |s| {
             let token = s.master_token.clone()?;
-            let task = meta.read(|m| s.sched.pick(&m.slave, &node, &live, now, now_ns))?;
-            Some((task, token))
+            let tasks = meta.read(|m| s.sched.pick_batch(&m.slave, &node, &live, now, now_ns, max));
+            (!tasks.is_empty()).then_some((tasks, token))
         })
         .await
         .flatten()
+    }
+
+    /// Attempts handed out but not tried: they wait for a worker again, uncounted.
+    pub async fn released(&self, ids: Vec<u64>) {
+        self.tell(move |s| {
+            for id in ids {
+                s.sched.released(id);
+            }
+        })
+        .await;
+        self.notify();
     }
 
     /// A replay's commit was recorded: the master may hear of it. Its attempt stays running
@@ -127,17 +140,16 @@ impl Runtime {
         self.notify();
     }
 
-    /// Whether `node` runs an attempt at `task_id` that this controller handed out.
-    pub async fn runs(&self, task_id: u64, node: &str) -> bool {
+    /// Of `ids`, those whose attempts `node` runs, handed out by this controller.
+    pub async fn runs(&self, ids: Vec<u64>, node: &str) -> Vec<u64> {
         let node = node.to_string();
         self.ask(move |s| {
-            s.sched
-                .running
-                .get(&task_id)
-                .is_some_and(|r| r.node == node)
+            ids.into_iter()
+                .filter(|id| s.sched.running.get(id).is_some_and(|r| r.node == node))
+                .collect()
         })
         .await
-        .unwrap_or(false)
+        .unwrap_or_default()
     }
 
     /// An attempt failed: what follows, and the failed attempts so far.
@@ -160,8 +172,13 @@ impl Runtime {
         .unwrap_or((AfterFailure::Retry(now + interval), 0))
     }
 
-    /// The attempts running on nodes that are not `live`, and those on `restarted`.
-    pub async fn lost(&self, live: Vec<String>, restarted: Option<String>) -> Vec<(u64, String)> {
+    /// The attempts running on nodes that are not `live`, and those on `restarted`: each
+    /// with its node and whether it leads its batch (the others were not necessarily tried).
+    pub async fn lost(
+        &self,
+        live: Vec<String>,
+        restarted: Option<String>,
+    ) -> Vec<(u64, String, bool)> {
         self.ask(move |s| {
             let mut lost = s.sched.lost(&live);
             if let Some(n) = restarted {
@@ -173,7 +190,12 @@ impl Runtime {
                         .map(|(id, r)| (*id, r.node.clone())),
                 );
             }
-            lost
+            lost.into_iter()
+                .map(|(id, node)| {
+                    let lead = s.sched.running.get(&id).is_none_or(|r| r.lead == id);
+                    (id, node, lead)
+                })
+                .collect()
         })
         .await
         .unwrap_or_default()

@@ -15,9 +15,21 @@
 //! - a failed attempt waits `retry_interval`; the `retry_limit`-th failure makes it FAILED;
 //! - a task waits while an earlier task of its database is unfinished in the other set (a
 //!   database moved between sets keeps its order).
+//!
+//! Batches: when nothing of a set runs, the worker of the data node serving the set's first
+//! runnable task (the lead) is handed a batch: the runnable tasks after the lead, in
+//! (group, task id) order, replayed in that order as one transaction. Order within the batch
+//! is the commit order, so the batch may run on past the end of a group only when it holds
+//! every unfinished task of that group. Only row operations (APPEND, UPSERT, SQL_UPDATE,
+//! SQL_DELETE, TRUNCATE_TABLE: no catalog change, so each task plans against the same catalog)
+//! join a batch; another operation, or a task that failed an attempt before, runs alone.
+//! While a set runs something, its other tasks of the same group are handed out one at a time
+//! per queue, as before.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
+
+use xrepl_proto::task::OperationType;
 
 use super::queue::{ExecQueue, SlaveStatus, SlaveTask, TaskState};
 
@@ -29,6 +41,20 @@ pub struct Running {
     pub queue: u32,
     pub group: u64,
     pub started_ns: i64,
+    /// The first task of its batch (itself when it runs alone).
+    pub lead: u64,
+}
+
+/// Whether a task of this operation may join a batch: it changes rows and no catalog.
+pub fn batchable(op: OperationType) -> bool {
+    matches!(
+        op,
+        OperationType::Append
+            | OperationType::Upsert
+            | OperationType::SqlUpdate
+            | OperationType::SqlDelete
+            | OperationType::TruncateTable
+    )
 }
 
 /// Whether a failed attempt counts towards `clusterReplicationRetryLimit`.
@@ -78,8 +104,24 @@ impl Scheduler {
         now: Instant,
         now_ns: i64,
     ) -> Option<SlaveTask> {
+        self.pick_batch(q, node, live, now, now_ns, 1)
+            .into_iter()
+            .next()
+    }
+
+    /// The next tasks for a worker of `node` (at most `max`, in replay order), marked
+    /// running; empty when nothing may start.
+    pub fn pick_batch(
+        &mut self,
+        q: &ExecQueue,
+        node: &str,
+        live: &[String],
+        now: Instant,
+        now_ns: i64,
+        max: usize,
+    ) -> Vec<SlaveTask> {
         if q.repl.status == SlaveStatus::Stopped || !live.iter().any(|n| n == node) {
-            return None;
+            return vec![];
         }
         for set in 0..2u8 {
             let pending = &q.pending[usize::from(set)];
@@ -98,6 +140,17 @@ impl Scheduler {
             {
                 continue;
             }
+            if max > 1 && !self.running.values().any(|r| r.set == set) {
+                match self.batch_of(q, set, group, node, live, now, max) {
+                    Some(batch) if !batch.is_empty() => {
+                        self.start(&batch, set, node, now_ns);
+                        return batch;
+                    }
+                    // Nothing may start, or the set's lead is another node's: it waits for
+                    // that node's worker.
+                    _ => continue,
+                }
+            }
             for &(_, id) in pending.range((group, 0)..(group + 1, 0)) {
                 let Some(t) = q.tasks.get(&id) else { continue };
                 if t.state != TaskState::Waiting
@@ -109,28 +162,117 @@ impl Scheduler {
                 {
                     continue;
                 }
-                self.busy.insert((set, t.queue));
-                self.begun[usize::from(set)] = Some(group);
-                self.running.insert(
-                    id,
-                    Running {
-                        node: node.to_string(),
-                        set,
-                        queue: t.queue,
-                        group,
-                        started_ns: now_ns,
-                    },
-                );
-                return Some(t.clone());
+                let batch = vec![t.clone()];
+                self.start(&batch, set, node, now_ns);
+                return batch;
             }
         }
-        None
+        vec![]
+    }
+
+    /// Whether `t` may start now, apart from queues and nodes.
+    fn runnable(&self, q: &ExecQueue, t: &SlaveTask, now: Instant) -> bool {
+        t.state == TaskState::Waiting
+            && !self.running.contains_key(&t.info.task_id)
+            && self
+                .retry_at
+                .get(&t.info.task_id)
+                .is_none_or(|at| *at <= now)
+            && !q.held_by_other_set(&t.info)
+    }
+
+    /// The batch a worker of `node` may take from `set`, whose lowest unfinished group is
+    /// `group` and which runs nothing; `None` when the set's lead is another node's.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_of(
+        &self,
+        q: &ExecQueue,
+        set: u8,
+        group: u64,
+        node: &str,
+        live: &[String],
+        now: Instant,
+        max: usize,
+    ) -> Option<Vec<SlaveTask>> {
+        let disabled = q.repl.status == SlaveStatus::Disabled;
+        let mut batch: Vec<SlaveTask> = vec![];
+        // Every unfinished task of the groups so far is in the batch.
+        let mut whole = true;
+        let mut current = group;
+        for &(g, id) in q.pending[usize::from(set)].range((group, 0)..) {
+            if g != current {
+                if !whole || batch.is_empty() || disabled {
+                    break;
+                }
+                current = g;
+            }
+            let Some(t) = q.tasks.get(&id) else { continue };
+            if !self.runnable(q, t, now) {
+                whole = false;
+                continue;
+            }
+            let alone = !batchable(t.info.op) || self.attempts(id) > 0;
+            if batch.is_empty() {
+                if node_of(t.queue, live) != Some(node) {
+                    return None;
+                }
+                batch.push(t.clone());
+                if alone {
+                    return Some(batch);
+                }
+                continue;
+            }
+            if alone {
+                whole = false;
+                continue;
+            }
+            batch.push(t.clone());
+            if batch.len() >= max {
+                break;
+            }
+        }
+        Some(batch)
+    }
+
+    /// Marks `batch` running on `node`.
+    fn start(&mut self, batch: &[SlaveTask], set: u8, node: &str, now_ns: i64) {
+        let Some(lead) = batch.first().map(|t| t.info.task_id) else {
+            return;
+        };
+        for t in batch {
+            self.busy.insert((set, t.queue));
+            let g = &mut self.begun[usize::from(set)];
+            *g = Some(g.map_or(t.info.group_id, |b| b.max(t.info.group_id)));
+            self.running.insert(
+                t.info.task_id,
+                Running {
+                    node: node.to_string(),
+                    set,
+                    queue: t.queue,
+                    group: t.info.group_id,
+                    started_ns: now_ns,
+                    lead,
+                },
+            );
+        }
     }
 
     fn release(&mut self, task_id: u64) -> Option<Running> {
         let r = self.running.remove(&task_id)?;
-        self.busy.remove(&(r.set, r.queue));
+        if !self
+            .running
+            .values()
+            .any(|o| o.set == r.set && o.queue == r.queue)
+        {
+            self.busy.remove(&(r.set, r.queue));
+        }
         Some(r)
+    }
+
+    /// An attempt that was not tried (a task before it in its batch failed, or the batch
+    /// was cut): it waits for a worker again, with no attempt counted and no retry wait.
+    pub fn released(&mut self, task_id: u64) {
+        self.release(task_id);
     }
 
     /// An attempt ended with the task finished (committed, or found applied already).
@@ -200,7 +342,7 @@ impl Scheduler {
 mod tests {
     use super::*;
     use crate::slave::queue::queue_of;
-    use xrepl_proto::task::{OperationType, ReplayOf, TaskInfo};
+    use xrepl_proto::task::{ReplayOf, TaskInfo};
 
     fn task(id: u64, group: u64, set: u8) -> TaskInfo {
         task_of("dfs://a", id, group, set)
@@ -399,5 +541,137 @@ mod tests {
             "group 2 does not start"
         );
         assert_eq!(s.lost(&["n2".to_string()]), vec![]);
+    }
+
+    fn op_task(id: u64, group: u64, op: OperationType) -> TaskInfo {
+        TaskInfo {
+            op,
+            ..task(id, group, 0)
+        }
+    }
+
+    /// The batch a worker of `node` gets (task ids), and the node that leads the set.
+    fn batch(s: &mut Scheduler, q: &ExecQueue, now: Instant, max: usize) -> (Vec<u64>, String) {
+        for node in live() {
+            let got = s.pick_batch(q, &node, &live(), now, 0, max);
+            if !got.is_empty() {
+                return (got.iter().map(|t| t.info.task_id).collect(), node);
+            }
+        }
+        (vec![], String::new())
+    }
+
+    #[test]
+    fn an_idle_set_is_handed_out_as_one_batch_across_groups_to_its_leads_node() {
+        let mut q = ExecQueue::default();
+        q.store(
+            &[
+                task(1, 1, 0),
+                task(2, 1, 0),
+                task(3, 2, 0),
+                task(4, 3, 0),
+                task(5, 3, 0),
+            ],
+            64,
+            0,
+        );
+        let mut s = Scheduler::default();
+        let now = Instant::now();
+        let lead = node_of(queue_of(1, 64), &live())
+            .expect("a node")
+            .to_string();
+        let other = live().into_iter().find(|n| *n != lead).expect("two nodes");
+        assert!(
+            s.pick_batch(&q, &other, &live(), now, 0, 100).is_empty(),
+            "the set's lead is another node's"
+        );
+        let got: Vec<u64> = s
+            .pick_batch(&q, &lead, &live(), now, 0, 100)
+            .iter()
+            .map(|t| t.info.task_id)
+            .collect();
+        assert_eq!(
+            got,
+            vec![1, 2, 3, 4, 5],
+            "in (group, id) order, across groups"
+        );
+        assert!(s.running.values().all(|r| r.lead == 1 && r.node == lead));
+        assert!(
+            batch(&mut s, &q, now, 100).0.is_empty(),
+            "the set runs: nothing else"
+        );
+        // At most `max`.
+        let mut s = Scheduler::default();
+        assert_eq!(batch(&mut s, &q, now, 3).0, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn a_batch_stops_before_a_catalog_change_and_runs_it_alone() {
+        let mut q = ExecQueue::default();
+        q.store(
+            &[
+                task(1, 1, 0),
+                op_task(2, 2, OperationType::AddColumn),
+                task(3, 3, 0),
+                task(4, 3, 0),
+            ],
+            64,
+            0,
+        );
+        let mut s = Scheduler::default();
+        let now = Instant::now();
+        assert_eq!(batch(&mut s, &q, now, 100).0, vec![1]);
+        finish(&mut q, &mut s, 1);
+        assert_eq!(batch(&mut s, &q, now, 100).0, vec![2], "alone");
+        finish(&mut q, &mut s, 2);
+        assert_eq!(batch(&mut s, &q, now, 100).0, vec![3, 4]);
+    }
+
+    #[test]
+    fn a_task_that_failed_runs_alone_and_released_tasks_run_again_at_once() {
+        let mut q = ExecQueue::default();
+        q.store(&[task(1, 1, 0), task(2, 2, 0), task(3, 3, 0)], 64, 0);
+        let mut s = Scheduler::default();
+        let now = Instant::now();
+        assert_eq!(batch(&mut s, &q, now, 100).0, vec![1, 2, 3]);
+        // Task 1 committed alone, task 2 failed, task 3 was not tried.
+        finish(&mut q, &mut s, 1);
+        s.failed(2, "no", now, Duration::from_secs(1), 30, Counting::Counts);
+        s.released(3);
+        assert!(
+            batch(&mut s, &q, now, 100).0.is_empty(),
+            "task 2 waits its retry interval, and task 3 after it"
+        );
+        let later = now + Duration::from_secs(2);
+        assert_eq!(
+            batch(&mut s, &q, later, 100).0,
+            vec![2],
+            "a failed task runs alone"
+        );
+        finish(&mut q, &mut s, 2);
+        assert_eq!(batch(&mut s, &q, later, 100).0, vec![3]);
+        assert_eq!(s.attempts(3), 0, "a released task counts no attempt");
+    }
+
+    #[test]
+    fn a_disabled_slave_batches_only_within_the_group_it_began() {
+        let mut q = ExecQueue::default();
+        q.store(&[task(1, 1, 0), task(2, 1, 0), task(3, 2, 0)], 64, 0);
+        let mut s = Scheduler::default();
+        let now = Instant::now();
+        // Group 1 is begun with task 1 alone (max 1), then the slave is disabled.
+        assert_eq!(batch(&mut s, &q, now, 1).0, vec![1]);
+        q.switch(crate::switch::Switch::Stop);
+        finish(&mut q, &mut s, 1);
+        assert_eq!(
+            batch(&mut s, &q, now, 100).0,
+            vec![2],
+            "the begun group finishes"
+        );
+        finish(&mut q, &mut s, 2);
+        assert!(
+            batch(&mut s, &q, now, 100).0.is_empty(),
+            "no other group starts"
+        );
     }
 }

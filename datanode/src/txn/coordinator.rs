@@ -47,8 +47,8 @@ pub struct Tx {
     pub ops: OpsByNode,
     /// The replication task it makes if its database is replicated (a master).
     pub task: Option<TxTask>,
-    /// The task it replays (a slave).
-    pub replay: Option<ReplayOf>,
+    /// The tasks it replays, in order (a slave).
+    pub replay: Vec<ReplayOf>,
     /// The cached catalog its operations were planned with, checked by the controller.
     pub check: Option<CatalogCheck>,
 }
@@ -60,7 +60,7 @@ impl Tx {
             changes,
             ops,
             task: None,
-            replay: None,
+            replay: vec![],
             check: None,
         }
     }
@@ -304,7 +304,7 @@ impl Coordinator {
                             reason: e.to_string(),
                             changes: vec![],
                             task: None,
-                            replay: None,
+                            replay: vec![],
                             check: None,
                             participants: participants.clone(),
                         },
@@ -320,7 +320,7 @@ impl Coordinator {
             }
             None => {
                 crash_point("coordinator_after_prepare");
-                if replay.is_some() {
+                if !replay.is_empty() {
                     pause_point("replay_before_decide").await;
                 }
                 self.link

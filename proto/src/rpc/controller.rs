@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use xrepl_core::catalog::{CatalogChange, DatabaseMeta, Right};
 use xrepl_core::value::Value;
 
-use crate::task::{ReplayAssignment, ReplayOf, TaskMeta};
+use crate::task::{ReplayAssignment, ReplayFailure, ReplayOf, TaskMeta};
 use crate::txn::TxState;
 
 /// Requests a controller answers.
@@ -43,10 +43,11 @@ pub enum ControllerRequest {
         /// The task a commit makes when its database is replicated (`None`: not a database
         /// operation). Answered with the task's id, if one was made.
         task: Option<Box<TaskMeta>>,
-        /// On a slave: the replicated task this transaction replays. The controller records
-        /// the task FINISHED in the same durable step as the commit, and refuses (aborts) a
-        /// replay of a task that is finished already, answering [`super::error::ErrorCode::AlreadyApplied`].
-        replay: Option<ReplayOf>,
+        /// On a slave: the replicated tasks this transaction replays, in order (a batch). The
+        /// controller records every one FINISHED in the same durable step as the commit, and
+        /// refuses (aborts) the replay when any of them is finished already, answering
+        /// [`super::error::ErrorCode::AlreadyApplied`].
+        replay: Vec<ReplayOf>,
         /// What the coordinator planned a commit's chunk operations with: the database it
         /// read from its catalog cache and the right the operation needs. The controller checks
         /// the right, and that the database has not changed since (else the transaction is
@@ -86,12 +87,14 @@ pub enum ControllerRequest {
     /// A master data node asks which of the transactions whose task data it holds need it no
     /// more (truncated tasks, transactions without a task): answers [`ControllerReply::Tids`].
     SweepTaskData { tids: Vec<u64> },
-    /// A slave data node's replay worker asks for a task to replay, waiting up to `wait_ms`:
+    /// A slave data node's replay worker asks for tasks to replay (a batch of at most `max`,
+    /// consecutive in the order the replication rules allow), waiting up to `wait_ms`:
     /// answers [`ControllerReply::ReplayTask`].
     TakeReplayTask {
         token: String,
         node: String,
         wait_ms: u32,
+        max: u32,
     },
     /// A slave data node says which tasks its workers are replaying (every second); a task
     /// handed to it that it does not name is taken back (the hand-out was lost): answers
@@ -101,16 +104,16 @@ pub enum ControllerRequest {
         node: String,
         tasks: Vec<u64>,
     },
-    /// A slave data node's replay worker reports an attempt that did not commit (`failure`)
-    /// or that ended (`None`: committed, or found applied already): answers [`ControllerReply::Done`].
+    /// A slave data node's replay worker reports how the attempts at the tasks it was handed
+    /// ended: `finished` committed (or were found applied already), `failed` did not commit,
+    /// and `released` were not tried (a task before them failed, or the batch was cut): they
+    /// wait for a worker again, with no attempt counted. Answers [`ControllerReply::Done`].
     ReplayDone {
         token: String,
         node: String,
-        task_id: u64,
-        failure: Option<String>,
-        /// The failure is transient (a node of either cluster could not be reached): it is
-        /// retried without counting towards `clusterReplicationRetryLimit`.
-        transient: bool,
+        finished: Vec<u64>,
+        failed: Option<ReplayFailure>,
+        released: Vec<u64>,
     },
     /// A slave data node asks, for an administrator's session (`token`), how to reach the
     /// master: answers [`ControllerReply::MasterAccess`] (`Unavailable` while the slave is not logged in

@@ -42,7 +42,10 @@ impl Stage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerState {
     pub execution_set: u8,
+    /// The first task of its batch.
     pub task_id: u64,
+    /// Every task of its batch, in replay order.
+    pub tasks: Vec<u64>,
     pub stage: Stage,
 }
 

@@ -3,9 +3,9 @@
 //! this cluster's own catalog (its table ids and chunk placement) with the pure planning of
 //! `crate::plan`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use xrepl_core::catalog::{CatalogChange, Right, TableMeta};
+use xrepl_core::catalog::{CatalogChange, DatabaseMeta, Right, TableMeta};
 use xrepl_proto::rpc::{ErrorCode, RemoteError};
 use xrepl_proto::task::TaskData;
 use xrepl_proto::txn::ChunkAction;
@@ -26,12 +26,41 @@ fn right_needed(data: &TaskData) -> Right {
     }
 }
 
+/// The databases a batch's tasks were planned against, read once per batch with the right
+/// each needs (checked by the controller when read). A batch holds row operations only, so no
+/// task of it changes what the next one plans against; chunks it places are added here.
+#[derive(Default)]
+pub(super) struct Catalogs {
+    dbs: HashMap<(String, Right), DatabaseMeta>,
+}
+
 impl Replayer {
-    /// The catalog changes and the chunk ops of replaying `data` here, as `token`'s user.
+    /// `db` as `token`'s user sees it with `right` (`None`: it does not exist).
+    async fn database(
+        &self,
+        token: &str,
+        db: &str,
+        right: Right,
+        cache: &mut Catalogs,
+    ) -> Result<Option<DatabaseMeta>, RemoteError> {
+        let key = (db.to_string(), right);
+        if let Some(d) = cache.dbs.get(&key) {
+            return Ok(Some(d.clone()));
+        }
+        let d = self.link.database(token, db, Some(right)).await?;
+        if let Some(d) = &d {
+            cache.dbs.insert(key, d.clone());
+        }
+        Ok(d)
+    }
+
+    /// The catalog changes and the chunk ops of replaying `data` here, as `token`'s user,
+    /// against the databases in `cache` (read into it when missing).
     pub(super) async fn plan(
         &self,
         token: &str,
         data: &TaskData,
+        cache: &mut Catalogs,
     ) -> Result<(Vec<CatalogChange>, OpsByNode), RemoteError> {
         let db = data.db();
         let missing_db = || {
@@ -71,9 +100,9 @@ impl Replayer {
                 )),
             };
         }
+        let right = right_needed(data);
         let d = self
-            .link
-            .database(token, db, Some(right_needed(data)))
+            .database(token, db, right, cache)
             .await?
             .ok_or_else(missing_db)?;
         let table = |name: &str| -> Result<TableMeta, RemoteError> {
@@ -121,6 +150,15 @@ impl Replayer {
                         .link
                         .place_chunks(token, db, name, routed.by_part.keys().copied().collect())
                         .await?;
+                    // The batch's later tasks find these chunks placed.
+                    if let Some(t) = cache
+                        .dbs
+                        .get_mut(&(db.to_string(), right))
+                        .and_then(|d| d.tables.get_mut(name))
+                    {
+                        t.chunks
+                            .extend(placement.iter().map(|(p, n)| (*p, n.clone())));
+                    }
                     plan::append_ops(&d, &t, routed, &placement, keys).map_err(runtime)?
                 }
             }

@@ -1,27 +1,51 @@
-//! The workers' loop: ask the controller for a task, fetch its data from the master, plan and
-//! run the replay transaction, report the end of the attempt; and, every second, tell the
-//! controller which tasks this node's workers replay.
+//! The workers' loop: ask the controller for tasks (one, or a batch), fetch their data from the
+//! master, plan and run the replay transaction, report how the attempts ended; and, every
+//! second, tell the controller which tasks this node's workers replay.
+//!
+//! A batch is replayed as one transaction whose commit records every task of it FINISHED. If
+//! it does not commit, its tasks run again one at a time, in order, each as its own
+//! transaction: the tasks before a failing one commit, the failing one fails alone with its own
+//! reason (and attempt count), and the ones after it are handed back untried.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use tokio::sync::watch;
 use xrepl_proto::client::ClientError;
 use xrepl_proto::master_client::decode_task_data;
 use xrepl_proto::rpc::{ErrorCode, RemoteError};
-use xrepl_proto::task::{ReplayAssignment, ReplayOf};
+use xrepl_proto::task::{ReplayAssignment, ReplayFailure, ReplayOf, TaskData, TaskInfo};
 
+use super::plan::Catalogs;
 use super::{Replayer, Stage, WorkerState};
 use crate::error::refusal;
-use crate::link::{AttemptEnd, FailureKind};
+use crate::link::AttemptsEnd;
+use crate::plan::OpsByNode;
 use crate::txn::coordinator::Tx;
 
 /// How long a worker's request for a task waits on the controller.
 const TAKE_WAIT_MS: u32 = 2_000;
+/// Most tasks a worker asks for at once (one replay transaction).
+const BATCH_TASKS: u32 = 500;
+/// Most task data (encoded) a batch holds; the tasks after the one that reaches it are handed
+/// back untried, for the next batch.
+const BATCH_BYTES: usize = 64 << 20;
+/// Task data fetched at once, ahead of the task being decoded.
+const FETCH_AHEAD: usize = 32;
 /// How often the controller hears which tasks this node replays.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// Whether a failed attempt counts towards `clusterReplicationRetryLimit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailureKind {
+    /// It would fail the same way again (a missing right, bad data, a full disk).
+    Lasting,
+    /// A node of either cluster could not be reached, or a lock was busy: it only waits.
+    Transient,
+}
 
 /// Why an attempt did not commit.
 struct Failure {
@@ -30,6 +54,14 @@ struct Failure {
 }
 
 impl Failure {
+    fn of_task(self, task_id: u64) -> ReplayFailure {
+        ReplayFailure {
+            task_id,
+            reason: self.reason,
+            transient: self.kind == FailureKind::Transient,
+        }
+    }
+
     fn lasting(reason: String) -> Failure {
         Failure {
             reason,
@@ -88,7 +120,7 @@ impl Replayer {
             let Ok(token) = self.exec_token().await else {
                 continue;
             };
-            let tasks: Vec<u64> = self.workers.iter().map(|w| w.task_id).collect();
+            let tasks: Vec<u64> = self.workers.iter().flat_map(|w| w.tasks.clone()).collect();
             let _ = self.link.replay_running(&token, tasks).await;
         }
     }
@@ -102,7 +134,10 @@ impl Replayer {
             }
             let asked = async {
                 let token = self.exec_token().await?;
-                let a = self.link.take_replay_task(&token, TAKE_WAIT_MS).await?;
+                let a = self
+                    .link
+                    .take_replay_task(&token, TAKE_WAIT_MS, BATCH_TASKS)
+                    .await?;
                 Ok::<_, RemoteError>((token, a))
             };
             let asked = tokio::select! {
@@ -113,16 +148,9 @@ impl Replayer {
                 Ok((token, Some(a))) => {
                     backoff = BACKOFF_MIN;
                     failures = 0;
-                    let task_id = a.task.task_id;
-                    let end = match self.replay_one(worker, &token, a).await {
-                        Some(f) => AttemptEnd::Failed {
-                            reason: f.reason,
-                            kind: f.kind,
-                        },
-                        None => AttemptEnd::Applied,
-                    };
-                    if let Err(e) = self.link.replay_done(&token, task_id, end).await {
-                        tracing::warn!(task_id, "cannot report the end of a replay: {e}");
+                    let end = self.replay_batch(worker, &token, a).await;
+                    if let Err(e) = self.link.replay_done(&token, end).await {
+                        tracing::warn!("cannot report the end of a replay: {e}");
                     }
                     self.workers.remove(&worker);
                 }
@@ -149,47 +177,46 @@ impl Replayer {
         }
     }
 
-    /// One attempt at a task; `Some` when it did not commit.
-    async fn replay_one(&self, worker: u32, token: &str, a: ReplayAssignment) -> Option<Failure> {
-        let t = &a.task;
-        self.workers.insert(
-            worker,
-            WorkerState {
-                execution_set: t.execution_set,
-                task_id: t.task_id,
-                stage: Stage::Transmitted,
-            },
-        );
-        let bytes = match self.fetcher.fetch(&a.master_token, t).await {
-            Ok(b) => b,
-            Err(e) => {
-                let transient = match &e {
-                    ClientError::Rpc(_) => true,
-                    ClientError::Remote(r) => r.code == ErrorCode::Unavailable,
-                    ClientError::Unexpected(_) => false,
-                };
-                return Some(Failure {
-                    reason: format!(
-                        "cannot fetch the task data from master data node {}:{}: {e}",
-                        t.src_host, t.src_port
-                    ),
-                    kind: if transient {
-                        FailureKind::Transient
-                    } else {
-                        FailureKind::Lasting
-                    },
-                });
+    fn set_stage(&self, worker: u32, stage: Stage) {
+        if let Some(mut w) = self.workers.get_mut(&worker) {
+            w.stage = stage;
+        }
+    }
+
+    /// The data of `t`, fetched from its master data node and decoded.
+    async fn task_data(
+        &self,
+        master_token: &str,
+        t: &TaskInfo,
+    ) -> Result<(TaskData, usize), Failure> {
+        let bytes = self.fetcher.fetch(master_token, t).await.map_err(|e| {
+            let transient = match &e {
+                ClientError::Rpc(_) => true,
+                ClientError::Remote(r) => r.code == ErrorCode::Unavailable,
+                ClientError::Unexpected(_) => false,
+            };
+            Failure {
+                reason: format!(
+                    "cannot fetch the task data from master data node {}:{}: {e}",
+                    t.src_host, t.src_port
+                ),
+                kind: if transient {
+                    FailureKind::Transient
+                } else {
+                    FailureKind::Lasting
+                },
             }
-        };
+        })?;
+        let len = bytes.len();
         let task = t.clone();
         let data = match tokio::task::spawn_blocking(move || decode_task_data(&task, &bytes)).await
         {
             Ok(Ok(d)) => d,
-            Ok(Err(e)) => return Some(Failure::lasting(e.to_string())),
-            Err(e) => return Some(Failure::lasting(e.to_string())),
+            Ok(Err(e)) => return Err(Failure::lasting(e.to_string())),
+            Err(e) => return Err(Failure::lasting(e.to_string())),
         };
         if data.op() != t.op || data.db() != t.db {
-            return Some(Failure::lasting(format!(
+            return Err(Failure::lasting(format!(
                 "the task data of task {} is a {} on {}, but the task says {} on {}",
                 t.task_id,
                 data.op(),
@@ -198,38 +225,150 @@ impl Replayer {
                 t.db
             )));
         }
-        if let Some(mut w) = self.workers.get_mut(&worker) {
-            w.stage = Stage::Executing;
+        Ok((data, len))
+    }
+
+    /// The attempts at the tasks handed out in `a`: replayed as one transaction; if that does
+    /// not commit, one at a time until one fails.
+    async fn replay_batch(&self, worker: u32, token: &str, a: ReplayAssignment) -> AttemptsEnd {
+        let ids: Vec<u64> = a.tasks.iter().map(|t| t.task_id).collect();
+        let Some(first) = a.tasks.first() else {
+            return AttemptsEnd::default();
+        };
+        self.workers.insert(
+            worker,
+            WorkerState {
+                execution_set: first.execution_set,
+                task_id: first.task_id,
+                tasks: ids.clone(),
+                stage: Stage::Transmitted,
+            },
+        );
+        // The data, in order and fetched ahead, up to the first task whose data cannot be had
+        // and at most BATCH_BYTES.
+        let mut fetched: Vec<(TaskInfo, TaskData)> = Vec::with_capacity(a.tasks.len());
+        let mut fetch_failed: Option<(u64, Failure)> = None;
+        {
+            let master_token: Arc<str> = Arc::from(a.master_token.as_str());
+            let mut data = futures::stream::iter(a.tasks.clone())
+                .map(|t| {
+                    let master_token = master_token.clone();
+                    async move {
+                        let r = self.task_data(&master_token, &t).await;
+                        (t, r)
+                    }
+                })
+                .buffered(FETCH_AHEAD);
+            let mut bytes = 0usize;
+            while let Some((t, r)) = data.next().await {
+                match r {
+                    Ok((d, len)) => {
+                        fetched.push((t, d));
+                        bytes += len;
+                        if bytes >= BATCH_BYTES {
+                            break;
+                        }
+                    }
+                    Err(f) => {
+                        fetch_failed = Some((t.task_id, f));
+                        break;
+                    }
+                }
+            }
         }
-        let replay = ReplayOf {
-            task_id: t.task_id,
-            node: self.alias.clone(),
-            started_ns: a.started_ns,
-        };
-        let result = match self.plan(token, &data).await {
-            Ok((changes, ops)) => {
-                let tx = Tx {
-                    replay: Some(replay),
-                    ..Tx::new(changes, ops)
-                };
-                self.coordinator.run_tx(token, tx).await
+        self.set_stage(worker, Stage::Executing);
+        let mut end = AttemptsEnd::default();
+        let tried = fetched.len();
+        let all_ok = if fetched.len() > 1 {
+            match self.replay(token, &fetched, a.started_ns).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::info!(
+                        "a batch of {} tasks did not commit; replaying them one at a time: {}",
+                        fetched.len(),
+                        e.message
+                    );
+                    false
+                }
             }
-            Err(e) => Err(e),
+        } else {
+            false
         };
-        match result {
+        if all_ok {
+            end.finished = fetched.iter().map(|(t, _)| t.task_id).collect();
+        } else {
+            for (i, one) in fetched.iter().enumerate() {
+                match self
+                    .replay(token, std::slice::from_ref(one), a.started_ns)
+                    .await
+                {
+                    Ok(()) => end.finished.push(one.0.task_id),
+                    Err(e) => {
+                        end.failed = Some(Failure::of(e).of_task(one.0.task_id));
+                        end.released
+                            .extend(fetched[i + 1..].iter().map(|(t, _)| t.task_id));
+                        fetch_failed = None;
+                        break;
+                    }
+                }
+            }
+        }
+        let rest = match fetch_failed {
+            Some((id, f)) => {
+                end.failed = Some(f.of_task(id));
+                ids.iter().skip(tried + 1).copied().collect::<Vec<_>>()
+            }
+            None if end.failed.is_none() => ids.iter().skip(tried).copied().collect(),
+            None => ids.iter().skip(tried).copied().collect(),
+        };
+        end.released.extend(rest);
+        end
+    }
+
+    /// Replays `tasks` (in order) as one transaction whose commit records each FINISHED.
+    /// A replay of a task applied already, rolled back, counts as done for a single task.
+    async fn replay(
+        &self,
+        token: &str,
+        tasks: &[(TaskInfo, TaskData)],
+        started_ns: i64,
+    ) -> Result<(), RemoteError> {
+        let mut catalogs = Catalogs::default();
+        let mut changes = Vec::new();
+        let mut ops = OpsByNode::new();
+        for (_, data) in tasks {
+            let (c, o) = self.plan(token, data, &mut catalogs).await?;
+            changes.extend(c);
+            for (node, list) in o {
+                ops.entry(node).or_default().extend(list);
+            }
+        }
+        let replay = tasks
+            .iter()
+            .map(|(t, _)| ReplayOf {
+                task_id: t.task_id,
+                node: self.alias.clone(),
+                started_ns,
+            })
+            .collect();
+        let tx = Tx {
+            replay,
+            ..Tx::new(changes, ops)
+        };
+        match self.coordinator.run_tx(token, tx).await {
             Ok((tid, rows)) => {
-                tracing::debug!(task_id = t.task_id, tid, rows, op = %t.op, "task replayed");
-                None
+                tracing::debug!(tid, rows, tasks = tasks.len(), "tasks replayed");
+                Ok(())
             }
-            Err(e) if e.code == ErrorCode::AlreadyApplied => {
+            Err(e) if e.code == ErrorCode::AlreadyApplied && tasks.len() == 1 => {
                 tracing::info!(
-                    task_id = t.task_id,
+                    task_id = tasks[0].0.task_id,
                     "a replay of a task applied already was rolled back: {}",
                     e.message
                 );
-                None
+                Ok(())
             }
-            Err(e) => Some(Failure::of(e)),
+            Err(e) => Err(e),
         }
     }
 
