@@ -204,6 +204,9 @@ pub struct DataNodeReplication {
     pub execution_username: String,
     pub execution_password: String,
     pub worker_num: u32,
+    /// `clusterReplicationPublicAddress`: where slave data nodes fetch this master data
+    /// node's task data, when not at its own address (NAT, a proxy).
+    pub public_address: Option<(String, u16)>,
 }
 
 /// One `key=value` line as read.
@@ -670,6 +673,13 @@ fn datanode_from(
         1,
         256,
     )?;
+    let public_address = match kv.take("clusterReplicationPublicAddress") {
+        None => None,
+        Some(e) => Some(
+            parse_host_port(&e.value)
+                .map_err(|m| kv.error("clusterReplicationPublicAddress", Some(e.line), m))?,
+        ),
+    };
     kv.finish()?;
     let replication = mode.map(|mode| DataNodeReplication {
         mode,
@@ -679,6 +689,7 @@ fn datanode_from(
         execution_username,
         execution_password,
         worker_num: u32::try_from(worker_num).unwrap_or(u32::MAX),
+        public_address,
     });
     Ok(DataNodeConfig {
         alias: alias.to_string(),
@@ -949,6 +960,22 @@ mod tests {
         assert_eq!(two.replication.map(|r| r.worker_num), Some(8));
     }
 
+    #[test]
+    fn a_public_address_is_per_node_and_defaults_to_none() {
+        let d = dir_with(
+            "localSite=127.0.0.1:8848:controller1\n",
+            "clusterReplicationMode=master\ndnode2.clusterReplicationPublicAddress=10.0.0.7:28850\n",
+            NODES,
+        );
+        let one = load_datanode(d.path(), "dnode1").expect("dnode1");
+        let two = load_datanode(d.path(), "dnode2").expect("dnode2");
+        assert_eq!(one.replication.and_then(|r| r.public_address), None);
+        assert_eq!(
+            two.replication.and_then(|r| r.public_address),
+            Some(("10.0.0.7".to_string(), 28850))
+        );
+    }
+
     fn controller_error(controller: &str, cluster: &str, nodes: &str) -> String {
         let d = dir_with(controller, cluster, nodes);
         let e = load_controller(d.path()).expect_err("must fail");
@@ -995,6 +1022,8 @@ mod tests {
              "cluster.cfg:1: clusterReplicationMode: expected master or slave, got 'mastr'"),
             (SITE.into(), "clusterReplicationSyncPersistence=yes\n", NODES,
              "cluster.cfg:1: clusterReplicationSyncPersistence: expected true or false, got 'yes'"),
+            (SITE.into(), "clusterReplicationMode=master\ndnode1.clusterReplicationPublicAddress=nowhere\n", NODES,
+             "cluster.cfg:2: clusterReplicationPublicAddress: expected host:port, got 'nowhere'"),
             (SITE.into(), "dnode9.home=/x\n", NODES,
              "cluster.cfg:1: dnode9.home: 'dnode9' is not a data node in cluster.nodes"),
             (SITE.into(), "dnode1.clusterReplicationMode=slave\n", NODES,

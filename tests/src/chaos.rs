@@ -1,6 +1,8 @@
 //! The chaos soak: a master and a slave cluster of real processes, writers running a mixed
 //! workload on the master, and a seeded schedule of faults (SIGKILL and restart of every kind of
-//! process, cuts of the link between the clusters, replication stopped and started). At the
+//! process, cuts of the link between the controllers and of the links from the slave data
+//! nodes to the master data nodes, a kill while a link is cut, replication stopped and
+//! started). At the
 //! end the writers stop and the run checks that the slave caught up, that
 //! `checkClusterReplicationConsistency` finds every partition equal, that every write the
 //! master acknowledged is on the slave, and that the slave applied exactly the master's tasks.
@@ -92,15 +94,21 @@ enum Fault {
     KillSlaveController,
     KillSlaveDataNode,
     CutLink,
+    /// Cuts the links from the slave data nodes to the master data nodes (task data).
+    CutDataLinks,
+    /// Cuts a link and, while it is cut, kills a process and starts it again.
+    KillDuringCut,
     StopStartReplication,
 }
 
-const FAULTS: [Fault; 6] = [
+const FAULTS: [Fault; 8] = [
     Fault::KillMasterController,
     Fault::KillMasterDataNode,
     Fault::KillSlaveController,
     Fault::KillSlaveDataNode,
     Fault::CutLink,
+    Fault::CutDataLinks,
+    Fault::KillDuringCut,
     Fault::StopStartReplication,
 ];
 
@@ -110,6 +118,10 @@ struct FaultCounts {
     kills: BTreeMap<&'static str, u64>,
     cuts: u64,
     cut_ms: u64,
+    data_cuts: u64,
+    data_cut_ms: u64,
+    /// Kills during a cut.
+    overlaps: u64,
     stop_starts: u64,
 }
 
@@ -193,12 +205,30 @@ pub fn run(opts: &Options) -> Result<Report, String> {
             eprintln!("[chaos {:>6.1}s] {m}", started.elapsed().as_secs_f64());
         }
     };
-    let master = Cluster::start(&Spec {
+    // The slave data nodes fetch task data through a proxy per master data node (its
+    // `clusterReplicationPublicAddress`), so that the chaos can cut those links too.
+    let spec = Spec {
         replication_mode: Some("master"),
-        cluster_cfg: "clusterReplicationSyncPersistence=true\n".into(),
         ..Spec::default()
+    };
+    let data_ports = free_ports(spec.datanodes);
+    let mut cluster_cfg = String::from("clusterReplicationSyncPersistence=true\n");
+    for (i, port) in data_ports.iter().enumerate() {
+        cluster_cfg.push_str(&format!(
+            "dnode{}.clusterReplicationPublicAddress=127.0.0.1:{port}\n",
+            i + 1
+        ));
+    }
+    let master = Cluster::start(&Spec {
+        cluster_cfg,
+        ..spec
     });
     let proxy = Proxy::start(free_ports(1)[0], &master.controller.site());
+    let data_proxies: Vec<Proxy> = data_ports
+        .iter()
+        .zip(&master.datanodes)
+        .map(|(port, n)| Proxy::start(*port, &n.site()))
+        .collect();
     let slave = Cluster::start(&Spec {
         replication_mode: Some("slave"),
         controller_cfg: format!(
@@ -264,7 +294,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     ));
 
     // The faults, until the time is up.
-    let faults = inject_faults(&mut pair, &proxy, &mut rng, opts, &say);
+    let faults = inject_faults(&mut pair, &proxy, &data_proxies, &mut rng, opts, &say);
     stop.store(true, Ordering::SeqCst);
     let writers_stopped = Instant::now();
     let mut models = Vec::new();
@@ -287,6 +317,9 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         "kills": faults.kills,
         "cuts": faults.cuts,
         "cutSeconds": faults.cut_ms as f64 / 1000.0,
+        "dataLinkCuts": faults.data_cuts,
+        "dataLinkCutSeconds": faults.data_cut_ms as f64 / 1000.0,
+        "killsDuringCuts": faults.overlaps,
         "stopStarts": faults.stop_starts,
         "ackedWrites": models.iter().map(|m| m.acked).sum::<u64>(),
         "uncertainWrites": models.iter().map(|m| m.uncertain).sum::<u64>(),
@@ -433,6 +466,7 @@ fn rows_retry(c: &Cluster, script: &str, limit: Duration) -> Result<Vec<Json>, S
 fn inject_faults(
     pair: &mut Pair,
     proxy: &Proxy,
+    data_proxies: &[Proxy],
     rng: &mut Rng,
     opts: &Options,
     say: &dyn Fn(String),
@@ -488,6 +522,81 @@ fn inject_faults(
                 counts.cuts += 1;
                 counts.cut_ms += cut.as_millis() as u64;
             }
+            Fault::CutDataLinks => {
+                let cut = rng.millis(500, 8_000).min(left);
+                say(format!(
+                    "cut the links slave data nodes -> master data nodes for {cut:?}"
+                ));
+                data_proxies.iter().for_each(Proxy::cut);
+                std::thread::sleep(cut);
+                data_proxies.iter().for_each(Proxy::heal);
+                counts.data_cuts += 1;
+                counts.data_cut_ms += cut.as_millis() as u64;
+            }
+            Fault::KillDuringCut => {
+                let cut = rng.millis(1_000, 8_000).min(left);
+                let data = rng.range(0, 2) == 1;
+                let cut_now = |on: bool| {
+                    let links: Vec<&Proxy> = if data {
+                        data_proxies.iter().collect()
+                    } else {
+                        vec![proxy]
+                    };
+                    for p in links {
+                        if on {
+                            p.cut()
+                        } else {
+                            p.heal()
+                        }
+                    }
+                };
+                let (c, name) = if rng.range(0, 2) == 1 {
+                    (&mut pair.master, "master")
+                } else {
+                    (&mut pair.slave, "slave")
+                };
+                let i = rng.range(0, c.datanodes.len() as u64 + 1) as usize;
+                let alias = c
+                    .datanodes
+                    .get(i)
+                    .map_or("controller1".to_string(), |n| n.alias.clone());
+                let before = rng.millis(0, 1_000).min(cut / 2);
+                let down = rng.millis(100, 3_000).min(cut - before);
+                say(format!(
+                    "cut the {} for {cut:?}; {before:?} in, kill {name} {alias} for {down:?}",
+                    if data {
+                        "data links"
+                    } else {
+                        "link slave -> master"
+                    }
+                ));
+                cut_now(true);
+                std::thread::sleep(before);
+                c.kill(&alias);
+                std::thread::sleep(down);
+                if alias == "controller1" {
+                    c.spawn_controller();
+                } else {
+                    c.spawn_datanode(&alias);
+                }
+                std::thread::sleep(cut.saturating_sub(before + down));
+                cut_now(false);
+                let kind = match (name, alias == "controller1") {
+                    ("master", true) => "masterController",
+                    ("master", false) => "masterDataNode",
+                    (_, true) => "slaveController",
+                    (_, false) => "slaveDataNode",
+                };
+                *counts.kills.entry(kind).or_default() += 1;
+                counts.overlaps += 1;
+                if data {
+                    counts.data_cuts += 1;
+                    counts.data_cut_ms += cut.as_millis() as u64;
+                } else {
+                    counts.cuts += 1;
+                    counts.cut_ms += cut.as_millis() as u64;
+                }
+            }
             Fault::StopStartReplication => {
                 let off = rng.millis(500, 5_000).min(left);
                 say(format!("stop replication on the slave for {off:?}"));
@@ -516,6 +625,7 @@ fn inject_faults(
         );
     }
     proxy.heal();
+    data_proxies.iter().for_each(Proxy::heal);
     counts
 }
 

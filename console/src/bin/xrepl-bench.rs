@@ -768,22 +768,34 @@ db.createPartitionedTable(table(1:0, `d`id`v, [DATE, INT, DOUBLE]), "t", `d)"#
     s.run("rpc(getControllerAlias(), startClusterReplication)")
         .await
         .map_err(err)?;
-    let done = caught_up(m, &s).await?;
-    let secs = done.duration_since(start).as_secs_f64();
-    let rows: i64 = {
+    caught_up(m, &s).await?;
+    // A task is FINISHED once its decision is durable; its rows become visible on each
+    // participant when the commit message reaches it a moment later. Equal means the rows.
+    let count = || async {
         let t = s
-            .query(&format!("select count(*) from loadTable(\"{SMALL_DB}\", \"t\")"))
+            .query(&format!(
+                "select count(*) from loadTable(\"{SMALL_DB}\", \"t\")"
+            ))
             .await
             .map_err(err)?;
-        t.columns
-            .first()
-            .and_then(|c| match c {
-                Vector::Long(v) => v.first().copied(),
-                Vector::Int(v) => v.first().map(|x| i64::from(*x)),
-                _ => None,
-            })
-            .unwrap_or(0)
+        Ok::<i64, String>(
+            t.columns
+                .first()
+                .and_then(|c| match c {
+                    Vector::Long(v) => v.first().copied(),
+                    Vector::Int(v) => v.first().map(|x| i64::from(*x)),
+                    _ => None,
+                })
+                .unwrap_or(0),
+        )
     };
+    let limit = Instant::now() + std::time::Duration::from_secs(10);
+    let mut rows = count().await?;
+    while rows != tasks as i64 * 10 && Instant::now() < limit {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        rows = count().await?;
+    }
+    let secs = start.elapsed().as_secs_f64();
     if rows != tasks as i64 * 10 {
         return Err(format!(
             "the slave holds {rows} rows after catching up, not {}",

@@ -76,7 +76,13 @@ impl Session {
         if !self.node.is_master() {
             return None;
         }
-        let meta = data.meta(partitions, &self.node.cfg.host, self.node.cfg.port);
+        let cfg = &self.node.cfg;
+        let (host, port) = cfg
+            .replication
+            .as_ref()
+            .and_then(|r| r.public_address.as_ref())
+            .map_or((cfg.host.as_str(), cfg.port), |(h, p)| (h.as_str(), *p));
+        let meta = data.meta(partitions, host, port);
         Some(TxTask {
             meta,
             data: (replication == Replication::Replicated).then_some(data),
