@@ -896,6 +896,7 @@ fn verify(
     let mut last = check!(master_last());
     let mut master_checked = Instant::now();
     let mut backlog: Option<i64> = None;
+    let mut progress_said = Instant::now();
     loop {
         let metrics = check!(rows_retry(
             &pair.slave,
@@ -922,7 +923,14 @@ fn verify(
         ));
         let finished = ints(&top, "taskId").first().copied().unwrap_or(0);
         if backlog.is_none() {
-            backlog = Some((last - finished).max(0) + unfinished.max(0));
+            backlog = Some((last - finished).max(unfinished).max(0));
+        }
+        if opts.verbose && progress_said.elapsed() >= Duration::from_secs(5) {
+            eprintln!(
+                "[chaos] converging for {:.0?}: master's last task {last}, slave's latest {finished}, {unfinished} unfinished",
+                writers_stopped.elapsed()
+            );
+            progress_said = Instant::now();
         }
         if unfinished == 0 && finished >= last {
             // Settled transactions may still have made tasks: ask the master once more.

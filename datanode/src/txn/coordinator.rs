@@ -29,6 +29,8 @@ use crate::replication::taskstore::TaskStore;
 const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Time limit of one participant call (a large prepare writes a lot).
 const PEER_CALL_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a coordinator keeps asking an unreachable controller to record its decision.
+const DECIDE_RETRY_FOR: Duration = Duration::from_secs(30);
 
 /// The replication task a transaction makes if its database is replicated.
 pub struct TxTask {
@@ -291,7 +293,7 @@ impl Coordinator {
         if let Some(m) = meta.as_mut() {
             m.data_written = written;
         }
-        let decided = match &failure {
+        let (decided, retried) = match &failure {
             Some(e) => {
                 self.finish(tid, &nodes, Verdict::Abort).await;
                 let _ = self
@@ -323,25 +325,25 @@ impl Coordinator {
                 if !replay.is_empty() {
                     pause_point("replay_before_decide").await;
                 }
-                self.link
-                    .decide(
-                        token,
-                        Decide {
-                            tid,
-                            verdict: Verdict::Commit,
-                            reason: String::new(),
-                            changes,
-                            task: meta,
-                            replay,
-                            check,
-                            participants,
-                        },
-                    )
-                    .await
+                let decide = Decide {
+                    tid,
+                    verdict: Verdict::Commit,
+                    reason: String::new(),
+                    changes,
+                    task: meta,
+                    replay,
+                    check,
+                    participants,
+                };
+                self.decide_retrying(token, decide).await
             }
         };
         // The outcome is known unless the controller could not be reached.
-        if ddl_only && !matches!(&decided, Err(e) if e.code == ErrorCode::Unavailable) {
+        let known = match &decided {
+            Ok(_) => true,
+            Err(e) => !retried && e.code != ErrorCode::Unavailable,
+        };
+        if ddl_only && known {
             self.participant.mark_settled(tid);
         }
         match decided {
@@ -360,9 +362,11 @@ impl Coordinator {
                 }
                 Err(self.error(ErrorCode::Runtime, d.reason))
             }
-            // The controller answered with a refusal (e.g. a missing right): it recorded the
-            // abort before answering, so the outcome is known.
-            Err(e) if e.code != ErrorCode::Unavailable => {
+            // The controller answered a first request with a refusal (e.g. a missing right):
+            // it recorded the abort before answering, so the outcome is known. A refusal of a
+            // repeated request may instead mean that the first one was recorded and settled
+            // (and a commit's task data is still needed): that falls to the last arm.
+            Err(e) if e.code != ErrorCode::Unavailable && !retried => {
                 self.finish(tid, &nodes, Verdict::Abort).await;
                 if written {
                     self.drop_task_data(tid);
@@ -381,6 +385,34 @@ impl Coordinator {
                         e.message
                     ),
                 ))
+            }
+        }
+    }
+
+    /// Asks the controller to record `d`, again and again while it cannot be reached (it may
+    /// be restarting), for up to [`DECIDE_RETRY_FOR`]. A decision is recorded once: a repeated
+    /// request gets the recorded one. Without this the participants would hold the prepared
+    /// data and its partition locks until the controller's transaction timeout.
+    async fn decide_retrying(
+        &self,
+        token: &str,
+        d: Decide,
+    ) -> (Result<crate::link::Decided, RemoteError>, bool) {
+        let deadline = tokio::time::Instant::now() + DECIDE_RETRY_FOR;
+        let mut backoff = Duration::from_millis(50);
+        let mut retried = false;
+        loop {
+            match self.link.decide(token, d.clone()).await {
+                Err(e)
+                    if e.code == ErrorCode::Unavailable
+                        && tokio::time::Instant::now() + backoff < deadline =>
+                {
+                    tracing::debug!(tid = d.tid, "the controller cannot record the decision yet: {e}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    retried = true;
+                }
+                other => return (other, retried),
             }
         }
     }
