@@ -225,3 +225,39 @@ rpc(getControllerAlias(), startClusterReplication)",
     assert_same(&p, "t");
     assert_eq!(content(s, "t").0, 10);
 }
+
+#[test]
+fn t40_a_batch_held_across_a_slave_controller_restart_commits_without_waiting_for_the_timeout() {
+    // The slave controller keeps the default transaction timeout (60 s): a prepared batch whose
+    // coordinator gave up when the controller died would hold its partitions that long.
+    let mut p = Pair::start(
+        Spec::default(),
+        Spec {
+            controller_cfg: "clusterReplicationRetryIntervalMs=10\n".into(),
+            ..Spec::default()
+        },
+    );
+    p.master.ok(SETUP);
+    p.wait_caught_up(CATCH_UP);
+    hold_replays(&mut p);
+    let rest: Vec<String> = (1..=20).map(|v| append("t", v)).collect();
+    let (ids, lead) = queue_a_batch(&p, &rest);
+    p.slave.kill("controller1");
+    std::thread::sleep(Duration::from_millis(PAUSE_MS));
+    p.slave.spawn_controller();
+    p.slave.wait_all_up();
+    let restarted = std::time::Instant::now();
+    assert_eq!(p.wait_caught_up(CATCH_UP), *ids.last().expect("ids"));
+    let took = restarted.elapsed();
+    assert_same(&p, "t");
+    assert_eq!(content(&p.slave, "t").0, 2 * 21);
+    let log = p.slave.read_log(&lead);
+    assert!(
+        !log.contains("the outcome is not known yet"),
+        "{lead} gave up on its decision:\n{log}"
+    );
+    assert!(
+        took < Duration::from_secs(30),
+        "caught up {took:?} after the restart: the held batch waited for the transaction timeout"
+    );
+}
