@@ -407,7 +407,10 @@ impl Coordinator {
                     if e.code == ErrorCode::Unavailable
                         && tokio::time::Instant::now() + backoff < deadline =>
                 {
-                    tracing::debug!(tid = d.tid, "the controller cannot record the decision yet: {e}");
+                    tracing::debug!(
+                        tid = d.tid,
+                        "the controller cannot record the decision yet: {e}"
+                    );
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(1));
                     retried = true;
