@@ -17,7 +17,9 @@
 use std::time::Duration;
 
 use crate::client::ClientError;
-use crate::rpc::{PeerKind, ReplicationReply, ReplicationRequest, RpcClient};
+use crate::rpc::{
+    PeerKind, ReplicationReply, ReplicationRequest, RpcClient, TaskRef, FETCH_TASKS_MAX,
+};
 use crate::task::{TaskData, TaskInfo};
 use xrepl_core::config::defaults;
 
@@ -175,6 +177,89 @@ impl TaskDataFetcher {
         };
         fetch_over(&rpc, token, task).await
     }
+
+    /// The encoded data of `tasks`, which must all name the same source data node, in order:
+    /// one `FetchTasksData` request for as many as fit in an answer, `FetchTaskData` for the
+    /// rest of a large one. The outer error is the connection's; an inner one is that task's.
+    pub async fn fetch_many(
+        &self,
+        token: &str,
+        tasks: &[TaskInfo],
+    ) -> Result<Vec<Result<Vec<u8>, ClientError>>, ClientError> {
+        let Some(first) = tasks.first() else {
+            return Ok(Vec::new());
+        };
+        let site = format!("{}:{}", first.src_host, first.src_port);
+        if let Some(other) = tasks.iter().find(|t| {
+            (t.src_host.as_str(), t.src_port) != (first.src_host.as_str(), first.src_port)
+        }) {
+            return Err(ClientError::Unexpected(format!(
+                "tasks {} and {} come from different data nodes",
+                first.task_id, other.task_id
+            )));
+        }
+        let kept = self
+            .conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&site)
+            .filter(|c| c.is_open())
+            .cloned();
+        let rpc = match kept {
+            Some(c) => c,
+            None => {
+                let c = connect_data_node(&site).await?;
+                self.conns
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(site, c.clone());
+                c
+            }
+        };
+        let mut out = Vec::with_capacity(tasks.len());
+        while out.len() < tasks.len() {
+            let ask: Vec<TaskRef> = tasks[out.len()..]
+                .iter()
+                .take(FETCH_TASKS_MAX)
+                .map(|t| TaskRef {
+                    task_id: t.task_id,
+                    tid: t.tid,
+                })
+                .collect();
+            let req = ReplicationRequest::FetchTasksData {
+                token: token.to_string(),
+                tasks: ask,
+            };
+            let pieces = match rpc.call_timeout(req, FETCH_TIMEOUT).await?? {
+                ReplicationReply::TasksData(p) if !p.is_empty() => p,
+                other => return Err(unexpected(other)),
+            };
+            for piece in pieces {
+                let Some(task) = tasks.get(out.len()) else {
+                    return Err(ClientError::Unexpected(format!(
+                        "task data of more tasks than asked for from {}",
+                        rpc.addr()
+                    )));
+                };
+                if piece.task_id != task.task_id {
+                    return Err(ClientError::Unexpected(format!(
+                        "task data of task {} came where task {} was expected, from {}",
+                        piece.task_id,
+                        task.task_id,
+                        rpc.addr()
+                    )));
+                }
+                out.push(match piece.error {
+                    Some(e) => Err(ClientError::Remote(e)),
+                    None if (piece.bytes.len() as u64) < piece.total => {
+                        fetch_rest(&rpc, token, task, piece.bytes, piece.total).await
+                    }
+                    None => Ok(piece.bytes),
+                });
+            }
+        }
+        Ok(out)
+    }
 }
 
 async fn connect_data_node(site: &str) -> Result<RpcClient, ClientError> {
@@ -196,8 +281,24 @@ pub async fn fetch_task_bytes(token: &str, task: &TaskInfo) -> Result<Vec<u8>, C
 }
 
 async fn fetch_over(rpc: &RpcClient, token: &str, task: &TaskInfo) -> Result<Vec<u8>, ClientError> {
+    fetch_rest(rpc, token, task, Vec::new(), 0).await
+}
+
+/// Fetches `task`'s data from `out.len()` on (`total` bytes in all, if known) into `out`.
+async fn fetch_rest(
+    rpc: &RpcClient,
+    token: &str,
+    task: &TaskInfo,
+    mut out: Vec<u8>,
+    total: u64,
+) -> Result<Vec<u8>, ClientError> {
     let site = rpc.addr().to_string();
-    let mut out: Vec<u8> = Vec::new();
+    out.reserve(
+        usize::try_from(total)
+            .unwrap_or(0)
+            .min(1 << 30)
+            .saturating_sub(out.len()),
+    );
     loop {
         let req = ReplicationRequest::FetchTaskData {
             token: token.to_string(),

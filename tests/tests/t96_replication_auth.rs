@@ -12,7 +12,7 @@ use xrepl_proto::rpc::frame::FrameKind;
 use xrepl_proto::rpc::{
     encode, ControllerReply, ControllerRequest, ErrorCode, Family, Hello, ParticipantRequest,
     PeerKind, RemoteError, ReplicationReply, ReplicationRequest, Request, RpcClient, RpcError,
-    SessionReply, SessionRequest,
+    SessionReply, SessionRequest, TaskRef,
 };
 use xrepl_proto::task::TaskInfo;
 use xrepl_proto::txn::{ChunkAction, ChunkId, ChunkOp, ColExpr};
@@ -244,11 +244,47 @@ fn t20_peers_without_a_master_administrators_token_cannot_register_pull_or_fetch
                 assert!(e.message.contains("not an administrator"), "{e}");
             }
         }
-        match node.call(fetch(&admin)).await {
+        let one = match node.call(fetch(&admin)).await {
             Ok(Ok(ReplicationReply::TaskData { total, bytes, .. })) => {
                 assert!(total > 0 && !bytes.is_empty(), "empty task data");
+                bytes
             }
             other => panic!("the administrator's fetch: {other:?}"),
+        };
+        // Several tasks at once: the same check, the same bytes, a missing task in its place,
+        // and a bound on the request.
+        let many = |token: &str, tasks: Vec<TaskRef>| ReplicationRequest::FetchTasksData {
+            token: token.into(),
+            tasks,
+        };
+        let this = TaskRef {
+            task_id: append_task.task_id,
+            tid: append_task.tid,
+        };
+        let gone = TaskRef {
+            task_id: 999_999,
+            tid: 999_999,
+        };
+        for token in forged.iter().copied().chain([bob.as_str()]) {
+            let e = refused(&node, many(token, vec![this])).await;
+            assert_denied(&e, &alias, token);
+        }
+        match node.call(many(&admin, vec![this, gone])).await {
+            Ok(Ok(ReplicationReply::TasksData(pieces))) => {
+                assert_eq!(pieces.len(), 2, "{pieces:?}");
+                assert_eq!(pieces[0].task_id, append_task.task_id);
+                assert_eq!(pieces[0].bytes, one);
+                assert!(pieces[0].error.is_none(), "{:?}", pieces[0].error);
+                let e = pieces[1].error.as_ref().expect("the missing task's error");
+                assert_eq!(e.code, ErrorCode::NotFound);
+                assert!(e.message.contains("Missing taskData"), "{e}");
+            }
+            other => panic!("the administrator's fetch of two tasks: {other:?}"),
+        }
+        for tasks in [vec![], vec![this; 1025]] {
+            let e = refused(&node, many(&admin, tasks)).await;
+            assert_eq!(e.code, ErrorCode::BadRequest, "{e}");
+            assert!(e.message.contains("1 to 1024"), "{e}");
         }
 
         // A client that greets as a client cannot send a replication request at all: the

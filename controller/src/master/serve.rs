@@ -82,7 +82,8 @@ impl Master {
                     .await
                     .map(ReplicationReply::Tasks)
             }
-            ReplicationRequest::FetchTaskData { .. } => Err(self.refuse(
+            ReplicationRequest::FetchTaskData { .. }
+            | ReplicationRequest::FetchTasksData { .. } => Err(self.refuse(
                 ErrorCode::BadRequest,
                 "task data is served by the data node named in the task (srcIP:srcPort), not by the controller",
             )),

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use xrepl_proto::rpc::{ErrorCode, RemoteError, ReplicationReply, ReplicationRequest};
+use xrepl_proto::rpc::{
+    ErrorCode, RemoteError, ReplicationReply, ReplicationRequest, TaskPiece, TaskRef,
+    FETCH_TASKS_MAX, FETCH_TASKS_REPLY_BYTES,
+};
 
 use super::consistency::table_sums;
 use super::taskstore::TaskStore;
@@ -90,6 +93,71 @@ impl MasterNode {
         }
     }
 
+    /// The starts of `tasks`' data, in order, until the answer holds
+    /// [`FETCH_TASKS_REPLY_BYTES`] (at least one task). A task whose data is not here gets its
+    /// `Missing taskData` error in its place.
+    async fn tasks_data(&self, tasks: Vec<TaskRef>) -> Result<Vec<TaskPiece>, RemoteError> {
+        if tasks.is_empty() || tasks.len() > FETCH_TASKS_MAX {
+            return Err(self.error(
+                ErrorCode::BadRequest,
+                format!(
+                    "FetchTasksData asks for {} tasks; 1 to {FETCH_TASKS_MAX} a request",
+                    tasks.len()
+                ),
+            ));
+        }
+        let store = self.tasks.clone();
+        let (alias, site) = (self.alias.clone(), self.site.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::with_capacity(tasks.len());
+            let mut bytes = 0usize;
+            for t in tasks {
+                let piece = match store.read(t.tid, 0) {
+                    Ok(Some((total, _, data))) => TaskPiece {
+                        task_id: t.task_id,
+                        total,
+                        bytes: data,
+                        error: None,
+                    },
+                    Ok(None) => TaskPiece {
+                        task_id: t.task_id,
+                        total: 0,
+                        bytes: Vec::new(),
+                        error: Some(refusal(
+                            &alias,
+                            ErrorCode::NotFound,
+                            format!(
+                                "Missing taskData: the data of task {} (transaction {}) is not on data node {alias} ({}:{})",
+                                t.task_id, t.tid, site.0, site.1
+                            ),
+                        )),
+                    },
+                    Err(e) => TaskPiece {
+                        task_id: t.task_id,
+                        total: 0,
+                        bytes: Vec::new(),
+                        error: Some(refusal(
+                            &alias,
+                            ErrorCode::Internal,
+                            format!(
+                                "the data of task {} (transaction {}) on data node {alias} cannot be read: {e}",
+                                t.task_id, t.tid
+                            ),
+                        )),
+                    },
+                };
+                bytes += piece.bytes.len();
+                out.push(piece);
+                if bytes >= FETCH_TASKS_REPLY_BYTES {
+                    break;
+                }
+            }
+            out
+        })
+        .await
+        .map_err(|e| self.error(ErrorCode::Internal, e.to_string()))
+    }
+
     /// Answers a slave cluster's request: a piece of a task's data, or checksums.
     pub async fn serve(&self, req: ReplicationRequest) -> Result<ReplicationReply, RemoteError> {
         let (token, task_id, tid, offset) = match req {
@@ -99,6 +167,10 @@ impl MasterNode {
                 tid,
                 offset,
             } => (token, task_id, tid, offset),
+            ReplicationRequest::FetchTasksData { token, tasks } => {
+                self.check_slave_token(&token).await?;
+                return self.tasks_data(tasks).await.map(ReplicationReply::TasksData);
+            }
             ReplicationRequest::Checksums { token, db, table } => {
                 self.check_slave_token(&token).await?;
                 return Ok(ReplicationReply::Checksums(

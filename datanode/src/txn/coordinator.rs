@@ -246,6 +246,7 @@ impl Coordinator {
             check,
         } = tx;
         let tid = self.next_tid(token).await?;
+        let timer = std::time::Instant::now();
         let (mut meta, data) = match task {
             Some(t) => (Some(t.meta), t.data),
             None => (None, None),
@@ -270,6 +271,7 @@ impl Coordinator {
             futures::future::join_all(prepares),
             self.write_task_data(tid, data)
         );
+        let prepared_at = timer.elapsed();
         let mut rows = 0u64;
         let mut failure: Option<RemoteError> = None;
         for (_, r) in prepared {
@@ -346,6 +348,7 @@ impl Coordinator {
         if ddl_only && known {
             self.participant.mark_settled(tid);
         }
+        let decided_at = timer.elapsed();
         match decided {
             Ok(d) if d.committed => {
                 crash_point("coordinator_after_decide");
@@ -353,6 +356,13 @@ impl Coordinator {
                     self.drop_task_data(tid);
                 }
                 self.finish(tid, &nodes, Verdict::Commit).await;
+                tracing::trace!(
+                    tid,
+                    prepare_ms = prepared_at.as_secs_f64() * 1e3,
+                    decide_ms = (decided_at - prepared_at).as_secs_f64() * 1e3,
+                    commit_ms = (timer.elapsed() - decided_at).as_secs_f64() * 1e3,
+                    "committed"
+                );
                 Ok((tid, rows))
             }
             Ok(d) => {

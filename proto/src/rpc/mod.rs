@@ -22,6 +22,9 @@ pub use controller::{CatalogCheck, ControllerReply, ControllerRequest};
 pub use error::{ErrorCode, RemoteError};
 pub use message::*;
 pub use participant::{ParticipantReply, ParticipantRequest};
-pub use replication::{ReplicationReply, ReplicationRequest};
+pub use replication::{
+    ReplicationReply, ReplicationRequest, TaskPiece, TaskRef, FETCH_TASKS_MAX,
+    FETCH_TASKS_REPLY_BYTES,
+};
 pub use server::{serve, Service};
 pub use session::{SessionReply, SessionRequest};

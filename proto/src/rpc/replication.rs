@@ -6,6 +6,29 @@ use serde::{Deserialize, Serialize};
 use crate::task::TaskInfo;
 use crate::txn::TableSums;
 
+/// Most tasks one `FetchTasksData` may ask for.
+pub const FETCH_TASKS_MAX: usize = 1024;
+/// A `TasksData` answer stops adding tasks once it holds this many bytes.
+pub const FETCH_TASKS_REPLY_BYTES: usize = 4 << 20;
+
+/// A task whose data is asked for: its id and the master transaction its data is keyed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRef {
+    pub task_id: u64,
+    pub tid: u64,
+}
+
+/// The start of one task's data: `bytes` from offset 0 of `total` (fetch the rest with
+/// `FetchTaskData`), or why it cannot be had.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskPiece {
+    pub task_id: u64,
+    pub total: u64,
+    #[serde(with = "serde_bytes")]
+    pub bytes: Vec<u8>,
+    pub error: Option<crate::rpc::RemoteError>,
+}
+
 /// Requests a slave cluster sends to the master cluster. Each carries a token from `Login` on
 /// the master controller; only a master administrator's token is accepted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,6 +57,10 @@ pub enum ReplicationRequest {
         tid: u64,
         offset: u64,
     },
+    /// The data of several tasks held by one master data node, in order, each from its start:
+    /// answers [`ReplicationReply::TasksData`] (that data node). At most
+    /// [`FETCH_TASKS_MAX`] tasks a request.
+    FetchTasksData { token: String, tasks: Vec<TaskRef> },
     /// The sites of the master's live data nodes: answers [`ReplicationReply::Sites`] (master controller).
     DataNodes { token: String },
     /// Row counts and checksums of every chunk of database `db` (of its table `table` only,
@@ -64,6 +91,9 @@ pub enum ReplicationReply {
         #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,
     },
+    /// The first pieces of the tasks asked for with `FetchTasksData`, in order: as many as fit
+    /// in about [`FETCH_TASKS_REPLY_BYTES`] (at least one); ask again for the rest.
+    TasksData(Vec<TaskPiece>),
     Sites(Vec<String>),
     /// Per table of a database: its schema's hash and its chunks' row counts and checksums.
     Checksums(Vec<TableSums>),

@@ -31,8 +31,12 @@ const BATCH_TASKS: u32 = 500;
 /// Most task data (encoded) a batch holds; the tasks after the one that reaches it are handed
 /// back untried, for the next batch.
 const BATCH_BYTES: usize = 64 << 20;
-/// Task data fetched at once, ahead of the task being decoded.
-const FETCH_AHEAD: usize = 32;
+/// Tasks whose data one request per master data node fetches (`FetchTasksData`).
+const FETCH_CHUNK: usize = 64;
+/// Chunks fetched at once, ahead of the one being taken.
+const FETCH_AHEAD: usize = 4;
+/// Task data at most this large is decoded on the worker itself, larger on a blocking thread.
+const DECODE_INLINE_BYTES: usize = 64 << 10;
 /// How often the controller hears which tasks this node replays.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -183,49 +187,57 @@ impl Replayer {
         }
     }
 
-    /// The data of `t`, fetched from its master data node and decoded.
-    async fn task_data(
+    /// The data of `chunk`'s tasks, in order, fetched with one request per master data node
+    /// and decoded.
+    async fn chunk_data(
         &self,
         master_token: &str,
-        t: &TaskInfo,
-    ) -> Result<(TaskData, usize), Failure> {
-        let bytes = self.fetcher.fetch(master_token, t).await.map_err(|e| {
-            let transient = match &e {
-                ClientError::Rpc(_) => true,
-                ClientError::Remote(r) => r.code == ErrorCode::Unavailable,
-                ClientError::Unexpected(_) => false,
-            };
-            Failure {
-                reason: format!(
-                    "cannot fetch the task data from master data node {}:{}: {e}",
-                    t.src_host, t.src_port
-                ),
-                kind: if transient {
-                    FailureKind::Transient
-                } else {
-                    FailureKind::Lasting
-                },
-            }
-        })?;
-        let len = bytes.len();
-        let task = t.clone();
-        let data = match tokio::task::spawn_blocking(move || decode_task_data(&task, &bytes)).await
-        {
-            Ok(Ok(d)) => d,
-            Ok(Err(e)) => return Err(Failure::lasting(e.to_string())),
-            Err(e) => return Err(Failure::lasting(e.to_string())),
-        };
-        if data.op() != t.op || data.db() != t.db {
-            return Err(Failure::lasting(format!(
-                "the task data of task {} is a {} on {}, but the task says {} on {}",
-                t.task_id,
-                data.op(),
-                data.db(),
-                t.op,
-                t.db
-            )));
+        chunk: Vec<TaskInfo>,
+    ) -> Vec<(TaskInfo, Result<(TaskData, usize), Failure>)> {
+        let mut by_site: std::collections::BTreeMap<(String, u16), Vec<usize>> =
+            std::collections::BTreeMap::new();
+        for (i, t) in chunk.iter().enumerate() {
+            by_site
+                .entry((t.src_host.clone(), t.src_port))
+                .or_default()
+                .push(i);
         }
-        Ok((data, len))
+        let calls = by_site.into_values().map(|idx| {
+            let tasks: Vec<TaskInfo> = idx.iter().map(|&i| chunk[i].clone()).collect();
+            async move {
+                let got = self.fetcher.fetch_many(master_token, &tasks).await;
+                (idx, tasks, got)
+            }
+        });
+        let mut bytes: Vec<Option<Result<Vec<u8>, Failure>>> =
+            std::iter::repeat_with(|| None).take(chunk.len()).collect();
+        for (idx, tasks, got) in futures::future::join_all(calls).await {
+            match got {
+                Ok(list) => {
+                    for ((i, t), r) in idx.iter().zip(&tasks).zip(list) {
+                        bytes[*i] = Some(r.map_err(|e| fetch_failure(t, &e)));
+                    }
+                }
+                Err(e) => {
+                    for (i, t) in idx.iter().zip(&tasks) {
+                        bytes[*i] = Some(Err(fetch_failure(t, &e)));
+                    }
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(chunk.len());
+        for (t, b) in chunk.into_iter().zip(bytes) {
+            let r = match b {
+                Some(Ok(b)) => decode(&t, b).await,
+                Some(Err(f)) => Err(f),
+                None => Err(Failure::lasting(format!(
+                    "task {}: no answer for its data",
+                    t.task_id
+                ))),
+            };
+            out.push((t, r));
+        }
+        out
     }
 
     /// The attempts at the tasks handed out in `a`: replayed as one transaction; if that does
@@ -246,37 +258,43 @@ impl Replayer {
         );
         // The data, in order and fetched ahead, up to the first task whose data cannot be had
         // and at most BATCH_BYTES.
+        let fetch_start = std::time::Instant::now();
         let mut fetched: Vec<(TaskInfo, TaskData)> = Vec::with_capacity(a.tasks.len());
         let mut fetch_failed: Option<(u64, Failure)> = None;
         {
             let master_token: Arc<str> = Arc::from(a.master_token.as_str());
-            let mut data = futures::stream::iter(a.tasks.clone())
-                .map(|t| {
+            let chunks: Vec<Vec<TaskInfo>> = a
+                .tasks
+                .chunks(FETCH_CHUNK)
+                .map(<[TaskInfo]>::to_vec)
+                .collect();
+            let mut data = futures::stream::iter(chunks)
+                .map(|chunk| {
                     let master_token = master_token.clone();
-                    async move {
-                        let r = self.task_data(&master_token, &t).await;
-                        (t, r)
-                    }
+                    async move { self.chunk_data(&master_token, chunk).await }
                 })
                 .buffered(FETCH_AHEAD);
             let mut bytes = 0usize;
-            while let Some((t, r)) = data.next().await {
-                match r {
-                    Ok((d, len)) => {
-                        fetched.push((t, d));
-                        bytes += len;
-                        if bytes >= BATCH_BYTES {
-                            break;
+            'chunks: while let Some(results) = data.next().await {
+                for (t, r) in results {
+                    match r {
+                        Ok((d, len)) => {
+                            fetched.push((t, d));
+                            bytes += len;
+                            if bytes >= BATCH_BYTES {
+                                break 'chunks;
+                            }
                         }
-                    }
-                    Err(f) => {
-                        fetch_failed = Some((t.task_id, f));
-                        break;
+                        Err(f) => {
+                            fetch_failed = Some((t.task_id, f));
+                            break 'chunks;
+                        }
                     }
                 }
             }
         }
         self.set_stage(worker, Stage::Executing);
+        let fetch_time = fetch_start.elapsed();
         let mut end = AttemptsEnd::default();
         let tried = fetched.len();
         let all_ok = if fetched.len() > 1 {
@@ -294,6 +312,12 @@ impl Replayer {
         } else {
             false
         };
+        tracing::debug!(
+            tasks = tried,
+            fetch_ms = fetch_time.as_secs_f64() * 1e3,
+            replay_ms = (fetch_start.elapsed() - fetch_time).as_secs_f64() * 1e3,
+            "batch replayed"
+        );
         if all_ok {
             end.finished = fetched.iter().map(|(t, _)| t.task_id).collect();
         } else {
@@ -333,6 +357,7 @@ impl Replayer {
         tasks: &[(TaskInfo, TaskData)],
         started_ns: i64,
     ) -> Result<(), RemoteError> {
+        let plan_start = std::time::Instant::now();
         let mut catalogs = Catalogs::default();
         let mut changes = Vec::new();
         let mut ops = OpsByNode::new();
@@ -355,9 +380,17 @@ impl Replayer {
             replay,
             ..Tx::new(changes, ops)
         };
+        let plan_ms = plan_start.elapsed().as_secs_f64() * 1e3;
         match self.coordinator.run_tx(token, tx).await {
             Ok((tid, rows)) => {
-                tracing::debug!(tid, rows, tasks = tasks.len(), "tasks replayed");
+                tracing::debug!(
+                    tid,
+                    rows,
+                    tasks = tasks.len(),
+                    plan_ms,
+                    tx_ms = plan_start.elapsed().as_secs_f64() * 1e3 - plan_ms,
+                    "tasks replayed"
+                );
                 Ok(())
             }
             Err(e) if e.code == ErrorCode::AlreadyApplied && tasks.len() == 1 => {
@@ -375,4 +408,51 @@ impl Replayer {
     pub(super) fn error(&self, code: ErrorCode, message: impl Into<String>) -> RemoteError {
         refusal(&self.alias, code, message)
     }
+}
+
+/// Why the data of `t` could not be fetched; a lost connection or an unavailable node is
+/// transient.
+fn fetch_failure(t: &TaskInfo, e: &ClientError) -> Failure {
+    let transient = match e {
+        ClientError::Rpc(_) => true,
+        ClientError::Remote(r) => r.code == ErrorCode::Unavailable,
+        ClientError::Unexpected(_) => false,
+    };
+    Failure {
+        reason: format!(
+            "cannot fetch the task data from master data node {}:{}: {e}",
+            t.src_host, t.src_port
+        ),
+        kind: if transient {
+            FailureKind::Transient
+        } else {
+            FailureKind::Lasting
+        },
+    }
+}
+
+/// Decodes `t`'s fetched data (a large one on a blocking thread) and checks it is `t`'s.
+async fn decode(t: &TaskInfo, bytes: Vec<u8>) -> Result<(TaskData, usize), Failure> {
+    let len = bytes.len();
+    let decoded = if len <= DECODE_INLINE_BYTES {
+        decode_task_data(t, &bytes)
+    } else {
+        let task = t.clone();
+        match tokio::task::spawn_blocking(move || decode_task_data(&task, &bytes)).await {
+            Ok(r) => r,
+            Err(e) => return Err(Failure::lasting(e.to_string())),
+        }
+    };
+    let data = decoded.map_err(|e| Failure::lasting(e.to_string()))?;
+    if data.op() != t.op || data.db() != t.db {
+        return Err(Failure::lasting(format!(
+            "the task data of task {} is a {} on {}, but the task says {} on {}",
+            t.task_id,
+            data.op(),
+            data.db(),
+            t.op,
+            t.db
+        )));
+    }
+    Ok((data, len))
 }
