@@ -66,8 +66,9 @@ if [ "$what" = replication ]; then
   trap stop_pair EXIT
   "$XREPL_BIN_DIR/xrepl-bench" --host 127.0.0.1:18849 replication --slave 127.0.0.1:19849 \
     --hosts 127.0.0.1:18849,127.0.0.1:18850 --seconds "${XREPL_BENCH_SECONDS:-10}"
+  # Also on stderr, so that it shows when compare.py reads stdout (it does not read this one).
   "$XREPL_BIN_DIR/xrepl-bench" --host 127.0.0.1:18849 catch-up --slave 127.0.0.1:19849 \
-    --hosts 127.0.0.1:18849,127.0.0.1:18850 --tasks "${XREPL_BENCH_TASKS:-20000}"
+    --hosts 127.0.0.1:18849,127.0.0.1:18850 --tasks "${XREPL_BENCH_TASKS:-20000}" | tee /dev/stderr
   exit 0
 fi
 
