@@ -124,6 +124,17 @@ pub enum MetaCommand {
     },
 }
 
+impl MetaCommand {
+    /// Whether its caller waits until it is durable. Tasks a slave received need not be: the
+    /// master keeps a task until every slave reports it finished, so a store lost in a crash
+    /// of the machine only makes the puller ask for those tasks again; and the log is written
+    /// in order, so the sync of any later command (a replay's decision) makes them durable
+    /// first.
+    pub fn must_sync(&self) -> bool {
+        !matches!(self, MetaCommand::StoreTasks { .. })
+    }
+}
+
 /// What applying a command produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetaOutcome {
@@ -141,4 +152,28 @@ pub enum MetaOutcome {
     ReplayRefused(Decision, FinishRefused),
     /// The tasks a skip marked FINISHED.
     Skipped(Vec<u64>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_tasks_a_slave_received_are_stored_without_waiting_for_a_sync() {
+        let store = MetaCommand::StoreTasks {
+            tasks: vec![],
+            queues: 4,
+            now_ns: 0,
+        };
+        assert!(!store.must_sync());
+        for cmd in [
+            MetaCommand::LeaseTids { count: 1 },
+            MetaCommand::Settle {
+                node: "dnode1".into(),
+                tids: vec![1],
+            },
+        ] {
+            assert!(cmd.must_sync(), "{cmd:?}");
+        }
+    }
 }

@@ -5,7 +5,8 @@
 //! waiting in its queue as a group, checks and applies each to the working copy
 //! ([`state::MetaState::apply`]), writes what they touched as one change to the write-ahead
 //! logged tree ([`store`]), makes it durable with one `fdatasync` (group commit: every client
-//! waiting at that moment shares it), and only then applies the same commands to the
+//! waiting at that moment shares it; a group of only tasks a slave received is written without
+//! one, see [`MetaCommand::must_sync`]), and only then applies the same commands to the
 //! published state that readers see, and answers. A replicated log can later feed the same
 //! commands to every controller replica: `apply` is deterministic.
 //!
@@ -66,7 +67,8 @@ impl MetaHandle {
         Ok(MetaHandle { state, tx })
     }
 
-    /// Applies one command: checked, written, flushed, published, in that order.
+    /// Applies one command: checked, written, flushed (unless it need not be, see
+    /// [`MetaCommand::must_sync`]), published, in that order.
     pub async fn apply(&self, cmd: MetaCommand) -> Result<MetaOutcome, ControllerError> {
         let (tx, rx) = oneshot::channel();
         self.tx
@@ -135,10 +137,15 @@ impl MetaWriter {
             };
             done.push((cmd, reply, result));
         }
+        let sync = done
+            .iter()
+            .any(|(cmd, _, result)| result.is_ok() && cmd.must_sync());
         let written = if change.is_empty() {
             Ok(())
-        } else {
+        } else if sync {
             self.store.tree.write_durable(&change).map(|_| ())
+        } else {
+            self.store.tree.write(&change).map(|_| ())
         };
         if let Err(e) = written {
             // The working copy is ahead of the disk now; the store cannot be trusted to follow.
