@@ -17,6 +17,7 @@ use dashmap::DashMap;
 use xrepl_core::config::DataNodeReplication;
 use xrepl_proto::master_client::TaskDataFetcher;
 
+use crate::catalog_cache::CatalogCache;
 use crate::link::ControllerLink;
 use crate::txn::coordinator::Coordinator;
 
@@ -58,6 +59,9 @@ pub struct Replayer {
     /// Busy workers by number.
     pub workers: DashMap<u32, WorkerState>,
     fetcher: TaskDataFetcher,
+    /// Database definitions kept between batches (checked at the decision, see
+    /// `plan::Catalogs::checked`).
+    kept: CatalogCache,
     /// The execution user's session token on this cluster.
     token: tokio::sync::Mutex<Option<String>>,
 }
@@ -76,6 +80,7 @@ impl Replayer {
             coordinator,
             workers: DashMap::new(),
             fetcher: TaskDataFetcher::default(),
+            kept: CatalogCache::default(),
             token: tokio::sync::Mutex::new(None),
         }
     }

@@ -32,6 +32,11 @@ fn right_needed(data: &TaskData) -> Right {
 #[derive(Default)]
 pub(super) struct Catalogs {
     dbs: HashMap<(String, Right), DatabaseMeta>,
+    /// Whether a database this batch writes may come from the replayer's kept copies.
+    pub(super) use_kept: bool,
+    /// The one kept copy this batch was planned with, `(path, version)`: its decision carries
+    /// the version, and the controller refuses the commit if the database changed since.
+    pub(super) checked: Option<(String, u64)>,
 }
 
 impl Replayer {
@@ -47,8 +52,18 @@ impl Replayer {
         if let Some(d) = cache.dbs.get(&key) {
             return Ok(Some(d.clone()));
         }
+        if cache.use_kept && right == Right::Write && cache.checked.is_none() {
+            if let Some(d) = self.kept.get(db) {
+                cache.checked = Some((db.to_string(), d.version));
+                cache.dbs.insert(key, (*d).clone());
+                return Ok(Some((*d).clone()));
+            }
+        }
         let d = self.link.database(token, db, Some(right)).await?;
         if let Some(d) = &d {
+            if right == Right::Write {
+                self.kept.put(d.clone());
+            }
             cache.dbs.insert(key, d.clone());
         }
         Ok(d)
@@ -150,7 +165,8 @@ impl Replayer {
                         .link
                         .place_chunks(token, db, name, routed.by_part.keys().copied().collect())
                         .await?;
-                    // The batch's later tasks find these chunks placed.
+                    // The batch's later tasks, and later batches, find these chunks placed.
+                    self.kept.learn_placement(db, t.id, &placement);
                     if let Some(t) = cache
                         .dbs
                         .get_mut(&(db.to_string(), right))

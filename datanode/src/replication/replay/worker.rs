@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::sync::watch;
+use xrepl_core::catalog::Right;
 use xrepl_proto::client::ClientError;
 use xrepl_proto::master_client::decode_task_data;
-use xrepl_proto::rpc::{ErrorCode, RemoteError};
+use xrepl_proto::rpc::{CatalogCheck, ErrorCode, RemoteError};
 use xrepl_proto::task::{ReplayAssignment, ReplayFailure, ReplayOf, TaskData, TaskInfo};
 
 use super::plan::Catalogs;
@@ -357,51 +358,103 @@ impl Replayer {
         tasks: &[(TaskInfo, TaskData)],
         started_ns: i64,
     ) -> Result<(), RemoteError> {
-        let plan_start = std::time::Instant::now();
-        let mut catalogs = Catalogs::default();
-        let mut changes = Vec::new();
-        let mut ops = OpsByNode::new();
-        for (_, data) in tasks {
-            let (c, o) = self.plan(token, data, &mut catalogs).await?;
-            changes.extend(c);
-            for (node, list) in o {
-                ops.entry(node).or_default().extend(list);
-            }
-        }
-        let replay = tasks
+        // First with the kept database definitions; if the controller finds one stale, once
+        // more with definitions read now. Only appends and upserts use them: a kept copy may
+        // not list chunks another node placed since (placements do not change the version),
+        // and an append asks the controller for every partition its copy does not place,
+        // while an update or a delete would miss those chunks.
+        let mut use_kept = tasks
             .iter()
-            .map(|(t, _)| ReplayOf {
-                task_id: t.task_id,
-                node: self.alias.clone(),
-                started_ns,
-            })
-            .collect();
-        let tx = Tx {
-            replay,
-            ..Tx::new(changes, ops)
-        };
-        let plan_ms = plan_start.elapsed().as_secs_f64() * 1e3;
-        match self.coordinator.run_tx(token, tx).await {
-            Ok((tid, rows)) => {
-                tracing::debug!(
-                    tid,
-                    rows,
-                    tasks = tasks.len(),
-                    plan_ms,
-                    tx_ms = plan_start.elapsed().as_secs_f64() * 1e3 - plan_ms,
-                    "tasks replayed"
-                );
-                Ok(())
+            .all(|(_, d)| matches!(d, TaskData::Append { .. } | TaskData::Upsert { .. }));
+        loop {
+            let plan_start = std::time::Instant::now();
+            let mut catalogs = Catalogs::default();
+            catalogs.use_kept = use_kept;
+            let mut changes = Vec::new();
+            let mut ops = OpsByNode::new();
+            let mut planned = Ok(());
+            for (_, data) in tasks {
+                match self.plan(token, data, &mut catalogs).await {
+                    Ok((c, o)) => {
+                        changes.extend(c);
+                        for (node, list) in o {
+                            ops.entry(node).or_default().extend(list);
+                        }
+                    }
+                    Err(e) => {
+                        planned = Err(e);
+                        break;
+                    }
+                }
             }
-            Err(e) if e.code == ErrorCode::AlreadyApplied && tasks.len() == 1 => {
-                tracing::info!(
-                    task_id = tasks[0].0.task_id,
-                    "a replay of a task applied already was rolled back: {}",
-                    e.message
-                );
-                Ok(())
+            if let Err(e) = planned {
+                // A kept copy may be older than the data (a column added since, by a replay
+                // on another node): plan again from the controller's definitions.
+                match catalogs.checked.take() {
+                    Some((db, _)) if use_kept => {
+                        self.kept.forget(&db);
+                        use_kept = false;
+                        continue;
+                    }
+                    _ => return Err(e),
+                }
             }
-            Err(e) => Err(e),
+            // A replay that changes a database's definition makes the kept copy old.
+            let changes_catalog = !changes.is_empty();
+            let replay = tasks
+                .iter()
+                .map(|(t, _)| ReplayOf {
+                    task_id: t.task_id,
+                    node: self.alias.clone(),
+                    started_ns,
+                })
+                .collect();
+            let checked = catalogs.checked.clone();
+            let tx = Tx {
+                replay,
+                check: checked.as_ref().map(|(db, version)| CatalogCheck {
+                    db: db.clone(),
+                    version: *version,
+                    need: Right::Write,
+                }),
+                ..Tx::new(changes, ops)
+            };
+            let plan_ms = plan_start.elapsed().as_secs_f64() * 1e3;
+            let result = self.coordinator.run_tx(token, tx).await;
+            if changes_catalog {
+                for (_, data) in tasks {
+                    self.kept.forget(data.db());
+                }
+            }
+            return match result {
+                Ok((tid, rows)) => {
+                    tracing::debug!(
+                        tid,
+                        rows,
+                        tasks = tasks.len(),
+                        plan_ms,
+                        tx_ms = plan_start.elapsed().as_secs_f64() * 1e3 - plan_ms,
+                        "tasks replayed"
+                    );
+                    Ok(())
+                }
+                Err(e) if e.code == ErrorCode::StaleCatalog && use_kept => {
+                    if let Some((db, _)) = &checked {
+                        self.kept.forget(db);
+                    }
+                    use_kept = false;
+                    continue;
+                }
+                Err(e) if e.code == ErrorCode::AlreadyApplied && tasks.len() == 1 => {
+                    tracing::info!(
+                        task_id = tasks[0].0.task_id,
+                        "a replay of a task applied already was rolled back: {}",
+                        e.message
+                    );
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            };
         }
     }
 
