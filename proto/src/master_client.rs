@@ -154,9 +154,8 @@ pub struct TaskDataFetcher {
 }
 
 impl TaskDataFetcher {
-    /// The encoded task data of `task`, with a master administrator's `token`.
-    pub async fn fetch(&self, token: &str, task: &TaskInfo) -> Result<Vec<u8>, ClientError> {
-        let site = format!("{}:{}", task.src_host, task.src_port);
+    /// The kept connection to `site`, made (again) when there is none or it closed.
+    async fn connection(&self, site: String) -> Result<RpcClient, ClientError> {
         let kept = self
             .conns
             .lock()
@@ -164,17 +163,23 @@ impl TaskDataFetcher {
             .get(&site)
             .filter(|c| c.is_open())
             .cloned();
-        let rpc = match kept {
-            Some(c) => c,
+        match kept {
+            Some(c) => Ok(c),
             None => {
                 let c = connect_data_node(&site).await?;
                 self.conns
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(site, c.clone());
-                c
+                Ok(c)
             }
-        };
+        }
+    }
+
+    /// The encoded task data of `task`, with a master administrator's `token`.
+    pub async fn fetch(&self, token: &str, task: &TaskInfo) -> Result<Vec<u8>, ClientError> {
+        let site = format!("{}:{}", task.src_host, task.src_port);
+        let rpc = self.connection(site).await?;
         fetch_over(&rpc, token, task).await
     }
 
@@ -198,24 +203,7 @@ impl TaskDataFetcher {
                 first.task_id, other.task_id
             )));
         }
-        let kept = self
-            .conns
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&site)
-            .filter(|c| c.is_open())
-            .cloned();
-        let rpc = match kept {
-            Some(c) => c,
-            None => {
-                let c = connect_data_node(&site).await?;
-                self.conns
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(site, c.clone());
-                c
-            }
-        };
+        let rpc = self.connection(site).await?;
         let mut out = Vec::with_capacity(tasks.len());
         while out.len() < tasks.len() {
             let ask: Vec<TaskRef> = tasks[out.len()..]

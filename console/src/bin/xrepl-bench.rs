@@ -537,6 +537,21 @@ fn longs(t: &Table, name: &str) -> Result<Vec<i64>, String> {
 }
 
 /// Waits until the slave has finished every task up to the master's last; returns when.
+/// Drops and re-creates the replicated database of small transactions on the master, and
+/// waits until the slave has it too.
+async fn fresh_small_db(m: &Client, s: &Client) -> Result<(), String> {
+    m.run(&format!(
+        r#"if (existsDatabase("{SMALL_DB}")) {{ dropDatabase("{SMALL_DB}") }}
+db = database("{SMALL_DB}", VALUE, 2023.01.01..2023.01.31)
+setDatabaseForClusterReplication(db, true)
+db.createPartitionedTable(table(1:0, `d`id`v, [DATE, INT, DOUBLE]), "t", `d)"#
+    ))
+    .await
+    .map_err(|e| e.to_string())?;
+    caught_up(m, s).await?;
+    Ok(())
+}
+
 async fn caught_up(m: &Client, s: &Client) -> Result<Instant, String> {
     let err = |e: xrepl_proto::client::ClientError| e.to_string();
     let master = m
@@ -628,15 +643,7 @@ db.createPartitionedTable(table=schemaTable, tableName="kline", partitionColumns
     );
 
     // (b) Small transactions; lag per task from the controllers' own timestamps.
-    m.run(&format!(
-        r#"if (existsDatabase("{SMALL_DB}")) {{ dropDatabase("{SMALL_DB}") }}
-db = database("{SMALL_DB}", VALUE, 2023.01.01..2023.01.31)
-setDatabaseForClusterReplication(db, true)
-db.createPartitionedTable(table(1:0, `d`id`v, [DATE, INT, DOUBLE]), "t", `d)"#
-    ))
-    .await
-    .map_err(err)?;
-    caught_up(m, &s).await?;
+    fresh_small_db(m, &s).await?;
     let first = longs(
         &m.query("rpc(getControllerAlias(), getMasterReplicationStatus)")
             .await
@@ -744,15 +751,7 @@ async fn catch_up(
     let s = Client::connect(slave, "admin", "123456")
         .await
         .map_err(err)?;
-    m.run(&format!(
-        r#"if (existsDatabase("{SMALL_DB}")) {{ dropDatabase("{SMALL_DB}") }}
-db = database("{SMALL_DB}", VALUE, 2023.01.01..2023.01.31)
-setDatabaseForClusterReplication(db, true)
-db.createPartitionedTable(table(1:0, `d`id`v, [DATE, INT, DOUBLE]), "t", `d)"#
-    ))
-    .await
-    .map_err(err)?;
-    caught_up(m, &s).await?;
+    fresh_small_db(m, &s).await?;
     s.run("rpc(getControllerAlias(), stopClusterReplication)")
         .await
         .map_err(err)?;
