@@ -9,6 +9,7 @@ pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod operator;
+mod packed;
 pub mod placement;
 pub mod process;
 pub mod value;

@@ -190,8 +190,9 @@ fn render_nanos(nanos: i64, digits: usize) -> String {
     }
 }
 
-/// A typed column of values.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A typed column of values. Encoded with a numeric column as one run of bytes
+/// (`crate::packed`).
+#[derive(Debug, Clone, PartialEq)]
 pub enum Vector {
     Bool(Vec<i8>),
     Int(Vec<i32>),

@@ -921,6 +921,9 @@ fn a_small_input_declaring_4_gib_is_refused_without_allocating_it() {
     });
     let tids: ControllerAnswer = Ok(ControllerReply::Tids(vec![1, 2, 3]));
     let rows = Value::Vector(Vector::Long(vec![1, 2, 3]));
+    let names = Value::Vector(Vector::String(vec!["a".into(), "b".into(), "c".into()]));
+    // A LONG column is one run of little-endian bytes (bin8 of 24).
+    let longs: Vec<u8> = [1i64, 2, 3].iter().flat_map(|v| v.to_le_bytes()).collect();
     let placement: ControllerAnswer = Ok(ControllerReply::Placement([(1, "a".to_string())].into()));
     let four_gib = [0xff, 0xff, 0xff, 0xff];
     let cases: Vec<(&str, Vec<u8>, Refusal)> = vec![
@@ -952,11 +955,20 @@ fn a_small_input_declaring_4_gib_is_refused_without_allocating_it() {
             |b| decode::<ControllerAnswer>(b).err().map(|e| e.to_string()),
         ),
         (
-            "array32 of a LONG vector",
+            "bin32 of a LONG vector",
             patched(
                 &rows,
-                &[0x93, 1, 2, 3],
-                &[&[0xdd][..], &four_gib, &[1, 2, 3]].concat(),
+                &[&[0xc4, 24][..], &longs].concat(),
+                &[&[0xc6][..], &four_gib, &longs].concat(),
+            ),
+            |b| decode::<Value>(b).err().map(|e| e.to_string()),
+        ),
+        (
+            "array32 of a STRING vector",
+            patched(
+                &names,
+                b"\x93\xa1a\xa1b\xa1c",
+                &[&[0xdd][..], &four_gib, b"\xa1a\xa1b\xa1c"].concat(),
             ),
             |b| decode::<Value>(b).err().map(|e| e.to_string()),
         ),
