@@ -393,6 +393,7 @@ impl Storage {
         let mut change = Change::default();
         let mut dirs = BTreeSet::new();
         let mut new_dir = false;
+        let mut big: Vec<(ChunkId, u64, PathBuf, Vec<u8>)> = Vec::new();
         for (c, uid, bytes) in encoded {
             if bytes.len() <= INLINE_BLOCK {
                 change.put(block_key(c, uid), bytes);
@@ -400,13 +401,18 @@ impl Storage {
             }
             let dir = self.blocks.join(chunk_dir_name(c));
             new_dir |= files::ensure_dir(&dir)?;
-            let r = files::write(&dir.join(format!("{uid:016x}")), &bytes)?;
+            big.push((c, uid, dir.join(format!("{uid:016x}")), bytes));
             dirs.insert(dir);
-            change.put(block_key(c, uid), r.encode());
         }
-        for dir in &dirs {
-            files::sync_dir(dir)?;
+        let to_write: Vec<(PathBuf, &[u8])> = big
+            .iter()
+            .map(|(_, _, path, bytes)| (path.clone(), bytes.as_slice()))
+            .collect();
+        let refs = files::write_all(&to_write)?;
+        for ((c, uid, _, _), r) in big.iter().zip(refs) {
+            change.put(block_key(*c, *uid), r.encode());
         }
+        files::sync_dirs(&dirs.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
         if new_dir {
             files::sync_dir(&self.blocks)?;
         }
