@@ -272,50 +272,89 @@ async fn fetch_over(rpc: &RpcClient, token: &str, task: &TaskInfo) -> Result<Vec
     fetch_rest(rpc, token, task, Vec::new(), 0).await
 }
 
-/// Fetches `task`'s data from `out.len()` on (`total` bytes in all, if known) into `out`.
+/// The piece size a master data node answers with (its `PIECE`): the offsets asked for ahead.
+/// A node answering with other sizes is still read whole, one piece at a time.
+const PIECE_BYTES: u64 = 4 << 20;
+/// Pieces of one task asked for at once, so that the master reads and sends the next while
+/// this side takes in the last.
+const PIECES_AHEAD: usize = 4;
+
+/// Fetches `task`'s data from `out.len()` on (`total` bytes in all, if known) into `out`: the
+/// rest of the pieces [`PIECES_AHEAD`] at a time, in order.
 async fn fetch_rest(
     rpc: &RpcClient,
     token: &str,
     task: &TaskInfo,
     mut out: Vec<u8>,
-    total: u64,
+    mut total: u64,
 ) -> Result<Vec<u8>, ClientError> {
+    use futures::StreamExt;
     let site = rpc.addr().to_string();
-    out.reserve(
-        usize::try_from(total)
-            .unwrap_or(0)
-            .min(1 << 30)
-            .saturating_sub(out.len()),
-    );
-    loop {
+    let piece = |offset: u64| {
         let req = ReplicationRequest::FetchTaskData {
             token: token.to_string(),
             task_id: task.task_id,
             tid: task.tid,
-            offset: out.len() as u64,
+            offset,
         };
-        match rpc.call_timeout(req, FETCH_TIMEOUT).await?? {
-            ReplicationReply::TaskData {
-                total,
-                offset,
-                bytes,
-            } => {
-                if offset != out.len() as u64 || (bytes.is_empty() && offset < total) {
-                    return Err(ClientError::Unexpected(format!(
-                        "task {}: a piece of task data from {site} came at offset {offset}, expected {}",
-                        task.task_id,
-                        out.len()
-                    )));
-                }
-                if out.is_empty() {
-                    out.reserve(usize::try_from(total).unwrap_or(0).min(1 << 30));
-                }
-                out.extend_from_slice(&bytes);
-                if out.len() as u64 >= total {
-                    return Ok(out);
-                }
+        async move {
+            match rpc.call_timeout(req, FETCH_TIMEOUT).await?? {
+                ReplicationReply::TaskData {
+                    total,
+                    offset,
+                    bytes,
+                } => Ok((total, offset, bytes)),
+                other => Err(unexpected(other)),
             }
-            other => return Err(unexpected(other)),
+        }
+    };
+    // Appends a piece that must start at `out.len()`; answers whether it had the size asked.
+    let take = |out: &mut Vec<u8>, total: u64, offset: u64, bytes: Vec<u8>| {
+        if offset != out.len() as u64 || (bytes.is_empty() && offset < total) {
+            return Err(ClientError::Unexpected(format!(
+                "task {}: a piece of task data from {site} came at offset {offset}, expected {}",
+                task.task_id,
+                out.len()
+            )));
+        }
+        let whole = bytes.len() as u64 == PIECE_BYTES.min(total - offset.min(total));
+        out.extend_from_slice(&bytes);
+        Ok(whole)
+    };
+    if total == 0 {
+        // The first piece says how much there is.
+        let (t, offset, bytes) = piece(out.len() as u64).await?;
+        total = t;
+        out.reserve(usize::try_from(total).unwrap_or(0).min(1 << 30));
+        take(&mut out, total, offset, bytes)?;
+    } else {
+        out.reserve(
+            usize::try_from(total)
+                .unwrap_or(0)
+                .min(1 << 30)
+                .saturating_sub(out.len()),
+        );
+    }
+    while (out.len() as u64) < total {
+        let from = out.len() as u64;
+        let offsets: Vec<u64> = (from..total).step_by(PIECE_BYTES as usize).collect();
+        let mut pieces = futures::stream::iter(offsets)
+            .map(piece)
+            .buffered(PIECES_AHEAD);
+        while let Some(p) = pieces.next().await {
+            let (t, offset, bytes) = p?;
+            if t != total {
+                return Err(ClientError::Unexpected(format!(
+                    "task {}: its task data from {site} changed size from {total} to {t} bytes",
+                    task.task_id
+                )));
+            }
+            // A piece of another size: the offsets asked for ahead are wrong; ask again from
+            // where this one ends.
+            if !take(&mut out, total, offset, bytes)? {
+                break;
+            }
         }
     }
+    Ok(out)
 }

@@ -260,6 +260,7 @@ impl Replayer {
         // The data, in order and fetched ahead, up to the first task whose data cannot be had
         // and at most BATCH_BYTES.
         let fetch_start = std::time::Instant::now();
+        let mut bytes = 0usize;
         let mut fetched: Vec<(TaskInfo, TaskData)> = Vec::with_capacity(a.tasks.len());
         let mut fetch_failed: Option<(u64, Failure)> = None;
         {
@@ -275,7 +276,6 @@ impl Replayer {
                     async move { self.chunk_data(&master_token, chunk).await }
                 })
                 .buffered(FETCH_AHEAD);
-            let mut bytes = 0usize;
             'chunks: while let Some(results) = data.next().await {
                 for (t, r) in results {
                     match r {
@@ -315,6 +315,7 @@ impl Replayer {
         };
         tracing::debug!(
             tasks = tried,
+            bytes,
             fetch_ms = fetch_time.as_secs_f64() * 1e3,
             replay_ms = (fetch_start.elapsed() - fetch_time).as_secs_f64() * 1e3,
             "batch replayed"
