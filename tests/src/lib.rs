@@ -612,11 +612,24 @@ impl Pair {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let tail = |log: String| log.lines().rev().take(30).collect::<Vec<_>>().join("\n");
+        // The last lines of every slave process's log, newest first, without the logins of
+        // the status polls above.
+        let tail = |alias: &str| {
+            let log = self.slave.read_log(alias);
+            let lines: Vec<&str> = log
+                .lines()
+                .rev()
+                .filter(|l| !l.contains("login user="))
+                .take(40)
+                .collect();
+            format!("slave {alias} log (newest first):\n{}\n", lines.join("\n"))
+        };
+        let logs: String = std::iter::once(self.slave.controller.alias.as_str())
+            .chain(self.slave.datanodes.iter().map(|n| n.alias.as_str()))
+            .map(tail)
+            .collect();
         panic!(
-            "the slave did not catch up with task {last} within {limit:?}.\nslave status: {seen}\nslave controller log (last lines, newest first):\n{}\nslave dnode1 log:\n{}",
-            tail(self.slave.read_log("controller1")),
-            tail(self.slave.read_log("dnode1"))
+            "the slave did not catch up with task {last} within {limit:?}.\nslave status: {seen}\n{logs}"
         );
     }
 }
