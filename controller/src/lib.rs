@@ -159,9 +159,14 @@ impl Controller {
 
     async fn handle_request(&self, req: ControllerRequest) -> Result<ControllerReply, RemoteError> {
         match req {
-            ControllerRequest::Register { alias, site } => {
-                self.nodes
-                    .register(&alias, &site)
+            ControllerRequest::Register {
+                alias,
+                site,
+                incarnation,
+            } => {
+                let restarted = self
+                    .nodes
+                    .register(&alias, &site, incarnation)
                     .map_err(|m| self.refuse(ErrorCode::BadRequest, m))?;
                 let known = self.meta.read(|s| s.nodes.get(&alias).cloned());
                 if known.as_deref() != Some(site.as_str()) {
@@ -173,9 +178,11 @@ impl Controller {
                         .await
                         .map_err(|e| e.to_remote(&self.cfg.alias))?;
                 }
-                tracing::info!(node = %alias, %site, "data node registered");
+                tracing::info!(node = %alias, %site, restarted, "data node registered");
+                // A node that registers again without restarting (a heartbeat of its failed
+                // under load) still runs its replays: they are not lost.
                 if let Role::Slave(s) = &self.role {
-                    s.reclaim_lost(Some(&alias)).await;
+                    s.reclaim_lost(restarted.then_some(alias.as_str())).await;
                 }
                 Ok(ControllerReply::Registered {
                     controller: self.cfg.alias.clone(),

@@ -31,6 +31,8 @@ pub struct NodeRegistry {
     nodes: ClusterNodes,
     timeout: Duration,
     beats: DashMap<String, Beat>,
+    /// The incarnation of each node's last registration.
+    incarnations: DashMap<String, u64>,
     /// What the last sweep saw, to log only changes.
     seen_up: DashMap<String, bool>,
 }
@@ -45,12 +47,15 @@ impl NodeRegistry {
             nodes,
             timeout,
             beats: DashMap::new(),
+            incarnations: DashMap::new(),
             seen_up: DashMap::new(),
         }
     }
 
     /// Checks a registration against cluster.nodes; `Err` is the reason for the refusal.
-    pub fn register(&self, alias: &str, site: &str) -> Result<(), String> {
+    /// Answers whether it comes from another process than the node's last registration (or
+    /// the first this controller hears of it).
+    pub fn register(&self, alias: &str, site: &str, incarnation: u64) -> Result<bool, String> {
         let Some(n) = self.nodes.datanode(alias) else {
             return Err(format!(
                 "'{alias}' is not a data node in this cluster's cluster.nodes"
@@ -63,7 +68,8 @@ impl NodeRegistry {
             ));
         }
         self.beat(alias);
-        Ok(())
+        let before = self.incarnations.insert(alias.to_string(), incarnation);
+        Ok(before != Some(incarnation))
     }
 
     /// Records a heartbeat; `false` when the node is not registered (it must register again,
@@ -135,5 +141,41 @@ impl NodeRegistry {
                 _ => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use xrepl_core::config::NodeEntry;
+
+    use super::*;
+
+    fn registry() -> NodeRegistry {
+        let node = |alias: &str, port, role| NodeEntry {
+            host: "127.0.0.1".into(),
+            port,
+            alias: alias.into(),
+            role,
+        };
+        NodeRegistry::new(
+            ClusterNodes {
+                controller: node("controller1", 1, NodeRole::Controller),
+                datanodes: vec![node("dnode1", 2, NodeRole::DataNode)],
+            },
+            Duration::from_secs(5),
+        )
+    }
+
+    #[test]
+    fn a_registration_says_whether_another_process_made_it() {
+        let r = registry();
+        assert_eq!(r.register("dnode1", "127.0.0.1:2", 7), Ok(true), "first");
+        // The same process again (a heartbeat of its failed): it still runs what it ran.
+        assert_eq!(r.register("dnode1", "127.0.0.1:2", 7), Ok(false));
+        assert_eq!(r.register("dnode1", "127.0.0.1:2", 8), Ok(true), "restarted");
+        // A refused registration changes nothing.
+        assert!(r.register("dnode1", "127.0.0.1:3", 9).is_err());
+        assert!(r.register("dnode9", "127.0.0.1:2", 9).is_err());
+        assert_eq!(r.register("dnode1", "127.0.0.1:2", 8), Ok(false));
     }
 }

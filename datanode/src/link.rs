@@ -77,6 +77,8 @@ pub struct ControllerLink {
     controller_addr: String,
     max_frame: usize,
     heartbeat_interval: Duration,
+    /// This process's start (ns since the epoch): which process a registration comes from.
+    incarnation: u64,
     client: Mutex<Option<RpcClient>>,
 }
 
@@ -88,6 +90,9 @@ impl ControllerLink {
             controller_addr: cfg.controller.site(),
             max_frame: cfg.max_frame_size,
             heartbeat_interval: cfg.heartbeat_interval,
+            incarnation: chrono::Utc::now()
+                .timestamp_nanos_opt()
+                .map_or(0, |n| n as u64),
             client: Mutex::new(None),
         }
     }
@@ -416,6 +421,7 @@ impl ControllerLink {
                 self.call(ControllerRequest::Register {
                     alias: self.alias.clone(),
                     site: self.site.clone(),
+                    incarnation: self.incarnation,
                 })
                 .await
             };

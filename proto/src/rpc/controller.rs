@@ -13,8 +13,15 @@ use crate::txn::TxState;
 /// Requests a controller answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ControllerRequest {
-    /// A data node announces itself at start (and again after the controller restarts).
-    Register { alias: String, site: String },
+    /// A data node announces itself at start (and again after the controller restarts, or
+    /// after a heartbeat failed). `incarnation` is the same for every registration of one
+    /// process and differs from any earlier process's (its start time in nanoseconds): a node
+    /// that registers again without restarting still runs what it ran.
+    Register {
+        alias: String,
+        site: String,
+        incarnation: u64,
+    },
     /// A data node is alive.
     Heartbeat { alias: String },
     /// Checks a user's password; answers a [`ControllerReply::LoggedIn`] with a token for later calls.
