@@ -191,7 +191,7 @@ fn render_nanos(nanos: i64, digits: usize) -> String {
 }
 
 /// A typed column of values. Encoded with a numeric column as one run of bytes
-/// (`crate::packed`).
+/// (`packed.rs`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Vector {
     Bool(Vec<i8>),
