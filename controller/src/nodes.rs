@@ -172,7 +172,11 @@ mod tests {
         assert_eq!(r.register("dnode1", "127.0.0.1:2", 7), Ok(true), "first");
         // The same process again (a heartbeat of its failed): it still runs what it ran.
         assert_eq!(r.register("dnode1", "127.0.0.1:2", 7), Ok(false));
-        assert_eq!(r.register("dnode1", "127.0.0.1:2", 8), Ok(true), "restarted");
+        assert_eq!(
+            r.register("dnode1", "127.0.0.1:2", 8),
+            Ok(true),
+            "restarted"
+        );
         // A refused registration changes nothing.
         assert!(r.register("dnode1", "127.0.0.1:3", 9).is_err());
         assert!(r.register("dnode9", "127.0.0.1:2", 9).is_err());
