@@ -2,11 +2,11 @@
 //! the data: filtered rows or partial aggregates) or over an in-memory table, then merged,
 //! ordered and limited here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use xrepl_core::catalog::{ColumnDef, Right};
 use xrepl_core::operator::BinOp;
-use xrepl_core::value::{DataType, Scalar, Table, Value, Vector};
+use xrepl_core::value::{DataType, Scalar, ScalarKey, Table, Value, Vector};
 use xrepl_proto::txn::{AggFn, ColExpr, Partial, ScanResult, ScanShape};
 use xrepl_query::lang::ast::{Expr, ExprKind, Select, SelectItem};
 use xrepl_query::ops;
@@ -226,12 +226,12 @@ fn scan_local(
                 Some(g) => {
                     let keys = col(g)?;
                     let mut order: Vec<Scalar> = Vec::new();
-                    let mut idx: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+                    let mut idx: HashMap<ScalarKey, Vec<usize>> = HashMap::new();
                     for i in 0..keys.len() {
                         let k = keys
                             .get(i)
                             .unwrap_or(Scalar::Int(xrepl_core::value::NULL_INT));
-                        let e = idx.entry(k.render()).or_insert_with(|| {
+                        let e = idx.entry(k.key()).or_insert_with(|| {
                             order.push(k.clone());
                             Vec::new()
                         });
@@ -240,7 +240,7 @@ fn scan_local(
                     let mut kv = Vector::empty(keys.data_type());
                     let mut partials = vec![Vec::new(); aggs.len()];
                     for k in order {
-                        let rows = idx.get(&k.render()).cloned().unwrap_or_default();
+                        let rows = idx.remove(&k.key()).unwrap_or_default();
                         for (j, (_, c)) in aggs.iter().enumerate() {
                             partials[j].push(part(c, Some(&rows))?);
                         }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use xrepl_core::catalog::ColumnDef;
-use xrepl_core::value::{DataType, Scalar, Value, Vector};
+use xrepl_core::value::{DataType, Scalar, ScalarKey, Value, Vector};
 use xrepl_proto::rpc::{ErrorCode, ParticipantReply, ParticipantRequest, RemoteError};
 use xrepl_proto::txn::{
     row_checksum, ChunkAction, ChunkId, ChunkOp, ChunkSum, ColExpr, Partial, Scan, ScanResult,
@@ -500,7 +500,7 @@ impl Participant {
         }
         let mut rows_out: Option<Vec<Vector>> = None;
         let mut groups: Vec<(Option<Scalar>, Vec<Partial>)> = Vec::new();
-        let mut group_index: HashMap<String, usize> = HashMap::new();
+        let mut group_index: HashMap<Option<ScalarKey>, usize> = HashMap::new();
         for c in &scan.chunks {
             for b in self.storage.chunk_blocks(*c)? {
                 let cols = project(&b, defs).map_err(invalid)?;
@@ -567,12 +567,12 @@ impl Participant {
                             Some(g) => {
                                 let keys = col(g)?;
                                 let mut by_key: Vec<(Scalar, Vec<usize>)> = Vec::new();
-                                let mut pos: HashMap<String, usize> = HashMap::new();
+                                let mut pos: HashMap<ScalarKey, usize> = HashMap::new();
                                 for i in 0..keys.len() {
                                     let k = keys
                                         .get(i)
                                         .unwrap_or(Scalar::Int(xrepl_core::value::NULL_INT));
-                                    let slot = *pos.entry(k.render()).or_insert_with(|| {
+                                    let slot = *pos.entry(k.key()).or_insert_with(|| {
                                         by_key.push((k.clone(), Vec::new()));
                                         by_key.len() - 1
                                     });
@@ -665,11 +665,11 @@ impl Participant {
 
 fn merge_group(
     groups: &mut Vec<(Option<Scalar>, Vec<Partial>)>,
-    index: &mut HashMap<String, usize>,
+    index: &mut HashMap<Option<ScalarKey>, usize>,
     key: Option<Scalar>,
     ps: Vec<Partial>,
 ) -> Result<(), ParticipantError> {
-    let name = key.as_ref().map(Scalar::render).unwrap_or_default();
+    let name = key.as_ref().map(Scalar::key);
     match index.get(&name) {
         Some(i) => {
             for (acc, p) in groups[*i].1.iter_mut().zip(&ps) {
