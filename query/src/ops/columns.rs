@@ -46,6 +46,15 @@ pub fn filter(v: &Vector, mask: &[bool]) -> Vector {
 }
 
 fn gather<T: Elem>(xs: &[T], idx: &[usize]) -> Vec<T> {
+    // A run of consecutive indices (a partition of rows that came in its order) is one copy.
+    if let (Some(&first), Some(&last)) = (idx.first(), idx.last()) {
+        if last < xs.len()
+            && last - first.min(last) + 1 == idx.len()
+            && idx.iter().enumerate().all(|(k, &i)| i == first + k)
+        {
+            return xs[first..=last].to_vec();
+        }
+    }
     idx.iter()
         .map(|&i| xs.get(i).cloned().unwrap_or_else(T::null))
         .collect()
@@ -195,6 +204,12 @@ mod tests {
             panic!("expected DOUBLEs")
         };
         assert!(ds.len() == 1 && ds[0].is_nan());
+        // A run of consecutive indices, inside and past the end.
+        assert_eq!(take_indices(&v, &[1, 2, 3]), Vector::Int(vec![20, 30, 40]));
+        assert_eq!(take_indices(&v, &[2]), Vector::Int(vec![30]));
+        assert_eq!(take_indices(&v, &[3, 4]), Vector::Int(vec![40, NULL_INT]));
+        assert_eq!(take_indices(&v, &[2, 1]), Vector::Int(vec![30, 20]));
+        assert_eq!(take_indices(&v, &[]), Vector::Int(vec![]));
         assert_eq!(
             ok(concat(&Vector::Int(vec![1]), &Vector::Int(vec![2, 3]))),
             Vector::Int(vec![1, 2, 3])
