@@ -131,7 +131,11 @@ pub fn append_ops(
                 .collect::<Result<_, _>>()?,
         ),
     };
-    let Routed { cols, by_part, .. } = routed;
+    let Routed {
+        cols,
+        by_part,
+        rows,
+    } = routed;
     // Column by column, each dropped once cut into its partitions: at most one copy of the
     // rows (and one column) is held at a time.
     let mut parts: Vec<(u32, Vec<usize>, Columns)> = by_part
@@ -139,13 +143,23 @@ pub fn append_ops(
         .map(|(p, idx)| (p, idx, Vec::with_capacity(cols.len())))
         .collect();
     let single = parts.len() == 1;
+    // Each row's part, so that a column's values are moved into their parts in one pass.
+    let sizes: Vec<usize> = parts.iter().map(|(_, idx, _)| idx.len()).collect();
+    let mut slot = vec![u32::MAX; if single { 0 } else { rows }];
+    for (s, (_, idx, _)) in parts.iter().enumerate() {
+        for &r in idx {
+            if let Some(x) = slot.get_mut(r) {
+                *x = s as u32;
+            }
+        }
+    }
     for (def, v) in t.columns.iter().zip(cols) {
         if single {
             parts[0].2.push((def.id, v));
             continue;
         }
-        for (_, idx, columns) in parts.iter_mut() {
-            columns.push((def.id, ops::take_indices(&v, idx)));
+        for ((_, _, columns), part) in parts.iter_mut().zip(ops::scatter(v, &slot, &sizes)) {
+            columns.push((def.id, part));
         }
     }
     let mut ops: OpsByNode = BTreeMap::new();

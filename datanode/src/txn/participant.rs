@@ -780,7 +780,7 @@ fn tail_to_merge(blocks: &[(u64, u32)], rows: usize) -> usize {
 }
 
 /// Cuts columns into blocks of at most [`BLOCK_ROWS`] rows.
-fn split_blocks(data: Vec<(u32, Vector)>) -> Vec<Block> {
+fn split_blocks(mut data: Vec<(u32, Vector)>) -> Vec<Block> {
     let rows = data.first().map_or(0, |(_, v)| v.len());
     if rows <= BLOCK_ROWS {
         return vec![Block {
@@ -788,20 +788,22 @@ fn split_blocks(data: Vec<(u32, Vector)>) -> Vec<Block> {
             columns: data,
         }];
     }
-    (0..rows)
-        .step_by(BLOCK_ROWS)
-        .map(|start| {
-            let end = (start + BLOCK_ROWS).min(rows);
-            let idx: Vec<usize> = (start..end).collect();
-            Block {
-                rows: (end - start) as u32,
-                columns: data
-                    .iter()
-                    .map(|(id, v)| (*id, ops::take_indices(v, &idx)))
-                    .collect(),
-            }
-        })
-        .collect()
+    // From the last block back, each cut off the columns' ends: the values are moved once.
+    let starts: Vec<usize> = (0..rows).step_by(BLOCK_ROWS).collect();
+    let mut blocks: Vec<Block> = Vec::with_capacity(starts.len());
+    let mut end = rows;
+    for &start in starts.iter().rev() {
+        blocks.push(Block {
+            rows: (end - start) as u32,
+            columns: data
+                .iter_mut()
+                .map(|(id, v)| (*id, ops::split_off(v, start)))
+                .collect(),
+        });
+        end = start;
+    }
+    blocks.reverse();
+    blocks
 }
 
 fn broadcast(s: &Scalar, n: usize) -> Vector {

@@ -65,6 +65,39 @@ pub fn take_indices(v: &Vector, idx: &[usize]) -> Vector {
     per_vector!(v, |xs| gather(xs, idx))
 }
 
+/// Moves each element of `v` into the vector of its slot (`slot[i]` for element `i`), in
+/// order; `sizes[s]` is how many slot `s` gets. An element whose slot is past `sizes` is
+/// dropped. Nothing is copied but the elements themselves (a STRING's text stays where it is),
+/// which is how a bulk append's rows are cut into partitions.
+pub fn scatter(v: Vector, slot: &[u32], sizes: &[usize]) -> Vec<Vector> {
+    fn go<T>(xs: Vec<T>, slot: &[u32], sizes: &[usize], wrap: fn(Vec<T>) -> Vector) -> Vec<Vector> {
+        let mut out: Vec<Vec<T>> = sizes.iter().map(|n| Vec::with_capacity(*n)).collect();
+        for (x, s) in xs.into_iter().zip(slot) {
+            if let Some(o) = out.get_mut(*s as usize) {
+                o.push(x);
+            }
+        }
+        out.into_iter().map(wrap).collect()
+    }
+    match v {
+        Vector::Bool(xs) => go(xs, slot, sizes, Vector::Bool),
+        Vector::Int(xs) => go(xs, slot, sizes, Vector::Int),
+        Vector::Long(xs) => go(xs, slot, sizes, Vector::Long),
+        Vector::Double(xs) => go(xs, slot, sizes, Vector::Double),
+        Vector::String(xs) => go(xs, slot, sizes, Vector::String),
+        Vector::Symbol(xs) => go(xs, slot, sizes, Vector::Symbol),
+        Vector::Date(xs) => go(xs, slot, sizes, Vector::Date),
+        Vector::DateTime(xs) => go(xs, slot, sizes, Vector::DateTime),
+        Vector::Timestamp(xs) => go(xs, slot, sizes, Vector::Timestamp),
+        Vector::NanoTimestamp(xs) => go(xs, slot, sizes, Vector::NanoTimestamp),
+    }
+}
+
+/// Cuts `v` at `at`: `v` keeps the elements before, the answer holds the rest (moved).
+pub fn split_off(v: &mut Vector, at: usize) -> Vector {
+    per_vector!(v, |xs| xs.split_off(at.min(xs.len())))
+}
+
 fn joined<T: Clone>(x: &[T], y: &[T]) -> Vec<T> {
     let mut v = Vec::with_capacity(x.len() + y.len());
     v.extend_from_slice(x);
@@ -204,6 +237,13 @@ mod tests {
             panic!("expected DOUBLEs")
         };
         assert!(ds.len() == 1 && ds[0].is_nan());
+        // Scattered by slot (a slot past the sizes drops its element), and split.
+        let parts = scatter(strs(&["a", "b", "c", "d"]), &[1, 0, 1, 9], &[1, 2]);
+        assert_eq!(parts, vec![strs(&["b"]), strs(&["a", "c"])]);
+        let mut w = Vector::Int(vec![1, 2, 3]);
+        assert_eq!(split_off(&mut w, 1), Vector::Int(vec![2, 3]));
+        assert_eq!(w, Vector::Int(vec![1]));
+        assert_eq!(split_off(&mut w, 5), Vector::Int(vec![]));
         // A run of consecutive indices, inside and past the end.
         assert_eq!(take_indices(&v, &[1, 2, 3]), Vector::Int(vec![20, 30, 40]));
         assert_eq!(take_indices(&v, &[2]), Vector::Int(vec![30]));

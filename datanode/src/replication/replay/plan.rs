@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use xrepl_core::catalog::{CatalogChange, DatabaseMeta, Right, TableMeta};
+use xrepl_core::value::Table;
 use xrepl_proto::rpc::{ErrorCode, RemoteError};
 use xrepl_proto::task::TaskData;
 use xrepl_proto::txn::ChunkAction;
@@ -71,20 +72,25 @@ impl Replayer {
 
     /// The catalog changes and the chunk ops of replaying `data` here, as `token`'s user,
     /// against the databases in `cache` (read into it when missing).
+    ///
+    /// The rows of an append or an upsert are **taken** out of `data` (it is left with an
+    /// empty table): they move into the chunk ops instead of being copied. The caller must
+    /// fetch the data again before planning it again.
     pub(super) async fn plan(
         &self,
         token: &str,
-        data: &TaskData,
+        data: &mut TaskData,
         cache: &mut Catalogs,
     ) -> Result<(Vec<CatalogChange>, OpsByNode), RemoteError> {
-        let db = data.db();
+        let db = data.db().to_string();
+        let db = db.as_str();
         let missing_db = || {
             self.error(
                 ErrorCode::NotFound,
                 format!("database '{db}' does not exist on the slave"),
             )
         };
-        if let TaskData::CreateDomain { scheme, .. } = data {
+        if let TaskData::CreateDomain { scheme, .. } = &*data {
             let path = db.to_string();
             let on = CatalogChange::SetReplication {
                 path: path.clone(),
@@ -116,6 +122,18 @@ impl Replayer {
             };
         }
         let right = right_needed(data);
+        let taken = match data {
+            TaskData::Append {
+                table, data: rows, ..
+            } => Some((table.clone(), take_rows(rows), None)),
+            TaskData::Upsert {
+                table,
+                data: rows,
+                keys,
+                ..
+            } => Some((table.clone(), take_rows(rows), Some(keys.clone()))),
+            _ => None,
+        };
         let d = self
             .database(token, db, right, cache)
             .await?
@@ -133,23 +151,15 @@ impl Replayer {
         };
         // A replay's planning failure would fail the same way again: a runtime error.
         let runtime = |e: plan::PlanError| self.error(ErrorCode::Runtime, e.to_string());
-        let ops = match data {
-            TaskData::Append {
-                table: name,
-                data: rows,
-                ..
-            }
-            | TaskData::Upsert {
-                table: name,
-                data: rows,
-                ..
-            } => {
-                let t = table(name)?;
-                let keys = match data {
-                    TaskData::Upsert { keys, .. } => Some(keys.as_slice()),
-                    _ => None,
+        let ops = match &*data {
+            TaskData::Append { .. } | TaskData::Upsert { .. } => {
+                let Some((name, rows, keys)) = taken else {
+                    return Err(self.error(ErrorCode::Internal, "the rows were not taken"));
                 };
-                let routed = plan::route_rows(&d, &t, rows.clone()).map_err(runtime)?;
+                let name = name.as_str();
+                let keys = keys.as_deref();
+                let t = table(name)?;
+                let routed = plan::route_rows(&d, &t, rows).map_err(runtime)?;
                 // Partitions placed already need no round trip to the controller.
                 let known: BTreeMap<u32, String> = routed
                     .by_part
@@ -241,4 +251,15 @@ impl Replayer {
         };
         Ok((data.catalog_changes(), ops))
     }
+}
+
+/// The rows of an append or upsert, moved out; an empty table is left in their place.
+fn take_rows(rows: &mut Table) -> Table {
+    std::mem::replace(
+        rows,
+        Table {
+            names: Vec::new(),
+            columns: Vec::new(),
+        },
+    )
 }

@@ -298,8 +298,15 @@ impl Replayer {
         let fetch_time = fetch_start.elapsed();
         let mut end = AttemptsEnd::default();
         let tried = fetched.len();
+        let master_token = a.master_token.as_str();
+        // Planning takes the rows out of the fetched data: one at a time after a batch
+        // that did not commit needs them fetched again.
+        let mut refetch_failed = None;
         let all_ok = if fetched.len() > 1 {
-            match self.replay(token, &fetched, a.started_ns).await {
+            match self
+                .replay(token, master_token, &mut fetched, a.started_ns)
+                .await
+            {
                 Ok(()) => true,
                 Err(e) => {
                     tracing::info!(
@@ -307,6 +314,7 @@ impl Replayer {
                         fetched.len(),
                         e.message
                     );
+                    refetch_failed = self.refetch(master_token, &mut fetched).await.err();
                     false
                 }
             }
@@ -322,15 +330,23 @@ impl Replayer {
         );
         if all_ok {
             end.finished = fetched.iter().map(|(t, _)| t.task_id).collect();
+        } else if let Some(e) = refetch_failed {
+            if let Some((first, _)) = fetched.first() {
+                end.failed = Some(Failure::of(e).of_task(first.task_id));
+            }
+            end.released
+                .extend(fetched.iter().skip(1).map(|(t, _)| t.task_id));
+            fetch_failed = None;
         } else {
-            for (i, one) in fetched.iter().enumerate() {
+            for i in 0..fetched.len() {
+                let task_id = fetched[i].0.task_id;
                 match self
-                    .replay(token, std::slice::from_ref(one), a.started_ns)
+                    .replay(token, master_token, &mut fetched[i..=i], a.started_ns)
                     .await
                 {
-                    Ok(()) => end.finished.push(one.0.task_id),
+                    Ok(()) => end.finished.push(task_id),
                     Err(e) => {
-                        end.failed = Some(Failure::of(e).of_task(one.0.task_id));
+                        end.failed = Some(Failure::of(e).of_task(task_id));
                         end.released
                             .extend(fetched[i + 1..].iter().map(|(t, _)| t.task_id));
                         fetch_failed = None;
@@ -356,7 +372,8 @@ impl Replayer {
     async fn replay(
         &self,
         token: &str,
-        tasks: &[(TaskInfo, TaskData)],
+        master_token: &str,
+        tasks: &mut [(TaskInfo, TaskData)],
         started_ns: i64,
     ) -> Result<(), RemoteError> {
         // First with the kept database definitions; if the controller finds one stale, once
@@ -374,7 +391,7 @@ impl Replayer {
             let mut changes = Vec::new();
             let mut ops = OpsByNode::new();
             let mut planned = Ok(());
-            for (_, data) in tasks {
+            for (_, data) in tasks.iter_mut() {
                 match self.plan(token, data, &mut catalogs).await {
                     Ok((c, o)) => {
                         changes.extend(c);
@@ -395,6 +412,7 @@ impl Replayer {
                     Some((db, _)) if use_kept => {
                         self.kept.forget(&db);
                         use_kept = false;
+                        self.refetch(master_token, tasks).await?;
                         continue;
                     }
                     _ => return Err(e),
@@ -423,7 +441,7 @@ impl Replayer {
             let plan_ms = plan_start.elapsed().as_secs_f64() * 1e3;
             let result = self.coordinator.run_tx(token, tx).await;
             if changes_catalog {
-                for (_, data) in tasks {
+                for (_, data) in tasks.iter() {
                     self.kept.forget(data.db());
                 }
             }
@@ -444,6 +462,7 @@ impl Replayer {
                         self.kept.forget(db);
                     }
                     use_kept = false;
+                    self.refetch(master_token, tasks).await?;
                     continue;
                 }
                 Err(e) if e.code == ErrorCode::AlreadyApplied && tasks.len() == 1 => {
@@ -457,6 +476,34 @@ impl Replayer {
                 Err(e) => Err(e),
             };
         }
+    }
+
+    /// Fetches the data of `tasks` again (planning took their rows). A task whose data cannot
+    /// be had fails the whole: unavailable (retried, not counted) when the master could not be
+    /// reached.
+    async fn refetch(
+        &self,
+        master_token: &str,
+        tasks: &mut [(TaskInfo, TaskData)],
+    ) -> Result<(), RemoteError> {
+        for part in tasks.chunks_mut(FETCH_CHUNK) {
+            let infos: Vec<TaskInfo> = part.iter().map(|(t, _)| t.clone()).collect();
+            let got = self.chunk_data(master_token, infos).await;
+            for (slot, (_, r)) in part.iter_mut().zip(got) {
+                match r {
+                    Ok((d, _)) => slot.1 = d,
+                    Err(f) => {
+                        let code = if f.kind == FailureKind::Transient {
+                            ErrorCode::Unavailable
+                        } else {
+                            ErrorCode::Runtime
+                        };
+                        return Err(self.error(code, f.reason));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     pub(super) fn error(&self, code: ErrorCode, message: impl Into<String>) -> RemoteError {
