@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod error;
 pub mod functions;
+pub mod inline;
 pub mod master;
 pub mod meta;
 pub mod nodes;
@@ -32,6 +33,7 @@ use xrepl_proto::rpc::{
     serve, ControllerReply, ControllerRequest, ErrorCode, Hello, PeerKind, RemoteError, Request,
     Response, ServerInfo, Service,
 };
+use xrepl_proto::task::INLINE_DATA_MAX;
 use xrepl_proto::txn::Verdict;
 
 use auth::Auth;
@@ -51,7 +53,7 @@ pub const DEFAULT_ADMIN: (&str, &str) = ("admin", "123456");
 pub enum Role {
     /// `clusterReplicationMode` is not set.
     Standalone,
-    Master(master::Master),
+    Master(Box<master::Master>),
     Slave(Arc<slave::Slave>),
 }
 
@@ -101,13 +103,15 @@ impl Controller {
         let auth = Auth::new(&cfg.alias, token_key, meta.clone());
         let role = match cfg.replication.as_ref() {
             None => Role::Standalone,
-            Some(r) if r.mode == ReplicationMode::Master => Role::Master(master::Master::new(
-                &cfg.alias,
-                r.slave_num,
-                meta.clone(),
-                nodes.clone(),
-                auth.clone(),
-            )),
+            Some(r) if r.mode == ReplicationMode::Master => {
+                Role::Master(Box::new(master::Master::new(
+                    &cfg.alias,
+                    r.slave_num,
+                    meta.clone(),
+                    nodes.clone(),
+                    auth.clone(),
+                )))
+            }
             Some(r) => Role::Slave(Arc::new(slave::Slave::new(
                 &cfg.alias,
                 format!("{}:{}", cfg.host, cfg.port),
@@ -243,6 +247,7 @@ impl Controller {
                 reason,
                 changes,
                 task,
+                task_data,
                 replay,
                 check,
                 participants,
@@ -269,6 +274,7 @@ impl Controller {
                         reason,
                         changes,
                         task: task.map(|t| *t),
+                        task_data: task_data.filter(|d| d.len() <= INLINE_DATA_MAX),
                         replay,
                         participants: Some(participants),
                     })

@@ -24,6 +24,8 @@ pub(crate) struct Proposal {
     pub reason: String,
     pub changes: Vec<CatalogChange>,
     pub task: Option<TaskMeta>,
+    /// The task's data when small: kept in memory for the slaves' pulls.
+    pub task_data: Option<serde_bytes::ByteBuf>,
     pub replay: Vec<ReplayOf>,
     /// The data nodes asked to prepare (`None`: not known).
     pub participants: Option<Vec<String>>,
@@ -39,6 +41,7 @@ impl Proposal {
             reason,
             changes: vec![],
             task: None,
+            task_data: None,
             replay: vec![],
             participants: None,
         }
@@ -175,6 +178,7 @@ impl Controller {
             reason,
             changes,
             task,
+            task_data,
             replay,
             participants,
         } = p;
@@ -216,7 +220,10 @@ impl Controller {
                 },
                 task_id,
             ) => {
-                if let (Some(_), Role::Master(master)) = (task_id, &self.role) {
+                if let (Some(id), Role::Master(master)) = (task_id, &self.role) {
+                    if let Some(bytes) = task_data {
+                        master.keep_data(id, bytes);
+                    }
                     master.task_added();
                 }
                 if let (true, Role::Slave(slave)) = (committed, &self.role) {

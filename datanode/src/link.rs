@@ -44,6 +44,8 @@ pub struct Decide {
     pub changes: Vec<CatalogChange>,
     /// The task a commit makes when its database is replicated (a master).
     pub task: Option<TaskMeta>,
+    /// That task's encoded data, when small enough to travel with it.
+    pub task_data: Option<Vec<u8>>,
     /// The tasks a commit finishes (a slave's replay of one task or a batch, in order).
     pub replay: Vec<ReplayOf>,
     /// The catalog the commit's chunk operations were planned with.
@@ -285,6 +287,7 @@ impl ControllerLink {
                 reason: d.reason,
                 changes: d.changes,
                 task: d.task.map(Box::new),
+                task_data: d.task_data.map(serde_bytes::ByteBuf::from),
                 replay: d.replay,
                 check: d.check,
                 participants: d.participants,

@@ -20,7 +20,7 @@ use crate::client::ClientError;
 use crate::rpc::{
     PeerKind, ReplicationReply, ReplicationRequest, RpcClient, TaskRef, FETCH_TASKS_MAX,
 };
-use crate::task::{TaskData, TaskInfo};
+use crate::task::{InlineData, TaskData, TaskInfo};
 use xrepl_core::config::defaults;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -100,14 +100,16 @@ impl MasterClient {
     }
 
     /// Reports `finished` and returns up to `max` tasks after `after`, waiting up to
-    /// `wait_ms` on the master when there are none.
+    /// `wait_ms` on the master when there are none, with the data of small ones (at most
+    /// `inline_room` bytes of it).
     pub async fn pull(
         &self,
         after: u64,
         finished: &[u64],
         max: u32,
         wait_ms: u32,
-    ) -> Result<Vec<TaskInfo>, ClientError> {
+        inline_room: u64,
+    ) -> Result<(Vec<TaskInfo>, Vec<InlineData>), ClientError> {
         let req = ReplicationRequest::Pull {
             token: self.token.clone(),
             slave: self.slave.clone(),
@@ -115,10 +117,11 @@ impl MasterClient {
             finished: finished.to_vec(),
             max,
             wait_ms,
+            inline_room,
         };
         let limit = Duration::from_millis(wait_ms.into()) + PULL_MARGIN;
         match self.rpc.call_timeout(req, limit).await?? {
-            ReplicationReply::Tasks(t) => Ok(t),
+            ReplicationReply::Tasks { tasks, data } => Ok((tasks, data)),
             other => Err(unexpected(other)),
         }
     }

@@ -472,11 +472,28 @@ pub struct ReplayOf {
     pub started_ns: i64,
 }
 
+/// Most encoded task data that travels inside the pull answer and the hand-out instead of
+/// being fetched from the master data node (a 10-row append is about 250 bytes).
+pub const INLINE_DATA_MAX: usize = 64 << 10;
+
+/// A small task's encoded data (rmp-encoded [`TaskData`], at most [`INLINE_DATA_MAX`] bytes),
+/// carried with the task so that nobody has to fetch it: from the coordinator to the master
+/// controller with the decision, to the slave controller in the pull answer, to the replay
+/// worker in the hand-out. It is a copy kept in memory; the master data node's copy is the one
+/// that lasts, and a task without it here is fetched from there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InlineData {
+    pub task_id: u64,
+    pub bytes: serde_bytes::ByteBuf,
+}
+
 /// Tasks handed to a slave data node's worker: one, or a batch to replay in this order as
 /// one transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplayAssignment {
     pub tasks: Vec<TaskInfo>,
+    /// The data of those of them that came with their data, in any order.
+    pub data: Vec<InlineData>,
     /// A master administrator's token, for fetching the task data from each task's
     /// `src_host`.
     pub master_token: String,

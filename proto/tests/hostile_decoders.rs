@@ -28,7 +28,8 @@ use xrepl_proto::rpc::{
     ReplicationRequest, Request, ServerInfo, SessionReply, SessionRequest, PROTOCOL_VERSION,
 };
 use xrepl_proto::task::{
-    OperationType, ReplayAssignment, ReplayFailure, ReplayOf, Scope, TaskData, TaskInfo, TaskMeta,
+    InlineData, OperationType, ReplayAssignment, ReplayFailure, ReplayOf, Scope, TaskData,
+    TaskInfo, TaskMeta,
 };
 use xrepl_proto::txn::{
     AggFn, ChunkAction, ChunkId, ChunkOp, ColExpr, Partial, Scan, ScanResult, ScanShape,
@@ -575,6 +576,7 @@ fn requests() -> Vec<Request> {
                 scheme: PartitionScheme::Range(Vector::Int(vec![0, 10, 20])),
             }],
             task: Some(Box::new(task_meta())),
+            task_data: Some(serde_bytes::ByteBuf::from(vec![0x92, 1, 2])),
             replay: vec![
                 ReplayOf {
                     task_id: 7,
@@ -650,6 +652,7 @@ fn requests() -> Vec<Request> {
             finished: vec![1, 2, 3],
             max: 1000,
             wait_ms: 1000,
+            inline_room: 1 << 20,
         }),
         Request::Replication(ReplicationRequest::FetchTaskData {
             token: "t".into(),
@@ -682,7 +685,13 @@ fn replication_answers() -> Vec<ReplicationAnswer> {
             is_admin: true,
             token: "admin.0011.deadbeef".into(),
         }),
-        Ok(ReplicationReply::Tasks(vec![task_info(), task_info()])),
+        Ok(ReplicationReply::Tasks {
+            tasks: vec![task_info(), task_info()],
+            data: vec![InlineData {
+                task_id: 7,
+                bytes: serde_bytes::ByteBuf::from(vec![0x92, 1, 2]),
+            }],
+        }),
         Ok(ReplicationReply::TaskData {
             total: 100,
             offset: 0,
@@ -720,6 +729,7 @@ fn controller_answers() -> Vec<ControllerAnswer> {
         )),
         Ok(ControllerReply::ReplayTask(Some(ReplayAssignment {
             tasks: vec![task_info(), task_info()],
+            data: vec![],
             master_token: "t".into(),
             started_ns: 5,
         }))),

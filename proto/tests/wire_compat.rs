@@ -1,7 +1,8 @@
 //! The wire did not change when each request family got its own reply type (protocol version
 //! 5): every reply encodes to the same bytes as the one shared `Reply` enum of before, and
 //! decodes from them. (Version 6 then replaced `Tid` by `TidRange`; every other reply is as
-//! it was; version 8 made a replay assignment a batch of tasks, in both.)
+//! it was; version 8 made a replay assignment a batch of tasks, in both, and version 11 added
+//! small tasks' data to pulled tasks and replay assignments.)
 
 use std::collections::BTreeMap;
 
@@ -12,7 +13,7 @@ use xrepl_proto::rpc::{
     decode, encode, ControllerReply, ErrorCode, ParticipantReply, RemoteError, ReplicationReply,
     Response, SessionReply,
 };
-use xrepl_proto::task::{OperationType, ReplayAssignment, TaskInfo};
+use xrepl_proto::task::{InlineData, OperationType, ReplayAssignment, TaskInfo};
 use xrepl_proto::txn::{ChunkSum, ScanResult, TableSums, TxState};
 
 /// The one reply enum of protocol version 5 before the families had their own (commit bf4122b).
@@ -47,7 +48,10 @@ enum LegacyReply {
     },
     Scanned(ScanResult),
     /// Tasks for a slave, in task id order.
-    Tasks(Vec<TaskInfo>),
+    Tasks {
+        tasks: Vec<TaskInfo>,
+        data: Vec<InlineData>,
+    },
     /// A piece of a task's data: `bytes` from `offset` of `total` (rmp-encoded `TaskData`).
     TaskData {
         total: u64,
@@ -155,6 +159,10 @@ fn every_family_reply_encodes_as_the_shared_reply_did() {
     );
     let assignment = ReplayAssignment {
         tasks: vec![task(), task()],
+        data: vec![InlineData {
+            task_id: 1,
+            bytes: serde_bytes::ByteBuf::from(vec![1, 2]),
+        }],
         master_token: "t".into(),
         started_ns: 5,
     };
@@ -244,8 +252,14 @@ fn every_family_reply_encodes_as_the_shared_reply_did() {
         Ok(logged_in(true)),
     );
     same(
-        Ok(ReplicationReply::Tasks(vec![task()])),
-        Ok(LegacyReply::Tasks(vec![task()])),
+        Ok(ReplicationReply::Tasks {
+            tasks: vec![task()],
+            data: vec![],
+        }),
+        Ok(LegacyReply::Tasks {
+            tasks: vec![task()],
+            data: vec![],
+        }),
     );
     same(
         Ok(ReplicationReply::TaskData {

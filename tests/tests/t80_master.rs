@@ -85,7 +85,7 @@ async fn pull_all(m: &MasterClient, after: u64) -> Vec<TaskInfo> {
     let mut out: Vec<TaskInfo> = Vec::new();
     loop {
         let from = out.last().map_or(after, |t| t.task_id);
-        let got = m.pull(from, &[], 1000, 0).await.expect("pull");
+        let (got, _) = m.pull(from, &[], 1000, 0, 0).await.expect("pull");
         if got.is_empty() {
             return out;
         }
@@ -527,8 +527,8 @@ fn t50_slaves_pull_acknowledge_and_truncation_waits_for_the_slowest() {
 
         // Slave a finishes everything, b the first four: tasks 1..=4 are truncated.
         let ids: Vec<u64> = all.iter().map(|t| t.task_id).collect();
-        a.pull(7, &ids, 10, 0).await.expect("ack");
-        b.pull(7, &ids[..4], 10, 0).await.expect("ack");
+        a.pull(7, &ids, 10, 0, 0).await.expect("ack");
+        b.pull(7, &ids[..4], 10, 0, 0).await.expect("ack");
         let rows = tasks(&c);
         let truncated: Vec<bool> = column(&rows, "isTruncated")
             .iter()
@@ -549,17 +549,36 @@ fn t50_slaves_pull_acknowledge_and_truncation_waits_for_the_slowest() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         a.fetch_task_data(&all[4]).await.expect("not truncated yet");
-        // Pulls start after the truncated tasks; b sees the rest.
-        let rest = b.pull(0, &[], 100, 0).await.expect("pull");
+        // Pulls start after the truncated tasks; b sees the rest. Asked without room, no
+        // data comes along.
+        let (rest, none) = b.pull(0, &[], 100, 0, 0).await.expect("pull");
         assert_eq!(
             rest.iter().map(|t| t.task_id).collect::<Vec<_>>(),
             [5, 6, 7]
         );
+        assert!(none.is_empty(), "{none:?}");
+        // With room, small tasks come with their data: the same bytes the data node serves.
+        let (again, data) = b.pull(0, &[], 100, 0, 1 << 20).await.expect("pull");
+        assert_eq!(again, rest);
+        assert_eq!(
+            data.iter().map(|d| d.task_id).collect::<Vec<_>>(),
+            [5, 6, 7]
+        );
+        for (t, d) in rest.iter().zip(&data) {
+            let served = b.fetch_task_bytes(t).await.expect("fetch");
+            assert_eq!(d.bytes.as_slice(), served.as_slice(), "task {}", t.task_id);
+        }
+        // Room for one task's data only: the first comes with it, the others are fetched.
+        let (_, one) = b
+            .pull(0, &[], 100, 0, data[0].bytes.len() as u64)
+            .await
+            .expect("pull");
+        assert_eq!(one.iter().map(|d| d.task_id).collect::<Vec<_>>(), [5]);
 
         // A pull with nothing to give waits, and answers as soon as a task is queued.
         let started = Instant::now();
         let waiting = tokio::spawn(async move {
-            let r = b.pull(7, &[5, 6, 7], 100, 8_000).await;
+            let r = b.pull(7, &[5, 6, 7], 100, 8_000, 1 << 20).await;
             (r, b)
         });
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -571,8 +590,13 @@ fn t50_slaves_pull_acknowledge_and_truncation_waits_for_the_slowest() {
             .await
             .expect("append");
         let (r, _b) = waiting.await.expect("join");
-        let got = r.expect("pull");
+        let (got, data) = r.expect("pull");
         assert_eq!(got.iter().map(|t| t.task_id).collect::<Vec<_>>(), [8]);
+        assert_eq!(
+            data.iter().map(|d| d.task_id).collect::<Vec<_>>(),
+            [8],
+            "a task the long poll wakes for comes with its data"
+        );
         assert!(
             started.elapsed() < Duration::from_secs(4),
             "the long poll answered late: {:?}",

@@ -187,10 +187,11 @@ fn t20_peers_without_a_master_administrators_token_cannot_register_pull_or_fetch
                 finished: vec![],
                 max: 100,
                 wait_ms: 0,
+                inline_room: 1 << 20,
             }
         };
         assert_eq!(slave.call(register(&admin)).await, Ok(Ok(ReplicationReply::Done)));
-        let Ok(Ok(ReplicationReply::Tasks(tasks))) = slave.call(pull(&admin)).await else {
+        let Ok(Ok(ReplicationReply::Tasks { tasks, .. })) = slave.call(pull(&admin)).await else {
             panic!("the administrator's pull");
         };
         let ids: Vec<u64> = tasks.iter().map(|t| t.task_id).collect();

@@ -399,20 +399,25 @@ impl Puller {
             let (mut after, mut tasks, mut bytes) = (0u64, 0u64, 0u64);
             let mut finished: Vec<u64> = Vec::new();
             loop {
-                let got = m
-                    .pull(after, &finished, 1000, 200)
+                let (got, data) = m
+                    .pull(after, &finished, 1000, 200, 8 << 20)
                     .await
                     .map_err(|e| e.to_string())?;
                 finished.clear();
                 if got.is_empty() && flag.load(Ordering::Relaxed) {
                     return Ok((tasks, bytes, after));
                 }
+                let came: std::collections::HashMap<u64, usize> =
+                    data.iter().map(|d| (d.task_id, d.bytes.len())).collect();
                 for t in got {
-                    bytes += m
-                        .fetch_task_bytes(&t)
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .len() as u64;
+                    bytes += match came.get(&t.task_id) {
+                        Some(&n) => n as u64,
+                        None => m
+                            .fetch_task_bytes(&t)
+                            .await
+                            .map_err(|e| e.to_string())?
+                            .len() as u64,
+                    };
                     tasks += 1;
                     after = t.task_id;
                     finished.push(t.task_id);

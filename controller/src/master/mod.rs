@@ -3,7 +3,8 @@
 //! Rooms:
 //! - [`send_queue`]: the send queue (durable, in the metadata; pure): numbering, grouping,
 //!   the registered slaves, truncation, what a pull answers, which task data may go;
-//! - [`serve`]: the requests of slave clusters (login, registration, pulls with long polling);
+//! - [`serve`]: the requests of slave clusters (login, registration, pulls with long polling,
+//!   which carry small tasks' data from [`crate::inline`]);
 //! - [`status`]: `start`/`stopClusterReplication()` and the status tables
 //!   (`getMasterReplicationStatus`, `getRecentSlaveReplicationInfo`,
 //!   `getDatabaseClusterReplicationStatus`).
@@ -22,6 +23,7 @@ use dashmap::DashMap;
 use tokio::sync::Notify;
 
 use crate::auth::Auth;
+use crate::inline::InlineCache;
 use crate::meta::MetaHandle;
 use crate::nodes::NodeRegistry;
 
@@ -39,7 +41,12 @@ pub struct Master {
     task_added: Notify,
     /// When each slave last pulled (ns since the epoch); memory only.
     last_pull: DashMap<String, i64>,
+    /// Small tasks' data, sent with the tasks in pull answers; memory only.
+    inline: std::sync::Mutex<InlineCache>,
 }
+
+/// Most small tasks' data the master controller keeps in memory for the pulls.
+pub const INLINE_KEEP_BYTES: usize = 64 << 20;
 
 impl Master {
     pub fn new(
@@ -57,12 +64,22 @@ impl Master {
             auth,
             task_added: Notify::new(),
             last_pull: DashMap::new(),
+            inline: std::sync::Mutex::new(InlineCache::new(INLINE_KEEP_BYTES)),
         }
     }
 
     /// A task was queued: slaves waiting in a pull look again.
     pub fn task_added(&self) {
         self.task_added.notify_waiters();
+    }
+
+    /// Keeps a small task's data for the pulls (before [`Master::task_added`]).
+    pub fn keep_data(&self, task_id: u64, bytes: serde_bytes::ByteBuf) {
+        self.inline_cache().keep(task_id, bytes);
+    }
+
+    fn inline_cache(&self) -> std::sync::MutexGuard<'_, InlineCache> {
+        self.inline.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn refuse(

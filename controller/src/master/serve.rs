@@ -15,6 +15,8 @@ use crate::meta::MetaCommand;
 pub const PULL_MAX: u32 = 10_000;
 /// Longest a pull waits for a task, whatever the slave asks.
 pub const PULL_WAIT_MAX_MS: u32 = 10_000;
+/// Most task data one pull answer carries, whatever room the slave has.
+pub const PULL_INLINE_MAX: usize = 8 << 20;
 
 impl Master {
     /// The administrator behind a slave's token; anything else is refused and logged.
@@ -76,11 +78,17 @@ impl Master {
                 finished,
                 max,
                 wait_ms,
+                inline_room,
             } => {
                 self.slave_caller(&token, "pull")?;
-                self.pull(&slave, after, finished, max, wait_ms)
-                    .await
-                    .map(ReplicationReply::Tasks)
+                let tasks = self.pull(&slave, after, finished, max, wait_ms).await?;
+                let room = usize::try_from(inline_room)
+                    .unwrap_or(usize::MAX)
+                    .min(PULL_INLINE_MAX);
+                let data = self
+                    .inline_cache()
+                    .copies(tasks.iter().map(|t| t.task_id), room);
+                Ok(ReplicationReply::Tasks { tasks, data })
             }
             ReplicationRequest::FetchTaskData { .. }
             | ReplicationRequest::FetchTasksData { .. } => Err(self.refuse(
@@ -129,6 +137,9 @@ impl Master {
                 })
                 .await
                 .map_err(|e| e.to_remote(&self.alias))?;
+            // Data of tasks every slave has finished is needed no more.
+            let upto = self.meta.read(|s| s.send.repl.truncated_upto);
+            self.inline_cache().forget_upto(upto);
         }
         self.last_pull.insert(slave.to_string(), now_ns());
         let max = max.clamp(1, PULL_MAX) as usize;

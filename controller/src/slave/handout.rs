@@ -51,9 +51,10 @@ impl Slave {
                     max,
                 )
                 .await;
-            if let Some((tasks, master_token)) = picked {
+            if let Some((tasks, master_token, data)) = picked {
                 return Ok(Some(ReplayAssignment {
                     tasks: tasks.into_iter().map(|t| t.info).collect(),
+                    data,
                     master_token,
                     started_ns,
                 }));

@@ -1,6 +1,7 @@
 //! The puller: registers with the master, pulls after the last stored task (reporting finished
-//! ones), stores what comes in one durable step with the new position, and reconnects with
-//! backoff while the master is away.
+//! ones), stores what comes in one durable step with the new position (and keeps the small
+//! tasks' data that came along in memory, for the hand-outs), and reconnects with backoff
+//! while the master is away.
 //!
 //! [`Puller`] decides, without IO or clock: from the queue's state and whether the link to the
 //! master is open, it says to wait, to connect or to pull after which task, and it keeps the
@@ -185,12 +186,13 @@ impl Slave {
             };
             let Some(c) = client.as_ref() else { continue };
             let finished = self.rt.to_report(REPORT_MAX).await;
+            let room = self.rt.inline_room().await as u64;
             let pulled = tokio::select! {
                 _ = stop.changed() => return,
-                p = c.pull(after, &finished, self.cfg.pull_batch, wait_ms) => p,
+                p = c.pull(after, &finished, self.cfg.pull_batch, wait_ms, room) => p,
             };
             match pulled {
-                Ok(tasks) => {
+                Ok((tasks, data)) => {
                     self.rt.reported(finished).await;
                     if tasks.is_empty() {
                         continue;
@@ -206,7 +208,11 @@ impl Slave {
                         .await
                     {
                         Ok(_) => {
-                            tracing::debug!("received {n} tasks after task {after}");
+                            tracing::debug!(
+                                "received {n} tasks after task {after}, {} with their data",
+                                data.len()
+                            );
+                            self.rt.keep_data(data).await;
                             self.rt.notify();
                         }
                         Err(e) => {

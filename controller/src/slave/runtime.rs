@@ -12,21 +12,42 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use super::queue::SlaveTask;
+use super::queue::{SlaveTask, TaskState};
 use super::scheduler::{AfterFailure, Counting, Running, Scheduler};
+use crate::inline::InlineCache;
 use crate::meta::MetaHandle;
+use xrepl_proto::task::InlineData;
 
 /// Jobs waiting for the owner.
 const RUNTIME_QUEUE: usize = 1024;
 
+/// Most small tasks' data that came with the pulled tasks the slave controller keeps in
+/// memory for the hand-outs.
+pub const INLINE_KEEP_BYTES: usize = 64 << 20;
+
+/// Most task data one hand-out carries; the rest of the batch's is fetched.
+const HANDOUT_INLINE_MAX: usize = 16 << 20;
+
 /// What the owner holds.
-#[derive(Default)]
 struct State {
     sched: Scheduler,
     /// Finished task ids not yet reported to the master.
     to_report: BTreeSet<u64>,
     /// A master administrator's token while connected (handed to the replay workers).
     master_token: Option<String>,
+    /// The data that came with pulled tasks, until they finish.
+    inline: InlineCache,
+}
+
+impl Default for State {
+    fn default() -> State {
+        State {
+            sched: Scheduler::default(),
+            to_report: BTreeSet::new(),
+            master_token: None,
+            inline: InlineCache::new(INLINE_KEEP_BYTES),
+        }
+    }
 }
 
 type Job = Box<dyn FnOnce(&mut State) + Send>;
@@ -86,8 +107,8 @@ impl Runtime {
     }
 
     /// The next tasks for a worker of `node` (at most `max`, a batch in replay order), marked
-    /// running, with the master token to fetch their data; `None` when nothing may start (or
-    /// the slave is not logged in to the master).
+    /// running, with the master token to fetch their data and the data that came with them;
+    /// `None` when nothing may start (or the slave is not logged in to the master).
     pub async fn pick(
         &self,
         node: &str,
@@ -95,13 +116,16 @@ impl Runtime {
         now: Instant,
         now_ns: i64,
         max: usize,
-    ) -> Option<(Vec<SlaveTask>, String)> {
+    ) -> Option<(Vec<SlaveTask>, String, Vec<InlineData>)> {
         let node = node.to_string();
         let meta = self.meta.clone();
         self.ask(move |s| {
             let token = s.master_token.clone()?;
             let tasks = meta.read(|m| s.sched.pick_batch(&m.slave, &node, &live, now, now_ns, max));
-            (!tasks.is_empty()).then_some((tasks, token))
+            let data = s
+                .inline
+                .copies(tasks.iter().map(|t| t.info.task_id), HANDOUT_INLINE_MAX);
+            (!tasks.is_empty()).then_some((tasks, token, data))
         })
         .await
         .flatten()
@@ -134,6 +158,7 @@ impl Runtime {
             for id in ids {
                 s.sched.finished(id);
                 s.to_report.insert(id);
+                s.inline.forget(id);
             }
         })
         .await;
@@ -246,6 +271,40 @@ impl Runtime {
 
     pub async fn master_token(&self) -> Option<String> {
         self.ask(|s| s.master_token.clone()).await.flatten()
+    }
+
+    /// Bytes of small tasks' data the next pull may bring. When there is little, the data
+    /// of tasks no longer waiting (finished or skipped while this copy was kept) is let go first.
+    pub async fn inline_room(&self) -> usize {
+        let meta = self.meta.clone();
+        self.ask(move |s| {
+            if s.inline.room() < INLINE_KEEP_BYTES / 4 && !s.inline.is_empty() {
+                meta.read(|m| {
+                    s.inline.retain(|id| {
+                        m.slave
+                            .tasks
+                            .get(&id)
+                            .is_some_and(|t| t.state != TaskState::Finished)
+                    })
+                });
+            }
+            s.inline.room()
+        })
+        .await
+        .unwrap_or(0)
+    }
+
+    /// Keeps the data that came with pulled tasks (stored already) for their hand-outs.
+    pub async fn keep_data(&self, data: Vec<InlineData>) {
+        if data.is_empty() {
+            return;
+        }
+        self.tell(move |s| {
+            for d in data {
+                s.inline.keep_if_room(d.task_id, d.bytes);
+            }
+        })
+        .await;
     }
 
     /// Adds finished tasks to report (after a restart: every finished task the queue lists).

@@ -102,6 +102,11 @@ pub struct TaskStore {
     tree: Arc<LoggedTree>,
 }
 
+/// Task data as it is stored and sent (MessagePack).
+pub fn encode_data(data: &TaskData) -> Result<Vec<u8>, TaskStoreError> {
+    rmp_serde::to_vec(data).map_err(|e| TaskStoreError::Encode(e.to_string()))
+}
+
 impl TaskStore {
     /// Opens (or creates) the store in `dir`, converts an earlier version's records, and
     /// removes task files no record names.
@@ -143,22 +148,32 @@ impl TaskStore {
     /// Stores a transaction's task data; returns its encoded size. With `durable`, returns
     /// once it is on disk (see the module comment). Blocking.
     pub fn put(&self, tid: u64, data: &TaskData, durable: bool) -> Result<u64, TaskStoreError> {
-        let bytes = rmp_serde::to_vec(data).map_err(|e| TaskStoreError::Encode(e.to_string()))?;
+        let bytes = encode_data(data)?;
+        self.put_encoded(tid, &bytes, durable)
+    }
+
+    /// [`TaskStore::put`] of data encoded already (with [`encode_data`]).
+    pub fn put_encoded(
+        &self,
+        tid: u64,
+        bytes: &[u8],
+        durable: bool,
+    ) -> Result<u64, TaskStoreError> {
         let total = bytes.len() as u64;
         let stored = if bytes.len() <= INLINE_TASK {
-            Stored::Inline(serde_bytes::ByteBuf::from(bytes))
+            Stored::Inline(serde_bytes::ByteBuf::from(bytes.to_vec()))
         } else {
             let path = self.file(tid);
             let r = if durable {
-                let r = files::write(&path, &bytes)?;
+                let r = files::write(&path, bytes)?;
                 files::sync_dir(&self.path)?;
                 r
             } else {
-                std::fs::write(&path, &bytes).map_err(|source| FileError::Io {
+                std::fs::write(&path, bytes).map_err(|source| FileError::Io {
                     path: path.clone(),
                     source,
                 })?;
-                FileRef::of(&bytes)
+                FileRef::of(bytes)
             };
             crash_point("taskstore_after_file");
             Stored::File {

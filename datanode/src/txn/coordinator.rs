@@ -16,7 +16,7 @@ use xrepl_core::config::DataNodeConfig;
 use xrepl_proto::rpc::{
     CatalogCheck, ErrorCode, ParticipantReply, ParticipantRequest, PeerKind, RemoteError, RpcClient,
 };
-use xrepl_proto::task::{ReplayOf, TaskData, TaskMeta};
+use xrepl_proto::task::{ReplayOf, TaskData, TaskMeta, INLINE_DATA_MAX};
 use xrepl_proto::txn::{Scan, ScanResult, Verdict};
 
 use super::participant::Participant;
@@ -24,7 +24,7 @@ use crate::error::refusal;
 use crate::failpoint::{crash_point, pause_point};
 use crate::link::{ControllerLink, Decide};
 use crate::plan::OpsByNode;
-use crate::replication::taskstore::TaskStore;
+use crate::replication::taskstore::{encode_data, TaskStore, TaskStoreError};
 
 const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Time limit of one participant call (a large prepare writes a lot).
@@ -196,9 +196,15 @@ impl Coordinator {
 
     /// Writes a transaction's task data while its participants prepare; with sync
     /// persistence, waits for the flush too. `Ok(false)`: nothing to write here.
-    async fn write_task_data(&self, tid: u64, data: Option<TaskData>) -> Result<bool, RemoteError> {
+    /// Stores a replicated transaction's task data; answers whether it did, and the encoded
+    /// data when it is small enough to travel with the task ([`INLINE_DATA_MAX`]).
+    async fn write_task_data(
+        &self,
+        tid: u64,
+        data: Option<TaskData>,
+    ) -> Result<(bool, Option<Vec<u8>>), RemoteError> {
         let (Some(store), Some(data)) = (self.tasks.clone(), data) else {
-            return Ok(false);
+            return Ok((false, None));
         };
         let sync = self
             .cfg
@@ -215,11 +221,15 @@ impl Coordinator {
             )
         };
         let s = store.clone();
-        tokio::task::spawn_blocking(move || s.put(tid, &data, sync))
-            .await
-            .map_err(|e| failed(e.to_string()))?
-            .map_err(|e| failed(e.to_string()))?;
-        Ok(true)
+        let bytes = tokio::task::spawn_blocking(move || {
+            let bytes = encode_data(&data)?;
+            s.put_encoded(tid, &bytes, sync)?;
+            Ok::<_, TaskStoreError>(bytes)
+        })
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .map_err(|e| failed(e.to_string()))?;
+        Ok((true, (bytes.len() <= INLINE_DATA_MAX).then_some(bytes)))
     }
 
     /// Deletes task data that no task needs (the transaction aborted, or made no task).
@@ -285,11 +295,11 @@ impl Coordinator {
                 Err(e) => failure = failure.or(Some(e)),
             }
         }
-        let written = match written {
+        let (written, task_data) = match written {
             Ok(w) => w,
             Err(e) => {
                 failure = failure.or(Some(e));
-                false
+                (false, None)
             }
         };
         if let Some(m) = meta.as_mut() {
@@ -308,6 +318,7 @@ impl Coordinator {
                             reason: e.to_string(),
                             changes: vec![],
                             task: None,
+                            task_data: None,
                             replay: vec![],
                             check: None,
                             participants: participants.clone(),
@@ -333,6 +344,7 @@ impl Coordinator {
                     reason: String::new(),
                     changes,
                     task: meta,
+                    task_data,
                     replay,
                     check,
                     participants,

@@ -50,6 +50,10 @@ pub enum ControllerRequest {
         /// The task a commit makes when its database is replicated (`None`: not a database
         /// operation). Answered with the task's id, if one was made.
         task: Option<Box<TaskMeta>>,
+        /// The task's encoded data when it is small (at most
+        /// [`crate::task::INLINE_DATA_MAX`] bytes): the master controller keeps a copy in
+        /// memory and sends it to slaves with the task, so that they need not fetch it.
+        task_data: Option<serde_bytes::ByteBuf>,
         /// On a slave: the replicated tasks this transaction replays, in order (a batch). The
         /// controller records every one FINISHED in the same durable step as the commit, and
         /// refuses (aborts) the replay when any of them is finished already, answering

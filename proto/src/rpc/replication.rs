@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::task::TaskInfo;
+use crate::task::{InlineData, TaskInfo};
 use crate::txn::TableSums;
 
 /// Most tasks one `FetchTasksData` may ask for.
@@ -48,6 +48,9 @@ pub enum ReplicationRequest {
         finished: Vec<u64>,
         max: u32,
         wait_ms: u32,
+        /// How many bytes of small tasks' data the slave can take inside the answer (it keeps
+        /// them in memory until the tasks finish).
+        inline_room: u64,
     },
     /// A piece of a task's data from `offset`: answers [`ReplicationReply::TaskData`] (the master data
     /// node named in the task).
@@ -82,8 +85,12 @@ pub enum ReplicationReply {
         is_admin: bool,
         token: String,
     },
-    /// Tasks for a slave, in task id order.
-    Tasks(Vec<TaskInfo>),
+    /// Tasks for a slave, in task id order, and the data of those small enough to come along
+    /// (at most the `inline_room` the slave asked for; the others are fetched).
+    Tasks {
+        tasks: Vec<TaskInfo>,
+        data: Vec<InlineData>,
+    },
     /// A piece of a task's data: `bytes` from `offset` of `total` (rmp-encoded `TaskData`).
     TaskData {
         total: u64,

@@ -1,5 +1,5 @@
 //! The workers' loop: ask the controller for tasks (one, or a batch), fetch their data from the
-//! master, plan and run the replay transaction, report how the attempts ended; and, every
+//! master (unless it came with them), plan and run the replay transaction, report how the attempts ended; and, every
 //! second, tell the controller which tasks this node's workers replay.
 //!
 //! A batch is replayed as one transaction whose commit records every task of it FINISHED. If
@@ -42,6 +42,13 @@ const DECODE_INLINE_BYTES: usize = 64 << 10;
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// Where a batch's data comes from: the hand-out carried the small tasks' data; the rest is
+/// fetched from the master data nodes with the master token.
+struct Source {
+    master_token: String,
+    inline: std::collections::HashMap<u64, Vec<u8>>,
+}
 
 /// Whether a failed attempt counts towards `clusterReplicationRetryLimit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,16 +195,23 @@ impl Replayer {
         }
     }
 
-    /// The data of `chunk`'s tasks, in order, fetched with one request per master data node
-    /// and decoded.
+    /// The data of `chunk`'s tasks, in order, decoded: the data that came with the hand-out,
+    /// and the rest fetched with one request per master data node.
     async fn chunk_data(
         &self,
-        master_token: &str,
+        src: &Source,
         chunk: Vec<TaskInfo>,
     ) -> Vec<(TaskInfo, Result<(TaskData, usize), Failure>)> {
+        let master_token = src.master_token.as_str();
         let mut by_site: std::collections::BTreeMap<(String, u16), Vec<usize>> =
             std::collections::BTreeMap::new();
+        let mut inline: Vec<Option<Result<(TaskData, usize), Failure>>> =
+            std::iter::repeat_with(|| None).take(chunk.len()).collect();
         for (i, t) in chunk.iter().enumerate() {
+            if let Some(b) = src.inline.get(&t.task_id) {
+                inline[i] = Some(check_data(t, decode_task_data(t, b)).map(|d| (d, b.len())));
+                continue;
+            }
             by_site
                 .entry((t.src_host.clone(), t.src_port))
                 .or_default()
@@ -227,7 +241,11 @@ impl Replayer {
             }
         }
         let mut out = Vec::with_capacity(chunk.len());
-        for (t, b) in chunk.into_iter().zip(bytes) {
+        for ((t, b), kept) in chunk.into_iter().zip(bytes).zip(inline) {
+            if let Some(r) = kept {
+                out.push((t, r));
+                continue;
+            }
             let r = match b {
                 Some(Ok(b)) => decode(&t, b).await,
                 Some(Err(f)) => Err(f),
@@ -263,18 +281,23 @@ impl Replayer {
         let mut bytes = 0usize;
         let mut fetched: Vec<(TaskInfo, TaskData)> = Vec::with_capacity(a.tasks.len());
         let mut fetch_failed: Option<(u64, Failure)> = None;
+        let src = Source {
+            master_token: a.master_token,
+            inline: a
+                .data
+                .into_iter()
+                .map(|d| (d.task_id, d.bytes.into_vec()))
+                .collect(),
+        };
         {
-            let master_token: Arc<str> = Arc::from(a.master_token.as_str());
             let chunks: Vec<Vec<TaskInfo>> = a
                 .tasks
                 .chunks(FETCH_CHUNK)
                 .map(<[TaskInfo]>::to_vec)
                 .collect();
+            let src = &src;
             let mut data = futures::stream::iter(chunks)
-                .map(|chunk| {
-                    let master_token = master_token.clone();
-                    async move { self.chunk_data(&master_token, chunk).await }
-                })
+                .map(|chunk| async move { self.chunk_data(src, chunk).await })
                 .buffered(FETCH_AHEAD);
             'chunks: while let Some(results) = data.next().await {
                 for (t, r) in results {
@@ -298,15 +321,11 @@ impl Replayer {
         let fetch_time = fetch_start.elapsed();
         let mut end = AttemptsEnd::default();
         let tried = fetched.len();
-        let master_token = a.master_token.as_str();
         // Planning takes the rows out of the fetched data: one at a time after a batch
         // that did not commit needs them fetched again.
         let mut refetch_failed = None;
         let all_ok = if fetched.len() > 1 {
-            match self
-                .replay(token, master_token, &mut fetched, a.started_ns)
-                .await
-            {
+            match self.replay(token, &src, &mut fetched, a.started_ns).await {
                 Ok(()) => true,
                 Err(e) => {
                     tracing::info!(
@@ -314,7 +333,7 @@ impl Replayer {
                         fetched.len(),
                         e.message
                     );
-                    refetch_failed = self.refetch(master_token, &mut fetched).await.err();
+                    refetch_failed = self.refetch(&src, &mut fetched).await.err();
                     false
                 }
             }
@@ -341,7 +360,7 @@ impl Replayer {
             for i in 0..fetched.len() {
                 let task_id = fetched[i].0.task_id;
                 match self
-                    .replay(token, master_token, &mut fetched[i..=i], a.started_ns)
+                    .replay(token, &src, &mut fetched[i..=i], a.started_ns)
                     .await
                 {
                     Ok(()) => end.finished.push(task_id),
@@ -372,7 +391,7 @@ impl Replayer {
     async fn replay(
         &self,
         token: &str,
-        master_token: &str,
+        src: &Source,
         tasks: &mut [(TaskInfo, TaskData)],
         started_ns: i64,
     ) -> Result<(), RemoteError> {
@@ -412,7 +431,7 @@ impl Replayer {
                     Some((db, _)) if use_kept => {
                         self.kept.forget(&db);
                         use_kept = false;
-                        self.refetch(master_token, tasks).await?;
+                        self.refetch(src, tasks).await?;
                         continue;
                     }
                     _ => return Err(e),
@@ -462,7 +481,7 @@ impl Replayer {
                         self.kept.forget(db);
                     }
                     use_kept = false;
-                    self.refetch(master_token, tasks).await?;
+                    self.refetch(src, tasks).await?;
                     continue;
                 }
                 Err(e) if e.code == ErrorCode::AlreadyApplied && tasks.len() == 1 => {
@@ -478,17 +497,17 @@ impl Replayer {
         }
     }
 
-    /// Fetches the data of `tasks` again (planning took their rows). A task whose data cannot
-    /// be had fails the whole: unavailable (retried, not counted) when the master could not be
-    /// reached.
+    /// Fetches (or decodes again) the data of `tasks` (planning took their rows). A task whose
+    /// data cannot be had fails the whole: unavailable (retried, not counted) when the master
+    /// could not be reached.
     async fn refetch(
         &self,
-        master_token: &str,
+        src: &Source,
         tasks: &mut [(TaskInfo, TaskData)],
     ) -> Result<(), RemoteError> {
         for part in tasks.chunks_mut(FETCH_CHUNK) {
             let infos: Vec<TaskInfo> = part.iter().map(|(t, _)| t.clone()).collect();
-            let got = self.chunk_data(master_token, infos).await;
+            let got = self.chunk_data(src, infos).await;
             for (slot, (_, r)) in part.iter_mut().zip(got) {
                 match r {
                     Ok((d, _)) => slot.1 = d,
@@ -544,6 +563,11 @@ async fn decode(t: &TaskInfo, bytes: Vec<u8>) -> Result<(TaskData, usize), Failu
             Err(e) => return Err(Failure::lasting(e.to_string())),
         }
     };
+    Ok((check_data(t, decoded)?, len))
+}
+
+/// Decoded data, checked to be `t`'s.
+fn check_data(t: &TaskInfo, decoded: Result<TaskData, ClientError>) -> Result<TaskData, Failure> {
     let data = decoded.map_err(|e| Failure::lasting(e.to_string()))?;
     if data.op() != t.op || data.db() != t.db {
         return Err(Failure::lasting(format!(
@@ -555,5 +579,5 @@ async fn decode(t: &TaskInfo, bytes: Vec<u8>) -> Result<(TaskData, usize), Failu
             t.db
         )));
     }
-    Ok((data, len))
+    Ok(data)
 }
