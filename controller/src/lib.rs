@@ -355,11 +355,17 @@ impl Controller {
                 node,
                 wait_ms,
                 max,
+                finished,
+                failed,
+                released,
             } => {
                 self.auth.caller(&token)?;
                 let Role::Slave(s) = &self.role else {
                     return Err(self.not_a_slave());
                 };
+                if !finished.is_empty() || failed.is_some() || !released.is_empty() {
+                    s.replay_done(&node, finished, failed, released).await;
+                }
                 s.take_replay_task(&node, wait_ms, max)
                     .await
                     .map(ControllerReply::ReplayTask)

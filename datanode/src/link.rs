@@ -73,6 +73,13 @@ pub struct AttemptsEnd {
     pub released: Vec<u64>,
 }
 
+impl AttemptsEnd {
+    /// Nothing to report.
+    pub fn is_empty(&self) -> bool {
+        self.finished.is_empty() && self.failed.is_none() && self.released.is_empty()
+    }
+}
+
 pub struct ControllerLink {
     alias: String,
     site: String,
@@ -357,6 +364,7 @@ impl ControllerLink {
         token: &str,
         wait_ms: u32,
         max: u32,
+        ended: AttemptsEnd,
     ) -> Result<Option<ReplayAssignment>, RemoteError> {
         match self
             .call(ControllerRequest::TakeReplayTask {
@@ -364,6 +372,9 @@ impl ControllerLink {
                 node: self.alias.clone(),
                 wait_ms,
                 max,
+                finished: ended.finished,
+                failed: ended.failed,
+                released: ended.released,
             })
             .await?
         {

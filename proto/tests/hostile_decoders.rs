@@ -605,6 +605,13 @@ fn requests() -> Vec<Request> {
             node: "dnode1".into(),
             wait_ms: 2_000,
             max: 500,
+            finished: vec![3, 4],
+            failed: Some(ReplayFailure {
+                task_id: 5,
+                reason: "r".into(),
+                transient: false,
+            }),
+            released: vec![6],
         }),
         Request::Controller(ControllerRequest::ReplayDone {
             token: "t".into(),

@@ -100,12 +100,17 @@ pub enum ControllerRequest {
     SweepTaskData { tids: Vec<u64> },
     /// A slave data node's replay worker asks for tasks to replay (a batch of at most `max`,
     /// consecutive in the order the replication rules allow), waiting up to `wait_ms`:
-    /// answers [`ControllerReply::ReplayTask`].
+    /// answers [`ControllerReply::ReplayTask`]. It first reports how its previous attempts
+    /// ended, as [`ControllerRequest::ReplayDone`] does (empty when there is nothing to
+    /// report), so that a worker that keeps busy needs one round trip per batch.
     TakeReplayTask {
         token: String,
         node: String,
         wait_ms: u32,
         max: u32,
+        finished: Vec<u64>,
+        failed: Option<ReplayFailure>,
+        released: Vec<u64>,
     },
     /// A slave data node says which tasks its workers are replaying (every second); a task
     /// handed to it that it does not name is taken back (the hand-out was lost): answers

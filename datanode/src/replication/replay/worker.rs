@@ -140,30 +140,36 @@ impl Replayer {
     async fn worker(self: Arc<Self>, worker: u32, mut stop: watch::Receiver<bool>) {
         let mut backoff = BACKOFF_MIN;
         let mut failures: u64 = 0;
+        // How the last attempts ended, reported with the next request for tasks.
+        let mut ended = AttemptsEnd::default();
         loop {
             if *stop.borrow() {
+                self.report_end(ended).await;
                 return;
             }
             let asked = async {
                 let token = self.exec_token().await?;
                 let a = self
                     .link
-                    .take_replay_task(&token, TAKE_WAIT_MS, BATCH_TASKS)
+                    .take_replay_task(&token, TAKE_WAIT_MS, BATCH_TASKS, ended.clone())
                     .await?;
                 Ok::<_, RemoteError>((token, a))
             };
             let asked = tokio::select! {
-                _ = stop.changed() => return,
+                _ = stop.changed() => {
+                    self.report_end(ended).await;
+                    return;
+                }
                 a = asked => a,
             };
+            if asked.is_ok() {
+                ended = AttemptsEnd::default();
+            }
             match asked {
                 Ok((token, Some(a))) => {
                     backoff = BACKOFF_MIN;
                     failures = 0;
-                    let end = self.replay_batch(worker, &token, a).await;
-                    if let Err(e) = self.link.replay_done(&token, end).await {
-                        tracing::warn!("cannot report the end of a replay: {e}");
-                    }
+                    ended = self.replay_batch(worker, &token, a).await;
                     self.workers.remove(&worker);
                 }
                 Ok((_, None)) => {}
@@ -180,12 +186,29 @@ impl Replayer {
                         tracing::warn!("replay workers cannot get tasks yet: {e}");
                     }
                     tokio::select! {
-                        _ = stop.changed() => return,
+                        _ = stop.changed() => {
+                            self.report_end(ended).await;
+                            return;
+                        }
                         _ = tokio::time::sleep(backoff) => {}
                     }
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
             }
+        }
+    }
+
+    /// Reports how attempts ended when no request for tasks will carry it (the worker stops).
+    /// If this is lost too, the controller finds out from this node's report of what runs.
+    async fn report_end(&self, ended: AttemptsEnd) {
+        if ended.is_empty() {
+            return;
+        }
+        let Ok(token) = self.exec_token().await else {
+            return;
+        };
+        if let Err(e) = self.link.replay_done(&token, ended).await {
+            tracing::warn!("cannot report the end of a replay: {e}");
         }
     }
 
