@@ -299,9 +299,10 @@ impl Controller {
                     .map_err(|e| e.to_remote(&self.cfg.alias))?;
                 Ok(ControllerReply::Done)
             }
-            ControllerRequest::TxOutcome { tid } => {
-                self.outcome(tid).await.map(ControllerReply::Outcome)
-            }
+            ControllerRequest::TxOutcome { tid, held_ms } => self
+                .outcome(tid, held_ms)
+                .await
+                .map(ControllerReply::Outcome),
             ControllerRequest::GetDatabase { token, db, need } => {
                 let caller = self.auth.caller(&token)?;
                 if let Some(right) = need {

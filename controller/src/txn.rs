@@ -62,9 +62,14 @@ impl Undecided {
         self.asked.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// When `tid` was first asked about (now, if this is the first time).
-    fn first_asked(&self, tid: u64, now: i64) -> i64 {
-        *self.lock().entry(tid).or_insert(now)
+    /// When `tid`'s wait began: the first question about it, or `since` if that is earlier
+    /// (a participant that has held it prepared since then; after a controller restart the
+    /// first question is a new one, but the prepare is not).
+    fn first_asked(&self, tid: u64, since: i64) -> i64 {
+        let mut asked = self.lock();
+        let at = asked.entry(tid).or_insert(since);
+        *at = (*at).min(since);
+        *at
     }
 
     fn forget(&self, tid: u64) {
@@ -244,7 +249,7 @@ impl Controller {
     /// What became of `tid`. A tid that was leased but has no decision may still be running:
     /// it is pending until the transaction timeout has passed since it was first asked about,
     /// and aborted (durably) by the question that finds it older.
-    pub(crate) async fn outcome(&self, tid: u64) -> Result<TxState, RemoteError> {
+    pub(crate) async fn outcome(&self, tid: u64, held_ms: u64) -> Result<TxState, RemoteError> {
         let (decision, leased, settled) = self.meta.read(|s| {
             (
                 s.decisions.get(&tid).cloned(),
@@ -276,7 +281,9 @@ impl Controller {
         }
         let timeout = self.cfg.transaction_timeout.as_millis() as i64;
         let now = now_ms();
-        if now.saturating_sub(self.undecided.first_asked(tid, now)) < timeout {
+        let held = i64::try_from(held_ms).unwrap_or(i64::MAX).min(timeout);
+        let since = now.saturating_sub(held);
+        if now.saturating_sub(self.undecided.first_asked(tid, since)) < timeout {
             return Ok(TxState::Pending);
         }
         let reason = format!("no decision within {timeout} ms");
@@ -296,7 +303,7 @@ impl Controller {
         let limit = self.cfg.transaction_timeout.as_millis() as i64;
         for tid in self.undecided.older_than(now_ms().saturating_sub(limit)) {
             tracing::warn!(tid, "aborting a transaction undecided for {limit} ms");
-            let _ = self.outcome(tid).await;
+            let _ = self.outcome(tid, 0).await;
         }
     }
 
@@ -386,5 +393,27 @@ impl Controller {
                 })
                 .unwrap_or_default()
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Undecided;
+
+    #[test]
+    fn the_wait_runs_from_the_earliest_of_the_first_question_and_the_prepare() {
+        let u = Undecided::default();
+        // First asked at 1,000 by a participant that prepared it just then.
+        assert_eq!(u.first_asked(7, 1_000), 1_000);
+        // Asked again later: the wait still began at 1,000.
+        assert_eq!(u.first_asked(7, 5_000), 1_000);
+        // After a controller restart (a new `Undecided`), the participant's prepare time
+        // carries over instead of the wait starting again.
+        let after_restart = Undecided::default();
+        assert_eq!(after_restart.first_asked(7, 1_000), 1_000);
+        // A participant that has held it longer moves the start back.
+        assert_eq!(after_restart.first_asked(7, 400), 400);
+        assert_eq!(after_restart.older_than(500), vec![7]);
+        assert!(after_restart.older_than(399).is_empty());
     }
 }

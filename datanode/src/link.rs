@@ -328,9 +328,12 @@ impl ControllerLink {
         }
     }
 
-    /// What became of a transaction prepared here.
-    pub async fn tx_outcome(&self, tid: u64) -> Result<TxState, RemoteError> {
-        match self.call(ControllerRequest::TxOutcome { tid }).await? {
+    /// What became of a transaction prepared here `held_ms` ago.
+    pub async fn tx_outcome(&self, tid: u64, held_ms: u64) -> Result<TxState, RemoteError> {
+        match self
+            .call(ControllerRequest::TxOutcome { tid, held_ms })
+            .await?
+        {
             ControllerReply::Outcome(s) => Ok(s),
             other => Err(self.unexpected("an outcome question", other)),
         }

@@ -251,8 +251,11 @@ fn t40_a_torn_or_missing_task_file_fails_its_task_with_the_reason_and_can_be_ski
     p.slave
         .ok("rpc(getControllerAlias(), stopClusterReplication)");
     p.master.ok(REPLICATED_SETUP);
-    p.master.ok(&append(1, 2_000));
-    p.master.ok(&append(2_001, 2_000));
+    // 6,000 rows (96 KB) each: above the 64 KiB a task's data may travel with the task, so
+    // the slave must fetch them from the damaged files (a smaller task's copy in the
+    // master controller's memory would replicate despite the damage).
+    p.master.ok(&append(1, 6_000));
+    p.master.ok(&append(6_001, 6_000));
     let last = ints(&p.master_tasks(), "taskId")
         .into_iter()
         .max()
@@ -308,9 +311,9 @@ fn t40_a_torn_or_missing_task_file_fails_its_task_with_the_reason_and_can_be_ski
     );
     // The master kept serving; what comes after the skipped tasks replicates.
     s.ok("rpc(getControllerAlias(), startClusterReplication)");
-    p.master.ok(&append(5_001, 10));
+    p.master.ok(&append(12_001, 10));
     p.wait_caught_up(Duration::from_secs(60));
-    assert_eq!(rows(&p.master), 4_010);
+    assert_eq!(rows(&p.master), 12_010);
     assert_eq!(
         rows(&p.slave),
         10,

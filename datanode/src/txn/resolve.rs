@@ -85,7 +85,8 @@ impl Coordinator {
             if now.saturating_sub(p.prepared_ms) < min_age_ms {
                 continue;
             }
-            match self.link().tx_outcome(p.tid).await {
+            let held_ms = u64::try_from(now.saturating_sub(p.prepared_ms)).unwrap_or(0);
+            match self.link().tx_outcome(p.tid, held_ms).await {
                 Ok(TxState::Committed) => {
                     tracing::info!(
                         tid = p.tid,

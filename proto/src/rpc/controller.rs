@@ -73,8 +73,10 @@ pub enum ControllerRequest {
     /// participant has applied is forgotten.
     Settled { alias: String, tids: Vec<u64> },
     /// A participant asks what became of a transaction it prepared: answers [`ControllerReply::Outcome`].
-    /// A transaction undecided past the timeout is aborted by this question.
-    TxOutcome { tid: u64 },
+    /// A transaction undecided past the timeout is aborted by this question. `held_ms`: how
+    /// long the participant has held it prepared, so that the timeout runs from the prepare
+    /// even when the controller restarted since (it counts its waits in memory).
+    TxOutcome { tid: u64, held_ms: u64 },
     /// A database's metadata, if the user holds `need` on it (`None`: any logged-in user).
     /// Answers [`ControllerReply::Database`] (`None` when it does not exist).
     GetDatabase {
