@@ -6,7 +6,9 @@
 #   scripts/cluster.sh stop   DIR   stop them (SIGTERM, then SIGKILL after 10 s)
 #   scripts/cluster.sh status DIR   each node's process and state
 #
-# Pid files and logs live under DIR/data/run/ (DIR/data is ignored by git).
+# Pid files and logs live under DIR/data/run/ (DIR/data is ignored by git). `start` makes the
+# cluster key DIR/cluster.key (32 random bytes, mode 0600) when it is missing and no config file
+# names another with clusterKeyFile.
 # Binaries come from $XREPL_BIN_DIR, else target/release, else target/debug.
 # The readiness check logs in as $XREPL_USER/$XREPL_PASSWORD (default admin/123456).
 set -euo pipefail
@@ -45,6 +47,13 @@ start() {
     [ -x "$bin/$b" ] || { echo "error: $bin/$b not found; build with: cargo build --release --bins" >&2; exit 2; }
   done
   mkdir -p "$run"
+  # Every node of the cluster proves to the others that it holds the same key: make one when
+  # the folder has none and no config file names another (clusterKeyFile).
+  if ! grep -qs '^[[:space:]]*\([A-Za-z0-9_]*\.\)\?clusterKeyFile[[:space:]]*=' "$dir/controller.cfg" "$dir/cluster.cfg" &&
+     [ ! -e "$dir/cluster.key" ]; then
+    (umask 077 && head -c 32 /dev/urandom >"$dir/cluster.key")
+    echo "made the cluster key $dir/cluster.key (32 random bytes, mode 0600); every node of this cluster reads it"
+  fi
   # glibc gives each thread that allocates its own arena and keeps what is freed there: a
   # bulk append decoded on one thread and encoded on another held both in memory (330 MB
   # peak for 75 MB of rows, 270 MB with two arenas). See docs/operations.md.

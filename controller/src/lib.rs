@@ -28,6 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use xrepl_core::auth::{hash_password, TokenKey};
 use xrepl_core::catalog::Right;
+use xrepl_core::cluster_key::ClusterKey;
 use xrepl_core::config::{ControllerConfig, NodeRole, ReplicationMode};
 use xrepl_proto::rpc::{
     serve, ControllerReply, ControllerRequest, ErrorCode, Hello, PeerKind, RemoteError, Request,
@@ -66,12 +67,17 @@ pub struct Controller {
     pub role: Role,
     /// Leased transactions asked about before any decision.
     undecided: txn::Undecided,
+    /// The cluster's key: a data node proves it on every connection.
+    key: ClusterKey,
 }
 
 impl Controller {
     /// Opens the metadata under `cfg.home` and creates the administrator and the token secret
     /// on first start.
-    pub async fn open(cfg: ControllerConfig) -> Result<Controller, ControllerError> {
+    pub async fn open(
+        cfg: ControllerConfig,
+        key: ClusterKey,
+    ) -> Result<Controller, ControllerError> {
         std::fs::create_dir_all(&cfg.home).map_err(|source| ControllerError::CreateHome {
             path: cfg.home.clone(),
             source,
@@ -122,6 +128,7 @@ impl Controller {
         };
         Ok(Controller {
             cfg,
+            key,
             meta,
             nodes,
             auth,
@@ -411,6 +418,10 @@ struct ControllerService(Arc<Controller>);
 impl Service for ControllerService {
     type Conn = PeerKind;
 
+    fn cluster_key(&self) -> &ClusterKey {
+        &self.0.key
+    }
+
     fn accept(&self, hello: &Hello, _peer: SocketAddr) -> Result<(ServerInfo, PeerKind), String> {
         let c = &self.0.cfg;
         if hello.peer == PeerKind::Client {
@@ -438,6 +449,8 @@ impl Service for ControllerService {
                 alias: c.alias.clone(),
                 role: NodeRole::Controller,
                 replication: c.replication.as_ref().map(|r| r.mode),
+                challenge: None,
+                proof: None,
             },
             hello.peer,
         ))
@@ -477,6 +490,7 @@ pub async fn bind(cfg: &ControllerConfig) -> Result<TcpListener, ControllerError
 /// the caller ([`bind`], or a test on `127.0.0.1:0`).
 pub async fn run(
     cfg: ControllerConfig,
+    key: ClusterKey,
     listener: TcpListener,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), ControllerError> {
@@ -485,7 +499,7 @@ pub async fn run(
         .map(|a| a.to_string())
         .unwrap_or_default();
     let max_frame = cfg.max_frame_size;
-    let controller = Arc::new(Controller::open(cfg).await?);
+    let controller = Arc::new(Controller::open(cfg, key).await?);
     tracing::info!(
         alias = %controller.cfg.alias,
         %addr,

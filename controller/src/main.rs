@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use xrepl_core::cluster_key::ClusterKey;
 
 /// Stack of every runtime thread (the default of 2 MiB is plenty for the controller).
 const STACK: usize = 2 * 1024 * 1024;
@@ -28,8 +29,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let key = match ClusterKey::load(&cfg.cluster_key_file) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("error: clusterKeyFile: {e}");
+            return ExitCode::from(2);
+        }
+    };
     xrepl_core::process::run_server(&cfg.log_level.clone(), STACK, |shutdown| async move {
         let listener = xrepl_controller::bind(&cfg).await?;
-        xrepl_controller::run(cfg, listener, shutdown).await
+        xrepl_controller::run(cfg, key, listener, shutdown).await
     })
 }

@@ -131,7 +131,10 @@ mod tests {
         let p = k.proof(Side::Client, &c, &s);
         assert!(k.verify(Side::Client, &c, &s, &p));
         assert!(!other.verify(Side::Client, &c, &s, &p), "another key");
-        assert!(!k.verify(Side::Server, &c, &s, &p), "the other side's proof");
+        assert!(
+            !k.verify(Side::Server, &c, &s, &p),
+            "the other side's proof"
+        );
         assert!(!k.verify(Side::Client, &s, &c, &p), "challenges swapped");
         assert!(!k.verify(Side::Client, &c, &ClusterKey::challenge(), &p));
         assert!(!k.verify(Side::Client, &c, &s, &p[..31]), "cut short");
@@ -147,7 +150,10 @@ mod tests {
         assert!(e.contains("head -c 32 /dev/urandom"), "{e}");
         std::fs::write(&path, b"short").expect("write");
         let e = ClusterKey::load(&path).expect_err("short");
-        assert!(e.contains("holds 5 bytes; a cluster key needs at least 16"), "{e}");
+        assert!(
+            e.contains("holds 5 bytes; a cluster key needs at least 16"),
+            "{e}"
+        );
         std::fs::write(&path, vec![1u8; MAX_KEY_BYTES + 1]).expect("write");
         assert!(ClusterKey::load(&path).is_err());
         std::fs::write(&path, ClusterKey::generate_bytes()).expect("write");

@@ -49,6 +49,8 @@ pub mod defaults {
 pub const CONTROLLER_CFG: &str = "controller.cfg";
 pub const CLUSTER_NODES: &str = "cluster.nodes";
 pub const CLUSTER_CFG: &str = "cluster.cfg";
+/// The cluster key file's name in the config folder, unless `clusterKeyFile` names another.
+pub const CLUSTER_KEY: &str = "cluster.key";
 
 /// A configuration mistake: which file, which line (none for a missing key), which key, why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +158,8 @@ pub struct ControllerConfig {
     pub heartbeat_timeout: Duration,
     pub transaction_timeout: Duration,
     pub log_level: String,
+    /// `clusterKeyFile`: the file holding the cluster key (see `crate::cluster_key`).
+    pub cluster_key_file: PathBuf,
     /// `None` when `clusterReplicationMode` is absent from cluster.cfg.
     pub replication: Option<ControllerReplication>,
 }
@@ -193,6 +197,8 @@ pub struct DataNodeConfig {
     pub heartbeat_interval: Duration,
     pub partition_lock_timeout: Duration,
     pub log_level: String,
+    /// `clusterKeyFile`: the file holding the cluster key (see `crate::cluster_key`).
+    pub cluster_key_file: PathBuf,
     pub replication: Option<DataNodeReplication>,
 }
 
@@ -652,6 +658,9 @@ fn datanode_from(
         3_600_000,
     )?);
     let log_level = kv.log_level()?;
+    let cluster_key_file = kv
+        .path("clusterKeyFile", cfg_dir)
+        .unwrap_or_else(|| cfg_dir.join(CLUSTER_KEY));
     let mode = kv.replication_mode()?;
     // Read every replication key even without a mode, so that a typo is still reported.
     let work_dir = kv.path("clusterReplicationWorkDir", cfg_dir);
@@ -702,6 +711,7 @@ fn datanode_from(
         heartbeat_interval,
         partition_lock_timeout,
         log_level,
+        cluster_key_file,
         replication,
     })
 }
@@ -784,6 +794,9 @@ pub fn load_controller(cfg_dir: &Path) -> Result<ControllerConfig, ConfigError> 
         86_400_000,
     )?);
     let log_level = kv.log_level()?;
+    let cluster_key_file = kv
+        .path("clusterKeyFile", cfg_dir)
+        .unwrap_or_else(|| cfg_dir.join(CLUSTER_KEY));
     let slave_num = kv.uint(
         "clusterReplicationSlaveNum",
         defaults::CLUSTER_REPLICATION_SLAVE_NUM,
@@ -875,6 +888,7 @@ pub fn load_controller(cfg_dir: &Path) -> Result<ControllerConfig, ConfigError> 
         heartbeat_timeout,
         transaction_timeout,
         log_level,
+        cluster_key_file,
         replication,
     })
 }

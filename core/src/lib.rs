@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod cluster_key;
 pub mod config;
 pub mod operator;
 mod packed;

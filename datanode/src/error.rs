@@ -14,6 +14,9 @@ pub enum DataNodeError {
         addr: String,
         source: std::io::Error,
     },
+    /// The controller holds another cluster key.
+    #[error("{0}")]
+    NotAMember(String),
 }
 
 /// A refusal as the other side sees it, naming the node that raised it.

@@ -12,11 +12,11 @@ use std::collections::BTreeMap;
 
 use tokio::sync::watch;
 use xrepl_core::catalog::{CatalogChange, DatabaseMeta, Right};
+use xrepl_core::cluster_key::ClusterKey;
 use xrepl_core::config::DataNodeConfig;
 use xrepl_core::value::Value;
 use xrepl_proto::rpc::{
-    CatalogCheck, ControllerReply, ControllerRequest, ErrorCode, PeerKind, RemoteError, RpcClient,
-    RpcError,
+    CatalogCheck, ControllerReply, ControllerRequest, ErrorCode, RemoteError, RpcClient, RpcError,
 };
 use xrepl_proto::task::{ReplayAssignment, ReplayFailure, ReplayOf, TaskMeta};
 use xrepl_proto::txn::{TxState, Verdict};
@@ -89,11 +89,17 @@ pub struct ControllerLink {
     /// This process's start (ns since the epoch): which process a registration comes from.
     incarnation: u64,
     client: Mutex<Option<RpcClient>>,
+    /// The cluster key, proved on the connection to the controller.
+    key: ClusterKey,
+    /// Set when the controller and this node hold different cluster keys: the node stops.
+    not_member: std::sync::OnceLock<String>,
 }
 
 impl ControllerLink {
-    pub fn new(cfg: &DataNodeConfig) -> ControllerLink {
+    pub fn new(cfg: &DataNodeConfig, key: ClusterKey) -> ControllerLink {
         ControllerLink {
+            key,
+            not_member: std::sync::OnceLock::new(),
             alias: cfg.alias.clone(),
             site: format!("{}:{}", cfg.host, cfg.port),
             controller_addr: cfg.controller.site(),
@@ -116,13 +122,18 @@ impl ControllerLink {
         if let Some(c) = self.current() {
             return Ok(c);
         }
-        let c = RpcClient::connect(
+        let c = RpcClient::connect_member(
             &self.controller_addr,
-            PeerKind::DataNode,
+            &self.key,
             self.max_frame,
             CONNECT_TIMEOUT,
         )
-        .await?;
+        .await
+        .inspect_err(|e| {
+            if matches!(e, RpcError::NotAMember { .. }) {
+                let _ = self.not_member.set(e.to_string());
+            }
+        })?;
         *self.client.lock().unwrap_or_else(|p| p.into_inner()) = Some(c.clone());
         Ok(c)
     }
@@ -418,8 +429,9 @@ impl ControllerLink {
         }
     }
 
-    /// Registers, then sends heartbeats, forever (until `shutdown`).
-    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    /// Registers, then sends heartbeats, until `shutdown`; or until the controller turns out
+    /// to hold another cluster key, which ends it with that reason: the node must stop.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) -> Result<(), String> {
         let mut backoff = BACKOFF_MIN;
         let mut registered = false;
         let mut failures: u64 = 0;
@@ -455,6 +467,12 @@ impl ControllerLink {
                     tracing::warn!("heartbeat failed, registering again: {e}");
                     registered = false;
                 }
+                (_, Err(e)) if self.not_member.get().is_some() => {
+                    return Err(format!(
+                        "this data node does not hold the cluster key of its controller {}: {e}; every node of a cluster needs the same key file (clusterKeyFile)",
+                        self.controller_addr
+                    ));
+                }
                 (false, Err(e)) => {
                     failures += 1;
                     // Say it once loudly, then quietly while the controller stays away.
@@ -467,7 +485,7 @@ impl ControllerLink {
                 }
             }
             tokio::select! {
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => return Ok(()),
                 _ = tokio::time::sleep(wait) => {}
             }
         }

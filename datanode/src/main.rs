@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use xrepl_core::cluster_key::ClusterKey;
 
 /// Stack of every runtime thread, session threads included.
 const SESSION_STACK: usize = 16 * 1024 * 1024;
@@ -31,6 +32,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let key = match ClusterKey::load(&cfg.cluster_key_file) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("error: clusterKeyFile: {e}");
+            return ExitCode::from(2);
+        }
+    };
     // Sessions evaluate scripts on the blocking pool; the evaluator recurses once per level of
     // the syntax tree (at most 256, the parser's limit), so give those threads room.
     xrepl_core::process::run_server(
@@ -38,7 +46,7 @@ fn main() -> ExitCode {
         SESSION_STACK,
         |shutdown| async move {
             let listener = xrepl_datanode::bind(&cfg).await?;
-            xrepl_datanode::run(cfg, listener, shutdown).await
+            xrepl_datanode::run(cfg, key, listener, shutdown).await
         },
     )
 }

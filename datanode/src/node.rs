@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use xrepl_core::cluster_key::ClusterKey;
 use xrepl_core::config::{DataNodeConfig, ReplicationMode};
 use xrepl_proto::rpc::{ErrorCode, RemoteError};
 
@@ -31,6 +32,8 @@ pub enum Role {
 
 pub struct DataNode {
     pub cfg: DataNodeConfig,
+    /// The cluster's key, which every connection between its nodes proves.
+    pub key: ClusterKey,
     pub link: Arc<ControllerLink>,
     /// Database definitions kept between writes (checked by the controller at commit).
     pub catalog: CatalogCache,
@@ -42,12 +45,12 @@ pub struct DataNode {
 impl DataNode {
     /// Opens the storage (and, on a master, the task data) under the node's home, on the
     /// current runtime.
-    pub async fn open(cfg: DataNodeConfig) -> Result<DataNode, DataNodeError> {
+    pub async fn open(cfg: DataNodeConfig, key: ClusterKey) -> Result<DataNode, DataNodeError> {
         std::fs::create_dir_all(&cfg.home).map_err(|source| DataNodeError::Home {
             path: cfg.home.clone(),
             source,
         })?;
-        let link = Arc::new(ControllerLink::new(&cfg));
+        let link = Arc::new(ControllerLink::new(&cfg, key.clone()));
         let storage_path = cfg.home.join("storage");
         let storage = tokio::task::spawn_blocking(move || Storage::open(&storage_path))
             .await
@@ -68,6 +71,7 @@ impl DataNode {
             link.clone(),
             participant,
             tasks.clone(),
+            key.clone(),
         ));
         let role = match (cfg.replication.as_ref(), tasks) {
             (Some(_), Some(tasks)) => Role::Master(Arc::new(MasterNode::new(
@@ -84,6 +88,7 @@ impl DataNode {
         };
         Ok(DataNode {
             cfg,
+            key,
             link,
             catalog: CatalogCache::default(),
             txn,

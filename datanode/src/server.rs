@@ -9,6 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use xrepl_core::cluster_key::ClusterKey;
 use xrepl_core::config::{DataNodeConfig, NodeRole};
 use xrepl_proto::rpc::{serve, Hello, PeerKind, Request, Response, ServerInfo, Service};
 
@@ -34,6 +35,10 @@ struct DataNodeService(Arc<DataNode>);
 impl Service for DataNodeService {
     type Conn = Conn;
 
+    fn cluster_key(&self) -> &ClusterKey {
+        &self.0.key
+    }
+
     fn accept(&self, hello: &Hello, peer: SocketAddr) -> Result<(ServerInfo, Conn), String> {
         let cfg = &self.0.cfg;
         let conn = match hello.peer {
@@ -56,6 +61,8 @@ impl Service for DataNodeService {
                 alias: cfg.alias.clone(),
                 role: NodeRole::DataNode,
                 replication: cfg.replication.as_ref().map(|r| r.mode),
+                challenge: None,
+                proof: None,
             },
             conn,
         ))
@@ -106,6 +113,7 @@ pub async fn bind(cfg: &DataNodeConfig) -> Result<TcpListener, DataNodeError> {
 /// caller ([`bind`], or a test on `127.0.0.1:0`).
 pub async fn run(
     cfg: DataNodeConfig,
+    key: ClusterKey,
     listener: TcpListener,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), DataNodeError> {
@@ -114,7 +122,7 @@ pub async fn run(
         .map(|a| a.to_string())
         .unwrap_or_default();
     let max_frame = cfg.max_frame_size;
-    let node = Arc::new(DataNode::open(cfg).await?);
+    let node = Arc::new(DataNode::open(cfg, key).await?);
     // Prepared transactions left by a crash: take their locks now, settle them in the loop.
     node.txn.resolve_prepared(0).await;
     let resolver = {
@@ -150,18 +158,19 @@ pub async fn run(
         Role::Standalone | Role::Slave(_) => None,
     };
     tracing::info!(alias = %node.cfg.alias, %addr, controller = %node.cfg.controller.site(), "data node ready");
-    let heartbeats = tokio::spawn(node.link.clone().run(shutdown.clone()));
+    let mut heartbeats = tokio::spawn(node.link.clone().run(shutdown.clone()));
     let workers = match &node.role {
         Role::Slave(r) => Some(tokio::spawn(r.clone().run(shutdown.clone()))),
         Role::Standalone | Role::Master(_) => None,
     };
-    serve(
-        listener,
-        Arc::new(DataNodeService(node)),
-        max_frame,
-        shutdown,
-    )
-    .await;
+    // The link ends early only when the controller holds another cluster key: then stop.
+    let not_member = tokio::select! {
+        _ = serve(listener, Arc::new(DataNodeService(node)), max_frame, shutdown) => None,
+        ended = &mut heartbeats => match ended {
+            Ok(Err(reason)) => Some(reason),
+            _ => None,
+        },
+    };
     heartbeats.abort();
     resolver.abort();
     if let Some(s) = sweeper {
@@ -169,6 +178,9 @@ pub async fn run(
     }
     if let Some(w) = workers {
         w.abort();
+    }
+    if let Some(reason) = not_member {
+        return Err(DataNodeError::NotAMember(reason));
     }
     tracing::info!("data node stopped");
     Ok(())

@@ -24,7 +24,7 @@ use xrepl_proto::master_client::decode_task_data;
 use xrepl_proto::rpc::frame::{self, Assembler, FrameKind, HEADER_LEN};
 use xrepl_proto::rpc::{
     decode, encode, CatalogCheck, ControllerReply, ControllerRequest, ErrorCode, Hello, HelloReply,
-    ParticipantReply, ParticipantRequest, PeerKind, RemoteError, ReplicationReply,
+    MemberProof, ParticipantReply, ParticipantRequest, PeerKind, RemoteError, ReplicationReply,
     ReplicationRequest, Request, ServerInfo, SessionReply, SessionRequest, PROTOCOL_VERSION,
 };
 use xrepl_proto::task::{
@@ -775,6 +775,10 @@ fn sample<T: Serialize + DeserializeOwned>(v: &T) -> Sample {
 fn samples() -> Vec<Sample> {
     let mut out = vec![
         sample(&Hello::new(PeerKind::Slave, 1 << 20)),
+        sample(&Hello::member(1 << 20, vec![9; 32])),
+        sample(&MemberProof {
+            proof: serde_bytes::ByteBuf::from(vec![3; 32]),
+        }),
         sample(&HelloReply {
             version: PROTOCOL_VERSION,
             outcome: Ok(ServerInfo {
@@ -782,6 +786,8 @@ fn samples() -> Vec<Sample> {
                 max_frame: 64 << 20,
                 role: NodeRole::DataNode,
                 replication: Some(ReplicationMode::Master),
+                challenge: Some(serde_bytes::ByteBuf::from(vec![1; 32])),
+                proof: Some(serde_bytes::ByteBuf::from(vec![2; 32])),
             }),
         }),
         sample(&HelloReply {

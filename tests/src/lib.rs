@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use xrepl_core::cluster_key::ClusterKey;
+
 /// Console arguments that log in as the default administrator.
 pub const ADMIN: &[&str] = &["--user", "admin", "--password", "123456"];
 /// [`ADMIN`] with JSON output.
@@ -241,6 +243,12 @@ impl Cluster {
             ),
         )
         .expect("write");
+        // Each cluster its own key, as `scripts/cluster.sh start` makes one.
+        let key = dir.path().join(xrepl_core::config::CLUSTER_KEY);
+        std::fs::write(&key, ClusterKey::generate_bytes()).expect("write cluster.key");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+            .expect("chmod cluster.key");
         let mut c = Cluster {
             dir,
             controller,
@@ -265,6 +273,12 @@ impl Cluster {
 
     pub fn cfg_dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The cluster's key (what its data nodes prove to each other and to the controller).
+    pub fn key(&self) -> ClusterKey {
+        ClusterKey::load(&self.dir.path().join(xrepl_core::config::CLUSTER_KEY))
+            .expect("cluster key")
     }
 
     fn log(&self, alias: &str) -> std::fs::File {

@@ -171,9 +171,10 @@ fn t40_console_refuses_to_run_sessions_on_the_controller() {
 async fn t50_controller_calls_need_a_genuine_token() {
     use xrepl_proto::rpc::{ControllerRequest, ErrorCode};
     let c = Cluster::start(&Spec::default());
-    let ctl = RpcClient::connect(
+    // Even a member of the cluster (it proves the cluster key) needs a genuine token.
+    let ctl = RpcClient::connect_member(
         &c.controller.site(),
-        PeerKind::DataNode,
+        &c.key(),
         1 << 20,
         Duration::from_secs(5),
     )

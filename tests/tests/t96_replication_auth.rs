@@ -148,7 +148,9 @@ fn t20_peers_without_a_master_administrators_token_cannot_register_pull_or_fetch
     let ctl_site = c.controller.site();
     runtime().block_on(async {
         // Genuine tokens, of the administrator and of a user who is not one.
-        let as_node = connect(&ctl_site, PeerKind::DataNode).await.expect("connect");
+        let as_node = RpcClient::connect_member(&ctl_site, &c.key(), 1 << 20, Duration::from_secs(5))
+            .await
+            .expect("connect");
         let token_of = |user: &str| {
             ControllerRequest::Login {
                 user: user.into(),
@@ -376,7 +378,7 @@ fn t30_garbage_and_4_gib_frames_close_only_their_own_connection_while_a_session_
             ((64u32 << 20) + 1).to_be_bytes().to_vec(),
         ),
         ("a greeting, then a 4 GiB length", {
-            let mut v = framed(FrameKind::Hello, &hello(PeerKind::DataNode));
+            let mut v = framed(FrameKind::Hello, &hello(PeerKind::Slave));
             v.extend_from_slice(&0xFFFF_FFFFu32.to_be_bytes());
             v
         }),
@@ -385,8 +387,16 @@ fn t30_garbage_and_4_gib_frames_close_only_their_own_connection_while_a_session_
             v.extend(framed(FrameKind::Request, b"\xc1\xc1\xc1\xc1"));
             v
         }),
+        (
+            "a data node's greeting without a challenge (no proof of the cluster key)",
+            {
+                let mut v = framed(FrameKind::Hello, &hello(PeerKind::DataNode));
+                v.extend(framed(FrameKind::Request, &deep_prepare(10)));
+                v
+            },
+        ),
         ("a request nested 100,000 levels deep", {
-            let mut v = framed(FrameKind::Hello, &hello(PeerKind::DataNode));
+            let mut v = framed(FrameKind::Hello, &hello(PeerKind::Slave));
             v.extend(framed(FrameKind::Request, &deep_prepare(100_000)));
             v
         }),
@@ -417,7 +427,7 @@ fn t30_garbage_and_4_gib_frames_close_only_their_own_connection_while_a_session_
                     "{target}: {name}: the connection was left open"
                 );
                 // The process is alive: it still greets a new peer.
-                connect(target, PeerKind::DataNode)
+                connect(target, PeerKind::Slave)
                     .await
                     .unwrap_or_else(|e| panic!("{target}: {name}: {e}"));
                 assert_eq!(

@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use xrepl_core::catalog::CatalogChange;
+use xrepl_core::cluster_key::ClusterKey;
 use xrepl_core::config::DataNodeConfig;
 use xrepl_proto::rpc::{
-    CatalogCheck, ErrorCode, ParticipantReply, ParticipantRequest, PeerKind, RemoteError, RpcClient,
+    CatalogCheck, ErrorCode, ParticipantReply, ParticipantRequest, RemoteError, RpcClient,
 };
 use xrepl_proto::task::{ReplayOf, TaskData, TaskMeta, INLINE_DATA_MAX};
 use xrepl_proto::txn::{Scan, ScanResult, Verdict};
@@ -84,6 +85,8 @@ pub struct Coordinator {
     peers: DashMap<String, RpcClient>,
     /// Task data of the transactions this node coordinates, on a replication master.
     tasks: Option<Arc<TaskStore>>,
+    /// The cluster key, proved on every connection to another data node.
+    key: ClusterKey,
     tids: std::sync::Mutex<TidPool>,
     /// Held while a new lease is fetched, so that one round trip serves every waiter.
     leasing: tokio::sync::Mutex<()>,
@@ -95,9 +98,11 @@ impl Coordinator {
         link: Arc<ControllerLink>,
         participant: Arc<Participant>,
         tasks: Option<Arc<TaskStore>>,
+        key: ClusterKey,
     ) -> Coordinator {
         Coordinator {
             cfg,
+            key,
             link,
             participant,
             peers: DashMap::new(),
@@ -162,9 +167,9 @@ impl Coordinator {
                 format!("'{alias}' is not a data node of this cluster"),
             )
         })?;
-        let c = RpcClient::connect(
+        let c = RpcClient::connect_member(
             &node.site(),
-            PeerKind::DataNode,
+            &self.key,
             self.cfg.max_frame_size,
             PEER_CONNECT_TIMEOUT,
         )

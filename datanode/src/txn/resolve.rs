@@ -141,11 +141,13 @@ mod tests {
             Arc::new(storage),
             Duration::from_millis(100),
         ));
+        let key = xrepl_core::cluster_key::ClusterKey::from_bytes(&[7; 32]).expect("key");
         Coordinator::new(
             cfg.clone(),
-            Arc::new(ControllerLink::new(&cfg)),
+            Arc::new(ControllerLink::new(&cfg, key.clone())),
             participant,
             None,
+            key,
         )
     }
 

@@ -13,7 +13,8 @@ use tokio_util::codec::Framed;
 
 use super::error::RemoteError;
 use super::frame::{self, Assembler, FrameKind, MAX_MESSAGE_SIZE};
-use super::message::{decode, encode, Family, Hello, HelloReply, Request, ServerInfo};
+use super::message::{decode, encode, Family, Hello, HelloReply, MemberProof, Request, ServerInfo};
+use xrepl_core::cluster_key::{ClusterKey, Side};
 
 /// Frames waiting to be written on one client connection.
 const WRITE_QUEUE: usize = 256;
@@ -33,6 +34,10 @@ pub enum RpcError {
     Protocol { addr: String, reason: String },
     #[error("cannot encode the request: {0}")]
     Encode(String),
+    /// The peer does not prove the cluster key we hold (or we cannot prove ours to it): the two
+    /// hold different key files. Trying again does not help.
+    #[error("{addr} is not a member of this cluster: {reason}")]
+    NotAMember { addr: String, reason: String },
 }
 
 struct Inner {
@@ -61,6 +66,34 @@ impl RpcClient {
         max_frame: usize,
         timeout: Duration,
     ) -> Result<RpcClient, RpcError> {
+        RpcClient::open(addr, peer, None, max_frame, timeout).await
+    }
+
+    /// Connects to a node of our own cluster as a data node: both ends prove that they hold
+    /// the cluster key (challenge and answer, both ways) before any request.
+    pub async fn connect_member(
+        addr: &str,
+        key: &ClusterKey,
+        max_frame: usize,
+        timeout: Duration,
+    ) -> Result<RpcClient, RpcError> {
+        RpcClient::open(
+            addr,
+            super::message::PeerKind::DataNode,
+            Some(key),
+            max_frame,
+            timeout,
+        )
+        .await
+    }
+
+    async fn open(
+        addr: &str,
+        peer: super::message::PeerKind,
+        key: Option<&ClusterKey>,
+        max_frame: usize,
+        timeout: Duration,
+    ) -> Result<RpcClient, RpcError> {
         let connect_err = |reason: String| RpcError::Connect {
             addr: addr.to_string(),
             reason,
@@ -75,8 +108,12 @@ impl RpcClient {
             addr: addr.to_string(),
             reason,
         };
-        let body =
-            encode(&Hello::new(peer, max_frame)).map_err(|e| RpcError::Encode(e.to_string()))?;
+        let challenge = key.map(|_| ClusterKey::challenge());
+        let hello = match &challenge {
+            Some(c) => Hello::member(max_frame, c.clone()),
+            None => Hello::new(peer, max_frame),
+        };
+        let body = encode(&hello).map_err(|e| RpcError::Encode(e.to_string()))?;
         for f in frame::split(FrameKind::Hello, 0, &body, max_frame) {
             framed
                 .send(f)
@@ -113,6 +150,35 @@ impl RpcClient {
             addr: addr.to_string(),
             reason,
         })?;
+        if let (Some(key), Some(ours)) = (key, &challenge) {
+            let not_member = |reason: &str| RpcError::NotAMember {
+                addr: addr.to_string(),
+                reason: reason.to_string(),
+            };
+            let theirs = server
+                .challenge
+                .as_ref()
+                .ok_or_else(|| not_member("it sent no challenge"))?;
+            let proof = server
+                .proof
+                .as_ref()
+                .ok_or_else(|| not_member("it sent no proof of the cluster key"))?;
+            if !key.verify(Side::Server, ours, theirs, proof) {
+                return Err(not_member(
+                    "its proof of the cluster key is wrong: the two nodes hold different key files (clusterKeyFile)",
+                ));
+            }
+            let answer = MemberProof {
+                proof: serde_bytes::ByteBuf::from(key.proof(Side::Client, ours, theirs)),
+            };
+            let body = encode(&answer).map_err(|e| RpcError::Encode(e.to_string()))?;
+            for f in frame::split(FrameKind::Proof, 0, &body, max_frame) {
+                framed
+                    .send(f)
+                    .await
+                    .map_err(|e| connect_err(e.to_string()))?;
+            }
+        }
 
         let (sink, stream) = framed.split();
         let (out, out_rx) = mpsc::channel(WRITE_QUEUE);

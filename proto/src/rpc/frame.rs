@@ -27,6 +27,8 @@ pub enum FrameKind {
     HelloReply,
     Request,
     Response,
+    /// A member's proof of the cluster key, after the greeting reply.
+    Proof,
 }
 
 impl FrameKind {
@@ -36,6 +38,7 @@ impl FrameKind {
             FrameKind::HelloReply => 2,
             FrameKind::Request => 3,
             FrameKind::Response => 4,
+            FrameKind::Proof => 5,
         }
     }
 
@@ -45,6 +48,7 @@ impl FrameKind {
             2 => FrameKind::HelloReply,
             3 => FrameKind::Request,
             4 => FrameKind::Response,
+            5 => FrameKind::Proof,
             _ => return None,
         })
     }

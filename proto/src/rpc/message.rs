@@ -13,7 +13,7 @@ use super::replication::{ReplicationReply, ReplicationRequest};
 use super::session::{SessionReply, SessionRequest};
 
 /// Bumped whenever a message changes shape. Checked in the greeting.
-pub const PROTOCOL_VERSION: u32 = 11;
+pub const PROTOCOL_VERSION: u32 = 12;
 /// First field of every greeting, so that a stray client is told apart from an old one.
 pub const MAGIC: &str = "xrepl";
 
@@ -22,7 +22,8 @@ pub const MAGIC: &str = "xrepl";
 pub enum PeerKind {
     /// The `xrepl` console or another client running sessions.
     Client,
-    /// A data node of the same cluster, talking to its controller.
+    /// A data node of the same cluster, talking to its controller or to another data node. It
+    /// must prove that it holds the cluster key (see [`Hello::challenge`]).
     DataNode,
     /// A slave cluster's controller or data node, pulling tasks and task data from a master.
     /// It may send [`ReplicationRequest`]s only.
@@ -37,6 +38,10 @@ pub struct Hello {
     pub peer: PeerKind,
     /// The largest frame the client accepts; the server sends no larger ones.
     pub max_frame: u64,
+    /// A member of the cluster (`PeerKind::DataNode`): a fresh random challenge. The server
+    /// answers it with its proof of the cluster key ([`ServerInfo::proof`]) and its own
+    /// challenge, which the client answers with a [`MemberProof`] before any request.
+    pub challenge: Option<serde_bytes::ByteBuf>,
 }
 
 impl Hello {
@@ -46,8 +51,24 @@ impl Hello {
             version: PROTOCOL_VERSION,
             peer,
             max_frame: max_frame as u64,
+            challenge: None,
         }
     }
+
+    /// A member's greeting, with its challenge.
+    pub fn member(max_frame: usize, challenge: Vec<u8>) -> Hello {
+        Hello {
+            challenge: Some(serde_bytes::ByteBuf::from(challenge)),
+            ..Hello::new(PeerKind::DataNode, max_frame)
+        }
+    }
+}
+
+/// A member's answer to the server's challenge: the third message of its greeting (a
+/// [`super::frame::FrameKind::Proof`] frame).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberProof {
+    pub proof: serde_bytes::ByteBuf,
 }
 
 /// Smallest frame limit either side may announce; smaller announcements are raised to it.
@@ -67,6 +88,10 @@ pub struct ServerInfo {
     pub max_frame: u64,
     pub role: NodeRole,
     pub replication: Option<ReplicationMode>,
+    /// To a member's greeting: the server's challenge, and its proof of the cluster key over
+    /// both challenges.
+    pub challenge: Option<serde_bytes::ByteBuf>,
+    pub proof: Option<serde_bytes::ByteBuf>,
 }
 
 /// The server's answer to the greeting; a refusal is followed by closing the connection.

@@ -19,8 +19,10 @@ use tokio_util::codec::Framed;
 use super::error::{ErrorCode, RemoteError};
 use super::frame::{self, Assembler, FrameKind, MAX_MESSAGE_SIZE};
 use super::message::{
-    decode, encode, Hello, HelloReply, Request, Response, ServerInfo, MAGIC, PROTOCOL_VERSION,
+    decode, encode, Hello, HelloReply, MemberProof, PeerKind, Request, Response, ServerInfo, MAGIC,
+    PROTOCOL_VERSION,
 };
+use xrepl_core::cluster_key::{ClusterKey, Side, CHALLENGE_BYTES};
 
 /// Requests of one connection that may run at the same time.
 pub const MAX_IN_FLIGHT: usize = 256;
@@ -43,6 +45,36 @@ pub trait Service: Send + Sync + 'static {
 
     /// Called once when the connection ends, whatever the reason.
     fn closed(&self, _conn: &Self::Conn) {}
+
+    /// The cluster's key: a peer that greets as a data node of this cluster must prove it
+    /// holds it before any of its requests is read.
+    fn cluster_key(&self) -> &ClusterKey;
+}
+
+type Transport = Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>;
+
+/// The next complete message, within [`HELLO_TIMEOUT`] (`what` names it in errors).
+async fn greeting_message(
+    framed: &mut Transport,
+    asm: &mut Assembler,
+    what: &str,
+) -> Result<(FrameKind, Bytes), String> {
+    tokio::time::timeout(HELLO_TIMEOUT, async {
+        loop {
+            match framed.next().await {
+                None => return Err(format!("closed before {what}")),
+                Some(Err(e)) => return Err(format!("bad frame before {what}: {e}")),
+                Some(Ok(raw)) => {
+                    let f = frame::parse(raw.freeze()).map_err(|e| e.to_string())?;
+                    if let Some((kind, _, body)) = asm.push(f).map_err(|e| e.to_string())? {
+                        return Ok((kind, body));
+                    }
+                }
+            }
+        }
+    })
+    .await
+    .map_err(|_| format!("no {what} within {} s", HELLO_TIMEOUT.as_secs()))?
 }
 
 /// Accepts connections until `shutdown` turns true.
@@ -87,23 +119,7 @@ async fn connection<S: Service>(
     let mut asm = Assembler::new(MAX_MESSAGE_SIZE);
 
     // The greeting: the first complete message must be a Hello.
-    let first = tokio::time::timeout(HELLO_TIMEOUT, async {
-        loop {
-            match framed.next().await {
-                None => return Err("closed before greeting".to_string()),
-                Some(Err(e)) => return Err(format!("bad frame before greeting: {e}")),
-                Some(Ok(raw)) => {
-                    let f = frame::parse(raw.freeze()).map_err(|e| e.to_string())?;
-                    if let Some(msg) = asm.push(f).map_err(|e| e.to_string())? {
-                        return Ok(msg);
-                    }
-                }
-            }
-        }
-    })
-    .await
-    .map_err(|_| "no greeting within 10 s".to_string())??;
-    let (kind, _, body) = first;
+    let (kind, body) = greeting_message(&mut framed, &mut asm, "greeting").await?;
     if kind != FrameKind::Hello {
         return Err(format!("expected a greeting, got a {kind:?} frame"));
     }
@@ -115,6 +131,13 @@ async fn connection<S: Service>(
             "protocol version {} is not supported; this server speaks {PROTOCOL_VERSION}",
             hello.version
         ))
+    } else if hello.peer == PeerKind::DataNode
+        && hello
+            .challenge
+            .as_ref()
+            .is_none_or(|c| c.len() != CHALLENGE_BYTES)
+    {
+        Some("a data node of this cluster must prove that it holds the cluster key (clusterKeyFile); this greeting brings no challenge".to_string())
     } else {
         None
     };
@@ -122,10 +145,25 @@ async fn connection<S: Service>(
         Some(r) => Err(r),
         None => service.accept(&hello, peer),
     };
+    // A member's greeting: our challenge, and our proof over both.
+    let member = match (&hello.challenge, hello.peer) {
+        (Some(theirs), PeerKind::DataNode) => Some((theirs.to_vec(), ClusterKey::challenge())),
+        _ => None,
+    };
     let (outcome, conn) = match accepted {
         Ok((info, conn)) => (
             Ok(ServerInfo {
                 max_frame: max_frame as u64,
+                challenge: member
+                    .as_ref()
+                    .map(|(_, ours)| serde_bytes::ByteBuf::from(ours.clone())),
+                proof: member.as_ref().map(|(theirs, ours)| {
+                    serde_bytes::ByteBuf::from(service.cluster_key().proof(
+                        Side::Server,
+                        theirs,
+                        ours,
+                    ))
+                }),
                 ..info
             }),
             Some(conn),
@@ -149,6 +187,30 @@ async fn connection<S: Service>(
             outcome.err().unwrap_or_default()
         ));
     };
+    if let Some((theirs, ours)) = &member {
+        let proven = async {
+            let (kind, body) =
+                greeting_message(&mut framed, &mut asm, "the proof of the cluster key").await?;
+            if kind != FrameKind::Proof {
+                return Err(format!(
+                    "expected the proof of the cluster key, got a {kind:?} frame"
+                ));
+            }
+            let p: MemberProof =
+                decode(&body).map_err(|e| format!("malformed proof of the cluster key: {e}"))?;
+            if service
+                .cluster_key()
+                .verify(Side::Client, theirs, ours, &p.proof)
+            {
+                Ok(())
+            } else {
+                Err("its proof of the cluster key is wrong: it holds another key file".to_string())
+            }
+        };
+        proven.await.map_err(|reason| {
+            format!("greeted as a data node of this cluster but did not prove the cluster key (clusterKeyFile): {reason}")
+        })?;
+    }
     let conn = Arc::new(conn);
     let send_max = super::message::send_limit(max_frame, hello.max_frame);
     let result = serve_requests(

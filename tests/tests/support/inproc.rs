@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use xrepl_core::cluster_key::ClusterKey;
 use xrepl_core::config::{load_controller, load_datanode};
 use xrepl_core::value::{Value, Vector};
 use xrepl_proto::client::{Client, ClientError};
@@ -73,10 +74,12 @@ impl InProcess {
         let (stop, shutdown) = watch::channel(false);
         let mut tasks = Vec::new();
         let cfg = load_controller(dir.path()).expect("controller config");
+        let key = ClusterKey::load(&cfg.cluster_key_file).expect("cluster key");
         tasks.push(tokio::spawn({
             let shutdown = shutdown.clone();
+            let key = key.clone();
             async move {
-                xrepl_controller::run(cfg, ctl_listener, shutdown)
+                xrepl_controller::run(cfg, key, ctl_listener, shutdown)
                     .await
                     .map_err(|e| e.to_string())
             }
@@ -84,8 +87,9 @@ impl InProcess {
         for ((alias, _), listener) in aliases.iter().zip(dn_listeners) {
             let cfg = load_datanode(dir.path(), alias).expect("data node config");
             let shutdown = shutdown.clone();
+            let key = key.clone();
             tasks.push(tokio::spawn(async move {
-                xrepl_datanode::run(cfg, listener, shutdown)
+                xrepl_datanode::run(cfg, key, listener, shutdown)
                     .await
                     .map_err(|e| e.to_string())
             }));
@@ -173,4 +177,6 @@ fn write_configs(
         format!("heartbeatIntervalMs=100\n{cluster_cfg}"),
     )
     .expect("write cluster.cfg");
+    std::fs::write(dir.join("cluster.key"), ClusterKey::generate_bytes())
+        .expect("write cluster.key");
 }

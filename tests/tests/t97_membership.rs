@@ -1,0 +1,237 @@
+//! Cluster membership is proven: a connection that greets as a data node must prove, in the
+//! greeting, that it holds the cluster key (and the other end proves it back). Outsiders act
+//! as an attacker would: raw frames on a socket, a client with another key, a data node
+//! started with the wrong key or none. Each is refused, and nothing changes.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use bytes::Bytes;
+use xrepl_core::cluster_key::ClusterKey;
+use xrepl_proto::rpc::frame::{self, FrameKind};
+use xrepl_proto::rpc::{
+    encode, Hello, MemberProof, ParticipantRequest, PeerKind, Request, RpcClient, RpcError,
+};
+use xrepl_proto::txn::{ChunkAction, ChunkId, ChunkOp};
+use xrepl_tests::{framed, runtime, wait_for, Cluster, Spec};
+
+const SETUP: &str = r#"db = database("dfs://m", VALUE, 1..4)
+t = db.createPartitionedTable(table(1:0, `k`v, [INT, INT]), "t", `k)
+k = 1..4
+v = k * 10
+loadTable("dfs://m", "t").append!(table(k, v))"#;
+
+const COUNT: &str = "select count(*) from loadTable(\"dfs://m\", \"t\")";
+
+/// A prepare that deletes every row of the first tables' first partitions, then its commit:
+/// what an outsider would send to wipe data.
+fn wipe() -> Vec<u8> {
+    let ops = (1..=4u64)
+        .flat_map(|table| {
+            (0..=4u32).map(move |partition| ChunkOp {
+                chunk: ChunkId { table, partition },
+                label: format!("{table}/{partition}"),
+                columns: vec![],
+                action: ChunkAction::Delete { filter: None },
+            })
+        })
+        .collect();
+    let mut out = framed(
+        FrameKind::Request,
+        &encode(&Request::Participant(ParticipantRequest::Prepare {
+            tid: 900_001,
+            ops,
+        }))
+        .expect("encode"),
+    );
+    out.extend(framed(
+        FrameKind::Request,
+        &encode(&Request::Participant(ParticipantRequest::Commit {
+            tid: 900_001,
+        }))
+        .expect("encode"),
+    ));
+    out
+}
+
+/// The kinds of the frames in `bytes` (4-byte lengths, then frames).
+fn kinds(mut bytes: &[u8]) -> Vec<FrameKind> {
+    let mut out = Vec::new();
+    while bytes.len() >= 4 {
+        let len = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+        let Some(f) = bytes.get(4..4 + len) else {
+            break;
+        };
+        out.push(
+            frame::parse(Bytes::copy_from_slice(f))
+                .expect("a frame")
+                .kind,
+        );
+        bytes = &bytes[4 + len..];
+    }
+    out
+}
+
+/// Sends `bytes` on a fresh socket to `site`; answers everything received until the peer
+/// closed (it must close within 10 s).
+fn send_raw(site: &str, bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut s = TcpStream::connect(site).expect("connect");
+    let _ = s.write_all(bytes);
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return got,
+            Err(e) => panic!("{site}: the connection was left open ({e})"),
+        }
+    }
+}
+
+#[test]
+fn t10_outsiders_greeting_as_data_nodes_are_refused_and_change_nothing() {
+    let c = Cluster::start(&Spec::default());
+    c.ok(SETUP);
+    assert_eq!(c.number(COUNT), 4);
+    let targets = [
+        c.controller.site(),
+        c.host(),
+        format!("127.0.0.1:{}", c.datanodes[1].port),
+    ];
+    let other_key = ClusterKey::from_bytes(&ClusterKey::generate_bytes()).expect("key");
+    runtime().block_on(async {
+        for site in &targets {
+            // No challenge at all: refused in the greeting.
+            let e = RpcClient::connect(site, PeerKind::DataNode, 1 << 20, Duration::from_secs(5))
+                .await
+                .err()
+                .expect("refused");
+            assert!(
+                matches!(&e, RpcError::Refused { reason, .. } if reason.contains("must prove that it holds the cluster key")),
+                "{site}: {e}"
+            );
+            // Another key: the server's proof does not verify, so the client gives up.
+            let e = RpcClient::connect_member(site, &other_key, 1 << 20, Duration::from_secs(5))
+                .await
+                .err()
+                .expect("not a member");
+            assert!(
+                matches!(&e, RpcError::NotAMember { reason, .. } if reason.contains("different key files")),
+                "{site}: {e}"
+            );
+            // The genuine key works (the control).
+            RpcClient::connect_member(site, &c.key(), 1 << 20, Duration::from_secs(5))
+                .await
+                .unwrap_or_else(|e| panic!("{site}: {e}"));
+        }
+    });
+    // Raw frames: a greeting with a challenge, a made-up proof and, without waiting, a
+    // prepare that deletes whole chunks and its commit. Only the greeting is answered.
+    for site in &targets {
+        let mut attack = framed(
+            FrameKind::Hello,
+            &encode(&Hello::member(1 << 20, vec![5; 32])).expect("encode"),
+        );
+        attack.extend(framed(
+            FrameKind::Proof,
+            &encode(&MemberProof {
+                proof: serde_bytes::ByteBuf::from(vec![0; 32]),
+            })
+            .expect("encode"),
+        ));
+        attack.extend(wipe());
+        let got = send_raw(site, &attack);
+        assert_eq!(kinds(&got), [FrameKind::HelloReply], "{site}");
+        // A greeting without a challenge followed by the same requests: not even that.
+        let mut bare = framed(
+            FrameKind::Hello,
+            &encode(&Hello::new(PeerKind::DataNode, 1 << 20)).expect("encode"),
+        );
+        bare.extend(wipe());
+        let got = send_raw(site, &bare);
+        assert_eq!(kinds(&got), [FrameKind::HelloReply], "{site}");
+    }
+    // Nothing changed, and each server said why it closed the connections.
+    assert_eq!(c.number(COUNT), 4);
+    assert_eq!(
+        c.number("select sum(v) from loadTable(\"dfs://m\", \"t\")"),
+        100
+    );
+    for alias in ["controller1", "dnode1", "dnode2"] {
+        let log = c.read_log(alias);
+        assert!(
+            log.contains("did not prove the cluster key (clusterKeyFile): its proof of the cluster key is wrong"),
+            "{alias}: {log}"
+        );
+        assert!(
+            log.contains("this greeting brings no challenge"),
+            "{alias}: {log}"
+        );
+    }
+    // The cluster's nodes are as they were: no node joined, all are up.
+    let states = c.node_states().expect("getClusterPerf");
+    assert_eq!(states.len(), 3, "{states:?}");
+    assert!(states.iter().all(|(_, s)| s == "up"), "{states:?}");
+}
+
+#[test]
+fn t20_a_data_node_with_the_wrong_key_is_refused_says_so_and_exits_non_zero() {
+    let mut c = Cluster::start(&Spec::default());
+    c.ok(SETUP);
+    c.kill("dnode2");
+    std::fs::write(c.cfg_dir().join("wrong.key"), ClusterKey::generate_bytes()).expect("write");
+    let cfg = c.cfg_dir().join("cluster.cfg");
+    let mut text = std::fs::read_to_string(&cfg).expect("read");
+    text.push_str("dnode2.clusterKeyFile=wrong.key\n");
+    std::fs::write(&cfg, text).expect("write");
+    c.spawn_datanode("dnode2");
+    let code = c.wait_exit("dnode2", Duration::from_secs(30));
+    assert_ne!(code, 0);
+    let log = c.read_log("dnode2");
+    assert!(
+        log.contains("does not hold the cluster key of its controller"),
+        "{log}"
+    );
+    let ctl = c.read_log("controller1");
+    assert!(ctl.contains("did not prove the cluster key"), "{ctl}");
+    // It is down; the cluster goes on with dnode1, and takes dnode2 back with the right key.
+    wait_for("dnode2 to be down", Duration::from_secs(10), || {
+        (c.state_of("dnode2").as_deref() == Some("down")).then_some(())
+    });
+    assert_eq!(c.number("1 + 1"), 2);
+    let text = std::fs::read_to_string(&cfg).expect("read");
+    std::fs::write(&cfg, text.replace("dnode2.clusterKeyFile=wrong.key\n", "")).expect("write");
+    c.spawn_datanode("dnode2");
+    c.wait_all_up();
+    assert_eq!(c.number(COUNT), 4);
+}
+
+#[test]
+fn t30_a_missing_or_short_key_file_stops_a_node_at_start_with_exit_code_2() {
+    let mut c = Cluster::start(&Spec::default());
+    let key_file = c.cfg_dir().join("cluster.key");
+    let key = std::fs::read(&key_file).expect("key");
+    c.kill("dnode1");
+    std::fs::remove_file(&key_file).expect("remove");
+    c.spawn_datanode("dnode1");
+    assert_eq!(c.wait_exit("dnode1", Duration::from_secs(30)), 2);
+    let log = c.read_log("dnode1");
+    assert!(
+        log.contains("error: clusterKeyFile: ") && log.contains("cluster.key does not exist"),
+        "{log}"
+    );
+    std::fs::write(&key_file, b"short").expect("write");
+    c.spawn_datanode("dnode1");
+    assert_eq!(c.wait_exit("dnode1", Duration::from_secs(30)), 2);
+    let log = c.read_log("dnode1");
+    assert!(log.contains("holds 5 bytes"), "{log}");
+    // With the cluster's key back it joins again.
+    std::fs::write(&key_file, key).expect("write");
+    c.spawn_datanode("dnode1");
+    c.wait_all_up();
+}
