@@ -27,14 +27,14 @@ use async_trait::async_trait;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use xrepl_core::auth::{hash_password, TokenKey};
-use xrepl_core::catalog::Right;
+use xrepl_core::catalog::{CatalogChange, Right};
 use xrepl_core::cluster_key::ClusterKey;
 use xrepl_core::config::{ControllerConfig, NodeRole, ReplicationMode};
 use xrepl_proto::rpc::{
-    serve, ControllerReply, ControllerRequest, ErrorCode, Hello, PeerKind, RemoteError, Request,
-    Response, ServerInfo, Service,
+    serve, CatalogCheck, ControllerReply, ControllerRequest, ErrorCode, Hello, PeerKind,
+    RemoteError, Request, Response, ServerInfo, Service,
 };
-use xrepl_proto::task::INLINE_DATA_MAX;
+use xrepl_proto::task::{TaskMeta, INLINE_DATA_MAX};
 use xrepl_proto::txn::Verdict;
 
 use auth::Auth;
@@ -135,6 +135,28 @@ impl Controller {
             role,
             undecided: txn::Undecided::default(),
         })
+    }
+
+    /// On an enabled master: the task a commit proposes must be the one its writes make (see
+    /// [`master::task_check`]).
+    fn check_task(
+        &self,
+        task: Option<&TaskMeta>,
+        changes: &[CatalogChange],
+        check: Option<&CatalogCheck>,
+    ) -> Result<(), RemoteError> {
+        if !matches!(self.role, Role::Master(_)) || self.meta.read(|s| s.send.repl.disabled) {
+            return Ok(());
+        }
+        let replicated = |db: &str| {
+            self.meta
+                .read(|s| s.catalog.dbs.get(db).is_some_and(|d| d.replication_enabled))
+        };
+        master::task_check::check_task(task, changes, check, replicated, &self.cfg.task_sources)
+            .map_err(|m| {
+                tracing::warn!("commit refused: {m}");
+                self.refuse(ErrorCode::BadRequest, m)
+            })
     }
 
     /// Refuses names that are not data nodes of this cluster (a transaction's participants,
@@ -265,7 +287,8 @@ impl Controller {
                 if verdict == Verdict::Commit {
                     let refused = self
                         .check_rights(&caller, &changes)
-                        .and_then(|()| self.check_catalog(&caller, check.as_ref()));
+                        .and_then(|()| self.check_catalog(&caller, check.as_ref()))
+                        .and_then(|()| self.check_task(task.as_deref(), &changes, check.as_ref()));
                     if let Err(e) = refused {
                         let mut abort = txn::Proposal::abort(tid, &caller.user, e.message.clone());
                         abort.participants = Some(participants);

@@ -160,6 +160,9 @@ pub struct ControllerConfig {
     pub log_level: String,
     /// `clusterKeyFile`: the file holding the cluster key (see `crate::cluster_key`).
     pub cluster_key_file: PathBuf,
+    /// Where a task's data may live: every data node's `host:port` and its
+    /// `clusterReplicationPublicAddress`.
+    pub task_sources: std::collections::BTreeSet<(String, u16)>,
     /// `None` when `clusterReplicationMode` is absent from cluster.cfg.
     pub replication: Option<ControllerReplication>,
 }
@@ -722,9 +725,14 @@ pub fn load_controller(cfg_dir: &Path) -> Result<ControllerConfig, ConfigError> 
     let nodes = load_cluster_nodes(&cfg_dir.join(CLUSTER_NODES))?;
     let cluster = read_cluster_cfg(&cfg_dir.join(CLUSTER_CFG), &nodes)?;
     let mut slowest_heartbeat = Duration::ZERO;
+    let mut task_sources = std::collections::BTreeSet::new();
     for n in &nodes.datanodes {
         let dn = datanode_from(cfg_dir, &nodes, &cluster, &n.alias)?;
         slowest_heartbeat = slowest_heartbeat.max(dn.heartbeat_interval);
+        task_sources.insert((dn.host.clone(), dn.port));
+        if let Some(public) = dn.replication.and_then(|r| r.public_address) {
+            task_sources.insert(public);
+        }
     }
     let mut shared = cluster.for_node("");
     let mode = shared.replication_mode()?;
@@ -889,6 +897,7 @@ pub fn load_controller(cfg_dir: &Path) -> Result<ControllerConfig, ConfigError> 
         transaction_timeout,
         log_level,
         cluster_key_file,
+        task_sources,
         replication,
     })
 }

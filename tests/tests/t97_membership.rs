@@ -235,3 +235,111 @@ fn t30_a_missing_or_short_key_file_stops_a_node_at_start_with_exit_code_2() {
     c.spawn_datanode("dnode1");
     c.wait_all_up();
 }
+
+#[test]
+fn t40_a_member_cannot_queue_a_task_that_points_slaves_elsewhere_or_skip_one() {
+    use xrepl_core::catalog::Right;
+    use xrepl_proto::rpc::{CatalogCheck, ControllerReply, ControllerRequest};
+    use xrepl_proto::task::{OperationType, Scope, TaskMeta};
+    let c = Cluster::start(&Spec {
+        replication_mode: Some("master"),
+        ..Spec::default()
+    });
+    c.ok(SETUP);
+    c.ok("setDatabaseForClusterReplication(database(\"dfs://m\"), true)");
+    let tasks = || c.rows("rpc(getControllerAlias(), getMasterReplicationStatus)");
+    let before = tasks();
+    assert_eq!(before.len(), 1, "{before:?}");
+    runtime().block_on(async {
+        // Even a member holding the key and an administrator's token.
+        let ctl = RpcClient::connect_member(
+            &c.controller.site(),
+            &c.key(),
+            1 << 20,
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("member");
+        let Ok(Ok(ControllerReply::LoggedIn { token, .. })) = ctl
+            .call(ControllerRequest::Login {
+                user: "admin".into(),
+                password: "123456".into(),
+            })
+            .await
+        else {
+            panic!("login");
+        };
+        let Ok(Ok(ControllerReply::Database(Some(db)))) = ctl
+            .call(ControllerRequest::GetDatabase {
+                token: token.clone(),
+                db: "dfs://m".into(),
+                need: None,
+            })
+            .await
+        else {
+            panic!("database");
+        };
+        let check = CatalogCheck {
+            db: "dfs://m".into(),
+            version: db.version,
+            need: Right::Write,
+        };
+        let forged = |port: u16| TaskMeta {
+            op: OperationType::Append,
+            db: "dfs://m".into(),
+            table: "t".into(),
+            scope: Scope::Tables {
+                db: "dfs://m".into(),
+                tables: vec!["t".into()],
+            },
+            src_host: "127.0.0.1".into(),
+            src_port: port,
+            data_written: true,
+        };
+        for (task, expect) in [
+            (
+                Some(forged(1)),
+                "127.0.0.1:1, which is not a data node of this cluster",
+            ),
+            (
+                None,
+                "writes the replicated database 'dfs://m' but brings no replication task",
+            ),
+        ] {
+            let Ok(Ok(ControllerReply::TidRange { first, .. })) = ctl
+                .call(ControllerRequest::LeaseTids {
+                    token: token.clone(),
+                    coordinator: "dnode1".into(),
+                    count: 1,
+                })
+                .await
+            else {
+                panic!("lease");
+            };
+            let e = ctl
+                .call(ControllerRequest::Decide {
+                    token: token.clone(),
+                    tid: first,
+                    commit: true,
+                    reason: String::new(),
+                    changes: vec![],
+                    task: task.map(Box::new),
+                    task_data: None,
+                    replay: vec![],
+                    check: Some(check.clone()),
+                    participants: vec!["dnode1".into()],
+                })
+                .await
+                .expect("answer")
+                .expect_err("refused");
+            assert!(e.message.contains(expect), "{e}");
+        }
+    });
+    // No task was queued, and the master says why in its log.
+    assert_eq!(tasks(), before);
+    let log = c.read_log("controller1");
+    assert!(
+        log.contains("commit refused: the replication task's data is said to be on 127.0.0.1:1"),
+        "{log}"
+    );
+}

@@ -5,6 +5,7 @@
 //!   the registered slaves, truncation, what a pull answers, which task data may go;
 //! - [`serve`]: the requests of slave clusters (login, registration, pulls with long polling,
 //!   which carry small tasks' data from [`crate::inline`]);
+//! - [`task_check`]: what a commit's proposed task must be (pure);
 //! - [`status`]: `start`/`stopClusterReplication()` and the status tables
 //!   (`getMasterReplicationStatus`, `getRecentSlaveReplicationInfo`,
 //!   `getDatabaseClusterReplicationStatus`).
@@ -15,6 +16,7 @@
 pub mod send_queue;
 pub mod serve;
 pub mod status;
+pub mod task_check;
 pub mod task_list;
 
 use std::sync::Arc;
