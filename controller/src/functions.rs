@@ -195,6 +195,19 @@ impl Controller {
                 no_args(&args)?;
                 Ok(Value::Table(m.recent_slaves()))
             }
+            (Role::Master(m), "dropClusterReplicationSlave") => {
+                if args.len() != 1 {
+                    return Err(self.error(
+                        ErrorCode::BadRequest,
+                        format!(
+                            "{name} takes one argument, the slave cluster's name (connectedController of getRecentSlaveReplicationInfo), got {}",
+                            args.len()
+                        ),
+                    ));
+                }
+                let slave = self.string_arg(name, &args, 0, "the slave cluster's name")?;
+                m.drop_slave(&slave, &caller.user).await
+            }
             (Role::Master(m), "startClusterReplication" | "stopClusterReplication") => {
                 no_args(&args)?;
                 m.switch(switch).await

@@ -36,6 +36,7 @@ pub const FUNCTIONS: &[(&str, Placement)] = &[
     ("skipClusterReplicationTask", at(C, Some(S))),
     ("getMasterReplicationStatus", at(C, Some(M))),
     ("getRecentSlaveReplicationInfo", at(C, Some(M))),
+    ("dropClusterReplicationSlave", at(C, Some(M))),
     ("getSlaveReplicationStatus", at(C, Some(S))),
     ("getSlaveReplicationQueueStatus", at(C, Some(S))),
     ("getSlaveReplicationExecutionStatus", at(D, Some(S))),

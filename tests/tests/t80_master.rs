@@ -657,3 +657,59 @@ fn t60_commits_while_disabled_make_no_task_and_the_state_survives_a_restart() {
     let flag = c.ok("schema(database(\"dfs://m\")).clusterReplicationEnabled");
     assert_eq!(flag[0], Json::Bool(false));
 }
+
+#[test]
+fn t70_a_slave_that_never_reports_is_dropped_and_truncation_moves_on() {
+    let c = master("", "clusterReplicationSlaveNum=2\n");
+    c.ok(SETUP);
+    for b in 0..3 {
+        c.ok(&batch_script(b));
+    }
+    c.ok(r#"createUser("bob", "123456", false)"#);
+    let truncated = |c: &Cluster| -> Vec<bool> {
+        column(&tasks(c), "isTruncated")
+            .iter()
+            .map(|v| v.as_bool().expect("bool"))
+            .collect()
+    };
+    runtime().block_on(async {
+        let a = slave(&c, "127.0.0.1:1").await;
+        let stuck = slave(&c, "127.0.0.1:2").await;
+        let all = pull_all(&a, 0).await;
+        let ids: Vec<u64> = all.iter().map(|t| t.task_id).collect();
+        let last = *ids.last().expect("tasks");
+        a.pull(last, &ids, 10, 0, 0).await.expect("ack");
+        stuck.pull(last, &ids[..1], 10, 0, 0).await.expect("ack");
+        assert_eq!(
+            truncated(&c).iter().filter(|t| **t).count(),
+            1,
+            "held back by the stuck slave"
+        );
+
+        let drop = r#"rpc(getControllerAlias(), dropClusterReplicationSlave, "127.0.0.1:2")"#;
+        let out = c.console_at(&c.host(), &["--user", "bob", "--password", "123456"], drop);
+        assert_ne!(out.code, 0);
+        assert!(out.stderr.contains("needs administrator rights"), "{}", out.stderr);
+        let out = c.admin_json(r#"rpc(getControllerAlias(), dropClusterReplicationSlave, 2)"#);
+        assert!(out.stderr.contains("must be a string"), "{}", out.stderr);
+        assert!(truncated(&c).iter().filter(|t| **t).count() == 1, "nothing changed");
+
+        c.ok(drop);
+        assert!(truncated(&c).iter().all(|t| *t), "{:?}", truncated(&c));
+        let info = c.rows("rpc(getControllerAlias(), getRecentSlaveReplicationInfo)");
+        assert_eq!(texts(&info, "connectedController"), ["127.0.0.1:1"]);
+        let e = stuck
+            .pull(last, &[], 10, 0, 0)
+            .await
+            .expect_err("not registered any more");
+        assert!(e.to_string().contains("is not registered with this master"), "{e}");
+        let out = c.admin_json(drop);
+        assert!(
+            out.stderr.contains("slave cluster 127.0.0.1:2 is not registered with this master; registered: 127.0.0.1:1"),
+            "{}",
+            out.stderr
+        );
+    });
+    let log = c.read_log("controller1");
+    assert!(log.contains("slave cluster dropped"), "{log}");
+}

@@ -173,6 +173,25 @@ impl SendQueue {
         Ok(vec![SendTouch::Slave(slave.to_string())])
     }
 
+    /// Removes a slave cluster: what it had not finished no longer holds truncation back, and
+    /// it must register again (and is then sent only what is left).
+    pub fn drop_slave(&mut self, slave: &str) -> Result<Vec<SendTouch>, String> {
+        if self.slaves.remove(slave).is_none() {
+            let names: Vec<&str> = self.slaves.keys().map(String::as_str).collect();
+            return Err(format!(
+                "slave cluster {slave} is not registered with this master; registered: {}",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ));
+        }
+        let mut touched = vec![SendTouch::Slave(slave.to_string())];
+        self.truncate(&mut touched);
+        Ok(touched)
+    }
+
     /// A slave reports finished tasks; truncation follows when every slave has finished.
     pub fn progress(
         &mut self,
@@ -498,5 +517,37 @@ mod tests {
             late.slaves["d"].finished_upto, n,
             "starts after the truncated tasks"
         );
+    }
+
+    /// Dropping a slave that never reports lets truncation follow the others; a name that is
+    /// not registered is refused; the dropped slave may register again, after what is gone.
+    #[test]
+    fn dropping_a_slave_releases_what_it_held() {
+        let mut q = SendQueue::default();
+        let mut touched = vec![];
+        for tid in 1..=5 {
+            q.add(tid, &append("dfs://q"), tid as i64, 0, &mut touched);
+        }
+        for slave in ["fast", "stuck"] {
+            q.register(slave, 2, 0).expect("register");
+        }
+        q.progress("fast", &[1, 2, 3, 4], 1).expect("progress");
+        assert_eq!(q.repl.truncated_upto, 0, "stuck has finished nothing");
+        let e = q.drop_slave("nobody").expect_err("not registered");
+        assert!(e.contains("registered: fast, stuck"), "{e}");
+        let touched = q.drop_slave("stuck").expect("drop");
+        assert!(touched.contains(&SendTouch::Slave("stuck".into())));
+        assert!(touched.contains(&SendTouch::Repl));
+        assert_eq!(q.repl.truncated_upto, 4);
+        assert!(
+            q.progress("stuck", &[1], 2).is_err(),
+            "it must register again"
+        );
+        q.register("stuck", 2, 3).expect("again");
+        assert_eq!(q.slaves["stuck"].finished_upto, 4, "it gets what is left");
+        // The last slave dropped: nothing more is truncated until one registers.
+        q.drop_slave("fast").expect("drop");
+        q.drop_slave("stuck").expect("drop");
+        assert_eq!(q.repl.truncated_upto, 4);
     }
 }

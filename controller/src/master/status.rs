@@ -1,6 +1,6 @@
 //! The master's functions on its controller: `startClusterReplication()`,
 //! `stopClusterReplication()`, `getMasterReplicationStatus([limit])`,
-//! `getRecentSlaveReplicationInfo()`, and the table behind
+//! `getRecentSlaveReplicationInfo()`, `dropClusterReplicationSlave(name)`, and the table behind
 //! `getDatabaseClusterReplicationStatus()`.
 
 use xrepl_core::value::{Table, Value, Vector};
@@ -26,6 +26,27 @@ impl Master {
             .await
             .map_err(|e| e.to_remote(&self.alias))?;
         tracing::info!("replication {} on the master", switch.state_name());
+        Ok(Value::Void)
+    }
+
+    /// `dropClusterReplicationSlave(name)`: forgets slave cluster `name`; the tasks only it
+    /// had not finished are truncated (if every other slave has).
+    pub async fn drop_slave(&self, slave: &str, by: &str) -> Result<Value, RemoteError> {
+        let before = self.meta.read(|s| s.send.repl.truncated_upto);
+        self.meta
+            .apply(MetaCommand::DropSlave {
+                slave: slave.to_string(),
+            })
+            .await
+            .map_err(|e| e.to_remote(&self.alias))?;
+        self.last_pull.remove(slave);
+        let after = self.meta.read(|s| s.send.repl.truncated_upto);
+        self.inline_cache().forget_upto(after);
+        tracing::warn!(
+            %slave,
+            user = %by,
+            "slave cluster dropped; truncated up to task {after} (was {before}); it must register again and gets only what is left"
+        );
         Ok(Value::Void)
     }
 

@@ -110,6 +110,9 @@ pub enum MetaCommand {
         max: u32,
         now_ms: i64,
     },
+    /// `dropClusterReplicationSlave(name)`: forgets a slave cluster; truncation follows what
+    /// the others have finished.
+    DropSlave { slave: String },
     /// A slave reports finished tasks; truncation follows when every slave has finished.
     SlaveProgress {
         slave: String,

@@ -300,6 +300,11 @@ impl MetaState {
                 Self::touch_send(&mut touches, self.send.register(slave, *max, *now_ms)?);
                 (MetaOutcome::Done, touches)
             }
+            MetaCommand::DropSlave { slave } => {
+                let mut touches = vec![];
+                Self::touch_send(&mut touches, self.send.drop_slave(slave)?);
+                (MetaOutcome::Done, touches)
+            }
             MetaCommand::SlaveProgress {
                 slave,
                 finished,
