@@ -137,6 +137,34 @@ impl Controller {
         })
     }
 
+    /// The caller of a replay request: the replication execution user
+    /// (`clusterReplicationExecutionUsername` of the slave's data nodes), for a data node of
+    /// this cluster. Any other user of the slave would otherwise get the master token with a
+    /// hand-out, or mark tasks replayed.
+    fn replayer(&self, token: &str, node: &str) -> Result<auth::Caller, RemoteError> {
+        let caller = self.auth.caller(token)?;
+        if !node.is_empty() {
+            self.check_data_nodes(&[node.to_string()])?;
+        }
+        if !self.cfg.execution_users.contains(&caller.user) {
+            tracing::warn!(user = %caller.user, %node, "replay request refused: not the execution user");
+            return Err(self.refuse(
+                ErrorCode::AccessDenied,
+                format!(
+                    "only the replication execution user (clusterReplicationExecutionUsername: {}) replays tasks; user '{}' may not",
+                    self.cfg
+                        .execution_users
+                        .iter()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    caller.user
+                ),
+            ));
+        }
+        Ok(caller)
+    }
+
     /// On an enabled master: the task a commit proposes must be the one its writes make (see
     /// [`master::task_check`]).
     fn check_task(
@@ -283,6 +311,9 @@ impl Controller {
             } => {
                 let caller = self.auth.caller(&token)?;
                 self.check_data_nodes(&participants)?;
+                if !replay.is_empty() {
+                    self.replayer(&token, &caller_node(&replay))?;
+                }
                 let verdict = Verdict::of_commit(commit);
                 if verdict == Verdict::Commit {
                     let refused = self
@@ -390,7 +421,7 @@ impl Controller {
                 failed,
                 released,
             } => {
-                self.auth.caller(&token)?;
+                self.replayer(&token, &node)?;
                 let Role::Slave(s) = &self.role else {
                     return Err(self.not_a_slave());
                 };
@@ -402,7 +433,7 @@ impl Controller {
                     .map(ControllerReply::ReplayTask)
             }
             ControllerRequest::ReplayRunning { token, node, tasks } => {
-                self.auth.caller(&token)?;
+                self.replayer(&token, &node)?;
                 if let Role::Slave(s) = &self.role {
                     s.replay_running(&node, tasks).await;
                 }
@@ -415,7 +446,7 @@ impl Controller {
                 failed,
                 released,
             } => {
-                self.auth.caller(&token)?;
+                self.replayer(&token, &node)?;
                 if let Role::Slave(s) = &self.role {
                     s.replay_done(&node, finished, failed, released).await;
                 }
@@ -566,4 +597,9 @@ pub async fn run(
     }
     tracing::info!("controller stopped");
     Ok(())
+}
+
+/// The data node a replay's decision names (its tasks all name the same one).
+fn caller_node(replay: &[xrepl_proto::task::ReplayOf]) -> String {
+    replay.first().map(|r| r.node.clone()).unwrap_or_default()
 }

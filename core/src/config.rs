@@ -163,6 +163,9 @@ pub struct ControllerConfig {
     /// Where a task's data may live: every data node's `host:port` and its
     /// `clusterReplicationPublicAddress`.
     pub task_sources: std::collections::BTreeSet<(String, u16)>,
+    /// The data nodes' `clusterReplicationExecutionUsername`s: the users whose sessions may
+    /// take and report replays.
+    pub execution_users: std::collections::BTreeSet<String>,
     /// `None` when `clusterReplicationMode` is absent from cluster.cfg.
     pub replication: Option<ControllerReplication>,
 }
@@ -726,12 +729,16 @@ pub fn load_controller(cfg_dir: &Path) -> Result<ControllerConfig, ConfigError> 
     let cluster = read_cluster_cfg(&cfg_dir.join(CLUSTER_CFG), &nodes)?;
     let mut slowest_heartbeat = Duration::ZERO;
     let mut task_sources = std::collections::BTreeSet::new();
+    let mut execution_users = std::collections::BTreeSet::new();
     for n in &nodes.datanodes {
         let dn = datanode_from(cfg_dir, &nodes, &cluster, &n.alias)?;
         slowest_heartbeat = slowest_heartbeat.max(dn.heartbeat_interval);
         task_sources.insert((dn.host.clone(), dn.port));
-        if let Some(public) = dn.replication.and_then(|r| r.public_address) {
-            task_sources.insert(public);
+        if let Some(r) = dn.replication {
+            execution_users.insert(r.execution_username);
+            if let Some(public) = r.public_address {
+                task_sources.insert(public);
+            }
         }
     }
     let mut shared = cluster.for_node("");
@@ -898,6 +905,7 @@ pub fn load_controller(cfg_dir: &Path) -> Result<ControllerConfig, ConfigError> 
         log_level,
         cluster_key_file,
         task_sources,
+        execution_users,
         replication,
     })
 }

@@ -343,3 +343,98 @@ fn t40_a_member_cannot_queue_a_task_that_points_slaves_elsewhere_or_skip_one() {
         "{log}"
     );
 }
+
+#[test]
+fn t50_only_the_execution_user_of_a_data_node_takes_or_reports_replays() {
+    use xrepl_proto::rpc::{ControllerReply, ControllerRequest, ErrorCode};
+    use xrepl_tests::Pair;
+    let p = Pair::start(Spec::default(), Spec::default());
+    p.master.ok(SETUP);
+    p.master
+        .ok("setDatabaseForClusterReplication(database(\"dfs://m\"), true)");
+    p.wait_caught_up(Duration::from_secs(60));
+    p.slave.ok(r#"createUser("bob", "123456", false)"#);
+    p.slave.ok(r#"createUser("root2", "123456", true)"#);
+    let before = p.slave_tasks();
+    runtime().block_on(async {
+        let ctl = RpcClient::connect_member(
+            &p.slave.controller.site(),
+            &p.slave.key(),
+            1 << 20,
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("member");
+        let token_of = |user: &str| {
+            let ctl = ctl.clone();
+            let user = user.to_string();
+            async move {
+                let Ok(Ok(ControllerReply::LoggedIn { token, .. })) = ctl
+                    .call(ControllerRequest::Login {
+                        user,
+                        password: "123456".into(),
+                    })
+                    .await
+                else {
+                    panic!("login");
+                };
+                token
+            }
+        };
+        let take = |token: String, node: &str| ControllerRequest::TakeReplayTask {
+            token,
+            node: node.into(),
+            wait_ms: 0,
+            max: 10,
+            finished: vec![],
+            failed: None,
+            released: vec![],
+        };
+        // A user of the slave, even an administrator, who is not the execution user gets no
+        // hand-out (which would carry the master's token) and cannot report replays.
+        for user in ["bob", "root2"] {
+            let token = token_of(user).await;
+            let e = ctl
+                .call(take(token.clone(), "dnode1"))
+                .await
+                .expect("answer")
+                .expect_err("refused");
+            assert_eq!(e.code, ErrorCode::AccessDenied, "{e}");
+            assert!(
+                e.message.contains("only the replication execution user (clusterReplicationExecutionUsername: admin)"),
+                "{e}"
+            );
+            let e = ctl
+                .call(ControllerRequest::ReplayDone {
+                    token,
+                    node: "dnode1".into(),
+                    finished: vec![1, 2, 3],
+                    failed: None,
+                    released: vec![],
+                })
+                .await
+                .expect("answer")
+                .expect_err("refused");
+            assert_eq!(e.code, ErrorCode::AccessDenied, "{e}");
+        }
+        // The execution user, for a node that is not one of the cluster's: refused too.
+        let admin = token_of("admin").await;
+        let e = ctl
+            .call(take(admin.clone(), "dnode9"))
+            .await
+            .expect("answer")
+            .expect_err("refused");
+        assert!(e.message.contains("'dnode9' is not a data node of this cluster"), "{e}");
+        // The control: the execution user for a real node is answered (nothing is waiting).
+        let Ok(Ok(ControllerReply::ReplayTask(None))) = ctl.call(take(admin, "dnode1")).await
+        else {
+            panic!("the execution user's request");
+        };
+    });
+    assert_eq!(p.slave_tasks(), before, "nothing changed");
+    let log = p.slave.read_log("controller1");
+    assert!(
+        log.contains("replay request refused: not the execution user"),
+        "{log}"
+    );
+}
