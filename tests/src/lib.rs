@@ -281,6 +281,18 @@ impl Cluster {
             .expect("cluster key")
     }
 
+    /// A connection to `site` (one of this cluster's nodes) as a member: it proves the key.
+    pub async fn member(&self, site: &str) -> xrepl_proto::rpc::RpcClient {
+        xrepl_proto::rpc::RpcClient::connect_member(
+            site,
+            &self.key(),
+            1 << 20,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("a member's connection to {site}: {e}"))
+    }
+
     fn log(&self, alias: &str) -> std::fs::File {
         std::fs::OpenOptions::new()
             .create(true)
@@ -645,5 +657,20 @@ impl Pair {
         panic!(
             "the slave did not catch up with task {last} within {limit:?}.\nslave status: {seen}\n{logs}"
         );
+    }
+}
+
+/// A session token of `user` (password `123456`) from the controller behind `ctl`.
+pub async fn controller_token(ctl: &xrepl_proto::rpc::RpcClient, user: &str) -> String {
+    use xrepl_proto::rpc::{ControllerReply, ControllerRequest};
+    match ctl
+        .call(ControllerRequest::Login {
+            user: user.into(),
+            password: "123456".into(),
+        })
+        .await
+    {
+        Ok(Ok(ControllerReply::LoggedIn { token, .. })) => token,
+        other => panic!("login of {user}: {other:?}"),
     }
 }

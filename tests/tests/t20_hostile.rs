@@ -172,14 +172,7 @@ async fn t50_controller_calls_need_a_genuine_token() {
     use xrepl_proto::rpc::{ControllerRequest, ErrorCode};
     let c = Cluster::start(&Spec::default());
     // Even a member of the cluster (it proves the cluster key) needs a genuine token.
-    let ctl = RpcClient::connect_member(
-        &c.controller.site(),
-        &c.key(),
-        1 << 20,
-        Duration::from_secs(5),
-    )
-    .await
-    .expect("connect");
+    let ctl = c.member(&c.controller.site()).await;
     let call = |token: &str| ControllerRequest::Call {
         token: token.into(),
         function: "getClusterPerf".into(),

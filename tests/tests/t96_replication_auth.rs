@@ -148,9 +148,7 @@ fn t20_peers_without_a_master_administrators_token_cannot_register_pull_or_fetch
     let ctl_site = c.controller.site();
     runtime().block_on(async {
         // Genuine tokens, of the administrator and of a user who is not one.
-        let as_node = RpcClient::connect_member(&ctl_site, &c.key(), 1 << 20, Duration::from_secs(5))
-            .await
-            .expect("connect");
+        let as_node = c.member(&ctl_site).await;
         let token_of = |user: &str| {
             ControllerRequest::Login {
                 user: user.into(),

@@ -14,7 +14,7 @@ use xrepl_proto::rpc::{
     encode, Hello, MemberProof, ParticipantRequest, PeerKind, Request, RpcClient, RpcError,
 };
 use xrepl_proto::txn::{ChunkAction, ChunkId, ChunkOp};
-use xrepl_tests::{framed, runtime, wait_for, Cluster, Spec};
+use xrepl_tests::{controller_token, framed, runtime, wait_for, Cluster, Spec};
 
 const SETUP: &str = r#"db = database("dfs://m", VALUE, 1..4)
 t = db.createPartitionedTable(table(1:0, `k`v, [INT, INT]), "t", `k)
@@ -252,23 +252,8 @@ fn t40_a_member_cannot_queue_a_task_that_points_slaves_elsewhere_or_skip_one() {
     assert_eq!(before.len(), 1, "{before:?}");
     runtime().block_on(async {
         // Even a member holding the key and an administrator's token.
-        let ctl = RpcClient::connect_member(
-            &c.controller.site(),
-            &c.key(),
-            1 << 20,
-            Duration::from_secs(5),
-        )
-        .await
-        .expect("member");
-        let Ok(Ok(ControllerReply::LoggedIn { token, .. })) = ctl
-            .call(ControllerRequest::Login {
-                user: "admin".into(),
-                password: "123456".into(),
-            })
-            .await
-        else {
-            panic!("login");
-        };
+        let ctl = c.member(&c.controller.site()).await;
+        let token = controller_token(&ctl, "admin").await;
         let Ok(Ok(ControllerReply::Database(Some(db)))) = ctl
             .call(ControllerRequest::GetDatabase {
                 token: token.clone(),
@@ -357,30 +342,7 @@ fn t50_only_the_execution_user_of_a_data_node_takes_or_reports_replays() {
     p.slave.ok(r#"createUser("root2", "123456", true)"#);
     let before = p.slave_tasks();
     runtime().block_on(async {
-        let ctl = RpcClient::connect_member(
-            &p.slave.controller.site(),
-            &p.slave.key(),
-            1 << 20,
-            Duration::from_secs(5),
-        )
-        .await
-        .expect("member");
-        let token_of = |user: &str| {
-            let ctl = ctl.clone();
-            let user = user.to_string();
-            async move {
-                let Ok(Ok(ControllerReply::LoggedIn { token, .. })) = ctl
-                    .call(ControllerRequest::Login {
-                        user,
-                        password: "123456".into(),
-                    })
-                    .await
-                else {
-                    panic!("login");
-                };
-                token
-            }
-        };
+        let ctl = p.slave.member(&p.slave.controller.site()).await;
         let take = |token: String, node: &str| ControllerRequest::TakeReplayTask {
             token,
             node: node.into(),
@@ -393,7 +355,7 @@ fn t50_only_the_execution_user_of_a_data_node_takes_or_reports_replays() {
         // A user of the slave, even an administrator, who is not the execution user gets no
         // hand-out (which would carry the master's token) and cannot report replays.
         for user in ["bob", "root2"] {
-            let token = token_of(user).await;
+            let token = controller_token(&ctl, user).await;
             let e = ctl
                 .call(take(token.clone(), "dnode1"))
                 .await
@@ -418,7 +380,7 @@ fn t50_only_the_execution_user_of_a_data_node_takes_or_reports_replays() {
             assert_eq!(e.code, ErrorCode::AccessDenied, "{e}");
         }
         // The execution user, for a node that is not one of the cluster's: refused too.
-        let admin = token_of("admin").await;
+        let admin = controller_token(&ctl, "admin").await;
         let e = ctl
             .call(take(admin.clone(), "dnode9"))
             .await
