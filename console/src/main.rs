@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use xrepl_core::config::defaults;
 use xrepl_core::value::Value;
-use xrepl_proto::rpc::{PeerKind, RemoteError, RpcClient, SessionReply, SessionRequest};
+use xrepl_proto::rpc::{ClientTls, PeerKind, RemoteError, RpcClient, SessionReply, SessionRequest};
 use xrepl_query::format;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -51,6 +51,10 @@ struct Args {
     /// How to print results.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// Connect over TLS, trusting the CA certificates in this PEM file (for a cluster with
+    /// enableTLS=true).
+    #[arg(long, value_name = "FILE", env = "XREPL_TLS_CA")]
+    tls_ca: Option<PathBuf>,
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -197,9 +201,20 @@ async fn interactive(console: &Console) {
 }
 
 async fn start(args: Args) -> ExitCode {
+    let tls = match &args.tls_ca {
+        None => ClientTls::plain(),
+        Some(ca) => match ClientTls::with_ca(ca) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("--tls-ca: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
     let client = match RpcClient::connect(
         &args.host,
         PeerKind::Client,
+        &tls,
         defaults::MAX_FRAME_SIZE as usize,
         CONNECT_TIMEOUT,
     )

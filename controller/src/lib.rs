@@ -31,7 +31,7 @@ use xrepl_core::catalog::{CatalogChange, Right};
 use xrepl_core::cluster_key::ClusterKey;
 use xrepl_core::config::{ControllerConfig, NodeRole, ReplicationMode};
 use xrepl_proto::rpc::{
-    serve, CatalogCheck, ControllerReply, ControllerRequest, ErrorCode, Hello, PeerKind,
+    serve, CatalogCheck, ControllerReply, ControllerRequest, ErrorCode, Hello, NodeTls, PeerKind,
     RemoteError, Request, Response, ServerInfo, Service,
 };
 use xrepl_proto::task::{TaskMeta, INLINE_DATA_MAX};
@@ -69,6 +69,8 @@ pub struct Controller {
     undecided: txn::Undecided,
     /// The cluster's key: a data node proves it on every connection.
     key: ClusterKey,
+    /// How this controller listens, and how a slave reaches its master.
+    tls: NodeTls,
 }
 
 impl Controller {
@@ -77,6 +79,7 @@ impl Controller {
     pub async fn open(
         cfg: ControllerConfig,
         key: ClusterKey,
+        tls: NodeTls,
     ) -> Result<Controller, ControllerError> {
         std::fs::create_dir_all(&cfg.home).map_err(|source| ControllerError::CreateHome {
             path: cfg.home.clone(),
@@ -122,6 +125,7 @@ impl Controller {
                 &cfg.alias,
                 format!("{}:{}", cfg.host, cfg.port),
                 r.clone(),
+                tls.master.clone(),
                 meta.clone(),
                 nodes.clone(),
             ))),
@@ -129,6 +133,7 @@ impl Controller {
         Ok(Controller {
             cfg,
             key,
+            tls,
             meta,
             nodes,
             auth,
@@ -545,6 +550,7 @@ pub async fn bind(cfg: &ControllerConfig) -> Result<TcpListener, ControllerError
 pub async fn run(
     cfg: ControllerConfig,
     key: ClusterKey,
+    tls: NodeTls,
     listener: TcpListener,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), ControllerError> {
@@ -553,7 +559,7 @@ pub async fn run(
         .map(|a| a.to_string())
         .unwrap_or_default();
     let max_frame = cfg.max_frame_size;
-    let controller = Arc::new(Controller::open(cfg, key).await?);
+    let controller = Arc::new(Controller::open(cfg, key, tls).await?);
     tracing::info!(
         alias = %controller.cfg.alias,
         %addr,
@@ -584,9 +590,11 @@ pub async fn run(
         Role::Slave(s) => Some(tokio::spawn(s.clone().run_puller(shutdown.clone()))),
         _ => None,
     };
+    let server_tls = controller.tls.server.clone();
     serve(
         listener,
         Arc::new(ControllerService(controller)),
+        server_tls,
         max_frame,
         shutdown,
     )

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use xrepl_core::cluster_key::ClusterKey;
+use xrepl_proto::rpc::NodeTls;
 
 /// Stack of every runtime thread (the default of 2 MiB is plenty for the controller).
 const STACK: usize = 2 * 1024 * 1024;
@@ -36,8 +37,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let mode = cfg.replication.as_ref().map(|r| r.mode);
+    let tls = match NodeTls::load(&cfg.tls, mode) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: TLS: {e}");
+            return ExitCode::from(2);
+        }
+    };
     xrepl_core::process::run_server(&cfg.log_level.clone(), STACK, |shutdown| async move {
         let listener = xrepl_controller::bind(&cfg).await?;
-        xrepl_controller::run(cfg, key, listener, shutdown).await
+        xrepl_controller::run(cfg, key, tls, listener, shutdown).await
     })
 }

@@ -10,6 +10,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod tls;
+pub use tls::TlsSettings;
+
 /// Every default value, in one place. `docs/configuration.md` lists the same.
 pub mod defaults {
     /// Largest RPC frame, in bytes (64 MiB). Larger payloads travel in several frames.
@@ -160,6 +163,7 @@ pub struct ControllerConfig {
     pub log_level: String,
     /// `clusterKeyFile`: the file holding the cluster key (see `crate::cluster_key`).
     pub cluster_key_file: PathBuf,
+    pub tls: TlsSettings,
     /// Where a task's data may live: every data node's `host:port` and its
     /// `clusterReplicationPublicAddress`.
     pub task_sources: std::collections::BTreeSet<(String, u16)>,
@@ -205,6 +209,7 @@ pub struct DataNodeConfig {
     pub log_level: String,
     /// `clusterKeyFile`: the file holding the cluster key (see `crate::cluster_key`).
     pub cluster_key_file: PathBuf,
+    pub tls: TlsSettings,
     pub replication: Option<DataNodeReplication>,
 }
 
@@ -668,6 +673,7 @@ fn datanode_from(
         .path("clusterKeyFile", cfg_dir)
         .unwrap_or_else(|| cfg_dir.join(CLUSTER_KEY));
     let mode = kv.replication_mode()?;
+    let tls = TlsSettings::take(&mut kv, cfg_dir, mode)?;
     // Read every replication key even without a mode, so that a typo is still reported.
     let work_dir = kv.path("clusterReplicationWorkDir", cfg_dir);
     let sync_persistence = kv.boolean(
@@ -718,6 +724,7 @@ fn datanode_from(
         partition_lock_timeout,
         log_level,
         cluster_key_file,
+        tls,
         replication,
     })
 }
@@ -730,8 +737,10 @@ pub fn load_controller(cfg_dir: &Path) -> Result<ControllerConfig, ConfigError> 
     let mut slowest_heartbeat = Duration::ZERO;
     let mut task_sources = std::collections::BTreeSet::new();
     let mut execution_users = std::collections::BTreeSet::new();
+    let mut datanode_tls = Vec::new();
     for n in &nodes.datanodes {
         let dn = datanode_from(cfg_dir, &nodes, &cluster, &n.alias)?;
+        datanode_tls.push((n.alias.clone(), dn.tls.enabled));
         slowest_heartbeat = slowest_heartbeat.max(dn.heartbeat_interval);
         task_sources.insert((dn.host.clone(), dn.port));
         if let Some(r) = dn.replication {
@@ -812,6 +821,18 @@ pub fn load_controller(cfg_dir: &Path) -> Result<ControllerConfig, ConfigError> 
     let cluster_key_file = kv
         .path("clusterKeyFile", cfg_dir)
         .unwrap_or_else(|| cfg_dir.join(CLUSTER_KEY));
+    let tls_line = kv.entries.get("enableTLS").map(|e| e.line);
+    let tls = TlsSettings::take(&mut kv, cfg_dir, mode)?;
+    if let Some((alias, theirs)) = datanode_tls.iter().find(|(_, t)| *t != tls.enabled) {
+        return Err(kv.error(
+            "enableTLS",
+            tls_line,
+            format!(
+                "{} here but {theirs} for data node {alias} in cluster.cfg: every node of a cluster must agree",
+                tls.enabled
+            ),
+        ));
+    }
     let slave_num = kv.uint(
         "clusterReplicationSlaveNum",
         defaults::CLUSTER_REPLICATION_SLAVE_NUM,
@@ -904,6 +925,7 @@ pub fn load_controller(cfg_dir: &Path) -> Result<ControllerConfig, ConfigError> 
         transaction_timeout,
         log_level,
         cluster_key_file,
+        tls,
         task_sources,
         execution_users,
         replication,

@@ -16,7 +16,8 @@ use xrepl_core::cluster_key::ClusterKey;
 use xrepl_core::config::DataNodeConfig;
 use xrepl_core::value::Value;
 use xrepl_proto::rpc::{
-    CatalogCheck, ControllerReply, ControllerRequest, ErrorCode, RemoteError, RpcClient, RpcError,
+    CatalogCheck, ControllerReply, ControllerRequest, ErrorCode, NodeTls, RemoteError, RpcClient,
+    RpcError,
 };
 use xrepl_proto::task::{ReplayAssignment, ReplayFailure, ReplayOf, TaskMeta};
 use xrepl_proto::txn::{TxState, Verdict};
@@ -91,14 +92,17 @@ pub struct ControllerLink {
     client: Mutex<Option<RpcClient>>,
     /// The cluster key, proved on the connection to the controller.
     key: ClusterKey,
+    /// How this node listens and connects (`enableTLS`, `enableClusterReplicationSSL`).
+    tls: NodeTls,
     /// Set when the controller and this node hold different cluster keys: the node stops.
     not_member: std::sync::OnceLock<String>,
 }
 
 impl ControllerLink {
-    pub fn new(cfg: &DataNodeConfig, key: ClusterKey) -> ControllerLink {
+    pub fn new(cfg: &DataNodeConfig, key: ClusterKey, tls: NodeTls) -> ControllerLink {
         ControllerLink {
             key,
+            tls,
             not_member: std::sync::OnceLock::new(),
             alias: cfg.alias.clone(),
             site: format!("{}:{}", cfg.host, cfg.port),
@@ -110,6 +114,11 @@ impl ControllerLink {
                 .map_or(0, |n| n as u64),
             client: Mutex::new(None),
         }
+    }
+
+    /// How this node listens and connects: within its cluster, and to a master cluster.
+    pub fn tls(&self) -> &NodeTls {
+        &self.tls
     }
 
     fn current(&self) -> Option<RpcClient> {
@@ -125,6 +134,7 @@ impl ControllerLink {
         let c = RpcClient::connect_member(
             &self.controller_addr,
             &self.key,
+            &self.tls.cluster,
             self.max_frame,
             CONNECT_TIMEOUT,
         )

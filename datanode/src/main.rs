@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use xrepl_core::cluster_key::ClusterKey;
+use xrepl_proto::rpc::NodeTls;
 
 /// Stack of every runtime thread, session threads included.
 const SESSION_STACK: usize = 16 * 1024 * 1024;
@@ -39,6 +40,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let mode = cfg.replication.as_ref().map(|r| r.mode);
+    let tls = match NodeTls::load(&cfg.tls, mode) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: TLS: {e}");
+            return ExitCode::from(2);
+        }
+    };
     // Sessions evaluate scripts on the blocking pool; the evaluator recurses once per level of
     // the syntax tree (at most 256, the parser's limit), so give those threads room.
     xrepl_core::process::run_server(
@@ -46,7 +55,7 @@ fn main() -> ExitCode {
         SESSION_STACK,
         |shutdown| async move {
             let listener = xrepl_datanode::bind(&cfg).await?;
-            xrepl_datanode::run(cfg, key, listener, shutdown).await
+            xrepl_datanode::run(cfg, key, tls, listener, shutdown).await
         },
     )
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use xrepl_core::cluster_key::ClusterKey;
 use xrepl_core::config::{DataNodeConfig, ReplicationMode};
+use xrepl_proto::rpc::NodeTls;
 use xrepl_proto::rpc::{ErrorCode, RemoteError};
 
 use crate::catalog_cache::CatalogCache;
@@ -45,12 +46,16 @@ pub struct DataNode {
 impl DataNode {
     /// Opens the storage (and, on a master, the task data) under the node's home, on the
     /// current runtime.
-    pub async fn open(cfg: DataNodeConfig, key: ClusterKey) -> Result<DataNode, DataNodeError> {
+    pub async fn open(
+        cfg: DataNodeConfig,
+        key: ClusterKey,
+        tls: NodeTls,
+    ) -> Result<DataNode, DataNodeError> {
         std::fs::create_dir_all(&cfg.home).map_err(|source| DataNodeError::Home {
             path: cfg.home.clone(),
             source,
         })?;
-        let link = Arc::new(ControllerLink::new(&cfg, key.clone()));
+        let link = Arc::new(ControllerLink::new(&cfg, key.clone(), tls));
         let storage_path = cfg.home.join("storage");
         let storage = tokio::task::spawn_blocking(move || Storage::open(&storage_path))
             .await

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use xrepl_core::cluster_key::ClusterKey;
 use xrepl_core::config::{DataNodeConfig, NodeRole};
-use xrepl_proto::rpc::{serve, Hello, PeerKind, Request, Response, ServerInfo, Service};
+use xrepl_proto::rpc::{serve, Hello, NodeTls, PeerKind, Request, Response, ServerInfo, Service};
 
 use crate::error::DataNodeError;
 use crate::node::{DataNode, Role};
@@ -114,6 +114,7 @@ pub async fn bind(cfg: &DataNodeConfig) -> Result<TcpListener, DataNodeError> {
 pub async fn run(
     cfg: DataNodeConfig,
     key: ClusterKey,
+    tls: NodeTls,
     listener: TcpListener,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), DataNodeError> {
@@ -122,7 +123,7 @@ pub async fn run(
         .map(|a| a.to_string())
         .unwrap_or_default();
     let max_frame = cfg.max_frame_size;
-    let node = Arc::new(DataNode::open(cfg, key).await?);
+    let node = Arc::new(DataNode::open(cfg, key, tls).await?);
     // Prepared transactions left by a crash: take their locks now, settle them in the loop.
     node.txn.resolve_prepared(0).await;
     let resolver = {
@@ -164,8 +165,9 @@ pub async fn run(
         Role::Standalone | Role::Master(_) => None,
     };
     // The link ends early only when the controller holds another cluster key: then stop.
+    let server_tls = node.link.tls().server.clone();
     let not_member = tokio::select! {
-        _ = serve(listener, Arc::new(DataNodeService(node)), max_frame, shutdown) => None,
+        _ = serve(listener, Arc::new(DataNodeService(node)), server_tls, max_frame, shutdown) => None,
         ended = &mut heartbeats => match ended {
             Ok(Err(reason)) => Some(reason),
             _ => None,

@@ -10,7 +10,9 @@
 
 use std::time::Duration;
 
-use crate::rpc::{PeerKind, RemoteError, RpcClient, RpcError, SessionReply, SessionRequest};
+use crate::rpc::{
+    ClientTls, PeerKind, RemoteError, RpcClient, RpcError, SessionReply, SessionRequest,
+};
 use xrepl_core::config::defaults;
 use xrepl_core::value::{Scalar, Table, Value};
 
@@ -31,11 +33,22 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to a data node and logs in.
+    /// Connects to a data node in plain text and logs in.
     pub async fn connect(host: &str, user: &str, password: &str) -> Result<Client, ClientError> {
+        Client::connect_with(host, user, password, &ClientTls::plain()).await
+    }
+
+    /// Connects to a data node (over TLS if `tls` says so) and logs in.
+    pub async fn connect_with(
+        host: &str,
+        user: &str,
+        password: &str,
+        tls: &ClientTls,
+    ) -> Result<Client, ClientError> {
         let rpc = RpcClient::connect(
             host,
             PeerKind::Client,
+            tls,
             defaults::MAX_FRAME_SIZE as usize,
             Duration::from_secs(5),
         )

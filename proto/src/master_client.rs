@@ -5,7 +5,8 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), xrepl_proto::client::ClientError> {
 //! use xrepl_proto::master_client::MasterClient;
-//! let m = MasterClient::connect("127.0.0.1:8848", "admin", "123456", "127.0.0.1:9848").await?;
+//! use xrepl_proto::rpc::ClientTls;
+//! let m = MasterClient::connect("127.0.0.1:8848", "admin", "123456", "127.0.0.1:9848", &ClientTls::plain()).await?;
 //! m.register().await?;
 //! let tasks = m.pull(0, &[], 1000, 1000).await?;
 //! for t in &tasks {
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use crate::client::ClientError;
 use crate::rpc::{
-    PeerKind, ReplicationReply, ReplicationRequest, RpcClient, TaskRef, FETCH_TASKS_MAX,
+    ClientTls, PeerKind, ReplicationReply, ReplicationRequest, RpcClient, TaskRef, FETCH_TASKS_MAX,
 };
 use crate::task::{InlineData, TaskData, TaskInfo};
 use xrepl_core::config::defaults;
@@ -44,16 +45,19 @@ fn unexpected(r: ReplicationReply) -> ClientError {
 }
 
 impl MasterClient {
-    /// Connects to the master controller `master` and logs in.
+    /// Connects to the master controller `master` (over TLS if `tls` says so) and logs in;
+    /// the master's data nodes are reached the same way.
     pub async fn connect(
         master: &str,
         user: &str,
         password: &str,
         slave: &str,
+        tls: &ClientTls,
     ) -> Result<MasterClient, ClientError> {
         let rpc = RpcClient::connect(
             master,
             PeerKind::Slave,
+            tls,
             defaults::MAX_FRAME_SIZE as usize,
             CONNECT_TIMEOUT,
         )
@@ -71,7 +75,7 @@ impl MasterClient {
             rpc,
             token,
             slave: slave.to_string(),
-            data_nodes: TaskDataFetcher::default(),
+            data_nodes: TaskDataFetcher::new(tls.clone()),
         })
     }
 
@@ -151,12 +155,20 @@ pub fn decode_task_data(task: &TaskInfo, bytes: &[u8]) -> Result<TaskData, Clien
 
 /// Fetches task data from master data nodes over kept connections (one per data node, made
 /// when first needed, made again when closed).
-#[derive(Default)]
 pub struct TaskDataFetcher {
     conns: std::sync::Mutex<std::collections::HashMap<String, RpcClient>>,
+    tls: ClientTls,
 }
 
 impl TaskDataFetcher {
+    /// Connections made in plain text or over TLS, as `tls` says.
+    pub fn new(tls: ClientTls) -> TaskDataFetcher {
+        TaskDataFetcher {
+            conns: Default::default(),
+            tls,
+        }
+    }
+
     /// The kept connection to `site`, made (again) when there is none or it closed.
     async fn connection(&self, site: String) -> Result<RpcClient, ClientError> {
         let kept = self
@@ -169,7 +181,7 @@ impl TaskDataFetcher {
         match kept {
             Some(c) => Ok(c),
             None => {
-                let c = connect_data_node(&site).await?;
+                let c = connect_data_node(&site, &self.tls).await?;
                 self.conns
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -253,10 +265,11 @@ impl TaskDataFetcher {
     }
 }
 
-async fn connect_data_node(site: &str) -> Result<RpcClient, ClientError> {
+async fn connect_data_node(site: &str, tls: &ClientTls) -> Result<RpcClient, ClientError> {
     Ok(RpcClient::connect(
         site,
         PeerKind::Slave,
+        tls,
         defaults::MAX_FRAME_SIZE as usize,
         CONNECT_TIMEOUT,
     )
@@ -265,9 +278,13 @@ async fn connect_data_node(site: &str) -> Result<RpcClient, ClientError> {
 
 /// Fetches a task's encoded data from its source data node with a master token, over a new
 /// connection.
-pub async fn fetch_task_bytes(token: &str, task: &TaskInfo) -> Result<Vec<u8>, ClientError> {
+pub async fn fetch_task_bytes(
+    token: &str,
+    task: &TaskInfo,
+    tls: &ClientTls,
+) -> Result<Vec<u8>, ClientError> {
     let site = format!("{}:{}", task.src_host, task.src_port);
-    let rpc = connect_data_node(&site).await?;
+    let rpc = connect_data_node(&site, tls).await?;
     fetch_over(&rpc, token, task).await
 }
 

@@ -7,6 +7,7 @@
 //! The binaries must be built first (`cargo build --bins`, which `scripts/test.sh` does); they
 //! are looked up in `$XREPL_BIN_DIR`, else beside the test executable's `target/<profile>/`.
 
+pub mod certs;
 pub mod chaos;
 pub mod proxy;
 
@@ -41,6 +42,25 @@ pub struct Spec {
     pub cluster_cfg: String,
     pub controller_cfg: String,
     pub order: StartOrder,
+    /// Files written into the config folder before any process starts (certificates).
+    pub files: Vec<(String, String)>,
+    /// A CA file of the config folder the console and [`Cluster::member`] trust: they
+    /// connect over TLS.
+    pub client_ca: Option<String>,
+}
+
+impl Spec {
+    /// This spec with TLS on every listener and link of the cluster, with certificates of
+    /// `ca` (see [`certs::TestCa::files`]).
+    pub fn with_tls(self, ca: &certs::TestCa) -> Spec {
+        Spec {
+            cluster_cfg: format!("{}{}", certs::TLS_CFG, self.cluster_cfg),
+            controller_cfg: format!("{}{}", certs::TLS_CFG, self.controller_cfg),
+            files: ca.files(),
+            client_ca: Some("ca.pem".into()),
+            ..self
+        }
+    }
 }
 
 /// Which processes [`Cluster::start`] launches first.
@@ -61,6 +81,8 @@ impl Default for Spec {
             cluster_cfg: String::new(),
             controller_cfg: String::new(),
             order: StartOrder::ControllerFirst,
+            files: Vec::new(),
+            client_ca: None,
         }
     }
 }
@@ -83,6 +105,8 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub controller: Node,
     pub datanodes: Vec<Node>,
+    /// The CA file the console is given (`--tls-ca`), on a TLS cluster.
+    pub client_ca: Option<PathBuf>,
 }
 
 /// Where the binaries are.
@@ -223,6 +247,10 @@ impl Cluster {
             nodes.push_str(&format!("127.0.0.1:{}:{},datanode\n", n.port, n.alias));
         }
         std::fs::write(dir.path().join("cluster.nodes"), nodes).expect("write");
+        for (name, text) in &spec.files {
+            std::fs::write(dir.path().join(name), text).expect("write a file of the spec");
+        }
+        let client_ca = spec.client_ca.as_ref().map(|f| dir.path().join(f));
         std::fs::write(
             dir.path().join("controller.cfg"),
             format!(
@@ -253,6 +281,7 @@ impl Cluster {
             dir,
             controller,
             datanodes,
+            client_ca,
         };
         let aliases: Vec<String> = c.datanodes.iter().map(|n| n.alias.clone()).collect();
         match spec.order {
@@ -281,11 +310,20 @@ impl Cluster {
             .expect("cluster key")
     }
 
+    /// How a client connects to this cluster: over TLS trusting its CA, or in plain text.
+    pub fn client_tls(&self) -> xrepl_proto::rpc::ClientTls {
+        match &self.client_ca {
+            Some(ca) => xrepl_proto::rpc::ClientTls::with_ca(ca).expect("the test CA"),
+            None => xrepl_proto::rpc::ClientTls::plain(),
+        }
+    }
+
     /// A connection to `site` (one of this cluster's nodes) as a member: it proves the key.
     pub async fn member(&self, site: &str) -> xrepl_proto::rpc::RpcClient {
         xrepl_proto::rpc::RpcClient::connect_member(
             site,
             &self.key(),
+            &self.client_tls(),
             1 << 20,
             Duration::from_secs(5),
         )
@@ -379,9 +417,20 @@ impl Cluster {
         self.datanodes[0].site()
     }
 
+    /// The console command, with `--tls-ca` on a TLS cluster.
+    fn console(&self) -> Command {
+        let mut c = Command::new(bin("xrepl"));
+        c.env_remove("XREPL_TLS_CA");
+        if let Some(ca) = &self.client_ca {
+            c.arg("--tls-ca").arg(ca);
+        }
+        c
+    }
+
     /// Runs the console against `host` with `args` and the script `-c script`.
     pub fn console_at(&self, host: &str, args: &[&str], script: &str) -> ConsoleOutput {
-        let out = Command::new(bin("xrepl"))
+        let out = self
+            .console()
             .arg("--host")
             .arg(host)
             .args(args)
@@ -398,7 +447,8 @@ impl Cluster {
     pub fn console_file_at(&self, host: &str, args: &[&str], script: &str) -> ConsoleOutput {
         let path = self.dir.path().join("script.dos");
         std::fs::write(&path, script).expect("write script");
-        let out = Command::new(bin("xrepl"))
+        let out = self
+            .console()
             .arg("--host")
             .arg(host)
             .args(args)
@@ -473,10 +523,29 @@ impl Cluster {
     /// Waits until `getClusterPerf()` shows every node up.
     pub fn wait_all_up(&self) {
         let total = self.datanodes.len() + 1;
-        wait_for("every node up", Duration::from_secs(20), || {
-            let states = self.node_states()?;
-            (states.len() == total && states.iter().all(|(_, s)| s == "up")).then_some(())
-        });
+        let start = Instant::now();
+        loop {
+            let out = self.admin_json("getClusterPerf()");
+            let states = (out.code == 0).then(|| self.node_states()).flatten();
+            if states.is_some_and(|s| s.len() == total && s.iter().all(|(_, s)| s == "up")) {
+                return;
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                let tail = |alias: &str| {
+                    let log = self.read_log(alias);
+                    let lines: Vec<&str> = log.lines().rev().take(8).collect();
+                    format!("--- {alias} (newest first)\n{}", lines.join("\n"))
+                };
+                panic!(
+                    "timed out after 20s waiting for every node up; the console said: {}{}\n{}\n{}",
+                    out.stdout,
+                    out.stderr,
+                    tail("controller1"),
+                    tail("dnode1")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 

@@ -12,9 +12,15 @@ use xrepl_proto::rpc::{
 use xrepl_tests::{closed_by_peer, framed, Cluster, Spec};
 
 async fn session(site: &str) -> RpcClient {
-    let c = RpcClient::connect(site, PeerKind::Client, 1 << 20, Duration::from_secs(5))
-        .await
-        .expect("connect");
+    let c = RpcClient::connect(
+        site,
+        PeerKind::Client,
+        &xrepl_proto::rpc::ClientTls::plain(),
+        1 << 20,
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("connect");
     let login = SessionRequest::Login {
         user: "admin".into(),
         password: "123456".into(),

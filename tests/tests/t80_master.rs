@@ -10,6 +10,7 @@ use serde_json::Value as Json;
 use xrepl_core::value::{Table, Vector};
 use xrepl_proto::client::{Client, ClientError};
 use xrepl_proto::master_client::MasterClient;
+use xrepl_proto::rpc::ClientTls;
 use xrepl_proto::task::{TaskData, TaskInfo};
 use xrepl_tests::{column, ints, runtime, texts, Cluster, Spec};
 
@@ -73,7 +74,7 @@ fn batches_of(data: &TaskData) -> BTreeSet<i32> {
 }
 
 async fn slave(c: &Cluster, name: &str) -> MasterClient {
-    let m = MasterClient::connect(&c.controller.site(), "admin", "123456", name)
+    let m = MasterClient::connect(&c.controller.site(), "admin", "123456", name, &plain())
         .await
         .expect("slave login");
     m.register().await.expect("register");
@@ -493,12 +494,12 @@ fn t50_slaves_pull_acknowledge_and_truncation_waits_for_the_slowest() {
     runtime().block_on(async {
         let master = c.controller.site();
         // Wrong passwords and non-administrators are refused.
-        let err = MasterClient::connect(&master, "admin", "wrong", "127.0.0.1:7")
+        let err = MasterClient::connect(&master, "admin", "wrong", "127.0.0.1:7", &plain())
             .await
             .err()
             .expect("refused");
         assert!(err.to_string().contains("incorrect"), "{err}");
-        let err = MasterClient::connect(&master, "bob", "123456", "127.0.0.1:7")
+        let err = MasterClient::connect(&master, "bob", "123456", "127.0.0.1:7", &plain())
             .await
             .err()
             .expect("refused");
@@ -506,7 +507,7 @@ fn t50_slaves_pull_acknowledge_and_truncation_waits_for_the_slowest() {
 
         let a = slave(&c, "127.0.0.1:1").await;
         let b = slave(&c, "127.0.0.1:2").await;
-        let third = MasterClient::connect(&master, "admin", "123456", "127.0.0.1:3")
+        let third = MasterClient::connect(&master, "admin", "123456", "127.0.0.1:3", &plain())
             .await
             .expect("login");
         let err = third
@@ -520,7 +521,7 @@ fn t50_slaves_pull_acknowledge_and_truncation_waits_for_the_slowest() {
         // An unauthenticated peer cannot fetch task data.
         let all = pull_all(&a, 0).await;
         assert_eq!(all.len(), 7);
-        let err = xrepl_proto::master_client::fetch_task_bytes("admin.00.00", &all[2])
+        let err = xrepl_proto::master_client::fetch_task_bytes("admin.00.00", &all[2], &plain())
             .await
             .expect_err("refused");
         assert!(err.to_string().contains("not logged in"), "{err}");
@@ -712,4 +713,8 @@ fn t70_a_slave_that_never_reports_is_dropped_and_truncation_moves_on() {
     });
     let log = c.read_log("controller1");
     assert!(log.contains("slave cluster dropped"), "{log}");
+}
+
+fn plain() -> ClientTls {
+    ClientTls::plain()
 }

@@ -33,7 +33,14 @@ fn append(b: i32) -> String {
 const COUNT: &str = "select count(*) from loadTable(\"dfs://auth\", \"t\")";
 
 async fn connect(site: &str, peer: PeerKind) -> Result<RpcClient, RpcError> {
-    RpcClient::connect(site, peer, 1 << 20, Duration::from_secs(5)).await
+    RpcClient::connect(
+        site,
+        peer,
+        &xrepl_proto::rpc::ClientTls::plain(),
+        1 << 20,
+        Duration::from_secs(5),
+    )
+    .await
 }
 
 /// The answer of a call that must be refused: its error.

@@ -107,7 +107,7 @@ fn t10_outsiders_greeting_as_data_nodes_are_refused_and_change_nothing() {
     runtime().block_on(async {
         for site in &targets {
             // No challenge at all: refused in the greeting.
-            let e = RpcClient::connect(site, PeerKind::DataNode, 1 << 20, Duration::from_secs(5))
+            let e = RpcClient::connect(site, PeerKind::DataNode, &xrepl_proto::rpc::ClientTls::plain(), 1 << 20, Duration::from_secs(5))
                 .await
                 .err()
                 .expect("refused");
@@ -116,7 +116,7 @@ fn t10_outsiders_greeting_as_data_nodes_are_refused_and_change_nothing() {
                 "{site}: {e}"
             );
             // Another key: the server's proof does not verify, so the client gives up.
-            let e = RpcClient::connect_member(site, &other_key, 1 << 20, Duration::from_secs(5))
+            let e = RpcClient::connect_member(site, &other_key, &xrepl_proto::rpc::ClientTls::plain(), 1 << 20, Duration::from_secs(5))
                 .await
                 .err()
                 .expect("not a member");
@@ -125,7 +125,7 @@ fn t10_outsiders_greeting_as_data_nodes_are_refused_and_change_nothing() {
                 "{site}: {e}"
             );
             // The genuine key works (the control).
-            RpcClient::connect_member(site, &c.key(), 1 << 20, Duration::from_secs(5))
+            RpcClient::connect_member(site, &c.key(), &xrepl_proto::rpc::ClientTls::plain(), 1 << 20, Duration::from_secs(5))
                 .await
                 .unwrap_or_else(|e| panic!("{site}: {e}"));
         }

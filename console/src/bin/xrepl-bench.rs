@@ -392,9 +392,15 @@ impl Puller {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = tokio::spawn(async move {
-            let m = MasterClient::connect(&master, "admin", "123456", "bench-slave:0")
-                .await
-                .map_err(|e| e.to_string())?;
+            let m = MasterClient::connect(
+                &master,
+                "admin",
+                "123456",
+                "bench-slave:0",
+                &xrepl_proto::rpc::ClientTls::plain(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             m.register().await.map_err(|e| e.to_string())?;
             let (mut after, mut tasks, mut bytes) = (0u64, 0u64, 0u64);
             let mut finished: Vec<u64> = Vec::new();

@@ -31,6 +31,7 @@ use xrepl_core::config::ControllerReplication;
 use crate::meta::MetaHandle;
 use crate::nodes::NodeRegistry;
 use runtime::Runtime;
+use xrepl_proto::rpc::ClientTls;
 
 /// A slave controller's replication: its settings, the metadata, the cluster's live nodes, and
 /// the runtime state's handle.
@@ -40,6 +41,8 @@ pub struct Slave {
     /// This slave cluster's name on the master: its controller's `host:port`.
     me: String,
     cfg: ControllerReplication,
+    /// How the links to the master are made (`enableClusterReplicationSSL`).
+    master_tls: ClientTls,
     meta: MetaHandle,
     nodes: Arc<NodeRegistry>,
     rt: Runtime,
@@ -51,6 +54,7 @@ impl Slave {
         alias: &str,
         me: String,
         cfg: ControllerReplication,
+        master_tls: ClientTls,
         meta: MetaHandle,
         nodes: Arc<NodeRegistry>,
     ) -> Slave {
@@ -58,6 +62,7 @@ impl Slave {
             alias: alias.to_string(),
             me,
             cfg,
+            master_tls,
             rt: Runtime::start(meta.clone()),
             meta,
             nodes,

@@ -126,6 +126,7 @@ impl Slave {
             &self.cfg.master_username,
             &self.cfg.master_password,
             &self.me,
+            &self.master_tls,
         )
         .await?;
         c.register().await?;

@@ -88,10 +88,12 @@ async fn master_sums(
 ) -> Result<Vec<TableSums>, RemoteError> {
     let (master, master_token) = coord.link().master_access(token).await?;
     let unreachable = |what: String| refusal(coord.alias(), ErrorCode::Unavailable, what);
+    let tls = &coord.link().tls().master;
     let ask = |site: String, req: ReplicationRequest| async move {
         let c = RpcClient::connect(
             &site,
             PeerKind::Slave,
+            tls,
             defaults::MAX_FRAME_SIZE as usize,
             CONNECT_TIMEOUT,
         )

@@ -170,6 +170,7 @@ impl Coordinator {
         let c = RpcClient::connect_member(
             &node.site(),
             &self.key,
+            &self.link.tls().cluster,
             self.cfg.max_frame_size,
             PEER_CONNECT_TIMEOUT,
         )

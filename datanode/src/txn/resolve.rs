@@ -144,7 +144,11 @@ mod tests {
         let key = xrepl_core::cluster_key::ClusterKey::from_bytes(&[7; 32]).expect("key");
         Coordinator::new(
             cfg.clone(),
-            Arc::new(ControllerLink::new(&cfg, key.clone())),
+            Arc::new(ControllerLink::new(
+                &cfg,
+                key.clone(),
+                xrepl_proto::rpc::NodeTls::plain(),
+            )),
             participant,
             None,
             key,

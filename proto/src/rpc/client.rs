@@ -14,6 +14,7 @@ use tokio_util::codec::Framed;
 use super::error::RemoteError;
 use super::frame::{self, Assembler, FrameKind, MAX_MESSAGE_SIZE};
 use super::message::{decode, encode, Family, Hello, HelloReply, MemberProof, Request, ServerInfo};
+use super::tls::{BoxedIo, ClientTls};
 use xrepl_core::cluster_key::{ClusterKey, Side};
 
 /// Frames waiting to be written on one client connection.
@@ -38,6 +39,10 @@ pub enum RpcError {
     /// hold different key files. Trying again does not help.
     #[error("{addr} is not a member of this cluster: {reason}")]
     NotAMember { addr: String, reason: String },
+    /// TLS could not be set up: the server speaks plain text, or its certificate does not
+    /// verify against our CA for the host we dialled.
+    #[error("{addr}: {reason}")]
+    Tls { addr: String, reason: String },
 }
 
 struct Inner {
@@ -59,14 +64,15 @@ pub struct RpcClient {
 }
 
 impl RpcClient {
-    /// Connects, greets and checks the server's protocol version.
+    /// Connects (over TLS if `tls` says so), greets and checks the server's protocol version.
     pub async fn connect(
         addr: &str,
         peer: super::message::PeerKind,
+        tls: &ClientTls,
         max_frame: usize,
         timeout: Duration,
     ) -> Result<RpcClient, RpcError> {
-        RpcClient::open(addr, peer, None, max_frame, timeout).await
+        RpcClient::open(addr, peer, None, tls, max_frame, timeout).await
     }
 
     /// Connects to a node of our own cluster as a data node: both ends prove that they hold
@@ -74,6 +80,7 @@ impl RpcClient {
     pub async fn connect_member(
         addr: &str,
         key: &ClusterKey,
+        tls: &ClientTls,
         max_frame: usize,
         timeout: Duration,
     ) -> Result<RpcClient, RpcError> {
@@ -81,6 +88,7 @@ impl RpcClient {
             addr,
             super::message::PeerKind::DataNode,
             Some(key),
+            tls,
             max_frame,
             timeout,
         )
@@ -91,6 +99,7 @@ impl RpcClient {
         addr: &str,
         peer: super::message::PeerKind,
         key: Option<&ClusterKey>,
+        tls: &ClientTls,
         max_frame: usize,
         timeout: Duration,
     ) -> Result<RpcClient, RpcError> {
@@ -103,7 +112,17 @@ impl RpcClient {
             .map_err(|_| connect_err(format!("no answer within {} ms", timeout.as_millis())))?
             .map_err(|e| connect_err(e.to_string()))?;
         let _ = socket.set_nodelay(true);
-        let mut framed = Framed::new(socket, frame::codec(max_frame));
+        let stream = tokio::time::timeout(timeout, tls.wrap(addr, socket))
+            .await
+            .map_err(|_| RpcError::Tls {
+                addr: addr.to_string(),
+                reason: format!("no TLS handshake within {} ms", timeout.as_millis()),
+            })?
+            .map_err(|reason| RpcError::Tls {
+                addr: addr.to_string(),
+                reason,
+            })?;
+        let mut framed = Framed::new(stream, frame::codec(max_frame));
         let protocol = |reason: String| RpcError::Protocol {
             addr: addr.to_string(),
             reason,
@@ -274,7 +293,7 @@ impl RpcClient {
 
 async fn write_loop(
     mut sink: futures::stream::SplitSink<
-        Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>,
+        Framed<BoxedIo, tokio_util::codec::LengthDelimitedCodec>,
         Bytes,
     >,
     mut rx: mpsc::Receiver<Bytes>,
@@ -288,7 +307,7 @@ async fn write_loop(
 
 async fn read_loop(
     mut stream: futures::stream::SplitStream<
-        Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>,
+        Framed<BoxedIo, tokio_util::codec::LengthDelimitedCodec>,
     >,
     mut asm: Assembler,
     inner: Arc<Inner>,

@@ -5,7 +5,7 @@
 //! request families, each with its own reply type ([`controller`], [`session`],
 //! [`participant`], [`replication`]), [`error`] (what the other side sees of a failure), and
 //! [`client`] and [`server`] (connections, the greeting with its protocol version check,
-//! request ids).
+//! request ids), and [`tls`] (the optional TLS layer under the frames).
 
 pub mod client;
 pub mod controller;
@@ -16,6 +16,7 @@ pub mod participant;
 pub mod replication;
 pub mod server;
 pub mod session;
+pub mod tls;
 
 pub use client::{RpcClient, RpcError};
 pub use controller::{CatalogCheck, ControllerReply, ControllerRequest};
@@ -28,3 +29,4 @@ pub use replication::{
 };
 pub use server::{serve, Service};
 pub use session::{SessionReply, SessionRequest};
+pub use tls::{ClientTls, NodeTls, ServerTls};

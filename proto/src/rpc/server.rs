@@ -22,6 +22,7 @@ use super::message::{
     decode, encode, Hello, HelloReply, MemberProof, PeerKind, Request, Response, ServerInfo, MAGIC,
     PROTOCOL_VERSION,
 };
+use super::tls::{BoxedIo, ServerTls, TLS_HANDSHAKE};
 use xrepl_core::cluster_key::{ClusterKey, Side, CHALLENGE_BYTES};
 
 /// Requests of one connection that may run at the same time.
@@ -51,7 +52,7 @@ pub trait Service: Send + Sync + 'static {
     fn cluster_key(&self) -> &ClusterKey;
 }
 
-type Transport = Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>;
+type Transport = Framed<BoxedIo, tokio_util::codec::LengthDelimitedCodec>;
 
 /// The next complete message, within [`HELLO_TIMEOUT`] (`what` names it in errors).
 async fn greeting_message(
@@ -77,10 +78,11 @@ async fn greeting_message(
     .map_err(|_| format!("no {what} within {} s", HELLO_TIMEOUT.as_secs()))?
 }
 
-/// Accepts connections until `shutdown` turns true.
+/// Accepts connections until `shutdown` turns true; `tls` says which need TLS.
 pub async fn serve<S: Service>(
     listener: TcpListener,
     service: Arc<S>,
+    tls: ServerTls,
     max_frame: usize,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -91,8 +93,9 @@ pub async fn serve<S: Service>(
                 Ok((socket, peer)) => {
                     let service = service.clone();
                     let shutdown = shutdown.clone();
+                    let tls = tls.clone();
                     tokio::spawn(async move {
-                        if let Err(reason) = connection(socket, peer, service, max_frame, shutdown).await {
+                        if let Err(reason) = connection(socket, peer, service, tls, max_frame, shutdown).await {
                             tracing::warn!(%peer, "closed connection: {reason}");
                         }
                     });
@@ -107,15 +110,74 @@ pub async fn serve<S: Service>(
     }
 }
 
+/// The connection's byte stream after TLS, if the peer speaks it; whether it does.
+async fn open_stream(
+    socket: TcpStream,
+    tls: &ServerTls,
+    max_frame: usize,
+) -> Result<(BoxedIo, bool), String> {
+    let mut first = [0u8; 1];
+    let n = tokio::time::timeout(HELLO_TIMEOUT, socket.peek(&mut first))
+        .await
+        .map_err(|_| format!("no greeting within {} s", HELLO_TIMEOUT.as_secs()))?
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if n == 0 {
+        return Err("closed before greeting".into());
+    }
+    let speaks_tls = first[0] == TLS_HANDSHAKE;
+    let acceptor = match (tls, speaks_tls) {
+        (ServerTls::Plain, false) => return Ok((Box::new(socket), false)),
+        (ServerTls::Plain, true) => {
+            return Err(
+                "a TLS client connected, but this cluster speaks plain text (enableTLS=false)"
+                    .into(),
+            )
+        }
+        (ServerTls::Required(_), false) => return Err(refuse_plain(socket, max_frame).await),
+        (ServerTls::SlavesOnly(_), false) => return Ok((Box::new(socket), false)),
+        (ServerTls::Required(a) | ServerTls::SlavesOnly(a), true) => a,
+    };
+    let stream = tokio::time::timeout(HELLO_TIMEOUT, acceptor.accept(socket))
+        .await
+        .map_err(|_| format!("no TLS handshake within {} s", HELLO_TIMEOUT.as_secs()))?
+        .map_err(|e| format!("TLS handshake failed: {e}"))?;
+    Ok((Box::new(stream), true))
+}
+
+/// Answers a plain-text greeting on a TLS-only listener with a refusal the client can read,
+/// and says why the connection ends.
+async fn refuse_plain(socket: TcpStream, max_frame: usize) -> String {
+    const WHY: &str = "this cluster accepts TLS connections only (enableTLS=true): connect with TLS, trusting the cluster's CA (the console's --tls-ca FILE or XREPL_TLS_CA)";
+    let mut framed: Transport = Framed::new(Box::new(socket), frame::codec(max_frame));
+    let mut asm = Assembler::new(MAX_MESSAGE_SIZE);
+    if let Err(e) = greeting_message(&mut framed, &mut asm, "greeting").await {
+        return format!("a plain-text client on a TLS-only listener: {e}");
+    }
+    let reply = HelloReply {
+        version: PROTOCOL_VERSION,
+        outcome: Err(WHY.to_string()),
+    };
+    if let Ok(body) = encode(&reply) {
+        for f in frame::split(FrameKind::HelloReply, 0, &body, max_frame) {
+            if framed.send(f).await.is_err() {
+                break;
+            }
+        }
+    }
+    "refused a plain-text client: this listener speaks TLS only (enableTLS=true)".into()
+}
+
 async fn connection<S: Service>(
     socket: TcpStream,
     peer: SocketAddr,
     service: Arc<S>,
+    tls: ServerTls,
     max_frame: usize,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
     let _ = socket.set_nodelay(true);
-    let mut framed = Framed::new(socket, frame::codec(max_frame));
+    let (stream, over_tls) = open_stream(socket, &tls, max_frame).await?;
+    let mut framed: Transport = Framed::new(stream, frame::codec(max_frame));
     let mut asm = Assembler::new(MAX_MESSAGE_SIZE);
 
     // The greeting: the first complete message must be a Hello.
@@ -138,6 +200,9 @@ async fn connection<S: Service>(
             .is_none_or(|c| c.len() != CHALLENGE_BYTES)
     {
         Some("a data node of this cluster must prove that it holds the cluster key (clusterKeyFile); this greeting brings no challenge".to_string())
+    } else if hello.peer == PeerKind::Slave && matches!(tls, ServerTls::SlavesOnly(_)) && !over_tls
+    {
+        Some("this master cluster takes slaves over TLS only (enableClusterReplicationSSL=true): set enableClusterReplicationSSL=true and tlsCAFile on the slave".to_string())
     } else {
         None
     };
@@ -228,7 +293,7 @@ async fn connection<S: Service>(
 }
 
 async fn serve_requests<S: Service>(
-    framed: Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>,
+    framed: Transport,
     mut asm: Assembler,
     peer: SocketAddr,
     service: &Arc<S>,

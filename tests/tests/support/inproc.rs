@@ -79,9 +79,15 @@ impl InProcess {
             let shutdown = shutdown.clone();
             let key = key.clone();
             async move {
-                xrepl_controller::run(cfg, key, ctl_listener, shutdown)
-                    .await
-                    .map_err(|e| e.to_string())
+                xrepl_controller::run(
+                    cfg,
+                    key,
+                    xrepl_proto::rpc::NodeTls::plain(),
+                    ctl_listener,
+                    shutdown,
+                )
+                .await
+                .map_err(|e| e.to_string())
             }
         }));
         for ((alias, _), listener) in aliases.iter().zip(dn_listeners) {
@@ -89,9 +95,15 @@ impl InProcess {
             let shutdown = shutdown.clone();
             let key = key.clone();
             tasks.push(tokio::spawn(async move {
-                xrepl_datanode::run(cfg, key, listener, shutdown)
-                    .await
-                    .map_err(|e| e.to_string())
+                xrepl_datanode::run(
+                    cfg,
+                    key,
+                    xrepl_proto::rpc::NodeTls::plain(),
+                    listener,
+                    shutdown,
+                )
+                .await
+                .map_err(|e| e.to_string())
             }));
         }
         let c = InProcess {

@@ -76,10 +76,10 @@ impl Replayer {
         Replayer {
             alias: alias.to_string(),
             cfg,
+            fetcher: TaskDataFetcher::new(link.tls().master.clone()),
             link,
             coordinator,
             workers: DashMap::new(),
-            fetcher: TaskDataFetcher::default(),
             kept: CatalogCache::default(),
             token: tokio::sync::Mutex::new(None),
         }
