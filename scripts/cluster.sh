@@ -10,7 +10,9 @@
 # cluster key DIR/cluster.key (32 random bytes, mode 0600) when it is missing and no config file
 # names another with clusterKeyFile.
 # Binaries come from $XREPL_BIN_DIR, else target/release, else target/debug.
-# The readiness check logs in as $XREPL_USER/$XREPL_PASSWORD (default admin/123456).
+# The readiness check logs in as $XREPL_USER/$XREPL_PASSWORD (default admin/123456). On a
+# cluster with enableTLS=true in controller.cfg it trusts the tlsCAFile named there, unless
+# $XREPL_TLS_CA names another CA file.
 set -euo pipefail
 
 usage() { echo "usage: $0 start|stop|status DIR" >&2; exit 2; }
@@ -33,6 +35,19 @@ nodes() {
   grep -v '^[[:space:]]*#' "$nodes_file" | grep -v '^[[:space:]]*$' | tail -n +2 |
     awk -F'[,:]' '{gsub(/[[:space:]]/, ""); print $3, $1":"$2, $4}' | sort -k3,3 -s
 }
+
+# The value of KEY in FILE (the last line that sets it), or nothing.
+cfg_value() {
+  grep -s "^[[:space:]]*$1[[:space:]]*=" "$2" | tail -n 1 | cut -d= -f2- | tr -d '[:space:]' || true
+}
+
+# A TLS cluster: the console trusts its CA (paths in the config files are relative to DIR).
+if [ -z "${XREPL_TLS_CA:-}" ] && [ "$(cfg_value enableTLS "$dir/controller.cfg" | tr 'A-Z' 'a-z')" = true ]; then
+  ca=$(cfg_value tlsCAFile "$dir/controller.cfg")
+  [ -n "$ca" ] || { echo "error: $dir/controller.cfg sets enableTLS=true but no tlsCAFile" >&2; exit 2; }
+  case "$ca" in /*) ;; *) ca=$dir/$ca ;; esac
+  export XREPL_TLS_CA=$ca
+fi
 
 alive() { [ -f "$run/$1.pid" ] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
 

@@ -3,26 +3,65 @@
 # 127.0.0.1, runs the user's tutorial (shared/seeds/dolphindb-async-replication-tutorial.md)
 # on the master, waits until the slave has caught up, counts the slave's rows, calls every
 # replication status function on both sides, and stops both clusters.
+#
+#   scripts/demo.sh         in plain text
+#   scripts/demo.sh --tls   with TLS on both clusters and between them: makes a test CA and a
+#                           node certificate (scripts/gen-certs.sh target/demo-tls/certs) and
+#                           copies of cfg/master and cfg/slave with enableTLS=true (the slave
+#                           also with enableClusterReplicationSSL=true) under target/demo-tls
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+case "${1:-}" in
+  "") tls="" ;;
+  --tls) tls=yes ;;
+  *) echo "usage: $0 [--tls]" >&2; exit 2 ;;
+esac
 
 echo "== building (release)"
 cargo build --release --bins --quiet
 export XREPL_BIN_DIR=$root/target/release
 xrepl=$XREPL_BIN_DIR/xrepl
 
+master=cfg/master
+slave=cfg/slave
+if [ -n "$tls" ]; then
+  demo=target/demo-tls
+  echo "== TLS: a test CA and a node certificate in $demo/certs"
+  scripts/gen-certs.sh "$demo/certs"
+  for side in master slave; do
+    mkdir -p "$demo/$side"
+    cp "cfg/$side/controller.cfg" "cfg/$side/cluster.cfg" "cfg/$side/cluster.nodes" "$demo/$side/"
+    lines="enableTLS=true
+tlsCertFile=../certs/node.pem
+tlsKeyFile=../certs/node.key
+tlsCAFile=../certs/ca.pem"
+    [ "$side" = slave ] && lines="$lines
+enableClusterReplicationSSL=true"
+    printf '\n# TLS (scripts/demo.sh --tls)\n%s\n' "$lines" | tee -a "$demo/$side/controller.cfg" >>"$demo/$side/cluster.cfg"
+  done
+  master=$demo/master
+  slave=$demo/slave
+  # Every console below, and scripts/cluster.sh, trusts the test CA.
+  export XREPL_TLS_CA=$root/$demo/certs/ca.pem
+fi
+
 cleanup() {
-  scripts/cluster.sh stop cfg/slave >/dev/null 2>&1 || true
-  scripts/cluster.sh stop cfg/master >/dev/null 2>&1 || true
+  scripts/cluster.sh stop "$slave" >/dev/null 2>&1 || true
+  scripts/cluster.sh stop "$master" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
-echo "== starting the master cluster (cfg/master)"
-scripts/cluster.sh start cfg/master
-echo "== starting the slave cluster (cfg/slave)"
-scripts/cluster.sh start cfg/slave
+echo "== starting the master cluster ($master)"
+scripts/cluster.sh start "$master"
+echo "== starting the slave cluster ($slave)"
+scripts/cluster.sh start "$slave"
 
+if [ -n "$tls" ]; then
+  echo
+  echo "== a console in plain text is refused by a TLS cluster (expected)"
+  env -u XREPL_TLS_CA "$xrepl" --host 127.0.0.1:8849 -c '1 + 1' || true
+fi
 echo
 echo "== master: getClusterPerf() on dnode1 (127.0.0.1:8849)"
 "$xrepl" --host 127.0.0.1:8849 -c 'login("admin", "123456")
