@@ -29,6 +29,11 @@
 #
 # The cluster runs from a copy of cfg/master (replication off) on ports 18848-18850 in a
 # temporary folder that is removed afterwards.
+#
+# With XREPL_BENCH_TLS=1 every cluster runs with enableTLS=true (a slave also with
+# enableClusterReplicationSSL=true), with a test CA made by scripts/gen-certs.sh, and the
+# benchmark client connects over TLS: `XREPL_BENCH_TLS=1 ../shared/bench/compare.py all`
+# measures what TLS costs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -37,6 +42,25 @@ what=$1
 
 cargo build --release --bins --quiet
 export XREPL_BIN_DIR=$root/target/release
+
+certs=""
+if [ "${XREPL_BENCH_TLS:-0}" = 1 ]; then
+  certs=$(mktemp -d)
+  scripts/gen-certs.sh "$certs" >&2
+  export XREPL_TLS_CA=$certs/ca.pem
+fi
+# Turns TLS on in the cluster copied into $1 when XREPL_BENCH_TLS=1; `slave` as $2 adds
+# enableClusterReplicationSSL=true.
+tls_cfg() {
+  [ -n "$certs" ] || return 0
+  local lines="enableTLS=true
+tlsCertFile=$certs/node.pem
+tlsKeyFile=$certs/node.key
+tlsCAFile=$certs/ca.pem"
+  [ "${2:-}" = slave ] && lines="$lines
+enableClusterReplicationSSL=true"
+  printf '\n%s\n' "$lines" | tee -a "$1/controller.cfg" >>"$1/cluster.cfg"
+}
 
 # A master (copy of cfg/master, ports 1884x) and a slave (copy of cfg/slave, ports 1984x) with
 # `$1` data nodes (default 2), in $m and $s.
@@ -52,6 +76,8 @@ start_pair() {
     1) sed -i '/:dnode2,/d' "$s"/cluster.nodes ;;
     3) echo "127.0.0.1:19851:dnode3,datanode" >> "$s"/cluster.nodes ;;
   esac
+  tls_cfg "$m"
+  tls_cfg "$s" slave
   scripts/cluster.sh start "$m" >&2
   scripts/cluster.sh start "$s" >&2
 }
@@ -93,6 +119,7 @@ if [ "$what" = memory ]; then
   sed -i 's/:88\([0-9][0-9]\)/:188\1/g' "$d"/cluster.nodes "$d"/controller.cfg
   sed -i '/^clusterReplication/d' "$d"/cluster.cfg
   printf 'clusterReplicationMode=master\nclusterReplicationSyncPersistence=false\n' >> "$d"/cluster.cfg
+  tls_cfg "$d"
   scripts/cluster.sh start "$d" >&2
   "$XREPL_BIN_DIR/xrepl-bench" --host 127.0.0.1:18849 memory --pid-file "$d/data/run/controller1.pid" \
     --pull 127.0.0.1:18848 --hosts 127.0.0.1:18849,127.0.0.1:18850 --seconds "${XREPL_BENCH_SECONDS:-60}"
@@ -109,6 +136,7 @@ if [ "$what" = master ]; then
     sed -i 's/:88\([0-9][0-9]\)/:188\1/g' "$d"/cluster.nodes "$d"/controller.cfg
     sed -i '/^clusterReplication/d' "$d"/cluster.cfg
     printf '%b' "$cfg" >> "$d"/cluster.cfg
+    tls_cfg "$d"
     scripts/cluster.sh start "$d" >&2
     # shellcheck disable=SC2086
     "$XREPL_BIN_DIR/xrepl-bench" --host 127.0.0.1:18849 master --label "$label" \
@@ -128,6 +156,7 @@ trap cleanup EXIT
 cp cfg/master/controller.cfg cfg/master/cluster.nodes cfg/master/cluster.cfg "$dir"/
 sed -i 's/:88\([0-9][0-9]\)/:188\1/g' "$dir"/cluster.nodes "$dir"/controller.cfg
 sed -i '/^clusterReplication/d' "$dir"/cluster.cfg
+tls_cfg "$dir"
 scripts/cluster.sh start "$dir" >&2
 
 case "$what" in

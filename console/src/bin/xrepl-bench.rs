@@ -392,15 +392,9 @@ impl Puller {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = tokio::spawn(async move {
-            let m = MasterClient::connect(
-                &master,
-                "admin",
-                "123456",
-                "bench-slave:0",
-                &xrepl_proto::rpc::ClientTls::plain(),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+            let m = MasterClient::connect(&master, "admin", "123456", "bench-slave:0", &tls())
+                .await
+                .map_err(|e| e.to_string())?;
             m.register().await.map_err(|e| e.to_string())?;
             let (mut after, mut tasks, mut bytes) = (0u64, 0u64, 0u64);
             let mut finished: Vec<u64> = Vec::new();
@@ -604,9 +598,7 @@ async fn replication(
     seconds: f64,
 ) -> Result<(), String> {
     let err = |e: xrepl_proto::client::ClientError| e.to_string();
-    let s = Client::connect(slave, "admin", "123456")
-        .await
-        .map_err(err)?;
+    let s = connect(slave, "admin", "123456").await.map_err(err)?;
     // (a) The tutorial's append: master commit -> the slave's count matches.
     let data = kline();
     let rows = data.rows() as i64;
@@ -719,7 +711,7 @@ async fn small_tx_count(hosts: &[String], clients: usize, n: u64) -> Result<(), 
             let host = hosts[w % hosts.len()].clone();
             let next = next.clone();
             tokio::spawn(async move {
-                let c = Client::connect(&host, "admin", "123456")
+                let c = connect(&host, "admin", "123456")
                     .await
                     .map_err(|e| e.to_string())?;
                 loop {
@@ -759,9 +751,7 @@ async fn catch_up(
     label: Option<String>,
 ) -> Result<(), String> {
     let err = |e: xrepl_proto::client::ClientError| e.to_string();
-    let s = Client::connect(slave, "admin", "123456")
-        .await
-        .map_err(err)?;
+    let s = connect(slave, "admin", "123456").await.map_err(err)?;
     fresh_small_db(m, &s).await?;
     s.run("rpc(getControllerAlias(), stopClusterReplication)")
         .await
@@ -895,7 +885,7 @@ async fn small_tx_counted(
             let host = hosts[w % hosts.len()].clone();
             let done = done.clone();
             tokio::spawn(async move {
-                let c = Client::connect(&host, "admin", "123456")
+                let c = connect(&host, "admin", "123456")
                     .await
                     .map_err(|e| e.to_string())?;
                 let mut lat = Vec::new();
@@ -1053,7 +1043,7 @@ fn main() -> ExitCode {
         }
     };
     let result = rt.block_on(async {
-        let c = Client::connect(&args.host, &args.user, &args.password)
+        let c = connect(&args.host, &args.user, &args.password)
             .await
             .map_err(|e| e.to_string())?;
         match args.workload {
@@ -1102,4 +1092,25 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// How the benchmark connects: over TLS when `XREPL_TLS_CA` names a CA file (scripts/bench.sh
+/// sets it with `XREPL_BENCH_TLS=1`), else in plain text.
+fn tls() -> xrepl_proto::rpc::ClientTls {
+    static TLS: std::sync::OnceLock<xrepl_proto::rpc::ClientTls> = std::sync::OnceLock::new();
+    TLS.get_or_init(|| match std::env::var_os("XREPL_TLS_CA") {
+        Some(ca) => xrepl_proto::rpc::ClientTls::with_ca(std::path::Path::new(&ca))
+            .unwrap_or_else(|e| panic!("XREPL_TLS_CA: {e}")),
+        None => xrepl_proto::rpc::ClientTls::plain(),
+    })
+    .clone()
+}
+
+/// A logged-in session on `host` (see [`tls`]).
+async fn connect(
+    host: &str,
+    user: &str,
+    password: &str,
+) -> Result<Client, xrepl_proto::client::ClientError> {
+    Client::connect_with(host, user, password, &tls()).await
 }
