@@ -100,7 +100,7 @@ impl Controller {
         Ok(Value::Void)
     }
 
-    /// `grant(user, DB_READ|DB_WRITE|DB_OWNER[, db])`
+    /// `grant(user, DB_READ|DB_WRITE|DB_OWNER[, db])`, `grant(user, CLUSTER_REPLICATION)`
     async fn grant(&self, caller: &Caller, args: Vec<Value>) -> Result<Value, RemoteError> {
         const NAME: &str = "grant";
         self.admin_only(caller, NAME)?;
@@ -112,7 +112,9 @@ impl Controller {
         .ok_or_else(|| {
             self.error(
                 ErrorCode::BadRequest,
-                format!("{NAME}: the right must be DB_READ, DB_WRITE or DB_OWNER"),
+                format!(
+                    "{NAME}: the right must be DB_READ, DB_WRITE, DB_OWNER or CLUSTER_REPLICATION"
+                ),
             )
         })?;
         let db = match args.get(2) {

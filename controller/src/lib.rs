@@ -119,6 +119,7 @@ impl Controller {
                     meta.clone(),
                     nodes.clone(),
                     auth.clone(),
+                    key.clone(),
                 )))
             }
             Some(r) => Role::Slave(Arc::new(slave::Slave::new(
@@ -398,13 +399,15 @@ impl Controller {
                     .await
                     .map(ControllerReply::Placement)
             }
-            ControllerRequest::CheckToken { token } => {
-                let caller = self.auth.caller(&token)?;
-                Ok(ControllerReply::LoggedIn {
-                    user: caller.user,
-                    is_admin: caller.is_admin,
-                    token,
-                })
+            ControllerRequest::ReplicatedDatabase { db } => {
+                let d = self.meta.read(|s| s.catalog.dbs.get(&db).cloned());
+                match d {
+                    Some(d) if !d.replication_enabled => Err(self.refuse(
+                        ErrorCode::AccessDenied,
+                        format!("database '{db}' is not replicated: a slave may not read it"),
+                    )),
+                    d => Ok(ControllerReply::Database(d)),
+                }
             }
             ControllerRequest::ReplicationFlags { token } => {
                 let caller = self.auth.caller(&token)?;
@@ -463,8 +466,8 @@ impl Controller {
                 let Role::Slave(s) = &self.role else {
                     return Err(self.not_a_slave());
                 };
-                let (master, token) = s.master_access().await?;
-                Ok(ControllerReply::MasterAccess { master, token })
+                let (master, ticket) = s.master_access().await?;
+                Ok(ControllerReply::MasterAccess { master, ticket })
             }
         }
     }

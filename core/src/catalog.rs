@@ -444,6 +444,9 @@ pub enum Right {
     Write,
     /// Everything on it: the above, DDL, dropping it.
     Owner,
+    /// For the whole cluster, on a master: a slave cluster may log in as this user to pull
+    /// tasks, fetch their data and report its progress, and nothing else.
+    ClusterReplication,
 }
 
 impl Right {
@@ -452,13 +455,19 @@ impl Right {
             Right::Read => "DB_READ",
             Right::Write => "DB_WRITE",
             Right::Owner => "DB_OWNER",
+            Right::ClusterReplication => "CLUSTER_REPLICATION",
         }
     }
 
     pub fn from_name(s: &str) -> Option<Right> {
-        [Right::Read, Right::Write, Right::Owner]
-            .into_iter()
-            .find(|r| r.name() == s)
+        [
+            Right::Read,
+            Right::Write,
+            Right::Owner,
+            Right::ClusterReplication,
+        ]
+        .into_iter()
+        .find(|r| r.name() == s)
     }
 }
 
@@ -474,6 +483,9 @@ pub struct Grants {
     /// `grant(user, DB_OWNER)` without a database: may create databases (and owns them).
     pub create_databases: bool,
     pub dbs: BTreeMap<String, BTreeSet<Right>>,
+    /// `grant(user, CLUSTER_REPLICATION)`: a slave may log in as this user.
+    #[serde(default)]
+    pub cluster_replication: bool,
 }
 
 impl Grants {

@@ -20,6 +20,7 @@ use xrepl_proto::rpc::{
     RpcError,
 };
 use xrepl_proto::task::{ReplayAssignment, ReplayFailure, ReplayOf, TaskMeta};
+use xrepl_proto::ticket::FetchTicket;
 use xrepl_proto::txn::{TxState, Verdict};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -193,24 +194,15 @@ impl ControllerLink {
         }
     }
 
-    /// Who a token belongs to (a master data node checking a slave's token).
-    pub async fn check_token(&self, token: &str) -> Result<LoggedIn, RemoteError> {
+    /// A replicated database's metadata, for a slave that holds a fetch ticket (`None`: it
+    /// does not exist; refused when it is not replicated).
+    pub async fn replicated_database(&self, db: &str) -> Result<Option<DatabaseMeta>, RemoteError> {
         match self
-            .call(ControllerRequest::CheckToken {
-                token: token.to_string(),
-            })
+            .call(ControllerRequest::ReplicatedDatabase { db: db.to_string() })
             .await?
         {
-            ControllerReply::LoggedIn {
-                user,
-                is_admin,
-                token,
-            } => Ok(LoggedIn {
-                user,
-                is_admin,
-                token,
-            }),
-            other => Err(self.unexpected("a token check", other)),
+            ControllerReply::Database(d) => Ok(d),
+            other => Err(self.unexpected("a catalog read", other)),
         }
     }
 
@@ -368,15 +360,15 @@ impl ControllerLink {
         }
     }
 
-    /// Where a slave reaches its master, and a master administrator's token.
-    pub async fn master_access(&self, token: &str) -> Result<(String, String), RemoteError> {
+    /// Where a slave reaches its master, and the slave's fetch ticket there.
+    pub async fn master_access(&self, token: &str) -> Result<(String, FetchTicket), RemoteError> {
         match self
             .call(ControllerRequest::MasterAccess {
                 token: token.to_string(),
             })
             .await?
         {
-            ControllerReply::MasterAccess { master, token } => Ok((master, token)),
+            ControllerReply::MasterAccess { master, ticket } => Ok((master, ticket)),
             other => Err(self.unexpected("a question for the master's address", other)),
         }
     }

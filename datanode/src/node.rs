@@ -85,6 +85,7 @@ impl DataNode {
                 link.clone(),
                 tasks,
                 txn.clone(),
+                key.clone(),
             ))),
             (Some(r), None) if r.mode == ReplicationMode::Slave => Role::Slave(Arc::new(
                 Replayer::new(&cfg.alias, r.clone(), link.clone(), txn.clone()),

@@ -1,6 +1,7 @@
-//! How a slave cluster talks to its master: log in to the master controller as a master
-//! administrator, register, pull tasks (long poll) while reporting finished ones, and fetch a
-//! task's data from the master data node named in it, piece by piece.
+//! How a slave cluster talks to its master: log in to the master controller (as a master
+//! administrator or a user holding `CLUSTER_REPLICATION`), register, pull tasks (long poll)
+//! while reporting finished ones, and fetch a task's data from the master data node named in
+//! it, piece by piece, with the fetch ticket of the latest pull.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), xrepl_proto::client::ClientError> {
@@ -8,7 +9,7 @@
 //! use xrepl_proto::rpc::ClientTls;
 //! let m = MasterClient::connect("127.0.0.1:8848", "admin", "123456", "127.0.0.1:9848", &ClientTls::plain()).await?;
 //! m.register().await?;
-//! let tasks = m.pull(0, &[], 1000, 1000).await?;
+//! let (tasks, _small_data) = m.pull(0, &[], 1000, 1000, 0).await?;
 //! for t in &tasks {
 //!     let data = m.fetch_task_data(t).await?;
 //! }
@@ -22,6 +23,7 @@ use crate::rpc::{
     ClientTls, PeerKind, ReplicationReply, ReplicationRequest, RpcClient, TaskRef, FETCH_TASKS_MAX,
 };
 use crate::task::{InlineData, TaskData, TaskInfo};
+use crate::ticket::FetchTicket;
 use xrepl_core::config::defaults;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -34,6 +36,8 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct MasterClient {
     rpc: RpcClient,
     token: String,
+    /// The fetch ticket of the latest pull answer.
+    ticket: std::sync::Mutex<Option<FetchTicket>>,
     /// This slave cluster's name on the master: its controller's `host:port`.
     slave: String,
     /// Connections to master data nodes for task data.
@@ -74,6 +78,7 @@ impl MasterClient {
         Ok(MasterClient {
             rpc,
             token,
+            ticket: std::sync::Mutex::new(None),
             slave: slave.to_string(),
             data_nodes: TaskDataFetcher::new(tls.clone()),
         })
@@ -83,9 +88,19 @@ impl MasterClient {
         self.rpc.is_open()
     }
 
-    /// The session token (for fetching task data over another connection).
-    pub fn token(&self) -> &str {
-        &self.token
+    /// The fetch ticket of the latest pull (`None` before the first): what this slave's data
+    /// nodes show the master's data nodes to read task data and checksums.
+    pub fn ticket(&self) -> Option<FetchTicket> {
+        self.ticket
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn current_ticket(&self) -> Result<FetchTicket, ClientError> {
+        self.ticket().ok_or_else(|| {
+            ClientError::Unexpected("no fetch ticket yet: the slave has not pulled".into())
+        })
     }
 
     /// Registers this slave cluster (again, harmlessly, if it is registered).
@@ -125,7 +140,32 @@ impl MasterClient {
         };
         let limit = Duration::from_millis(wait_ms.into()) + PULL_MARGIN;
         match self.rpc.call_timeout(req, limit).await?? {
-            ReplicationReply::Tasks { tasks, data } => Ok((tasks, data)),
+            ReplicationReply::Tasks {
+                tasks,
+                data,
+                ticket,
+            } => {
+                *self.ticket.lock().unwrap_or_else(|p| p.into_inner()) = Some(ticket);
+                Ok((tasks, data))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Asks the master for a fresh fetch ticket (when not pulling), and keeps it.
+    pub async fn refresh_ticket(&self) -> Result<FetchTicket, ClientError> {
+        match self
+            .rpc
+            .call(ReplicationRequest::Ticket {
+                token: self.token.clone(),
+                slave: self.slave.clone(),
+            })
+            .await??
+        {
+            ReplicationReply::Ticket(t) => {
+                *self.ticket.lock().unwrap_or_else(|p| p.into_inner()) = Some(t.clone());
+                Ok(t)
+            }
             other => Err(unexpected(other)),
         }
     }
@@ -133,7 +173,7 @@ impl MasterClient {
     /// The encoded task data of `task`, fetched from its source data node piece by piece
     /// (over one kept connection per data node).
     pub async fn fetch_task_bytes(&self, task: &TaskInfo) -> Result<Vec<u8>, ClientError> {
-        self.data_nodes.fetch(&self.token, task).await
+        self.data_nodes.fetch(&self.current_ticket()?, task).await
     }
 
     /// The task data of `task`, decoded.
@@ -191,11 +231,15 @@ impl TaskDataFetcher {
         }
     }
 
-    /// The encoded task data of `task`, with a master administrator's `token`.
-    pub async fn fetch(&self, token: &str, task: &TaskInfo) -> Result<Vec<u8>, ClientError> {
+    /// The encoded task data of `task`, with a fetch ticket that covers it.
+    pub async fn fetch(
+        &self,
+        ticket: &FetchTicket,
+        task: &TaskInfo,
+    ) -> Result<Vec<u8>, ClientError> {
         let site = format!("{}:{}", task.src_host, task.src_port);
         let rpc = self.connection(site).await?;
-        fetch_over(&rpc, token, task).await
+        fetch_over(&rpc, ticket, task).await
     }
 
     /// The encoded data of `tasks`, which must all name the same source data node, in order:
@@ -203,7 +247,7 @@ impl TaskDataFetcher {
     /// rest of a large one. The outer error is the connection's; an inner one is that task's.
     pub async fn fetch_many(
         &self,
-        token: &str,
+        ticket: &FetchTicket,
         tasks: &[TaskInfo],
     ) -> Result<Vec<Result<Vec<u8>, ClientError>>, ClientError> {
         let Some(first) = tasks.first() else {
@@ -230,7 +274,7 @@ impl TaskDataFetcher {
                 })
                 .collect();
             let req = ReplicationRequest::FetchTasksData {
-                token: token.to_string(),
+                ticket: ticket.clone(),
                 tasks: ask,
             };
             let pieces = match rpc.call_timeout(req, FETCH_TIMEOUT).await?? {
@@ -255,7 +299,7 @@ impl TaskDataFetcher {
                 out.push(match piece.error {
                     Some(e) => Err(ClientError::Remote(e)),
                     None if (piece.bytes.len() as u64) < piece.total => {
-                        fetch_rest(&rpc, token, task, piece.bytes, piece.total).await
+                        fetch_rest(&rpc, ticket, task, piece.bytes, piece.total).await
                     }
                     None => Ok(piece.bytes),
                 });
@@ -276,20 +320,24 @@ async fn connect_data_node(site: &str, tls: &ClientTls) -> Result<RpcClient, Cli
     .await?)
 }
 
-/// Fetches a task's encoded data from its source data node with a master token, over a new
+/// Fetches a task's encoded data from its source data node with a fetch ticket, over a new
 /// connection.
 pub async fn fetch_task_bytes(
-    token: &str,
+    ticket: &FetchTicket,
     task: &TaskInfo,
     tls: &ClientTls,
 ) -> Result<Vec<u8>, ClientError> {
     let site = format!("{}:{}", task.src_host, task.src_port);
     let rpc = connect_data_node(&site, tls).await?;
-    fetch_over(&rpc, token, task).await
+    fetch_over(&rpc, ticket, task).await
 }
 
-async fn fetch_over(rpc: &RpcClient, token: &str, task: &TaskInfo) -> Result<Vec<u8>, ClientError> {
-    fetch_rest(rpc, token, task, Vec::new(), 0).await
+async fn fetch_over(
+    rpc: &RpcClient,
+    ticket: &FetchTicket,
+    task: &TaskInfo,
+) -> Result<Vec<u8>, ClientError> {
+    fetch_rest(rpc, ticket, task, Vec::new(), 0).await
 }
 
 /// The piece size a master data node answers with (its `PIECE`): the offsets asked for ahead.
@@ -303,7 +351,7 @@ const PIECES_AHEAD: usize = 4;
 /// rest of the pieces [`PIECES_AHEAD`] at a time, in order.
 async fn fetch_rest(
     rpc: &RpcClient,
-    token: &str,
+    ticket: &FetchTicket,
     task: &TaskInfo,
     mut out: Vec<u8>,
     mut total: u64,
@@ -312,7 +360,7 @@ async fn fetch_rest(
     let site = rpc.addr().to_string();
     let piece = |offset: u64| {
         let req = ReplicationRequest::FetchTaskData {
-            token: token.to_string(),
+            ticket: ticket.clone(),
             task_id: task.task_id,
             tid: task.tid,
             offset,

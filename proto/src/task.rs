@@ -494,9 +494,9 @@ pub struct ReplayAssignment {
     pub tasks: Vec<TaskInfo>,
     /// The data of those of them that came with their data, in any order.
     pub data: Vec<InlineData>,
-    /// A master administrator's token, for fetching the task data from each task's
-    /// `src_host`.
-    pub master_token: String,
+    /// The slave's fetch ticket from the master, for fetching the task data from each task's
+    /// `src_host` (the slave's session token on the master stays in the slave controller).
+    pub ticket: crate::ticket::FetchTicket,
     /// When they were handed out (ns since the epoch).
     pub started_ns: i64,
 }

@@ -662,7 +662,7 @@ fn requests() -> Vec<Request> {
             inline_room: 1 << 20,
         }),
         Request::Replication(ReplicationRequest::FetchTaskData {
-            token: "t".into(),
+            ticket: ticket(),
             task_id: 7,
             tid: 42,
             offset: 0,
@@ -698,7 +698,9 @@ fn replication_answers() -> Vec<ReplicationAnswer> {
                 task_id: 7,
                 bytes: serde_bytes::ByteBuf::from(vec![0x92, 1, 2]),
             }],
+            ticket: ticket(),
         }),
+        Ok(ReplicationReply::Ticket(ticket())),
         Ok(ReplicationReply::TaskData {
             total: 100,
             offset: 0,
@@ -737,7 +739,7 @@ fn controller_answers() -> Vec<ControllerAnswer> {
         Ok(ControllerReply::ReplayTask(Some(ReplayAssignment {
             tasks: vec![task_info(), task_info()],
             data: vec![],
-            master_token: "t".into(),
+            ticket: ticket(),
             started_ns: 5,
         }))),
         Ok(ControllerReply::Decided {
@@ -1537,4 +1539,9 @@ fn deep_nesting_of_every_kind_is_a_syntax_error_not_a_stack_overflow() {
     // Long but flat is fine.
     let flat = "x = 1\n".repeat(n);
     assert_eq!(lang::parse(&flat).map(|s| s.len()), Ok(n));
+}
+
+fn ticket() -> xrepl_proto::ticket::FetchTicket {
+    let key = xrepl_core::cluster_key::ClusterKey::from_bytes(&[3; 32]).expect("key");
+    xrepl_proto::ticket::FetchTicket::issue(&key, "127.0.0.1:9848", 7, 1_000)
 }

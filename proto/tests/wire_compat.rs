@@ -14,6 +14,7 @@ use xrepl_proto::rpc::{
     Response, SessionReply,
 };
 use xrepl_proto::task::{InlineData, OperationType, ReplayAssignment, TaskInfo};
+use xrepl_proto::ticket::FetchTicket;
 use xrepl_proto::txn::{ChunkSum, ScanResult, TableSums, TxState};
 
 /// The one reply enum of protocol version 5 before the families had their own (commit bf4122b).
@@ -51,6 +52,7 @@ enum LegacyReply {
     Tasks {
         tasks: Vec<TaskInfo>,
         data: Vec<InlineData>,
+        ticket: FetchTicket,
     },
     /// A piece of a task's data: `bytes` from `offset` of `total` (rmp-encoded `TaskData`).
     TaskData {
@@ -64,9 +66,10 @@ enum LegacyReply {
     /// administrator's token.
     MasterAccess {
         master: String,
-        token: String,
+        ticket: FetchTicket,
     },
     Sites(Vec<String>),
+    Ticket(FetchTicket),
     /// Per table of a database: its schema's hash and its chunks' row counts and checksums.
     Checksums(Vec<TableSums>),
     /// What a script printed: one value per statement that shows one (not assignments), and
@@ -163,7 +166,7 @@ fn every_family_reply_encodes_as_the_shared_reply_did() {
             task_id: 1,
             bytes: serde_bytes::ByteBuf::from(vec![1, 2]),
         }],
-        master_token: "t".into(),
+        ticket: ticket(),
         started_ns: 5,
     };
     same(
@@ -194,11 +197,11 @@ fn every_family_reply_encodes_as_the_shared_reply_did() {
     same(
         Ok(ControllerReply::MasterAccess {
             master: "m".into(),
-            token: "t".into(),
+            ticket: ticket(),
         }),
         Ok(LegacyReply::MasterAccess {
             master: "m".into(),
-            token: "t".into(),
+            ticket: ticket(),
         }),
     );
     same::<ControllerReply>(Err(error()), Err(error()));
@@ -255,10 +258,12 @@ fn every_family_reply_encodes_as_the_shared_reply_did() {
         Ok(ReplicationReply::Tasks {
             tasks: vec![task()],
             data: vec![],
+            ticket: ticket(),
         }),
         Ok(LegacyReply::Tasks {
             tasks: vec![task()],
             data: vec![],
+            ticket: ticket(),
         }),
     );
     same(
@@ -301,4 +306,9 @@ fn the_response_envelope_adds_nothing_on_the_wire() {
         encode(&Response::from(e.clone())).expect("encode"),
         encode(&e).expect("encode")
     );
+}
+
+fn ticket() -> FetchTicket {
+    let key = xrepl_core::cluster_key::ClusterKey::from_bytes(&[3; 32]).expect("key");
+    FetchTicket::issue(&key, "127.0.0.1:9848", 7, 1_000)
 }

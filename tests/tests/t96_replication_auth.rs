@@ -15,6 +15,7 @@ use xrepl_proto::rpc::{
     SessionReply, SessionRequest, TaskRef,
 };
 use xrepl_proto::task::TaskInfo;
+use xrepl_proto::ticket::FetchTicket;
 use xrepl_proto::txn::{ChunkAction, ChunkId, ChunkOp, ColExpr};
 use xrepl_tests::{closed_by_peer, framed, ints, runtime, wait_for, Cluster, Pair, Spec};
 
@@ -144,7 +145,7 @@ fn t10_a_slave_with_a_wrong_master_password_gets_no_task_and_both_logs_say_why()
 }
 
 #[test]
-fn t20_peers_without_a_master_administrators_token_cannot_register_pull_or_fetch_task_data() {
+fn t20_peers_without_the_replication_right_or_a_ticket_cannot_register_pull_or_fetch_task_data() {
     let c = Cluster::start(&Spec {
         replication_mode: Some("master"),
         ..Spec::default()
@@ -198,9 +199,11 @@ fn t20_peers_without_a_master_administrators_token_cannot_register_pull_or_fetch
             }
         };
         assert_eq!(slave.call(register(&admin)).await, Ok(Ok(ReplicationReply::Done)));
-        let Ok(Ok(ReplicationReply::Tasks { tasks, .. })) = slave.call(pull(&admin)).await else {
+        let Ok(Ok(ReplicationReply::Tasks { tasks, ticket, .. })) = slave.call(pull(&admin)).await
+        else {
             panic!("the administrator's pull");
         };
+        assert_eq!((ticket.slave.as_str(), ticket.upto), ("127.0.0.1:1", 3));
         let ids: Vec<u64> = tasks.iter().map(|t| t.task_id).collect();
         assert_eq!(ids, [1, 2, 3]);
         let append_task: TaskInfo = tasks[2].clone();
@@ -211,11 +214,11 @@ fn t20_peers_without_a_master_administrators_token_cannot_register_pull_or_fetch
                 let e = refused(&slave, req).await;
                 assert_denied(&e, "controller1", token);
                 if token == bob {
-                    assert!(e.message.contains("not an administrator"), "{e}");
+                    assert!(e.message.contains("CLUSTER_REPLICATION"), "{e}");
                 }
             }
         }
-        // Logging in as a user who is not an administrator gives no token at all.
+        // Logging in as a user without the replication right gives no token at all.
         let e = refused(
             &slave,
             ReplicationRequest::Login {
@@ -225,19 +228,32 @@ fn t20_peers_without_a_master_administrators_token_cannot_register_pull_or_fetch
         )
         .await;
         assert_eq!(e.code, ErrorCode::AccessDenied);
-        assert!(e.message.contains("not an administrator"), "{e}");
+        assert!(e.message.contains("grant(\"bob\", CLUSTER_REPLICATION)"), "{e}");
         assert!(slave.is_open(), "refusals keep the connection");
 
-        // The master data node holding the task data checks the token the same way.
+        // The master data node holding the task data takes a fetch ticket, not a token; it
+        // checks the master's signature and what the ticket covers. Forged tickets: another
+        // key's, an altered one, one stretched to later tasks or a longer life.
+        let other_key = xrepl_core::cluster_key::ClusterKey::from_bytes(&[9; 32]).expect("key");
+        let foreign = FetchTicket::issue(&other_key, "127.0.0.1:1", 100, u64::MAX / 2);
+        let mut altered = ticket.clone();
+        altered.mac[0] ^= 1;
+        let stretched = FetchTicket {
+            upto: 100,
+            ..ticket.clone()
+        };
+        let longer = FetchTicket {
+            expires_ms: ticket.expires_ms + 3_600_000,
+            ..ticket.clone()
+        };
+        let forged_tickets = [foreign, altered, stretched, longer];
         let node_site = format!("{}:{}", append_task.src_host, append_task.src_port);
         let node = connect(&node_site, PeerKind::Slave).await.expect("connect");
-        let fetch = |token: &str| {
-            ReplicationRequest::FetchTaskData {
-                token: token.into(),
-                task_id: append_task.task_id,
-                tid: append_task.tid,
-                offset: 0,
-            }
+        let fetch = |ticket: &FetchTicket| ReplicationRequest::FetchTaskData {
+            ticket: ticket.clone(),
+            task_id: append_task.task_id,
+            tid: append_task.tid,
+            offset: 0,
         };
         let alias = c
             .datanodes
@@ -245,24 +261,22 @@ fn t20_peers_without_a_master_administrators_token_cannot_register_pull_or_fetch
             .find(|n| n.port == append_task.src_port)
             .map(|n| n.alias.clone())
             .expect("the task's data node");
-        for token in forged.iter().copied().chain([bob.as_str()]) {
-            let e = refused(&node, fetch(token)).await;
-            assert_denied(&e, &alias, token);
-            if token == bob {
-                assert!(e.message.contains("not an administrator"), "{e}");
-            }
+        for t in &forged_tickets {
+            let e = refused(&node, fetch(t)).await;
+            assert_denied(&e, &alias, "a forged ticket");
+            assert!(e.message.contains("not signed by this master cluster"), "{e}");
         }
-        let one = match node.call(fetch(&admin)).await {
+        let one = match node.call(fetch(&ticket)).await {
             Ok(Ok(ReplicationReply::TaskData { total, bytes, .. })) => {
                 assert!(total > 0 && !bytes.is_empty(), "empty task data");
                 bytes
             }
-            other => panic!("the administrator's fetch: {other:?}"),
+            other => panic!("the ticket's fetch: {other:?}"),
         };
         // Several tasks at once: the same check, the same bytes, a missing task in its place,
         // and a bound on the request.
-        let many = |token: &str, tasks: Vec<TaskRef>| ReplicationRequest::FetchTasksData {
-            token: token.into(),
+        let many = |ticket: &FetchTicket, tasks: Vec<TaskRef>| ReplicationRequest::FetchTasksData {
+            ticket: ticket.clone(),
             tasks,
         };
         let this = TaskRef {
@@ -273,11 +287,28 @@ fn t20_peers_without_a_master_administrators_token_cannot_register_pull_or_fetch
             task_id: 999_999,
             tid: 999_999,
         };
-        for token in forged.iter().copied().chain([bob.as_str()]) {
-            let e = refused(&node, many(token, vec![this])).await;
-            assert_denied(&e, &alias, token);
+        for t in &forged_tickets {
+            let e = refused(&node, many(t, vec![this])).await;
+            assert_denied(&e, &alias, "a forged ticket");
         }
-        match node.call(many(&admin, vec![this, gone])).await {
+        // A genuine ticket covers the tasks queued when it was issued, not later ones.
+        let e = refused(&node, many(&ticket, vec![this, gone])).await;
+        assert_denied(&e, &alias, "a task after the ticket");
+        assert!(e.message.contains("covers tasks up to 3, not task 999999"), "{e}");
+        let Ok(Ok(ReplicationReply::Ticket(later))) = slave
+            .call(ReplicationRequest::Ticket {
+                token: admin.clone(),
+                slave: "127.0.0.1:1".into(),
+            })
+            .await
+        else {
+            panic!("a fresh ticket");
+        };
+        let gone = TaskRef {
+            task_id: later.upto,
+            tid: 999_999,
+        };
+        match node.call(many(&later, vec![this, gone])).await {
             Ok(Ok(ReplicationReply::TasksData(pieces))) => {
                 assert_eq!(pieces.len(), 2, "{pieces:?}");
                 assert_eq!(pieces[0].task_id, append_task.task_id);
@@ -287,10 +318,10 @@ fn t20_peers_without_a_master_administrators_token_cannot_register_pull_or_fetch
                 assert_eq!(e.code, ErrorCode::NotFound);
                 assert!(e.message.contains("Missing taskData"), "{e}");
             }
-            other => panic!("the administrator's fetch of two tasks: {other:?}"),
+            other => panic!("the ticket's fetch of two tasks: {other:?}"),
         }
         for tasks in [vec![], vec![this; 1025]] {
-            let e = refused(&node, many(&admin, tasks)).await;
+            let e = refused(&node, many(&ticket, tasks)).await;
             assert_eq!(e.code, ErrorCode::BadRequest, "{e}");
             assert!(e.message.contains("1 to 1024"), "{e}");
         }
@@ -306,7 +337,7 @@ fn t20_peers_without_a_master_administrators_token_cannot_register_pull_or_fetch
             "{e}"
         );
         let client = connect(&node_site, PeerKind::Client).await.expect("connect");
-        let answer: Result<Result<ReplicationReply, RemoteError>, RpcError> = client.call(fetch(&admin)).await;
+        let answer: Result<Result<ReplicationReply, RemoteError>, RpcError> = client.call(fetch(&ticket)).await;
         assert!(
             matches!(answer, Err(RpcError::Closed { .. })),
             "{answer:?}"
@@ -322,8 +353,8 @@ fn t20_peers_without_a_master_administrators_token_cannot_register_pull_or_fetch
     for line in [
         "replication request refused (register)",
         "replication request refused (pull)",
-        "is not an administrator of the master",
-        "slave login refused: not an administrator",
+        "may not replicate from this master",
+        "slave login refused: no CLUSTER_REPLICATION right",
         "a replication request from a peer that did not greet as a slave",
         "a slave cluster may send replication requests only",
     ] {

@@ -98,6 +98,7 @@ async fn run(args: Args, dir: PathBuf) -> Result<String, String> {
     .map_err(|e| e.to_string())?;
     m.apply(MetaCommand::RegisterSlave {
         slave: "stopped".into(),
+        user: "admin".into(),
         max: 2,
         now_ms: 0,
     })

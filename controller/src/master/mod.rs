@@ -28,6 +28,7 @@ use crate::auth::Auth;
 use crate::inline::InlineCache;
 use crate::meta::MetaHandle;
 use crate::nodes::NodeRegistry;
+use xrepl_core::cluster_key::ClusterKey;
 
 /// A master controller's replication: who may register, the metadata, the live nodes, and
 /// what only lives in memory.
@@ -39,6 +40,8 @@ pub struct Master {
     meta: MetaHandle,
     nodes: Arc<NodeRegistry>,
     auth: Auth,
+    /// The cluster key, which signs the slaves' fetch tickets.
+    key: ClusterKey,
     /// Woken whenever a task is queued, for slaves waiting in a pull.
     task_added: Notify,
     /// When each slave last pulled (ns since the epoch); memory only.
@@ -57,6 +60,7 @@ impl Master {
         meta: MetaHandle,
         nodes: Arc<NodeRegistry>,
         auth: Auth,
+        key: ClusterKey,
     ) -> Master {
         Master {
             alias: alias.to_string(),
@@ -64,6 +68,7 @@ impl Master {
             meta,
             nodes,
             auth,
+            key,
             task_added: Notify::new(),
             last_pull: DashMap::new(),
             inline: std::sync::Mutex::new(InlineCache::new(INLINE_KEEP_BYTES)),

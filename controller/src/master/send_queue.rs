@@ -44,6 +44,9 @@ pub struct SlaveInfo {
     pub finished_above: BTreeSet<u64>,
     /// When it last reported progress (ms since the epoch).
     pub last_report_ms: i64,
+    /// The master user it registered as: only that user's sessions act for it.
+    #[serde(default)]
+    pub user: String,
 }
 
 impl SlaveInfo {
@@ -148,10 +151,21 @@ impl SendQueue {
     pub fn register(
         &mut self,
         slave: &str,
+        user: &str,
         max: u32,
         now_ms: i64,
     ) -> Result<Vec<SendTouch>, String> {
-        if !self.slaves.contains_key(slave) {
+        if let Some(info) = self.slaves.get_mut(slave) {
+            if info.user.is_empty() {
+                // Registered before slaves were bound to their user: bind it now.
+                info.user = user.to_string();
+            } else if info.user != user {
+                return Err(format!(
+                    "slave cluster {slave} is registered by user '{}', not '{user}': only that user acts for it (drop it first with dropClusterReplicationSlave(\"{slave}\") to register it anew)",
+                    info.user
+                ));
+            }
+        } else {
             if self.slaves.len() >= max as usize {
                 let names: Vec<&str> = self.slaves.keys().map(String::as_str).collect();
                 return Err(format!(
@@ -167,6 +181,7 @@ impl SendQueue {
                     finished_upto: self.repl.truncated_upto,
                     finished_above: BTreeSet::new(),
                     last_report_ms: now_ms,
+                    user: user.to_string(),
                 },
             );
         }
@@ -452,7 +467,7 @@ mod tests {
         assert_eq!(q.tasks.get(2).map(|t| t.tid), Some(11));
         assert!(touched.contains(&SendTouch::Task(3)));
         assert_eq!(q.tasks.get(3).map(|t| t.execution_set), Some(1));
-        q.register("s1", 1, 0).expect("register");
+        q.register("s1", "admin", 1, 0).expect("register");
         assert_eq!(
             q.after(0, 2).iter().map(|t| t.task_id).collect::<Vec<_>>(),
             vec![1, 2]
@@ -492,11 +507,11 @@ mod tests {
             );
         }
         for slave in ["a", "b"] {
-            q.register(slave, 2, 0).expect("register");
+            q.register(slave, "admin", 2, 0).expect("register");
         }
-        assert!(q.register("c", 2, 0).is_err());
+        assert!(q.register("c", "admin", 2, 0).is_err());
         assert!(
-            q.register("a", 2, 0).is_ok(),
+            q.register("a", "admin", 2, 0).is_ok(),
             "a registered slave is confirmed"
         );
         let all: Vec<u64> = (1..=n).collect();
@@ -512,7 +527,7 @@ mod tests {
         assert_eq!(q.tasks.first_id(), Some(6), "the oldest five are forgotten");
         let mut late = q.clone();
         late.slaves.clear();
-        late.register("d", 1, 3).expect("register");
+        late.register("d", "admin", 1, 3).expect("register");
         assert_eq!(
             late.slaves["d"].finished_upto, n,
             "starts after the truncated tasks"
@@ -529,7 +544,7 @@ mod tests {
             q.add(tid, &append("dfs://q"), tid as i64, 0, &mut touched);
         }
         for slave in ["fast", "stuck"] {
-            q.register(slave, 2, 0).expect("register");
+            q.register(slave, "admin", 2, 0).expect("register");
         }
         q.progress("fast", &[1, 2, 3, 4], 1).expect("progress");
         assert_eq!(q.repl.truncated_upto, 0, "stuck has finished nothing");
@@ -543,11 +558,28 @@ mod tests {
             q.progress("stuck", &[1], 2).is_err(),
             "it must register again"
         );
-        q.register("stuck", 2, 3).expect("again");
+        q.register("stuck", "admin", 2, 3).expect("again");
         assert_eq!(q.slaves["stuck"].finished_upto, 4, "it gets what is left");
         // The last slave dropped: nothing more is truncated until one registers.
         q.drop_slave("fast").expect("drop");
         q.drop_slave("stuck").expect("drop");
         assert_eq!(q.repl.truncated_upto, 4);
+    }
+
+    #[test]
+    fn a_registered_slave_belongs_to_the_user_that_registered_it() {
+        let mut q = SendQueue::default();
+        q.register("s1", "repl1", 2, 0).expect("register");
+        let e = q.register("s1", "repl2", 2, 1).expect_err("another user");
+        assert!(e.contains("registered by user 'repl1'"), "{e}");
+        assert_eq!(q.slaves["s1"].user, "repl1");
+        q.register("s1", "repl1", 2, 1)
+            .expect("the same user confirms it");
+        // A slave registered before slaves had users is bound by its next registration.
+        q.slaves.get_mut("s1").expect("s1").user.clear();
+        q.register("s1", "repl2", 2, 2).expect("bound now");
+        assert_eq!(q.slaves["s1"].user, "repl2");
+        q.drop_slave("s1").expect("drop");
+        q.register("s1", "repl1", 2, 3).expect("anew after a drop");
     }
 }

@@ -1,11 +1,13 @@
-//! Serving slave clusters: login (master administrators only), registration (at most
-//! `clusterReplicationSlaveNum`), pulls with long polling that also report the slave's
-//! progress, and the sites of the live data nodes.
+//! Serving slave clusters: login (master administrators and users holding
+//! `CLUSTER_REPLICATION`), registration (at most `clusterReplicationSlaveNum`; a slave belongs
+//! to the user that registered it), pulls with long polling that also report the slave's
+//! progress and bring a fresh fetch ticket, and the sites of the live data nodes.
 
 use std::time::Duration;
 
 use xrepl_proto::rpc::{ErrorCode, RemoteError, ReplicationReply, ReplicationRequest};
 use xrepl_proto::task::TaskInfo;
+use xrepl_proto::ticket::FetchTicket;
 
 use super::{now_ns, Master};
 use crate::auth::Caller;
@@ -19,20 +21,54 @@ pub const PULL_WAIT_MAX_MS: u32 = 10_000;
 pub const PULL_INLINE_MAX: usize = 8 << 20;
 
 impl Master {
-    /// The administrator behind a slave's token; anything else is refused and logged.
+    /// Whether `user` may act for a slave: an administrator, or a holder of
+    /// `CLUSTER_REPLICATION`.
+    fn may_replicate(&self, user: &str) -> bool {
+        self.meta.read(|s| {
+            s.users
+                .get(user)
+                .is_some_and(|u| u.is_admin || u.grants.cluster_replication)
+        })
+    }
+
+    /// The user behind a slave's token, who must hold the replication right; anything else is
+    /// refused and logged.
     fn slave_caller(&self, token: &str, what: &str) -> Result<Caller, RemoteError> {
         let refused = |message: String| {
             tracing::warn!("replication request refused ({what}): {message}");
             self.refuse(ErrorCode::AccessDenied, message)
         };
         let caller = self.auth.caller(token).map_err(|e| refused(e.message))?;
-        if !caller.is_admin {
+        if !self.may_replicate(&caller.user) {
             return Err(refused(format!(
-                "user '{}' is not an administrator of the master; a slave logs in with clusterReplicationMasterUsername/Password",
+                "user '{}' may not replicate from this master: it needs grant(\"{0}\", CLUSTER_REPLICATION) (or to be an administrator); a slave logs in with clusterReplicationMasterUsername/Password",
                 caller.user
             )));
         }
         Ok(caller)
+    }
+
+    /// Refuses a request for `slave` from a user other than the one it registered as.
+    fn check_owner(&self, slave: &str, caller: &Caller) -> Result<(), RemoteError> {
+        let owner = self
+            .meta
+            .read(|s| s.send.slaves.get(slave).map(|i| i.user.clone()));
+        match owner {
+            Some(u) if !u.is_empty() && u != caller.user => {
+                tracing::warn!(%slave, user = %caller.user, "replication request refused: slave {slave} belongs to user '{u}'");
+                Err(self.refuse(
+                    ErrorCode::AccessDenied,
+                    format!("slave cluster {slave} is registered by user '{u}'; user '{}' may not act for it", caller.user),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A fetch ticket for `slave`, covering every task queued so far.
+    fn ticket(&self, slave: &str) -> FetchTicket {
+        let upto = self.meta.read(|s| s.send.repl.last_task_id);
+        FetchTicket::issue(&self.key, slave, upto, now_ns() as u64 / 1_000_000)
     }
 
     /// Answers a request from a slave cluster.
@@ -42,11 +78,11 @@ impl Master {
                 let login = self.auth.login(&user, &password).await.inspect_err(|e| {
                     tracing::warn!(%user, "slave login refused: {}", e.message);
                 })?;
-                if !login.is_admin {
-                    tracing::warn!(%user, "slave login refused: not an administrator");
+                if !self.may_replicate(&login.user) {
+                    tracing::warn!(%user, "slave login refused: no CLUSTER_REPLICATION right");
                     return Err(self.refuse(
                         ErrorCode::AccessDenied,
-                        format!("user '{user}' is not an administrator of the master cluster"),
+                        format!("user '{user}' may not replicate from this master: an administrator must grant(\"{user}\", CLUSTER_REPLICATION)"),
                     ));
                 }
                 Ok(ReplicationReply::LoggedIn {
@@ -56,10 +92,11 @@ impl Master {
                 })
             }
             ReplicationRequest::Register { token, slave } => {
-                self.slave_caller(&token, "register")?;
+                let caller = self.slave_caller(&token, "register")?;
                 self.meta
                     .apply(MetaCommand::RegisterSlave {
                         slave: slave.clone(),
+                        user: caller.user.clone(),
                         max: self.slave_num,
                         now_ms: now_ns() / 1_000_000,
                     })
@@ -68,7 +105,7 @@ impl Master {
                         tracing::warn!(%slave, "slave registration refused: {e}");
                         e.to_remote(&self.alias)
                     })?;
-                tracing::info!(%slave, "slave cluster registered");
+                tracing::info!(%slave, user = %caller.user, "slave cluster registered");
                 Ok(ReplicationReply::Done)
             }
             ReplicationRequest::Pull {
@@ -80,7 +117,8 @@ impl Master {
                 wait_ms,
                 inline_room,
             } => {
-                self.slave_caller(&token, "pull")?;
+                let caller = self.slave_caller(&token, "pull")?;
+                self.check_owner(&slave, &caller)?;
                 let tasks = self.pull(&slave, after, finished, max, wait_ms).await?;
                 let room = usize::try_from(inline_room)
                     .unwrap_or(usize::MAX)
@@ -88,15 +126,35 @@ impl Master {
                 let data = self
                     .inline_cache()
                     .copies(tasks.iter().map(|t| t.task_id), room);
-                Ok(ReplicationReply::Tasks { tasks, data })
+                Ok(ReplicationReply::Tasks {
+                    tasks,
+                    data,
+                    ticket: self.ticket(&slave),
+                })
             }
             ReplicationRequest::FetchTaskData { .. }
             | ReplicationRequest::FetchTasksData { .. } => Err(self.refuse(
                 ErrorCode::BadRequest,
                 "task data is served by the data node named in the task (srcIP:srcPort), not by the controller",
             )),
-            ReplicationRequest::DataNodes { token } => {
-                self.slave_caller(&token, "data nodes")?;
+            ReplicationRequest::Ticket { token, slave } => {
+                let caller = self.slave_caller(&token, "ticket")?;
+                self.check_owner(&slave, &caller)?;
+                if !self.meta.read(|s| s.send.slaves.contains_key(&slave)) {
+                    return Err(self.refuse(
+                        ErrorCode::NotFound,
+                        format!("slave cluster {slave} is not registered with this master; register first"),
+                    ));
+                }
+                Ok(ReplicationReply::Ticket(self.ticket(&slave)))
+            }
+            ReplicationRequest::DataNodes { ticket } => {
+                ticket
+                    .check(&self.key, now_ns() as u64 / 1_000_000)
+                    .map_err(|e| {
+                        tracing::warn!("replication request refused (data nodes): {e}");
+                        self.refuse(ErrorCode::AccessDenied, e)
+                    })?;
                 Ok(ReplicationReply::Sites(
                     self.nodes
                         .live_data_nodes()

@@ -107,6 +107,9 @@ pub enum MetaCommand {
     /// Registers a slave cluster (a registered one is confirmed); refused beyond `max`.
     RegisterSlave {
         slave: String,
+        /// The master user it registers as (empty in commands logged before it was recorded).
+        #[serde(default)]
+        user: String,
         max: u32,
         now_ms: i64,
     },

@@ -108,7 +108,13 @@ impl MetaState {
                     .ok_or_else(|| format!("user '{user}' does not exist"))?;
                 match db {
                     None if *right == Right::Owner => u.grants.create_databases = true,
+                    None if *right == Right::ClusterReplication => {
+                        u.grants.cluster_replication = true
+                    }
                     None => return Err(format!("{right} needs a database")),
+                    Some(_) if *right == Right::ClusterReplication => return Err(format!(
+                        "{right} is for the whole cluster: grant(user, {right}) without a database"
+                    )),
                     Some(db) => {
                         self.catalog.db(db)?;
                         let u = self.users.get_mut(user).ok_or("user vanished")?;
@@ -295,9 +301,17 @@ impl MetaState {
                 Self::touch_send(&mut touches, self.send.switch(*switch));
                 (MetaOutcome::Done, touches)
             }
-            MetaCommand::RegisterSlave { slave, max, now_ms } => {
+            MetaCommand::RegisterSlave {
+                slave,
+                user,
+                max,
+                now_ms,
+            } => {
                 let mut touches = vec![];
-                Self::touch_send(&mut touches, self.send.register(slave, *max, *now_ms)?);
+                Self::touch_send(
+                    &mut touches,
+                    self.send.register(slave, user, *max, *now_ms)?,
+                );
                 (MetaOutcome::Done, touches)
             }
             MetaCommand::DropSlave { slave } => {

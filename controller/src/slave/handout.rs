@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use xrepl_proto::rpc::ErrorCode;
 use xrepl_proto::rpc::RemoteError;
 use xrepl_proto::task::{ReplayAssignment, ReplayFailure};
+use xrepl_proto::ticket::FetchTicket;
 
 use super::queue::TaskState;
 use super::scheduler::{AfterFailure, Counting};
@@ -51,11 +52,11 @@ impl Slave {
                     max,
                 )
                 .await;
-            if let Some((tasks, master_token, data)) = picked {
+            if let Some((tasks, ticket, data)) = picked {
                 return Ok(Some(ReplayAssignment {
                     tasks: tasks.into_iter().map(|t| t.info).collect(),
                     data,
-                    master_token,
+                    ticket,
                     started_ns,
                 }));
             }
@@ -220,20 +221,21 @@ impl Slave {
         }
     }
 
-    /// Where the master is and the token this slave holds there (for a consistency check).
-    pub async fn master_access(&self) -> Result<(String, String), RemoteError> {
+    /// Where the master is and the fetch ticket this slave holds there (for a consistency
+    /// check).
+    pub async fn master_access(&self) -> Result<(String, FetchTicket), RemoteError> {
         let master = self.cfg.master_ctl.clone().ok_or_else(|| {
             self.refuse(
                 ErrorCode::BadRequest,
                 "this controller's cluster is not a replication slave",
             )
         })?;
-        let token = self.rt.master_token().await.ok_or_else(|| {
+        let ticket = self.rt.ticket().await.ok_or_else(|| {
             self.refuse(
                 ErrorCode::Unavailable,
-                format!("the slave is not logged in to the master at {master} yet (see the controller's log)"),
+                format!("the slave has not pulled from the master at {master} yet (see the controller's log)"),
             )
         })?;
-        Ok((master, token))
+        Ok((master, ticket))
     }
 }

@@ -13,8 +13,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use xrepl_proto::client::ClientError;
 use xrepl_proto::master_client::MasterClient;
+use xrepl_proto::ticket::TICKET_LIFETIME_MS;
 
 use super::queue::SlaveStatus;
+use super::runtime::TICKET_REFRESH_AGE_MS;
 use super::{now_ns, Slave};
 use crate::meta::MetaCommand;
 
@@ -112,6 +114,14 @@ impl Puller {
 }
 
 impl Slave {
+    /// Whether the fetch ticket held is missing or half way through its life.
+    async fn ticket_is_old(&self) -> bool {
+        let now_ms = (now_ns() / 1_000_000).max(0) as u64;
+        self.rt.ticket().await.is_none_or(|t| {
+            t.expires_ms.saturating_sub(now_ms) < TICKET_LIFETIME_MS - TICKET_REFRESH_AGE_MS
+        })
+    }
+
     fn queue_view(&self) -> QueueView {
         self.meta.read(|s| QueueView {
             status: s.slave.repl.status,
@@ -130,6 +140,10 @@ impl Slave {
         )
         .await?;
         c.register().await?;
+        // A ticket now, so that replays need not wait for the first pull's answer (which may
+        // wait for a task on the master).
+        let ticket = c.refresh_ticket().await?;
+        self.rt.set_ticket(ticket).await;
         Ok(c)
     }
 
@@ -156,6 +170,17 @@ impl Slave {
             };
             let after = match puller.next(self.queue_view(), link) {
                 Step::Wait(d) => {
+                    // Not pulling: keep the fetch ticket of the running replays fresh.
+                    if let Some(c) = client.as_ref().filter(|c| c.is_open()) {
+                        if self.ticket_is_old().await {
+                            match c.refresh_ticket().await {
+                                Ok(t) => self.rt.set_ticket(t).await,
+                                Err(e) => {
+                                    tracing::warn!(%master, "cannot renew the fetch ticket: {e}")
+                                }
+                            }
+                        }
+                    }
                     tokio::select! {
                         _ = stop.changed() => return,
                         _ = tokio::time::sleep(d) => continue,
@@ -166,7 +191,6 @@ impl Slave {
                         Ok(c) => {
                             let after = self.meta.read(|s| s.slave.repl.last_pulled);
                             tracing::info!(%master, "connected to the master controller; pulling after task {after}");
-                            self.rt.set_master_token(Some(c.token().to_string())).await;
                             puller.connected();
                             client = Some(c);
                         }
@@ -194,6 +218,9 @@ impl Slave {
             };
             match pulled {
                 Ok((tasks, data)) => {
+                    if let Some(t) = c.ticket() {
+                        self.rt.set_ticket(t).await;
+                    }
                     self.rt.reported(finished).await;
                     if tasks.is_empty() {
                         continue;

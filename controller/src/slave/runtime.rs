@@ -17,9 +17,14 @@ use super::scheduler::{AfterFailure, Counting, Running, Scheduler};
 use crate::inline::InlineCache;
 use crate::meta::MetaHandle;
 use xrepl_proto::task::InlineData;
+use xrepl_proto::ticket::{FetchTicket, TICKET_LIFETIME_MS};
 
 /// Jobs waiting for the owner.
 const RUNTIME_QUEUE: usize = 1024;
+/// Tasks are not handed out with a fetch ticket that expires sooner than this.
+const TICKET_MARGIN_MS: u64 = 60_000;
+/// The puller asks for a new ticket once the one it holds is this old, if it is not pulling.
+pub const TICKET_REFRESH_AGE_MS: u64 = TICKET_LIFETIME_MS / 2;
 
 /// Most small tasks' data that came with the pulled tasks the slave controller keeps in
 /// memory for the hand-outs.
@@ -33,8 +38,8 @@ struct State {
     sched: Scheduler,
     /// Finished task ids not yet reported to the master.
     to_report: BTreeSet<u64>,
-    /// A master administrator's token while connected (handed to the replay workers).
-    master_token: Option<String>,
+    /// The latest fetch ticket from the master (handed to the replay workers).
+    ticket: Option<FetchTicket>,
     /// The data that came with pulled tasks, until they finish.
     inline: InlineCache,
 }
@@ -44,7 +49,7 @@ impl Default for State {
         State {
             sched: Scheduler::default(),
             to_report: BTreeSet::new(),
-            master_token: None,
+            ticket: None,
             inline: InlineCache::new(INLINE_KEEP_BYTES),
         }
     }
@@ -107,8 +112,8 @@ impl Runtime {
     }
 
     /// The next tasks for a worker of `node` (at most `max`, a batch in replay order), marked
-    /// running, with the master token to fetch their data and the data that came with them;
-    /// `None` when nothing may start (or the slave is not logged in to the master).
+    /// running, with the fetch ticket to fetch their data and the data that came with them;
+    /// `None` when nothing may start (or the slave holds no fresh ticket from the master).
     pub async fn pick(
         &self,
         node: &str,
@@ -116,16 +121,21 @@ impl Runtime {
         now: Instant,
         now_ns: i64,
         max: usize,
-    ) -> Option<(Vec<SlaveTask>, String, Vec<InlineData>)> {
+    ) -> Option<(Vec<SlaveTask>, FetchTicket, Vec<InlineData>)> {
         let node = node.to_string();
         let meta = self.meta.clone();
         self.ask(move |s| {
-            let token = s.master_token.clone()?;
+            // A ticket about to expire would fail the fetches: wait for the next one.
+            let now_ms = (now_ns / 1_000_000).max(0) as u64;
+            let ticket = s
+                .ticket
+                .clone()
+                .filter(|t| t.expires_ms > now_ms + TICKET_MARGIN_MS)?;
             let tasks = meta.read(|m| s.sched.pick_batch(&m.slave, &node, &live, now, now_ns, max));
             let data = s
                 .inline
                 .copies(tasks.iter().map(|t| t.info.task_id), HANDOUT_INLINE_MAX);
-            (!tasks.is_empty()).then_some((tasks, token, data))
+            (!tasks.is_empty()).then_some((tasks, ticket, data))
         })
         .await
         .flatten()
@@ -264,13 +274,15 @@ impl Runtime {
             .unwrap_or_default()
     }
 
-    pub async fn set_master_token(&self, token: Option<String>) {
-        self.tell(move |s| s.master_token = token).await;
+    /// Keeps the fetch ticket of the latest pull (or ticket request).
+    pub async fn set_ticket(&self, ticket: FetchTicket) {
+        self.tell(move |s| s.ticket = Some(ticket)).await;
         self.notify();
     }
 
-    pub async fn master_token(&self) -> Option<String> {
-        self.ask(|s| s.master_token.clone()).await.flatten()
+    /// The latest fetch ticket, if any.
+    pub async fn ticket(&self) -> Option<FetchTicket> {
+        self.ask(|s| s.ticket.clone()).await.flatten()
     }
 
     /// Bytes of small tasks' data the next pull may bring. When there is little, the data

@@ -27,25 +27,34 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time limit of one side's scan.
 const SCAN_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Whose reading [`table_sums`] is.
+#[derive(Debug, Clone, Copy)]
+pub enum Reader<'a> {
+    /// A session's user (its token), who needs `DB_READ`.
+    User(&'a str),
+    /// A slave holding a fetch ticket, on a master: only replicated databases.
+    Replica,
+}
+
 /// This cluster's side: per table of `db` (or `table` only; none when it does not exist),
-/// its schema hash and every placed chunk's rows and checksum, read as `token`'s user.
+/// its schema hash and every placed chunk's rows and checksum, read by `reader`.
 pub async fn table_sums(
     coord: &Coordinator,
-    token: &str,
+    reader: Reader<'_>,
     db: &str,
     table: Option<&str>,
 ) -> Result<Vec<TableSums>, RemoteError> {
     let error = |code, m: String| refusal(coord.alias(), code, m);
-    let d = coord
-        .link()
-        .database(token, db, Some(Right::Read))
-        .await?
-        .ok_or_else(|| {
-            error(
-                ErrorCode::NotFound,
-                format!("database '{db}' does not exist"),
-            )
-        })?;
+    let d = match reader {
+        Reader::User(token) => coord.link().database(token, db, Some(Right::Read)).await?,
+        Reader::Replica => coord.link().replicated_database(db).await?,
+    }
+    .ok_or_else(|| {
+        error(
+            ErrorCode::NotFound,
+            format!("database '{db}' does not exist"),
+        )
+    })?;
     let mut out = Vec::new();
     for t in d
         .tables
@@ -79,14 +88,14 @@ pub async fn table_sums(
     Ok(out)
 }
 
-/// The master's side, computed by one of its live data nodes with the slave's token.
+/// The master's side, computed by one of its live data nodes with the slave's fetch ticket.
 async fn master_sums(
     coord: &Coordinator,
     token: &str,
     db: &str,
     table: Option<&str>,
 ) -> Result<Vec<TableSums>, RemoteError> {
-    let (master, master_token) = coord.link().master_access(token).await?;
+    let (master, ticket) = coord.link().master_access(token).await?;
     let unreachable = |what: String| refusal(coord.alias(), ErrorCode::Unavailable, what);
     let tls = &coord.link().tls().master;
     let ask = |site: String, req: ReplicationRequest| async move {
@@ -113,7 +122,7 @@ async fn master_sums(
     let sites = match ask(
         master.clone(),
         ReplicationRequest::DataNodes {
-            token: master_token.clone(),
+            ticket: ticket.clone(),
         },
     )
     .await?
@@ -124,7 +133,7 @@ async fn master_sums(
     let mut failures = Vec::new();
     for site in sites {
         let req = ReplicationRequest::Checksums {
-            token: master_token.clone(),
+            ticket: ticket.clone(),
             db: db.to_string(),
             table: table.map(str::to_string),
         };
@@ -159,7 +168,7 @@ pub async fn check_consistency(
             message: format!("on the master: {}", e.message),
             ..e
         })?;
-    let slave = table_sums(coord, token, db, table)
+    let slave = table_sums(coord, Reader::User(token), db, table)
         .await
         .map_err(|e| RemoteError {
             message: format!("on the slave: {}", e.message),

@@ -1,25 +1,22 @@
 //! A master data node serving slave clusters: pieces of the task data it holds, and the
-//! master's side of a consistency check. Every request carries a token that the controller
-//! must confirm as a master administrator's.
+//! master's side of a consistency check. Every request carries a fetch ticket that the master
+//! controller signed with the cluster key; this node checks it without asking anyone.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use dashmap::DashMap;
+use xrepl_core::cluster_key::ClusterKey;
 use xrepl_proto::rpc::{
     ErrorCode, RemoteError, ReplicationReply, ReplicationRequest, TaskPiece, TaskRef,
     FETCH_TASKS_MAX, FETCH_TASKS_REPLY_BYTES,
 };
+use xrepl_proto::ticket::FetchTicket;
 
-use super::consistency::table_sums;
+use super::consistency::{table_sums, Reader};
 use super::taskstore::TaskStore;
 use crate::error::refusal;
 use crate::link::ControllerLink;
 use crate::txn::coordinator::Coordinator;
-
-/// How long a confirmed slave token is trusted before the controller is asked again.
-const SLAVE_TOKEN_TTL: Duration = Duration::from_secs(30);
 
 /// A master data node's replication: the task data it holds and whom it serves.
 pub struct MasterNode {
@@ -29,8 +26,8 @@ pub struct MasterNode {
     link: Arc<ControllerLink>,
     pub(super) tasks: Arc<TaskStore>,
     coordinator: Arc<Coordinator>,
-    /// Slave tokens the controller confirmed as an administrator's, and when.
-    slave_tokens: DashMap<String, Instant>,
+    /// The cluster key, which signs the fetch tickets.
+    key: ClusterKey,
     /// Where the next task data sweep starts (it walks the held tids in pages and wraps).
     pub(super) sweep_from: AtomicU64,
 }
@@ -42,6 +39,7 @@ impl MasterNode {
         link: Arc<ControllerLink>,
         tasks: Arc<TaskStore>,
         coordinator: Arc<Coordinator>,
+        key: ClusterKey,
     ) -> MasterNode {
         MasterNode {
             alias: alias.to_string(),
@@ -49,7 +47,7 @@ impl MasterNode {
             link,
             tasks,
             coordinator,
-            slave_tokens: DashMap::new(),
+            key,
             sweep_from: AtomicU64::new(0),
         }
     }
@@ -62,35 +60,18 @@ impl MasterNode {
         &self.link
     }
 
-    /// Checks that a slave's token is a master administrator's (asking the controller, then
-    /// trusting the answer for [`SLAVE_TOKEN_TTL`]).
-    async fn check_slave_token(&self, token: &str) -> Result<(), RemoteError> {
-        if self
-            .slave_tokens
-            .get(token)
-            .is_some_and(|t| t.elapsed() < SLAVE_TOKEN_TTL)
-        {
-            return Ok(());
-        }
-        let refused = |m: String| {
-            tracing::warn!("task data request refused: {m}");
-            self.error(ErrorCode::AccessDenied, m)
+    /// Checks a slave's fetch ticket, and that it covers `tasks` (when given); a refusal is
+    /// logged.
+    fn check_ticket(&self, ticket: &FetchTicket, tasks: &[u64]) -> Result<(), RemoteError> {
+        let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
+        let checked = match tasks.iter().max() {
+            Some(&last) => ticket.check_task(&self.key, now_ms, last),
+            None => ticket.check(&self.key, now_ms),
         };
-        match self.link.check_token(token).await {
-            Ok(who) if who.is_admin => {
-                if self.slave_tokens.len() > 1024 {
-                    self.slave_tokens.clear();
-                }
-                self.slave_tokens.insert(token.to_string(), Instant::now());
-                Ok(())
-            }
-            Ok(who) => Err(refused(format!(
-                "user '{}' is not an administrator of the master cluster",
-                who.user
-            ))),
-            Err(e) if e.code == ErrorCode::Unavailable => Err(e),
-            Err(e) => Err(refused(e.message)),
-        }
+        checked.map_err(|m| {
+            tracing::warn!(slave = %ticket.slave, "task data request refused: {m}");
+            self.error(ErrorCode::AccessDenied, m)
+        })
     }
 
     /// The starts of `tasks`' data, in order, until the answer holds
@@ -160,26 +141,31 @@ impl MasterNode {
 
     /// Answers a slave cluster's request: a piece of a task's data, or checksums.
     pub async fn serve(&self, req: ReplicationRequest) -> Result<ReplicationReply, RemoteError> {
-        let (token, task_id, tid, offset) = match req {
+        let (task_id, tid, offset) = match req {
             ReplicationRequest::FetchTaskData {
-                token,
+                ticket,
                 task_id,
                 tid,
                 offset,
-            } => (token, task_id, tid, offset),
-            ReplicationRequest::FetchTasksData { token, tasks } => {
-                self.check_slave_token(&token).await?;
+            } => {
+                self.check_ticket(&ticket, &[task_id])?;
+                (task_id, tid, offset)
+            }
+            ReplicationRequest::FetchTasksData { ticket, tasks } => {
+                let ids: Vec<u64> = tasks.iter().map(|t| t.task_id).collect();
+                self.check_ticket(&ticket, &ids)?;
                 return self.tasks_data(tasks).await.map(ReplicationReply::TasksData);
             }
-            ReplicationRequest::Checksums { token, db, table } => {
-                self.check_slave_token(&token).await?;
+            ReplicationRequest::Checksums { ticket, db, table } => {
+                self.check_ticket(&ticket, &[])?;
                 return Ok(ReplicationReply::Checksums(
-                    table_sums(&self.coordinator, &token, &db, table.as_deref()).await?,
+                    table_sums(&self.coordinator, Reader::Replica, &db, table.as_deref()).await?,
                 ));
             }
             ReplicationRequest::Login { .. }
             | ReplicationRequest::Register { .. }
             | ReplicationRequest::Pull { .. }
+            | ReplicationRequest::Ticket { .. }
             | ReplicationRequest::DataNodes { .. } => {
                 return Err(self.error(
                     ErrorCode::BadRequest,
@@ -187,7 +173,6 @@ impl MasterNode {
                 ))
             }
         };
-        self.check_slave_token(&token).await?;
         let missing = || {
             self.error(
                 ErrorCode::NotFound,

@@ -294,7 +294,14 @@ impl Session {
         }
         if matches!(
             name,
-            "VALUE" | "RANGE" | "HASH" | "LIST" | "DB_READ" | "DB_WRITE" | "DB_OWNER"
+            "VALUE"
+                | "RANGE"
+                | "HASH"
+                | "LIST"
+                | "DB_READ"
+                | "DB_WRITE"
+                | "DB_OWNER"
+                | "CLUSTER_REPLICATION"
         ) {
             return Ok(Value::Keyword(name.to_string()));
         }

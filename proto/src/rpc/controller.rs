@@ -95,8 +95,10 @@ pub enum ControllerRequest {
     /// Every database's replication flag and execution set, for an administrator: answers
     /// [`ControllerReply::Value`] with the table of `getDatabaseClusterReplicationStatus()`.
     ReplicationFlags { token: String },
-    /// A master data node checks a slave's token: answers [`ControllerReply::LoggedIn`].
-    CheckToken { token: String },
+    /// A master data node serving a slave's fetch ticket reads a replicated database's
+    /// metadata: answers [`ControllerReply::Database`] (`None` when it does not exist);
+    /// refused for a database that is not replicated.
+    ReplicatedDatabase { db: String },
     /// A master data node asks which of the transactions whose task data it holds need it no
     /// more (truncated tasks, transactions without a task): answers [`ControllerReply::Tids`].
     SweepTaskData { tids: Vec<u64> },
@@ -180,10 +182,10 @@ pub enum ControllerReply {
     Database(Option<DatabaseMeta>),
     Placement(BTreeMap<u32, String>),
     Tids(Vec<u64>),
-    /// Where a slave reaches its master: the master controller's `host:port` and a master
-    /// administrator's token.
+    /// Where a slave reaches its master: the master controller's `host:port` and the slave's
+    /// fetch ticket there (the slave's session token stays in the slave controller).
     MasterAccess {
         master: String,
-        token: String,
+        ticket: crate::ticket::FetchTicket,
     },
 }

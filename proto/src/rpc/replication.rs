@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::task::{InlineData, TaskInfo};
+use crate::ticket::FetchTicket;
 use crate::txn::TableSums;
 
 /// Most tasks one `FetchTasksData` may ask for.
@@ -29,8 +30,9 @@ pub struct TaskPiece {
     pub error: Option<crate::rpc::RemoteError>,
 }
 
-/// Requests a slave cluster sends to the master cluster. Each carries a token from `Login` on
-/// the master controller; only a master administrator's token is accepted.
+/// Requests a slave cluster sends to the master cluster. Those to the master controller carry
+/// a token from `Login` there (a master administrator's, or a user's holding
+/// `CLUSTER_REPLICATION`); those to master data nodes carry a [`FetchTicket`] instead.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ReplicationRequest {
     /// Answers [`ReplicationReply::LoggedIn`] (master controller).
@@ -55,7 +57,7 @@ pub enum ReplicationRequest {
     /// A piece of a task's data from `offset`: answers [`ReplicationReply::TaskData`] (the master data
     /// node named in the task).
     FetchTaskData {
-        token: String,
+        ticket: FetchTicket,
         task_id: u64,
         tid: u64,
         offset: u64,
@@ -63,14 +65,21 @@ pub enum ReplicationRequest {
     /// The data of several tasks held by one master data node, in order, each from its start:
     /// answers [`ReplicationReply::TasksData`] (that data node). At most
     /// [`FETCH_TASKS_MAX`] tasks a request.
-    FetchTasksData { token: String, tasks: Vec<TaskRef> },
-    /// The sites of the master's live data nodes: answers [`ReplicationReply::Sites`] (master controller).
-    DataNodes { token: String },
+    FetchTasksData {
+        ticket: FetchTicket,
+        tasks: Vec<TaskRef>,
+    },
+    /// A fresh fetch ticket for `slave`, when it is not pulling (its queue is full or
+    /// replication is stopped): answers [`ReplicationReply::Ticket`] (master controller).
+    Ticket { token: String, slave: String },
+    /// The sites of the master's live data nodes: answers [`ReplicationReply::Sites`] (master
+    /// controller).
+    DataNodes { ticket: FetchTicket },
     /// Row counts and checksums of every chunk of database `db` (of its table `table` only,
     /// if given) across the master cluster: answers [`ReplicationReply::Checksums`] (any master data
     /// node).
     Checksums {
-        token: String,
+        ticket: FetchTicket,
         db: String,
         table: Option<String>,
     },
@@ -86,10 +95,12 @@ pub enum ReplicationReply {
         token: String,
     },
     /// Tasks for a slave, in task id order, and the data of those small enough to come along
-    /// (at most the `inline_room` the slave asked for; the others are fetched).
+    /// (at most the `inline_room` the slave asked for; the others are fetched with `ticket`,
+    /// which covers every task answered so far).
     Tasks {
         tasks: Vec<TaskInfo>,
         data: Vec<InlineData>,
+        ticket: FetchTicket,
     },
     /// A piece of a task's data: `bytes` from `offset` of `total` (rmp-encoded `TaskData`).
     TaskData {
@@ -102,6 +113,7 @@ pub enum ReplicationReply {
     /// in about [`FETCH_TASKS_REPLY_BYTES`] (at least one); ask again for the rest.
     TasksData(Vec<TaskPiece>),
     Sites(Vec<String>),
+    Ticket(FetchTicket),
     /// Per table of a database: its schema's hash and its chunks' row counts and checksums.
     Checksums(Vec<TableSums>),
 }

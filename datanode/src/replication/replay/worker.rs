@@ -17,6 +17,7 @@ use xrepl_proto::client::ClientError;
 use xrepl_proto::master_client::decode_task_data;
 use xrepl_proto::rpc::{CatalogCheck, ErrorCode, RemoteError};
 use xrepl_proto::task::{ReplayAssignment, ReplayFailure, ReplayOf, TaskData, TaskInfo};
+use xrepl_proto::ticket::FetchTicket;
 
 use super::plan::Catalogs;
 use super::{Replayer, Stage, WorkerState};
@@ -44,9 +45,9 @@ const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 /// Where a batch's data comes from: the hand-out carried the small tasks' data; the rest is
-/// fetched from the master data nodes with the master token.
+/// fetched from the master data nodes with the slave's fetch ticket.
 struct Source {
-    master_token: String,
+    ticket: FetchTicket,
     inline: std::collections::HashMap<u64, Vec<u8>>,
 }
 
@@ -225,7 +226,7 @@ impl Replayer {
         src: &Source,
         chunk: Vec<TaskInfo>,
     ) -> Vec<(TaskInfo, Result<(TaskData, usize), Failure>)> {
-        let master_token = src.master_token.as_str();
+        let ticket = &src.ticket;
         let mut by_site: std::collections::BTreeMap<(String, u16), Vec<usize>> =
             std::collections::BTreeMap::new();
         let mut inline: Vec<Option<Result<(TaskData, usize), Failure>>> =
@@ -243,7 +244,7 @@ impl Replayer {
         let calls = by_site.into_values().map(|idx| {
             let tasks: Vec<TaskInfo> = idx.iter().map(|&i| chunk[i].clone()).collect();
             async move {
-                let got = self.fetcher.fetch_many(master_token, &tasks).await;
+                let got = self.fetcher.fetch_many(ticket, &tasks).await;
                 (idx, tasks, got)
             }
         });
@@ -305,7 +306,7 @@ impl Replayer {
         let mut fetched: Vec<(TaskInfo, TaskData)> = Vec::with_capacity(a.tasks.len());
         let mut fetch_failed: Option<(u64, Failure)> = None;
         let src = Source {
-            master_token: a.master_token,
+            ticket: a.ticket,
             inline: a
                 .data
                 .into_iter()
