@@ -492,3 +492,123 @@ fn t30_garbage_and_4_gib_frames_close_only_their_own_connection_while_a_session_
         assert!(log.contains("closed connection"), "{alias}:\n{log}");
     }
 }
+
+/// The slave's `lastFinishedTaskId` on the master, by slave name.
+fn finished_on_master(p: &Pair) -> Vec<(String, i64)> {
+    let out = p
+        .master
+        .ok("rpc(getControllerAlias(), getRecentSlaveReplicationInfo)");
+    let rows = out
+        .last()
+        .and_then(|v| v.as_array())
+        .cloned()
+        .unwrap_or_default();
+    rows.iter()
+        .map(|r| {
+            (
+                r["connectedController"].as_str().unwrap_or("").to_string(),
+                r["lastFinishedTaskId"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn t40_a_slave_replicates_as_a_replication_user_which_can_do_nothing_else_nor_act_for_another_slave(
+) {
+    let p = Pair::start(
+        Spec::default(),
+        Spec {
+            controller_cfg:
+                "clusterReplicationMasterUsername=repl\nclusterReplicationMasterPassword=replpw\n"
+                    .into(),
+            ..Spec::default()
+        },
+    );
+    p.master.ok(r#"createUser("repl", "replpw", false)
+grant("repl", CLUSTER_REPLICATION)"#);
+    p.master.ok(SETUP);
+    p.master.ok(&append(1));
+    let last = p.wait_caught_up(CATCH_UP);
+    assert_eq!(p.slave.number(COUNT), 4);
+    let slave_name = p.slave.controller.site();
+    wait_for("the slave's progress on the master", CATCH_UP, || {
+        finished_on_master(&p)
+            .contains(&(slave_name.clone(), last))
+            .then_some(())
+    });
+    let master_log = p.master.read_log("controller1");
+    assert!(
+        master_log.contains("slave cluster registered") && master_log.contains("user=repl"),
+        "{master_log}"
+    );
+
+    // The right is for replication only: repl reads and writes nothing in a session.
+    let out = p.master.console_at(
+        &p.master.host(),
+        &["--user", "repl", "--password", "replpw"],
+        COUNT,
+    );
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("DB_READ"), "{}", out.stderr);
+    let out = p.master.console_at(
+        &p.master.host(),
+        &["--user", "repl", "--password", "replpw"],
+        "database(\"dfs://other\", VALUE, 1..2)",
+    );
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    // Nor may it be given for one database only.
+    let out = p
+        .master
+        .admin_json(r#"grant("repl", CLUSTER_REPLICATION, "dfs://auth")"#);
+    assert!(
+        out.stderr.contains("is for the whole cluster"),
+        "{}",
+        out.stderr
+    );
+
+    // Another slave, logged in as an administrator, cannot report progress for this slave,
+    // pull its tasks or take its tickets: the slave belongs to repl.
+    let before = finished_on_master(&p);
+    let ctl_site = p.master.controller.site();
+    runtime().block_on(async {
+        let other = connect(&ctl_site, PeerKind::Slave).await.expect("connect");
+        let Ok(Ok(ReplicationReply::LoggedIn { token, .. })) = other
+            .call(ReplicationRequest::Login {
+                user: "admin".into(),
+                password: "123456".into(),
+            })
+            .await
+        else {
+            panic!("admin login");
+        };
+        for req in [
+            ReplicationRequest::Register {
+                token: token.clone(),
+                slave: slave_name.clone(),
+            },
+            ReplicationRequest::Pull {
+                token: token.clone(),
+                slave: slave_name.clone(),
+                after: 0,
+                finished: (1..=(last as u64 + 100)).collect(),
+                max: 100,
+                wait_ms: 0,
+                inline_room: 0,
+            },
+            ReplicationRequest::Ticket {
+                token: token.clone(),
+                slave: slave_name.clone(),
+            },
+        ] {
+            let e = refused(&other, req).await;
+            assert_eq!(e.code, ErrorCode::AccessDenied, "{e}");
+            assert!(e.message.contains("registered by user 'repl'"), "{e}");
+        }
+    });
+    assert_eq!(finished_on_master(&p), before, "nothing changed");
+    // The slave goes on.
+    p.master.ok(&append(2));
+    p.wait_caught_up(CATCH_UP);
+    assert_eq!(p.slave.number(COUNT), 8);
+}

@@ -93,6 +93,7 @@ impl Master {
             }
             ReplicationRequest::Register { token, slave } => {
                 let caller = self.slave_caller(&token, "register")?;
+                self.check_owner(&slave, &caller)?;
                 self.meta
                     .apply(MetaCommand::RegisterSlave {
                         slave: slave.clone(),

@@ -112,9 +112,11 @@ impl MetaState {
                         u.grants.cluster_replication = true
                     }
                     None => return Err(format!("{right} needs a database")),
-                    Some(_) if *right == Right::ClusterReplication => return Err(format!(
+                    Some(_) if *right == Right::ClusterReplication => {
+                        return Err(format!(
                         "{right} is for the whole cluster: grant(user, {right}) without a database"
-                    )),
+                    ))
+                    }
                     Some(db) => {
                         self.catalog.db(db)?;
                         let u = self.users.get_mut(user).ok_or("user vanished")?;
