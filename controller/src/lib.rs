@@ -116,6 +116,7 @@ impl Controller {
                 Role::Master(Box::new(master::Master::new(
                     &cfg.alias,
                     r.slave_num,
+                    r.max_retained_bytes,
                     meta.clone(),
                     nodes.clone(),
                     auth.clone(),
@@ -581,8 +582,10 @@ pub async fn run(
                     _ = tick.tick() => {
                         c.nodes.sweep();
                         c.abort_stale().await;
-                        if let Role::Slave(s) = &c.role {
-                            s.reclaim_lost(None).await;
+                        match &c.role {
+                            Role::Slave(s) => s.reclaim_lost(None).await,
+                            Role::Master(m) => m.enforce_retention().await,
+                            Role::Standalone => {}
                         }
                     }
                 }

@@ -27,6 +27,9 @@ pub mod defaults {
     /// How long a writer waits for a partition another transaction holds.
     pub const PARTITION_LOCK_TIMEOUT_MS: u64 = 10_000;
     pub const CLUSTER_REPLICATION_SLAVE_NUM: u64 = 2;
+    /// Most task data (bytes, encoded) a master keeps for one slave that has not finished it:
+    /// 64 GiB. A slave further behind is dropped and must be re-seeded.
+    pub const CLUSTER_REPLICATION_MAX_RETAINED_BYTES: u64 = 64 << 30;
     /// Execution queues per data node (the queue count defaults to this times the data nodes).
     pub const CLUSTER_REPLICATION_QUEUES_PER_NODE: u64 = 4;
     pub const CLUSTER_REPLICATION_MASTER_USERNAME: &str = "admin";
@@ -178,6 +181,8 @@ pub struct ControllerConfig {
 pub struct ControllerReplication {
     pub mode: ReplicationMode,
     pub slave_num: u32,
+    /// Master role: `clusterReplicationMaxRetainedBytes`.
+    pub max_retained_bytes: u64,
     /// `host:port` of the master controller; `Some` exactly when `mode` is slave.
     pub master_ctl: Option<String>,
     pub queue: u32,
@@ -839,6 +844,12 @@ pub fn load_controller(cfg_dir: &Path) -> Result<ControllerConfig, ConfigError> 
         0,
         64,
     )?;
+    let max_retained_bytes = kv.uint(
+        "clusterReplicationMaxRetainedBytes",
+        defaults::CLUSTER_REPLICATION_MAX_RETAINED_BYTES,
+        1 << 20,
+        1 << 60,
+    )?;
     let master_ctl_entry = kv.take("clusterReplicationMasterCtl");
     let default_queue =
         defaults::CLUSTER_REPLICATION_QUEUES_PER_NODE * nodes.datanodes.len() as u64;
@@ -901,6 +912,7 @@ pub fn load_controller(cfg_dir: &Path) -> Result<ControllerConfig, ConfigError> 
     let replication = mode.map(|mode| ControllerReplication {
         mode,
         slave_num: u32::try_from(slave_num).unwrap_or(u32::MAX),
+        max_retained_bytes,
         master_ctl: if mode == ReplicationMode::Slave {
             master_ctl
         } else {

@@ -408,6 +408,7 @@ impl TaskData {
             src_host: src_host.to_string(),
             src_port,
             data_written: false,
+            data_bytes: 0,
         }
     }
 }
@@ -441,6 +442,9 @@ pub struct TaskMeta {
     /// replicated). The controller refuses to commit a transaction on a replicated database
     /// without its data, so that no task lacks its data.
     pub data_written: bool,
+    /// Bytes of the encoded task data (what the master keeps until every slave has it).
+    #[serde(default)]
+    pub data_bytes: u64,
 }
 
 /// A numbered task, as the master's send queue holds it and a slave receives it.
@@ -459,6 +463,9 @@ pub struct TaskInfo {
     pub src_port: u16,
     /// The database's execution set (0 or 1) when the task was made.
     pub execution_set: u8,
+    /// Bytes of its encoded data on the master data node (0 when not known).
+    #[serde(default)]
+    pub data_bytes: u64,
 }
 
 /// A slave transaction that replays a task: the controller records the task FINISHED in the

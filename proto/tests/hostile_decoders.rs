@@ -448,6 +448,7 @@ fn task_info() -> TaskInfo {
         src_host: "127.0.0.1".into(),
         src_port: 8849,
         execution_set: 1,
+        data_bytes: 250,
     }
 }
 
@@ -464,6 +465,7 @@ fn task_meta() -> TaskMeta {
         src_host: "127.0.0.1".into(),
         src_port: 8849,
         data_written: true,
+        data_bytes: 250,
     }
 }
 

@@ -91,6 +91,7 @@ fn task() -> TaskInfo {
         src_host: "127.0.0.1".into(),
         src_port: 8849,
         execution_set: 1,
+        data_bytes: 250,
     }
 }
 

@@ -71,6 +71,7 @@ fn append_task(partition: u32) -> TaskMeta {
         src_host: "127.0.0.1".into(),
         src_port: 8849,
         data_written: true,
+        data_bytes: 250,
     }
 }
 

@@ -37,6 +37,8 @@ pub struct Master {
     alias: String,
     /// `clusterReplicationSlaveNum`: most slave clusters.
     slave_num: u32,
+    /// `clusterReplicationMaxRetainedBytes`: most task data kept for one slave.
+    max_retained_bytes: u64,
     meta: MetaHandle,
     nodes: Arc<NodeRegistry>,
     auth: Auth,
@@ -57,6 +59,7 @@ impl Master {
     pub fn new(
         alias: &str,
         slave_num: u32,
+        max_retained_bytes: u64,
         meta: MetaHandle,
         nodes: Arc<NodeRegistry>,
         auth: Auth,
@@ -65,6 +68,7 @@ impl Master {
         Master {
             alias: alias.to_string(),
             slave_num,
+            max_retained_bytes,
             meta,
             nodes,
             auth,
@@ -72,6 +76,33 @@ impl Master {
             task_added: Notify::new(),
             last_pull: DashMap::new(),
             inline: std::sync::Mutex::new(InlineCache::new(INLINE_KEEP_BYTES)),
+        }
+    }
+
+    /// Drops every slave for which more than `clusterReplicationMaxRetainedBytes` of task data
+    /// is kept (run by the controller's sweeper).
+    pub async fn enforce_retention(&self) {
+        let max = self.max_retained_bytes;
+        for (slave, bytes) in self.meta.read(|s| s.send.over_retention(max)) {
+            let why = format!(
+                "it had not finished {bytes} bytes of task data, more than clusterReplicationMaxRetainedBytes={max}"
+            );
+            match self
+                .meta
+                .apply(crate::meta::MetaCommand::EvictSlave {
+                    slave: slave.clone(),
+                    why: why.clone(),
+                })
+                .await
+            {
+                Ok(_) => tracing::error!(
+                    %slave,
+                    "slave cluster dropped: {why}; the master no longer keeps task data for it. Re-seed it from the master, then run dropClusterReplicationSlave(\"{slave}\") on the master to let it register again"
+                ),
+                Err(e) => {
+                    tracing::warn!(%slave, "cannot drop the slave cluster that fell behind: {e}")
+                }
+            }
         }
     }
 

@@ -47,6 +47,11 @@ pub struct SlaveInfo {
     /// The master user it registered as: only that user's sessions act for it.
     #[serde(default)]
     pub user: String,
+    /// Why it was dropped for falling too far behind (`clusterReplicationMaxRetainedBytes`):
+    /// it holds nothing back and gets nothing until it is re-seeded and an administrator
+    /// removes it with `dropClusterReplicationSlave`.
+    #[serde(default)]
+    pub evicted: Option<String>,
 }
 
 impl SlaveInfo {
@@ -131,6 +136,7 @@ impl SendQueue {
             src_host: t.src_host.clone(),
             src_port: t.src_port,
             execution_set,
+            data_bytes: t.data_bytes,
         };
         if let Err(e) = self.tasks.push(&info) {
             // Ids are given here, one after the other, and forgotten from the front only.
@@ -156,6 +162,11 @@ impl SendQueue {
         now_ms: i64,
     ) -> Result<Vec<SendTouch>, String> {
         if let Some(info) = self.slaves.get_mut(slave) {
+            if let Some(why) = &info.evicted {
+                return Err(format!(
+                    "slave cluster {slave} was dropped: {why}; re-seed it from the master, then run dropClusterReplicationSlave(\"{slave}\") on the master to let it register again"
+                ));
+            }
             if info.user.is_empty() {
                 // Registered before slaves were bound to their user: bind it now.
                 info.user = user.to_string();
@@ -166,7 +177,7 @@ impl SendQueue {
                 ));
             }
         } else {
-            if self.slaves.len() >= max as usize {
+            if self.slaves.values().filter(|s| s.evicted.is_none()).count() >= max as usize {
                 let names: Vec<&str> = self.slaves.keys().map(String::as_str).collect();
                 return Err(format!(
                     "slave cluster {slave} is refused: this master accepts at most {max} slave clusters (clusterReplicationSlaveNum={max}); registered: {}",
@@ -182,6 +193,7 @@ impl SendQueue {
                     finished_above: BTreeSet::new(),
                     last_report_ms: now_ms,
                     user: user.to_string(),
+                    evicted: None,
                 },
             );
         }
@@ -207,6 +219,31 @@ impl SendQueue {
         Ok(touched)
     }
 
+    /// The slaves (not dropped already) for which the master keeps more than `max` bytes of
+    /// task data, with those bytes.
+    pub fn over_retention(&self, max: u64) -> Vec<(String, u64)> {
+        self.slaves
+            .iter()
+            .filter(|(_, s)| s.evicted.is_none())
+            .map(|(name, s)| (name.clone(), self.tasks.bytes_after(s.finished_upto)))
+            .filter(|(_, bytes)| *bytes > max)
+            .collect()
+    }
+
+    /// Drops a slave that fell too far behind: it holds truncation back no more, and is
+    /// refused (with `why`) until an administrator removes it.
+    pub fn evict(&mut self, slave: &str, why: &str) -> Result<Vec<SendTouch>, String> {
+        let s = self
+            .slaves
+            .get_mut(slave)
+            .ok_or_else(|| format!("slave cluster {slave} is not registered"))?;
+        s.evicted = Some(why.to_string());
+        s.finished_above.clear();
+        let mut touched = vec![SendTouch::Slave(slave.to_string())];
+        self.truncate(&mut touched);
+        Ok(touched)
+    }
+
     /// A slave reports finished tasks; truncation follows when every slave has finished.
     pub fn progress(
         &mut self,
@@ -219,6 +256,9 @@ impl SendQueue {
             .slaves
             .get_mut(slave)
             .ok_or_else(|| format!("slave cluster {slave} is not registered"))?;
+        if let Some(why) = &s.evicted {
+            return Err(format!("slave cluster {slave} was dropped: {why}"));
+        }
         for id in finished {
             if *id > s.finished_upto && *id <= last {
                 s.finished_above.insert(*id);
@@ -236,8 +276,18 @@ impl SendQueue {
     /// Truncates what every registered slave has finished, and forgets the metadata of all
     /// but the latest [`KEEP_FINISHED_TASKS`] finished tasks.
     fn truncate(&mut self, touched: &mut Vec<SendTouch>) {
-        let Some(upto) = self.slaves.values().map(|s| s.finished_upto).min() else {
-            return;
+        // With no slave at all, everything is kept for the first one; with only dropped ones,
+        // nothing is kept for them.
+        let upto = match self
+            .slaves
+            .values()
+            .filter(|s| s.evicted.is_none())
+            .map(|s| s.finished_upto)
+            .min()
+        {
+            Some(upto) => upto,
+            None if self.slaves.is_empty() => return,
+            None => self.repl.last_task_id,
         };
         if upto <= self.repl.truncated_upto {
             return;
@@ -432,6 +482,7 @@ mod tests {
             src_host: "127.0.0.1".into(),
             src_port: 1,
             data_written: true,
+            data_bytes: 1000,
         }
     }
 
@@ -581,5 +632,46 @@ mod tests {
         assert_eq!(q.slaves["s1"].user, "repl2");
         q.drop_slave("s1").expect("drop");
         q.register("s1", "repl1", 2, 3).expect("anew after a drop");
+    }
+
+    #[test]
+    fn a_slave_past_the_retention_bound_is_dropped_and_refused_until_removed() {
+        let mut q = SendQueue::default();
+        let mut touched = vec![];
+        q.register("live", "admin", 2, 0).expect("register");
+        q.register("stuck", "admin", 2, 0).expect("register");
+        for i in 1..=5 {
+            q.add(i, &append("dfs://r"), 0, 0, &mut touched);
+        }
+        q.progress("live", &[1, 2, 3, 4, 5], 1).expect("progress");
+        assert_eq!(q.repl.truncated_upto, 0, "stuck holds it back");
+        assert!(
+            q.over_retention(5000).is_empty(),
+            "5000 bytes kept, not more"
+        );
+        assert_eq!(q.over_retention(4999), [("stuck".to_string(), 5000)]);
+        q.evict("stuck", "5000 bytes behind").expect("evict");
+        assert_eq!(q.repl.truncated_upto, 5, "it holds nothing back now");
+        assert!(
+            q.over_retention(0).is_empty(),
+            "a dropped slave is not counted again"
+        );
+        let e = q.register("stuck", "admin", 2, 2).expect_err("refused");
+        assert!(
+            e.contains("was dropped: 5000 bytes behind") && e.contains("re-seed"),
+            "{e}"
+        );
+        assert!(q.progress("stuck", &[1], 2).is_err());
+        q.add(6, &append("dfs://r"), 0, 0, &mut touched);
+        q.drop_slave("live").expect("drop");
+        assert_eq!(
+            q.repl.truncated_upto, 6,
+            "only a dropped slave is left: nothing is kept"
+        );
+        q.register("third", "admin", 2, 2)
+            .expect("a dropped slave does not count");
+        q.drop_slave("stuck").expect("an administrator removes it");
+        q.drop_slave("third").expect("drop");
+        q.register("stuck", "admin", 2, 3).expect("registers anew");
     }
 }

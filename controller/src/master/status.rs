@@ -93,6 +93,7 @@ impl Master {
             s.send
                 .slaves
                 .iter()
+                .filter(|(_, info)| info.evicted.is_none())
                 .map(|(name, info)| {
                     (
                         name.clone(),

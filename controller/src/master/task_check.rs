@@ -110,6 +110,7 @@ mod tests {
             src_host: "127.0.0.1".into(),
             src_port: port,
             data_written: true,
+            data_bytes: 250,
         }
     }
 

@@ -21,6 +21,10 @@ struct Packed {
     src_port: u16,
     op: OperationType,
     execution_set: u8,
+    data_bytes: u64,
+    /// Data bytes of every task listed since the list was made, up to this one (see
+    /// [`TaskList::bytes_after`]).
+    cum_bytes: u64,
 }
 
 /// Strings kept once, by index. Never shrinks: it holds the distinct names of databases,
@@ -57,6 +61,8 @@ pub struct TaskList {
     first: u64,
     items: VecDeque<Packed>,
     names: Names,
+    /// `cum_bytes` of the last task forgotten from the front (0 before any).
+    base_bytes: u64,
 }
 
 impl TaskList {
@@ -85,7 +91,14 @@ impl TaskList {
                 self.first + self.items.len() as u64 - 1
             ));
         }
+        let cum_bytes = self
+            .items
+            .back()
+            .map_or(self.base_bytes, |p| p.cum_bytes)
+            .saturating_add(t.data_bytes);
         let p = Packed {
+            data_bytes: t.data_bytes,
+            cum_bytes,
             tid: t.tid,
             group_id: t.group_id,
             submit_ns: t.submit_ns,
@@ -112,6 +125,7 @@ impl TaskList {
             src_host: self.names.get(p.src_host),
             src_port: p.src_port,
             execution_set: p.execution_set,
+            data_bytes: p.data_bytes,
         }
     }
 
@@ -125,6 +139,7 @@ impl TaskList {
         let p = self.items.pop_front()?;
         let id = self.first;
         self.first += 1;
+        self.base_bytes = p.cum_bytes;
         Some((id, p.tid))
     }
 
@@ -144,6 +159,23 @@ impl TaskList {
             .take(take)
             .enumerate()
             .map(move |(i, p)| self.unpack(start + i as u64, p))
+    }
+
+    /// Data bytes of the listed tasks after task `id` (all of them when `id` is before the
+    /// first listed): what the master keeps for a slave that finished every task up to `id`.
+    pub fn bytes_after(&self, id: u64) -> u64 {
+        let Some(last) = self.items.back() else {
+            return 0;
+        };
+        let upto = if id < self.first {
+            self.base_bytes
+        } else {
+            usize::try_from(id - self.first)
+                .ok()
+                .and_then(|i| self.items.get(i))
+                .map_or(last.cum_bytes, |p| p.cum_bytes)
+        };
+        last.cum_bytes.saturating_sub(upto)
     }
 
     /// How many listed tasks have ids up to `upto`.
@@ -181,7 +213,29 @@ mod tests {
             src_host: "127.0.0.1".into(),
             src_port: 8849,
             execution_set: 1,
+            data_bytes: id * 100,
         }
+    }
+
+    #[test]
+    fn bytes_after_counts_the_data_of_the_later_tasks_also_after_the_front_is_forgotten() {
+        let mut l = TaskList::default();
+        assert_eq!(l.bytes_after(0), 0);
+        for id in 1..=4 {
+            l.push(&task(id, "dfs://a")).expect("push");
+        }
+        assert_eq!(l.bytes_after(0), 1000);
+        assert_eq!(l.bytes_after(2), 700);
+        assert_eq!(l.bytes_after(4), 0);
+        assert_eq!(l.bytes_after(9), 0);
+        l.pop_first();
+        l.pop_first();
+        assert_eq!(l.bytes_after(0), 700, "before the first listed: all listed");
+        assert_eq!(l.bytes_after(2), 700);
+        assert_eq!(l.bytes_after(3), 400);
+        l.push(&task(5, "dfs://a")).expect("push");
+        assert_eq!(l.bytes_after(3), 900);
+        assert_eq!(l.get(5).map(|t| t.data_bytes), Some(500));
     }
 
     #[test]

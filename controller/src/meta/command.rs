@@ -116,6 +116,9 @@ pub enum MetaCommand {
     /// `dropClusterReplicationSlave(name)`: forgets a slave cluster; truncation follows what
     /// the others have finished.
     DropSlave { slave: String },
+    /// Drops a slave that fell more than `clusterReplicationMaxRetainedBytes` behind; it is
+    /// refused with `why` until `DropSlave` removes it.
+    EvictSlave { slave: String, why: String },
     /// A slave reports finished tasks; truncation follows when every slave has finished.
     SlaveProgress {
         slave: String,

@@ -321,6 +321,11 @@ impl MetaState {
                 Self::touch_send(&mut touches, self.send.drop_slave(slave)?);
                 (MetaOutcome::Done, touches)
             }
+            MetaCommand::EvictSlave { slave, why } => {
+                let mut touches = vec![];
+                Self::touch_send(&mut touches, self.send.evict(slave, why)?);
+                (MetaOutcome::Done, touches)
+            }
             MetaCommand::SlaveProgress {
                 slave,
                 finished,

@@ -362,6 +362,7 @@ mod tests {
             src_host: "127.0.0.1".into(),
             src_port: 1,
             execution_set: set,
+            data_bytes: 0,
         }
     }
 

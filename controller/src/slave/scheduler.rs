@@ -360,6 +360,7 @@ mod tests {
             src_host: "h".into(),
             src_port: 1,
             execution_set: set,
+            data_bytes: 0,
         }
     }
 

@@ -208,9 +208,9 @@ impl Coordinator {
         &self,
         tid: u64,
         data: Option<TaskData>,
-    ) -> Result<(bool, Option<Vec<u8>>), RemoteError> {
+    ) -> Result<(bool, u64, Option<Vec<u8>>), RemoteError> {
         let (Some(store), Some(data)) = (self.tasks.clone(), data) else {
-            return Ok((false, None));
+            return Ok((false, 0, None));
         };
         let sync = self
             .cfg
@@ -235,7 +235,12 @@ impl Coordinator {
         .await
         .map_err(|e| failed(e.to_string()))?
         .map_err(|e| failed(e.to_string()))?;
-        Ok((true, (bytes.len() <= INLINE_DATA_MAX).then_some(bytes)))
+        let size = bytes.len() as u64;
+        Ok((
+            true,
+            size,
+            (bytes.len() <= INLINE_DATA_MAX).then_some(bytes),
+        ))
     }
 
     /// Deletes task data that no task needs (the transaction aborted, or made no task).
@@ -301,15 +306,16 @@ impl Coordinator {
                 Err(e) => failure = failure.or(Some(e)),
             }
         }
-        let (written, task_data) = match written {
+        let (written, data_bytes, task_data) = match written {
             Ok(w) => w,
             Err(e) => {
                 failure = failure.or(Some(e));
-                (false, None)
+                (false, 0, None)
             }
         };
         if let Some(m) = meta.as_mut() {
             m.data_written = written;
+            m.data_bytes = data_bytes;
         }
         let (decided, retried) = match &failure {
             Some(e) => {
