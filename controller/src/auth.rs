@@ -101,6 +101,17 @@ impl Auth {
     }
 
     /// Refuses `name` for a caller who is not an administrator.
+    /// The nonce of the replay attempt handed to `node` at `started_ns` (see
+    /// `TokenKey::attempt_nonce`).
+    pub fn attempt_nonce(&self, node: &str, started_ns: i64) -> Vec<u8> {
+        self.key.attempt_nonce(node, started_ns)
+    }
+
+    /// Whether a report or a decision brings the nonce of a hand-out of this controller.
+    pub fn check_attempt(&self, node: &str, started_ns: i64, nonce: &[u8]) -> bool {
+        self.key.check_attempt_nonce(node, started_ns, nonce)
+    }
+
     pub fn admin_only(&self, caller: &Caller, name: &str) -> Result<(), RemoteError> {
         if caller.is_admin {
             Ok(())

@@ -34,7 +34,7 @@ use xrepl_proto::rpc::{
     serve, CatalogCheck, ControllerReply, ControllerRequest, ErrorCode, Hello, NodeTls, PeerKind,
     RemoteError, Request, Response, ServerInfo, Service,
 };
-use xrepl_proto::task::{TaskMeta, INLINE_DATA_MAX};
+use xrepl_proto::task::{AttemptProof, TaskMeta, INLINE_DATA_MAX};
 use xrepl_proto::txn::Verdict;
 
 use auth::Auth;
@@ -128,6 +128,7 @@ impl Controller {
                 format!("{}:{}", cfg.host, cfg.port),
                 r.clone(),
                 tls.master.clone(),
+                auth.clone(),
                 meta.clone(),
                 nodes.clone(),
             ))),
@@ -142,6 +143,21 @@ impl Controller {
             role,
             undecided: txn::Undecided::default(),
         })
+    }
+
+    /// The hand-out time of the replay attempt a report or a decision is about, if it brings
+    /// the nonce this controller made for that hand-out to `node`; refused and logged if not.
+    fn attempt_of(&self, node: &str, attempt: Option<&AttemptProof>) -> Result<i64, RemoteError> {
+        match attempt {
+            Some(a) if self.auth.check_attempt(node, a.started_ns, &a.nonce) => Ok(a.started_ns),
+            _ => {
+                tracing::warn!(%node, "replay request refused: no nonce of a hand-out to this data node");
+                Err(self.refuse(
+                    ErrorCode::AccessDenied,
+                    format!("a replay report or decision must bring the nonce of the hand-out it is about; this one has none made for data node {node}"),
+                ))
+            }
+        }
     }
 
     /// The caller of a replay request: the replication execution user
@@ -320,6 +336,15 @@ impl Controller {
                 self.check_data_nodes(&participants)?;
                 if !replay.is_empty() {
                     self.replayer(&token, &caller_node(&replay))?;
+                    for r in &replay {
+                        self.attempt_of(
+                            &r.node,
+                            Some(&AttemptProof {
+                                started_ns: r.started_ns,
+                                nonce: r.nonce.clone(),
+                            }),
+                        )?;
+                    }
                 }
                 let verdict = Verdict::of_commit(commit);
                 if verdict == Verdict::Commit {
@@ -429,13 +454,16 @@ impl Controller {
                 finished,
                 failed,
                 released,
+                attempt,
             } => {
                 self.replayer(&token, &node)?;
                 let Role::Slave(s) = &self.role else {
                     return Err(self.not_a_slave());
                 };
                 if !finished.is_empty() || failed.is_some() || !released.is_empty() {
-                    s.replay_done(&node, finished, failed, released).await;
+                    let started_ns = self.attempt_of(&node, attempt.as_ref())?;
+                    s.replay_done(&node, started_ns, finished, failed, released)
+                        .await;
                 }
                 s.take_replay_task(&node, wait_ms, max)
                     .await
@@ -454,10 +482,13 @@ impl Controller {
                 finished,
                 failed,
                 released,
+                attempt,
             } => {
                 self.replayer(&token, &node)?;
                 if let Role::Slave(s) = &self.role {
-                    s.replay_done(&node, finished, failed, released).await;
+                    let started_ns = self.attempt_of(&node, attempt.as_ref())?;
+                    s.replay_done(&node, started_ns, finished, failed, released)
+                        .await;
                 }
                 Ok(ControllerReply::Done)
             }

@@ -47,7 +47,10 @@ pub fn check_user_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// The secret that signs session tokens.
+/// Bytes of a replay attempt's nonce.
+pub const ATTEMPT_NONCE_BYTES: usize = 16;
+
+/// The secret that signs session tokens (and replay attempts' nonces).
 #[derive(Clone)]
 pub struct TokenKey([u8; 32]);
 
@@ -85,6 +88,32 @@ impl TokenKey {
         format!("{body}.{tag}")
     }
 
+    fn attempt_mac(&self, node: &str, started_ns: i64) -> Option<Hmac<Sha256>> {
+        // A token's body starts with a user name, never with a 0 byte: the two cannot meet.
+        let mut m = Hmac::<Sha256>::new_from_slice(&self.0).ok()?;
+        m.update(b"\0xrepl replay attempt v1\0");
+        m.update(&(node.len() as u64).to_be_bytes());
+        m.update(node.as_bytes());
+        m.update(&started_ns.to_be_bytes());
+        Some(m)
+    }
+
+    /// The nonce of the replay attempt handed to data node `node` at `started_ns`: 16 bytes
+    /// only this controller can make, which every report of the attempt must bring back.
+    pub fn attempt_nonce(&self, node: &str, started_ns: i64) -> Vec<u8> {
+        self.attempt_mac(node, started_ns)
+            .map(|m| m.finalize().into_bytes()[..ATTEMPT_NONCE_BYTES].to_vec())
+            .unwrap_or_default()
+    }
+
+    /// Whether `nonce` is [`Self::attempt_nonce`] of that attempt (compared in constant time).
+    pub fn check_attempt_nonce(&self, node: &str, started_ns: i64, nonce: &[u8]) -> bool {
+        nonce.len() == ATTEMPT_NONCE_BYTES
+            && self
+                .attempt_mac(node, started_ns)
+                .is_some_and(|m| m.verify_truncated_left(nonce).is_ok())
+    }
+
     /// The user a token was issued for, if the token is genuine.
     pub fn verify(&self, token: &str) -> Option<String> {
         let (body, tag) = token.rsplit_once('.')?;
@@ -98,6 +127,19 @@ impl TokenKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attempt_nonces_verify_only_for_their_node_time_and_key() {
+        let k = TokenKey::generate();
+        let n = k.attempt_nonce("dnode1", 42);
+        assert_eq!(n.len(), ATTEMPT_NONCE_BYTES);
+        assert!(k.check_attempt_nonce("dnode1", 42, &n));
+        assert!(!k.check_attempt_nonce("dnode2", 42, &n));
+        assert!(!k.check_attempt_nonce("dnode1", 43, &n));
+        assert!(!k.check_attempt_nonce("dnode1", 42, &n[..15]));
+        assert!(!k.check_attempt_nonce("dnode1", 42, &[0; 16]));
+        assert!(!TokenKey::generate().check_attempt_nonce("dnode1", 42, &n));
+    }
 
     #[test]
     fn hashes_are_salted_and_verify() {

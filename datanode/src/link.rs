@@ -19,7 +19,7 @@ use xrepl_proto::rpc::{
     CatalogCheck, ControllerReply, ControllerRequest, ErrorCode, NodeTls, RemoteError, RpcClient,
     RpcError,
 };
-use xrepl_proto::task::{ReplayAssignment, ReplayFailure, ReplayOf, TaskMeta};
+use xrepl_proto::task::{AttemptProof, ReplayAssignment, ReplayFailure, ReplayOf, TaskMeta};
 use xrepl_proto::ticket::FetchTicket;
 use xrepl_proto::txn::{TxState, Verdict};
 
@@ -73,6 +73,8 @@ pub struct AttemptsEnd {
     pub failed: Option<ReplayFailure>,
     /// Not tried (one before them failed, or the batch was cut).
     pub released: Vec<u64>,
+    /// The hand-out they came in.
+    pub attempt: Option<AttemptProof>,
 }
 
 impl AttemptsEnd {
@@ -391,6 +393,7 @@ impl ControllerLink {
                 finished: ended.finished,
                 failed: ended.failed,
                 released: ended.released,
+                attempt: ended.attempt,
             })
             .await?
         {
@@ -423,6 +426,7 @@ impl ControllerLink {
                 finished: end.finished,
                 failed: end.failed,
                 released: end.released,
+                attempt: end.attempt,
             })
             .await?
         {

@@ -477,6 +477,17 @@ pub struct ReplayOf {
     pub node: String,
     /// When this attempt was handed out (ns since the epoch), for the task's cost.
     pub started_ns: i64,
+    /// The attempt's nonce from the hand-out ([`ReplayAssignment::nonce`]): the controller
+    /// records the task only for an attempt it handed out.
+    #[serde(default)]
+    pub nonce: serde_bytes::ByteBuf,
+}
+
+/// Which hand-out a worker's report is about: its time and the nonce that came with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptProof {
+    pub started_ns: i64,
+    pub nonce: serde_bytes::ByteBuf,
 }
 
 /// Most encoded task data that travels inside the pull answer and the hand-out instead of
@@ -506,6 +517,19 @@ pub struct ReplayAssignment {
     pub ticket: crate::ticket::FetchTicket,
     /// When they were handed out (ns since the epoch).
     pub started_ns: i64,
+    /// This attempt's nonce, made by the controller for this data node and `started_ns`:
+    /// every report of the attempt and its decision bring it back.
+    pub nonce: serde_bytes::ByteBuf,
+}
+
+impl ReplayAssignment {
+    /// What the worker's reports of this attempt carry.
+    pub fn proof(&self) -> AttemptProof {
+        AttemptProof {
+            started_ns: self.started_ns,
+            nonce: self.nonce.clone(),
+        }
+    }
 }
 
 /// A task whose replay attempt did not commit.

@@ -584,11 +584,13 @@ fn requests() -> Vec<Request> {
                     task_id: 7,
                     node: "dnode1".into(),
                     started_ns: 1,
+                    nonce: Default::default(),
                 },
                 ReplayOf {
                     task_id: 8,
                     node: "dnode1".into(),
                     started_ns: 1,
+                    nonce: Default::default(),
                 },
             ],
             check: Some(CatalogCheck {
@@ -614,6 +616,10 @@ fn requests() -> Vec<Request> {
                 transient: false,
             }),
             released: vec![6],
+            attempt: Some(xrepl_proto::task::AttemptProof {
+                started_ns: 9,
+                nonce: serde_bytes::ByteBuf::from(vec![2u8; 16]),
+            }),
         }),
         Request::Controller(ControllerRequest::ReplayDone {
             token: "t".into(),
@@ -625,6 +631,7 @@ fn requests() -> Vec<Request> {
                 transient: false,
             }),
             released: vec![4, 5],
+            attempt: None,
         }),
         Request::Controller(ControllerRequest::GetDatabase {
             token: "t".into(),
@@ -743,6 +750,7 @@ fn controller_answers() -> Vec<ControllerAnswer> {
             data: vec![],
             ticket: ticket(),
             started_ns: 5,
+            nonce: serde_bytes::ByteBuf::from(vec![1u8; 16]),
         }))),
         Ok(ControllerReply::Decided {
             committed: false,

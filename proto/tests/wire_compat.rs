@@ -169,6 +169,7 @@ fn every_family_reply_encodes_as_the_shared_reply_did() {
         }],
         ticket: ticket(),
         started_ns: 5,
+        nonce: serde_bytes::ByteBuf::from(vec![1u8; 16]),
     };
     same(
         Ok(ControllerReply::ReplayTask(Some(assignment.clone()))),

@@ -331,8 +331,9 @@ fn t40_a_member_cannot_queue_a_task_that_points_slaves_elsewhere_or_skip_one() {
 }
 
 #[test]
-fn t50_only_the_execution_user_of_a_data_node_takes_or_reports_replays() {
+fn t50_only_the_execution_user_of_a_data_node_takes_or_reports_replays_of_its_own_hand_outs() {
     use xrepl_proto::rpc::{ControllerReply, ControllerRequest, ErrorCode};
+    use xrepl_proto::task::{AttemptProof, ReplayOf};
     use xrepl_tests::Pair;
     let p = Pair::start(Spec::default(), Spec::default());
     p.master.ok(SETUP);
@@ -352,6 +353,7 @@ fn t50_only_the_execution_user_of_a_data_node_takes_or_reports_replays() {
             finished: vec![],
             failed: None,
             released: vec![],
+            attempt: None,
         };
         // A user of the slave, even an administrator, who is not the execution user gets no
         // hand-out (which would carry the master's token) and cannot report replays.
@@ -374,14 +376,75 @@ fn t50_only_the_execution_user_of_a_data_node_takes_or_reports_replays() {
                     finished: vec![1, 2, 3],
                     failed: None,
                     released: vec![],
+                    attempt: None,
                 })
                 .await
                 .expect("answer")
                 .expect_err("refused");
             assert_eq!(e.code, ErrorCode::AccessDenied, "{e}");
         }
-        // The execution user, for a node that is not one of the cluster's: refused too.
+        // The execution user on a member's connection still needs the nonce of a hand-out
+        // this controller made for that data node: without one, with a made-up one, or with
+        // one made for another time, a report or a replay's decision is refused.
         let admin = controller_token(&ctl, "admin").await;
+        let made_up = |started_ns: i64| AttemptProof {
+            started_ns,
+            nonce: serde_bytes::ByteBuf::from(vec![7u8; 16]),
+        };
+        for attempt in [None, Some(made_up(5))] {
+            let e = ctl
+                .call(ControllerRequest::ReplayDone {
+                    token: admin.clone(),
+                    node: "dnode1".into(),
+                    finished: vec![1, 2, 3],
+                    failed: None,
+                    released: vec![],
+                    attempt: attempt.clone(),
+                })
+                .await
+                .expect("answer")
+                .expect_err("refused");
+            assert_eq!(e.code, ErrorCode::AccessDenied, "{e}");
+            assert!(e.message.contains("must bring the nonce"), "{e}");
+            let e = ctl
+                .call(ControllerRequest::TakeReplayTask {
+                    token: admin.clone(),
+                    node: "dnode1".into(),
+                    wait_ms: 0,
+                    max: 10,
+                    finished: vec![1],
+                    failed: None,
+                    released: vec![],
+                    attempt,
+                })
+                .await
+                .expect("answer")
+                .expect_err("refused");
+            assert!(e.message.contains("must bring the nonce"), "{e}");
+        }
+        let e = ctl
+            .call(ControllerRequest::Decide {
+                token: admin.clone(),
+                tid: 1 << 40,
+                commit: true,
+                reason: String::new(),
+                changes: vec![],
+                task: None,
+                task_data: None,
+                replay: vec![ReplayOf {
+                    task_id: 1,
+                    node: "dnode1".into(),
+                    started_ns: 5,
+                    nonce: made_up(5).nonce,
+                }],
+                check: None,
+                participants: vec!["dnode1".into()],
+            })
+            .await
+            .expect("answer")
+            .expect_err("refused");
+        assert!(e.message.contains("must bring the nonce"), "{e}");
+        // The execution user, for a node that is not one of the cluster's: refused too.
         let e = ctl
             .call(take(admin.clone(), "dnode9"))
             .await
@@ -398,6 +461,10 @@ fn t50_only_the_execution_user_of_a_data_node_takes_or_reports_replays() {
     let log = p.slave.read_log("controller1");
     assert!(
         log.contains("replay request refused: not the execution user"),
+        "{log}"
+    );
+    assert!(
+        log.contains("replay request refused: no nonce of a hand-out to this data node"),
         "{log}"
     );
 }

@@ -58,6 +58,7 @@ impl Slave {
                     data,
                     ticket,
                     started_ns,
+                    nonce: serde_bytes::ByteBuf::from(self.auth.attempt_nonce(node, started_ns)),
                 }));
             }
             let now = tokio::time::Instant::now();
@@ -81,26 +82,33 @@ impl Slave {
         self.rt.finished(vec![task_id]).await;
     }
 
-    /// A replay worker reports how its attempts ended. An attempt this controller did not
-    /// hand out (it restarted since) or gave up (its node was lost) is ignored: the commit
-    /// rule settled it either way.
+    /// A replay worker reports how its attempts of the hand-out at `started_ns` ended (the
+    /// caller checked the hand-out's nonce). A task that is not running in that hand-out on
+    /// `node` (this controller restarted since, gave the attempt up when its node was lost,
+    /// or handed the task out again) is ignored: the commit rule settled it either way.
     pub async fn replay_done(
         &self,
         node: &str,
+        started_ns: i64,
         finished: Vec<u64>,
         failed: Option<ReplayFailure>,
         released: Vec<u64>,
     ) {
-        let finished = self.rt.runs(finished, node).await;
+        let finished = self.rt.runs(finished, node, started_ns).await;
         if !finished.is_empty() {
             self.rt.finished(finished).await;
         }
-        let released = self.rt.runs(released, node).await;
+        let released = self.rt.runs(released, node, started_ns).await;
         if !released.is_empty() {
             self.rt.released(released).await;
         }
         if let Some(f) = failed {
-            if !self.rt.runs(vec![f.task_id], node).await.is_empty() {
+            if !self
+                .rt
+                .runs(vec![f.task_id], node, started_ns)
+                .await
+                .is_empty()
+            {
                 let counting = if f.transient {
                     Counting::Transient
                 } else {

@@ -28,6 +28,7 @@ use std::sync::Arc;
 
 use xrepl_core::config::ControllerReplication;
 
+use crate::auth::Auth;
 use crate::meta::MetaHandle;
 use crate::nodes::NodeRegistry;
 use runtime::Runtime;
@@ -43,6 +44,8 @@ pub struct Slave {
     cfg: ControllerReplication,
     /// How the links to the master are made (`enableClusterReplicationSSL`).
     master_tls: ClientTls,
+    /// Makes the replay attempts' nonces.
+    auth: Auth,
     meta: MetaHandle,
     nodes: Arc<NodeRegistry>,
     rt: Runtime,
@@ -55,6 +58,7 @@ impl Slave {
         me: String,
         cfg: ControllerReplication,
         master_tls: ClientTls,
+        auth: Auth,
         meta: MetaHandle,
         nodes: Arc<NodeRegistry>,
     ) -> Slave {
@@ -63,6 +67,7 @@ impl Slave {
             me,
             cfg,
             master_tls,
+            auth,
             rt: Runtime::start(meta.clone()),
             meta,
             nodes,

@@ -371,6 +371,7 @@ mod tests {
             task_id: id,
             node: "n1".into(),
             started_ns: 5,
+            nonce: Default::default(),
         }
     }
 

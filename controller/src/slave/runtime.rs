@@ -176,11 +176,16 @@ impl Runtime {
     }
 
     /// Of `ids`, those whose attempts `node` runs, handed out by this controller.
-    pub async fn runs(&self, ids: Vec<u64>, node: &str) -> Vec<u64> {
+    pub async fn runs(&self, ids: Vec<u64>, node: &str, started_ns: i64) -> Vec<u64> {
         let node = node.to_string();
         self.ask(move |s| {
             ids.into_iter()
-                .filter(|id| s.sched.running.get(id).is_some_and(|r| r.node == node))
+                .filter(|id| {
+                    s.sched
+                        .running
+                        .get(id)
+                        .is_some_and(|r| r.node == node && r.started_ns == started_ns)
+                })
                 .collect()
         })
         .await

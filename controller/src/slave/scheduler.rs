@@ -383,6 +383,7 @@ mod tests {
                 task_id: id,
                 node: "n1".into(),
                 started_ns: 0,
+                nonce: Default::default(),
             },
             1,
         );
@@ -418,6 +419,7 @@ mod tests {
                 task_id: 2,
                 node: "n1".into(),
                 started_ns: 0,
+                nonce: Default::default(),
             },
             1,
         );

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use xrepl_core::catalog::{CatalogChange, DatabaseMeta, Right};
 use xrepl_core::value::Value;
 
-use crate::task::{ReplayAssignment, ReplayFailure, ReplayOf, TaskMeta};
+use crate::task::{AttemptProof, ReplayAssignment, ReplayFailure, ReplayOf, TaskMeta};
 use crate::txn::TxState;
 
 /// Requests a controller answers.
@@ -115,6 +115,9 @@ pub enum ControllerRequest {
         finished: Vec<u64>,
         failed: Option<ReplayFailure>,
         released: Vec<u64>,
+        /// The hand-out that `finished`, `failed` and `released` are about (required when
+        /// any is not empty).
+        attempt: Option<AttemptProof>,
     },
     /// A slave data node says which tasks its workers are replaying (every second); a task
     /// handed to it that it does not name is taken back (the hand-out was lost): answers
@@ -134,6 +137,7 @@ pub enum ControllerRequest {
         finished: Vec<u64>,
         failed: Option<ReplayFailure>,
         released: Vec<u64>,
+        attempt: Option<AttemptProof>,
     },
     /// A slave data node asks, for an administrator's session (`token`), how to reach the
     /// master: answers [`ControllerReply::MasterAccess`] (`Unavailable` while the slave is not logged in

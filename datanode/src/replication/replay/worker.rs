@@ -16,7 +16,9 @@ use xrepl_core::catalog::Right;
 use xrepl_proto::client::ClientError;
 use xrepl_proto::master_client::decode_task_data;
 use xrepl_proto::rpc::{CatalogCheck, ErrorCode, RemoteError};
-use xrepl_proto::task::{ReplayAssignment, ReplayFailure, ReplayOf, TaskData, TaskInfo};
+use xrepl_proto::task::{
+    AttemptProof, ReplayAssignment, ReplayFailure, ReplayOf, TaskData, TaskInfo,
+};
 use xrepl_proto::ticket::FetchTicket;
 
 use super::plan::Catalogs;
@@ -48,6 +50,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// fetched from the master data nodes with the slave's fetch ticket.
 struct Source {
     ticket: FetchTicket,
+    /// The hand-out's time and nonce, which the reports and the decision bring back.
+    proof: AttemptProof,
     inline: std::collections::HashMap<u64, Vec<u8>>,
 }
 
@@ -306,6 +310,7 @@ impl Replayer {
         let mut fetched: Vec<(TaskInfo, TaskData)> = Vec::with_capacity(a.tasks.len());
         let mut fetch_failed: Option<(u64, Failure)> = None;
         let src = Source {
+            proof: a.proof(),
             ticket: a.ticket,
             inline: a
                 .data
@@ -343,7 +348,10 @@ impl Replayer {
         }
         self.set_stage(worker, Stage::Executing);
         let fetch_time = fetch_start.elapsed();
-        let mut end = AttemptsEnd::default();
+        let mut end = AttemptsEnd {
+            attempt: Some(src.proof.clone()),
+            ..AttemptsEnd::default()
+        };
         let tried = fetched.len();
         // Planning takes the rows out of the fetched data: one at a time after a batch
         // that did not commit needs them fetched again.
@@ -469,6 +477,7 @@ impl Replayer {
                     task_id: t.task_id,
                     node: self.alias.clone(),
                     started_ns,
+                    nonce: src.proof.nonce.clone(),
                 })
                 .collect();
             let checked = catalogs.checked.clone();
