@@ -114,9 +114,8 @@ impl Controller {
             None => Role::Standalone,
             Some(r) if r.mode == ReplicationMode::Master => {
                 Role::Master(Box::new(master::Master::new(
-                    &cfg.alias,
-                    r.slave_num,
-                    r.max_retained_bytes,
+                    &cfg,
+                    r,
                     meta.clone(),
                     nodes.clone(),
                     auth.clone(),

@@ -238,6 +238,7 @@ impl TaskDataFetcher {
         task: &TaskInfo,
     ) -> Result<Vec<u8>, ClientError> {
         let site = format!("{}:{}", task.src_host, task.src_port);
+        check_source(ticket, task, &site)?;
         let rpc = self.connection(site).await?;
         fetch_over(&rpc, ticket, task).await
     }
@@ -254,6 +255,7 @@ impl TaskDataFetcher {
             return Ok(Vec::new());
         };
         let site = format!("{}:{}", first.src_host, first.src_port);
+        check_source(ticket, first, &site)?;
         if let Some(other) = tasks.iter().find(|t| {
             (t.src_host.as_str(), t.src_port) != (first.src_host.as_str(), first.src_port)
         }) {
@@ -309,6 +311,19 @@ impl TaskDataFetcher {
     }
 }
 
+/// Refuses to fetch `task`'s data from `site` unless the master lists it as one of its data
+/// nodes in the ticket.
+fn check_source(ticket: &FetchTicket, task: &TaskInfo, site: &str) -> Result<(), ClientError> {
+    if ticket.lists(site) {
+        return Ok(());
+    }
+    Err(ClientError::Unexpected(format!(
+        "task {} says its data is on {site}, which the master does not list as one of its data nodes ({}); it is not fetched from there",
+        task.task_id,
+        ticket.sources.join(", ")
+    )))
+}
+
 async fn connect_data_node(site: &str, tls: &ClientTls) -> Result<RpcClient, ClientError> {
     Ok(RpcClient::connect(
         site,
@@ -328,6 +343,7 @@ pub async fn fetch_task_bytes(
     tls: &ClientTls,
 ) -> Result<Vec<u8>, ClientError> {
     let site = format!("{}:{}", task.src_host, task.src_port);
+    check_source(ticket, task, &site)?;
     let rpc = connect_data_node(&site, tls).await?;
     fetch_over(&rpc, ticket, task).await
 }

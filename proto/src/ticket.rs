@@ -21,37 +21,59 @@ pub struct FetchTicket {
     pub upto: u64,
     /// Milliseconds since the Unix epoch (the master's clock) after which it is refused.
     pub expires_ms: u64,
+    /// Where the master's task data may be (`host:port` of its data nodes, and their
+    /// `clusterReplicationPublicAddress`): a slave fetches from nowhere else.
+    #[serde(default)]
+    pub sources: Vec<String>,
     #[serde(with = "serde_bytes")]
     pub mac: Vec<u8>,
 }
 
 impl FetchTicket {
-    fn message(slave: &str, upto: u64, expires_ms: u64) -> Vec<u8> {
-        let mut m = Vec::with_capacity(slave.len() + 24);
+    fn message(slave: &str, upto: u64, expires_ms: u64, sources: &[String]) -> Vec<u8> {
+        let mut m = Vec::with_capacity(slave.len() + 32);
         m.extend_from_slice(&(slave.len() as u64).to_be_bytes());
         m.extend_from_slice(slave.as_bytes());
         m.extend_from_slice(&upto.to_be_bytes());
         m.extend_from_slice(&expires_ms.to_be_bytes());
+        m.extend_from_slice(&(sources.len() as u64).to_be_bytes());
+        for s in sources {
+            m.extend_from_slice(&(s.len() as u64).to_be_bytes());
+            m.extend_from_slice(s.as_bytes());
+        }
         m
     }
 
-    /// A ticket for `slave`, signed with the master's `key`.
-    pub fn issue(key: &ClusterKey, slave: &str, upto: u64, now_ms: u64) -> FetchTicket {
+    /// A ticket for `slave`, signed with the master's `key`, naming the master's data nodes.
+    pub fn issue(
+        key: &ClusterKey,
+        slave: &str,
+        upto: u64,
+        sources: Vec<String>,
+        now_ms: u64,
+    ) -> FetchTicket {
         let expires_ms = now_ms.saturating_add(TICKET_LIFETIME_MS);
         FetchTicket {
+            mac: key.sign(
+                Purpose::FetchTicket,
+                &FetchTicket::message(slave, upto, expires_ms, &sources),
+            ),
             slave: slave.to_string(),
             upto,
             expires_ms,
-            mac: key.sign(
-                Purpose::FetchTicket,
-                &FetchTicket::message(slave, upto, expires_ms),
-            ),
+            sources,
         }
+    }
+
+    /// Whether the master lists `site` (`host:port`) as one of its data nodes; a ticket that
+    /// lists none (from an older master) lists every site.
+    pub fn lists(&self, site: &str) -> bool {
+        self.sources.is_empty() || self.sources.iter().any(|s| s == site)
     }
 
     /// Checks the signature and the expiry; the error says what is wrong.
     pub fn check(&self, key: &ClusterKey, now_ms: u64) -> Result<(), String> {
-        let msg = FetchTicket::message(&self.slave, self.upto, self.expires_ms);
+        let msg = FetchTicket::message(&self.slave, self.upto, self.expires_ms, &self.sources);
         if !key.verify_signed(Purpose::FetchTicket, &msg, &self.mac) {
             return Err(
                 "the fetch ticket is not signed by this master cluster (a forged or altered ticket, or one from another master)"
@@ -78,5 +100,39 @@ impl FetchTicket {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ticket_checks_only_as_issued_and_names_the_masters_data_nodes() {
+        let key = ClusterKey::from_bytes(&[5; 32]).expect("key");
+        let sources = vec!["127.0.0.1:8849".to_string(), "10.0.0.7:28849".to_string()];
+        let t = FetchTicket::issue(&key, "127.0.0.1:9848", 9, sources, 1_000);
+        assert_eq!(t.check(&key, 1_000), Ok(()));
+        assert_eq!(t.check_task(&key, 1_000, 9), Ok(()));
+        assert!(t.check_task(&key, 1_000, 10).is_err());
+        assert!(
+            t.check(&key, 1_000 + TICKET_LIFETIME_MS + 1).is_err(),
+            "expired"
+        );
+        assert!(t.lists("10.0.0.7:28849") && !t.lists("127.0.0.1:1"));
+        let mut more = t.clone();
+        more.sources.push("127.0.0.1:1".into());
+        assert!(
+            more.check(&key, 1_000).is_err(),
+            "the sources are signed too"
+        );
+        let mut other = t.clone();
+        other.slave = "127.0.0.1:9999".into();
+        assert!(other.check(&key, 1_000).is_err());
+        let old = FetchTicket {
+            sources: vec![],
+            ..t
+        };
+        assert!(old.lists("anywhere:1"));
     }
 }

@@ -1553,5 +1553,11 @@ fn deep_nesting_of_every_kind_is_a_syntax_error_not_a_stack_overflow() {
 
 fn ticket() -> xrepl_proto::ticket::FetchTicket {
     let key = xrepl_core::cluster_key::ClusterKey::from_bytes(&[3; 32]).expect("key");
-    xrepl_proto::ticket::FetchTicket::issue(&key, "127.0.0.1:9848", 7, 1_000)
+    xrepl_proto::ticket::FetchTicket::issue(
+        &key,
+        "127.0.0.1:9848",
+        7,
+        vec!["127.0.0.1:8849".into()],
+        1_000,
+    )
 }

@@ -312,5 +312,11 @@ fn the_response_envelope_adds_nothing_on_the_wire() {
 
 fn ticket() -> FetchTicket {
     let key = xrepl_core::cluster_key::ClusterKey::from_bytes(&[3; 32]).expect("key");
-    FetchTicket::issue(&key, "127.0.0.1:9848", 7, 1_000)
+    FetchTicket::issue(
+        &key,
+        "127.0.0.1:9848",
+        7,
+        vec!["127.0.0.1:8849".into()],
+        1_000,
+    )
 }

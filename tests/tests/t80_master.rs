@@ -530,6 +530,22 @@ fn t50_slaves_pull_acknowledge_and_truncation_waits_for_the_slowest() {
             err.to_string().contains("not signed by this master"),
             "{err}"
         );
+        // The ticket names the master's data nodes, and a slave fetches from nowhere else.
+        let sources = a.ticket().expect("ticket").sources;
+        for n in &c.datanodes {
+            assert!(sources.contains(&n.site()), "{sources:?}");
+        }
+        let mut elsewhere = all[2].clone();
+        elsewhere.src_port = 1;
+        let err = a
+            .fetch_task_bytes(&elsewhere)
+            .await
+            .expect_err("not fetched");
+        assert!(
+            err.to_string()
+                .contains("which the master does not list as one of its data nodes"),
+            "{err}"
+        );
 
         // Slave a finishes everything, b the first four: tasks 1..=4 are truncated.
         let ids: Vec<u64> = all.iter().map(|t| t.task_id).collect();

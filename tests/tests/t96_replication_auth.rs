@@ -235,7 +235,7 @@ fn t20_peers_without_the_replication_right_or_a_ticket_cannot_register_pull_or_f
         // checks the master's signature and what the ticket covers. Forged tickets: another
         // key's, an altered one, one stretched to later tasks or a longer life.
         let other_key = xrepl_core::cluster_key::ClusterKey::from_bytes(&[9; 32]).expect("key");
-        let foreign = FetchTicket::issue(&other_key, "127.0.0.1:1", 100, u64::MAX / 2);
+        let foreign = FetchTicket::issue(&other_key, "127.0.0.1:1", 100, vec![], u64::MAX / 2);
         let mut altered = ticket.clone();
         altered.mac[0] ^= 1;
         let stretched = FetchTicket {

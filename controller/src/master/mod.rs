@@ -29,6 +29,7 @@ use crate::inline::InlineCache;
 use crate::meta::MetaHandle;
 use crate::nodes::NodeRegistry;
 use xrepl_core::cluster_key::ClusterKey;
+use xrepl_core::config::{ControllerConfig, ControllerReplication};
 
 /// A master controller's replication: who may register, the metadata, the live nodes, and
 /// what only lives in memory.
@@ -44,6 +45,8 @@ pub struct Master {
     auth: Auth,
     /// The cluster key, which signs the slaves' fetch tickets.
     key: ClusterKey,
+    /// Where task data may be (`host:port`), named in the tickets.
+    task_sources: Vec<String>,
     /// Woken whenever a task is queued, for slaves waiting in a pull.
     task_added: Notify,
     /// When each slave last pulled (ns since the epoch); memory only.
@@ -56,23 +59,29 @@ pub struct Master {
 pub const INLINE_KEEP_BYTES: usize = 64 << 20;
 
 impl Master {
+    /// The master role of the controller configured by `cfg`, whose replication settings are
+    /// `r`.
     pub fn new(
-        alias: &str,
-        slave_num: u32,
-        max_retained_bytes: u64,
+        cfg: &ControllerConfig,
+        r: &ControllerReplication,
         meta: MetaHandle,
         nodes: Arc<NodeRegistry>,
         auth: Auth,
         key: ClusterKey,
     ) -> Master {
         Master {
-            alias: alias.to_string(),
-            slave_num,
-            max_retained_bytes,
+            alias: cfg.alias.clone(),
+            slave_num: r.slave_num,
+            max_retained_bytes: r.max_retained_bytes,
             meta,
             nodes,
             auth,
             key,
+            task_sources: cfg
+                .task_sources
+                .iter()
+                .map(|(h, p)| format!("{h}:{p}"))
+                .collect(),
             task_added: Notify::new(),
             last_pull: DashMap::new(),
             inline: std::sync::Mutex::new(InlineCache::new(INLINE_KEEP_BYTES)),

@@ -68,7 +68,13 @@ impl Master {
     /// A fetch ticket for `slave`, covering every task queued so far.
     fn ticket(&self, slave: &str) -> FetchTicket {
         let upto = self.meta.read(|s| s.send.repl.last_task_id);
-        FetchTicket::issue(&self.key, slave, upto, now_ns() as u64 / 1_000_000)
+        FetchTicket::issue(
+            &self.key,
+            slave,
+            upto,
+            self.task_sources.clone(),
+            now_ns() as u64 / 1_000_000,
+        )
     }
 
     /// Answers a request from a slave cluster.

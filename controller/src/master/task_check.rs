@@ -5,8 +5,8 @@
 //! - a commit that writes a replicated database must make its task (else the slaves would
 //!   silently miss it);
 //! - the task names a database the transaction writes (by its catalog changes or its checked
-//!   database, which the rights were checked against), when the transaction names any: an
-//!   update, a delete or a truncate carries neither yet, so that rule does not reach them;
+//!   database, which the rights were checked against); a transaction that names none makes
+//!   no task;
 //! - the task's data lives on a data node of this cluster: its `host:port` in `cluster.nodes`
 //!   or its `clusterReplicationPublicAddress`.
 
@@ -61,16 +61,20 @@ pub fn check_task(
             None => Ok(()),
         };
     };
-    // An update, a delete or a truncate is planned without a catalog check and changes no
-    // definition: it names no database here, and only the rule on sources below applies.
-    if !dbs.is_empty() && !dbs.contains(t.db.as_str()) {
+    // Every write names its database: a DDL in its catalog changes, a write of rows (an
+    // append, an update, a delete, a truncate) in its catalog check.
+    if !dbs.contains(t.db.as_str()) {
         return Err(format!(
             "the replication task names database '{}', which this transaction does not write (it writes {}); it is rolled back",
             t.db,
-            dbs.iter()
-                .map(|d| format!("'{d}'"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            if dbs.is_empty() {
+                "none".to_string()
+            } else {
+                dbs.iter()
+                    .map(|d| format!("'{d}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
         ));
     }
     if !sources.contains(&(t.src_host.clone(), t.src_port)) {
@@ -136,11 +140,9 @@ mod tests {
             ),
             Ok(())
         );
-        // A transaction that names no database (an update, a delete): only the source rule.
-        assert_eq!(
-            check_task(Some(&task("dfs://r", 8849)), &[], None, on, &s),
-            Ok(())
-        );
+        // A transaction that names no database makes no task.
+        let e = check_task(Some(&task("dfs://r", 8849)), &[], None, on, &s).expect_err("refused");
+        assert!(e.contains("it writes none"), "{e}");
         let e = check_task(
             Some(&task("dfs://r", 8849)),
             &[],

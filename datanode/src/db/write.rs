@@ -102,7 +102,22 @@ impl Session {
         }
         let changes = data.catalog_changes();
         let task = self.task(self.replicates(d), data, &[]);
-        self.transact(changes, ops, task)
+        // A write of rows (an update, a delete, a truncate) names the database it was planned
+        // with: the controller checks the right and the definition at the decision, and that
+        // its task names that database. A DDL names it in its catalog changes.
+        let check = match d {
+            Some(d) if changes.is_empty() => Some(CatalogCheck {
+                db: d.path.clone(),
+                version: d.version,
+                need: Right::Write,
+            }),
+            _ => None,
+        };
+        self.run_tx(Tx {
+            task,
+            check,
+            ..Tx::new(changes, ops)
+        })
     }
 
     /// A DDL that changes only the catalog (its database's replication flag is looked up).
