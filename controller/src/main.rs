@@ -4,8 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use xrepl_core::cluster_key::ClusterKey;
-use xrepl_proto::rpc::NodeTls;
+use xrepl_proto::rpc::tls::node_secrets;
 
 /// Stack of every runtime thread (the default of 2 MiB is plenty for the controller).
 const STACK: usize = 2 * 1024 * 1024;
@@ -30,18 +29,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let key = match ClusterKey::load(&cfg.cluster_key_file) {
-        Ok(k) => k,
-        Err(e) => {
-            eprintln!("error: clusterKeyFile: {e}");
-            return ExitCode::from(2);
-        }
-    };
     let mode = cfg.replication.as_ref().map(|r| r.mode);
-    let tls = match NodeTls::load(&cfg.tls, mode) {
-        Ok(t) => t,
+    let (key, tls) = match node_secrets(&cfg.cluster_key_file, &cfg.tls, mode) {
+        Ok(secrets) => secrets,
         Err(e) => {
-            eprintln!("error: TLS: {e}");
+            eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };

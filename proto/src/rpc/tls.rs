@@ -16,6 +16,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use xrepl_core::cluster_key::ClusterKey;
 use xrepl_core::config::{ReplicationMode, TlsSettings};
 
 /// The first byte of a TLS handshake record.
@@ -194,6 +195,18 @@ impl NodeTls {
             master,
         })
     }
+}
+
+/// What a node needs to start besides its configuration: the cluster key and its TLS. The
+/// error names the key at fault (`clusterKeyFile: ...` or `TLS: ...`).
+pub fn node_secrets(
+    cluster_key_file: &Path,
+    tls: &TlsSettings,
+    mode: Option<ReplicationMode>,
+) -> Result<(ClusterKey, NodeTls), String> {
+    let key = ClusterKey::load(cluster_key_file).map_err(|e| format!("clusterKeyFile: {e}"))?;
+    let tls = NodeTls::load(tls, mode).map_err(|e| format!("TLS: {e}"))?;
+    Ok((key, tls))
 }
 
 impl std::fmt::Debug for ServerTls {

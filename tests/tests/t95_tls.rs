@@ -181,6 +181,22 @@ fn t20_a_server_whose_certificate_another_ca_signed_is_not_trusted() {
         .contains("speaks plain text (enableTLS=false)"));
 }
 
+/// Starts a second dnode1 from the cluster's config folder, which must stop at once with exit
+/// code 2; what it printed.
+fn start_fails(c: &Cluster) -> String {
+    let out = std::process::Command::new(xrepl_tests::bin("datanode"))
+        .args([
+            "--cfg-dir",
+            c.cfg_dir().to_str().expect("path"),
+            "--alias",
+            "dnode1",
+        ])
+        .output()
+        .expect("run datanode");
+    assert_eq!(out.status.code(), Some(2));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn t30_bad_tls_settings_stop_the_node_with_a_clear_error() {
     let ca = TestCa::new("t30 CA");
@@ -193,17 +209,7 @@ fn t30_bad_tls_settings_stop_the_node_with_a_clear_error() {
         cfg.replace("tlsKeyFile=node.key\n", ""),
     )
     .expect("write");
-    let out = std::process::Command::new(xrepl_tests::bin("datanode"))
-        .args([
-            "--cfg-dir",
-            c.cfg_dir().to_str().expect("path"),
-            "--alias",
-            "dnode1",
-        ])
-        .output()
-        .expect("run datanode");
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = start_fails(&c);
     assert!(
         stderr.contains("tlsKeyFile") && stderr.contains("required because enableTLS=true"),
         "{stderr}"
@@ -211,17 +217,7 @@ fn t30_bad_tls_settings_stop_the_node_with_a_clear_error() {
     // A key file that is not a key.
     std::fs::write(c.cfg_dir().join("cluster.cfg"), &cfg).expect("write");
     std::fs::write(c.cfg_dir().join("node.key"), "not a key\n").expect("write");
-    let out = std::process::Command::new(xrepl_tests::bin("datanode"))
-        .args([
-            "--cfg-dir",
-            c.cfg_dir().to_str().expect("path"),
-            "--alias",
-            "dnode1",
-        ])
-        .output()
-        .expect("run datanode");
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = start_fails(&c);
     assert!(
         stderr.contains("error: TLS:") && stderr.contains("node.key"),
         "{stderr}"
