@@ -468,10 +468,19 @@ impl Controller {
                     .await
                     .map(ControllerReply::ReplayTask)
             }
-            ControllerRequest::ReplayRunning { token, node, tasks } => {
+            ControllerRequest::ReplayRunning {
+                token,
+                node,
+                tasks,
+                attempts,
+            } => {
                 self.replayer(&token, &node)?;
+                let started = attempts
+                    .iter()
+                    .map(|a| self.attempt_of(&node, Some(a)))
+                    .collect::<Result<Vec<i64>, RemoteError>>()?;
                 if let Role::Slave(s) = &self.role {
-                    s.replay_running(&node, tasks).await;
+                    s.replay_running(&node, tasks, started).await;
                 }
                 Ok(ControllerReply::Done)
             }

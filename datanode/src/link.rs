@@ -403,12 +403,18 @@ impl ControllerLink {
     }
 
     /// The tasks this node's workers replay now.
-    pub async fn replay_running(&self, token: &str, tasks: Vec<u64>) -> Result<(), RemoteError> {
+    pub async fn replay_running(
+        &self,
+        token: &str,
+        tasks: Vec<u64>,
+        attempts: Vec<AttemptProof>,
+    ) -> Result<(), RemoteError> {
         match self
             .call(ControllerRequest::ReplayRunning {
                 token: token.to_string(),
                 node: self.alias.clone(),
                 tasks,
+                attempts,
             })
             .await?
         {

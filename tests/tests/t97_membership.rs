@@ -423,6 +423,17 @@ fn t50_only_the_execution_user_of_a_data_node_takes_or_reports_replays_of_its_ow
             assert!(e.message.contains("must bring the nonce"), "{e}");
         }
         let e = ctl
+            .call(ControllerRequest::ReplayRunning {
+                token: admin.clone(),
+                node: "dnode1".into(),
+                tasks: vec![1],
+                attempts: vec![made_up(5)],
+            })
+            .await
+            .expect("answer")
+            .expect_err("refused");
+        assert!(e.message.contains("must bring the nonce"), "{e}");
+        let e = ctl
             .call(ControllerRequest::Decide {
                 token: admin.clone(),
                 tid: 1 << 40,

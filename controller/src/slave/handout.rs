@@ -210,13 +210,14 @@ impl Slave {
         }
     }
 
-    /// Data node `node` replays `tasks` now: a task handed to it more than [`HANDOUT_GRACE`]
+    /// Data node `node` replays `tasks` now, in the hand-outs of `started` (whose nonces the
+    /// caller checked): a task handed to it more than [`HANDOUT_GRACE`]
     /// ago that it does not name was lost on the way (its worker's connection died with the
     /// answer in flight); it is retried without counting, and its queue is free again.
-    pub async fn replay_running(&self, node: &str, tasks: Vec<u64>) {
+    pub async fn replay_running(&self, node: &str, tasks: Vec<u64>, started: Vec<i64>) {
         let lost = self
             .rt
-            .not_running(node, tasks, now_ns(), HANDOUT_GRACE)
+            .not_running(node, tasks, started, now_ns(), HANDOUT_GRACE)
             .await;
         for id in lost {
             self.attempt_failed(

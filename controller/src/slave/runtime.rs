@@ -241,11 +241,13 @@ impl Runtime {
         .unwrap_or_default()
     }
 
-    /// The attempts handed to `node` more than `grace` ago that it does not name in `tasks`.
+    /// The attempts handed to `node` more than `grace` ago that it does not name in `tasks`, in
+    /// a hand-out of `started`.
     pub async fn not_running(
         &self,
         node: &str,
         tasks: Vec<u64>,
+        started: Vec<i64>,
         now_ns: i64,
         grace: Duration,
     ) -> Vec<u64> {
@@ -256,9 +258,8 @@ impl Runtime {
                 .running
                 .iter()
                 .filter(|(id, r)| {
-                    r.node == node
-                        && !tasks.contains(id)
-                        && now_ns.saturating_sub(r.started_ns) > grace
+                    let named = tasks.contains(id) && started.contains(&r.started_ns);
+                    r.node == node && !named && now_ns.saturating_sub(r.started_ns) > grace
                 })
                 .map(|(id, _)| *id)
                 .collect()

@@ -126,6 +126,9 @@ pub enum ControllerRequest {
         token: String,
         node: String,
         tasks: Vec<u64>,
+        /// The hand-outs those tasks came in: a task counts as running only in a hand-out
+        /// whose nonce is here.
+        attempts: Vec<AttemptProof>,
     },
     /// A slave data node's replay worker reports how the attempts at the tasks it was handed
     /// ended: `finished` committed (or were found applied already), `failed` did not commit,

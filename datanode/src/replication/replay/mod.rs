@@ -48,6 +48,8 @@ pub struct WorkerState {
     /// Every task of its batch, in replay order.
     pub tasks: Vec<u64>,
     pub stage: Stage,
+    /// The hand-out they came in.
+    pub attempt: xrepl_proto::task::AttemptProof,
 }
 
 /// The replay side of a slave data node.

@@ -138,7 +138,9 @@ impl Replayer {
                 continue;
             };
             let tasks: Vec<u64> = self.workers.iter().flat_map(|w| w.tasks.clone()).collect();
-            let _ = self.link.replay_running(&token, tasks).await;
+            let attempts: Vec<AttemptProof> =
+                self.workers.iter().map(|w| w.attempt.clone()).collect();
+            let _ = self.link.replay_running(&token, tasks, attempts).await;
         }
     }
 
@@ -301,6 +303,7 @@ impl Replayer {
                 task_id: first.task_id,
                 tasks: ids.clone(),
                 stage: Stage::Transmitted,
+                attempt: a.proof(),
             },
         );
         // The data, in order and fetched ahead, up to the first task whose data cannot be had
