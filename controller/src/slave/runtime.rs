@@ -280,9 +280,12 @@ impl Runtime {
             .unwrap_or_default()
     }
 
-    /// Keeps the fetch ticket of the latest pull (or ticket request).
+    /// Keeps the fetch ticket of the latest pull (or ticket request), and returns once the
+    /// owner holds it: the puller stores the pulled tasks only then, so that no hand-out of
+    /// them (whose pick reads the metadata when it runs) goes with an older ticket that does
+    /// not cover them.
     pub async fn set_ticket(&self, ticket: FetchTicket) {
-        self.tell(move |s| s.ticket = Some(ticket)).await;
+        let _ = self.ask(move |s| s.ticket = Some(ticket)).await;
         self.notify();
     }
 
