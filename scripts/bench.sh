@@ -45,7 +45,7 @@ export XREPL_BIN_DIR=$root/target/release
 
 certs=""
 if [ "${XREPL_BENCH_TLS:-0}" = 1 ]; then
-  certs=$(mktemp -d)
+  certs=$root/target/bench-certs   # kept, like target/demo-tls: no key is left in /tmp
   scripts/gen-certs.sh "$certs" >&2
   export XREPL_TLS_CA=$certs/ca.pem
 fi
