@@ -1,13 +1,14 @@
 //! Functions that run on the controller, called by name from a data node
 //! (`rpc(getControllerAlias(), fn, args...)`, or a data node function that needs the controller).
 
-use xrepl_core::catalog::Right;
+use xrepl_core::catalog::{Access, Right};
 use xrepl_core::config::NodeRole;
 use xrepl_core::placement;
 use xrepl_core::value::{Scalar, Table, Value, Vector, NULL_LONG};
 use xrepl_proto::rpc::{ErrorCode, RemoteError};
 
 use crate::auth::Caller;
+use crate::meta::MetaCommand;
 use crate::switch::Switch;
 use crate::{Controller, Role};
 
@@ -78,33 +79,93 @@ impl Controller {
         };
         xrepl_core::auth::check_user_name(&user)
             .map_err(|m| self.error(ErrorCode::BadRequest, m))?;
-        if password.len() < 6 {
-            return Err(self.error(
-                ErrorCode::BadRequest,
-                "a password needs at least 6 characters",
-            ));
-        }
-        let password_hash =
-            tokio::task::spawn_blocking(move || xrepl_core::auth::hash_password(&password))
-                .await
-                .map_err(|e| self.error(ErrorCode::Internal, e.to_string()))?
-                .map_err(|e| self.error(ErrorCode::Internal, e))?;
-        self.meta
-            .apply(crate::meta::MetaCommand::CreateUser {
-                name: user,
-                password_hash,
-                is_admin,
-            })
-            .await
-            .map_err(|e| e.to_remote(&self.cfg.alias))?;
+        let password_hash = self.auth.hash_new_password(password).await?;
+        self.apply(MetaCommand::CreateUser {
+            name: user.clone(),
+            password_hash,
+            is_admin,
+        })
+        .await?;
+        tracing::info!(%user, is_admin, by = %caller.user, "user created");
         Ok(Value::Void)
     }
 
-    /// `grant(user, DB_READ|DB_WRITE|DB_OWNER[, db])`, `grant(user, CLUSTER_REPLICATION)`
-    async fn grant(&self, caller: &Caller, args: Vec<Value>) -> Result<Value, RemoteError> {
-        const NAME: &str = "grant";
+    async fn apply(&self, cmd: MetaCommand) -> Result<(), RemoteError> {
+        self.meta
+            .apply(cmd)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_remote(&self.cfg.alias))
+    }
+
+    /// Refuses a call with a number of arguments outside `range`.
+    fn arity(
+        &self,
+        name: &str,
+        args: &[Value],
+        range: std::ops::RangeInclusive<usize>,
+        what: &str,
+    ) -> Result<(), RemoteError> {
+        if range.contains(&args.len()) {
+            Ok(())
+        } else {
+            Err(self.error(
+                ErrorCode::BadRequest,
+                format!("{name} takes {what}, got {} arguments", args.len()),
+            ))
+        }
+    }
+
+    /// `resetPwd(userId, newPwd)`: an administrator sets another user's password.
+    async fn reset_password(
+        &self,
+        caller: &Caller,
+        args: Vec<Value>,
+    ) -> Result<Value, RemoteError> {
+        const NAME: &str = "resetPwd";
         self.admin_only(caller, NAME)?;
+        self.arity(NAME, &args, 2..=2, "a user name and a new password")?;
         let user = self.string_arg(NAME, &args, 0, "the user name")?;
+        let password = self.string_arg(NAME, &args, 1, "the new password")?;
+        self.auth.set_password(&user, password).await?;
+        tracing::info!(%user, by = %caller.user, "password reset");
+        Ok(Value::Void)
+    }
+
+    /// `deleteUser(userId)`
+    async fn delete_user(&self, caller: &Caller, args: Vec<Value>) -> Result<Value, RemoteError> {
+        const NAME: &str = "deleteUser";
+        self.admin_only(caller, NAME)?;
+        self.arity(NAME, &args, 1..=1, "a user name")?;
+        let user = self.string_arg(NAME, &args, 0, "the user name")?;
+        self.apply(MetaCommand::DeleteUser { name: user.clone() })
+            .await?;
+        tracing::info!(%user, by = %caller.user, "user deleted");
+        Ok(Value::Void)
+    }
+
+    /// `grant`, `deny` or `revoke` `(userId, accessType[, objs])`: `objs` is a database (a
+    /// path or a handle) or a vector of them; without it the right is for the whole cluster
+    /// (DB_OWNER: creating databases; CLUSTER_REPLICATION).
+    async fn set_access(
+        &self,
+        caller: &Caller,
+        name: &str,
+        args: Vec<Value>,
+    ) -> Result<Value, RemoteError> {
+        self.admin_only(caller, name)?;
+        self.arity(
+            name,
+            &args,
+            2..=3,
+            "a user name, a right (DB_READ, DB_WRITE, DB_OWNER or CLUSTER_REPLICATION) and optionally databases",
+        )?;
+        let to = match name {
+            "grant" => Access::Allow,
+            "deny" => Access::Deny,
+            _ => Access::None,
+        };
+        let user = self.string_arg(name, &args, 0, "the user name")?;
         let right = match args.get(1) {
             Some(Value::Keyword(k)) | Some(Value::Scalar(Scalar::String(k))) => Right::from_name(k),
             _ => None,
@@ -113,26 +174,96 @@ impl Controller {
             self.error(
                 ErrorCode::BadRequest,
                 format!(
-                    "{NAME}: the right must be DB_READ, DB_WRITE, DB_OWNER or CLUSTER_REPLICATION"
+                    "{name}: the right must be DB_READ, DB_WRITE, DB_OWNER or CLUSTER_REPLICATION"
                 ),
             )
         })?;
-        let db = match args.get(2) {
-            None => None,
-            Some(Value::Database(p)) => Some(p.clone()),
-            Some(_) => Some(self.string_arg(NAME, &args, 2, "the database")?),
+        let dbs: Vec<Option<String>> = match args.get(2) {
+            None => vec![None],
+            Some(Value::Database(p)) => vec![Some(p.clone())],
+            Some(Value::Scalar(Scalar::String(p) | Scalar::Symbol(p))) => vec![Some(p.clone())],
+            Some(Value::Vector(Vector::String(ps) | Vector::Symbol(ps))) if !ps.is_empty() => {
+                ps.iter().map(|p| Some(p.clone())).collect()
+            }
+            Some(other) => {
+                return Err(self.error(
+                    ErrorCode::BadRequest,
+                    format!(
+                        "{name}: the databases must be a path or a vector of paths, got {}",
+                        other.kind_name()
+                    ),
+                ))
+            }
         };
-        if args.len() > 3 {
+        for db in &dbs {
+            right
+                .check_scope(db.as_deref())
+                .map_err(|m| self.error(ErrorCode::BadRequest, format!("{name}: {m}")))?;
+        }
+        for db in dbs {
+            self.apply(MetaCommand::Grant {
+                user: user.clone(),
+                right,
+                db: db.clone(),
+                to,
+            })
+            .await?;
+            tracing::info!(%user, %right, db = db.as_deref().unwrap_or("*"), by = %caller.user, "{name}");
+        }
+        Ok(Value::Void)
+    }
+
+    /// `getUserList()`: the users who are not administrators, sorted.
+    fn user_list(&self, caller: &Caller, args: &[Value]) -> Result<Value, RemoteError> {
+        const NAME: &str = "getUserList";
+        self.admin_only(caller, NAME)?;
+        self.no_args(NAME, args)?;
+        let names = self.meta.read(|s| {
+            s.users
+                .iter()
+                .filter(|(_, u)| !u.is_admin)
+                .map(|(n, _)| n.clone())
+                .collect()
+        });
+        Ok(Value::Vector(Vector::String(names)))
+    }
+
+    /// `getUserAccess([userIds])`: the rights of the caller, or (administrators only) of the
+    /// users named. Per right: its state for the whole cluster (`allow`, `deny` or `none`),
+    /// and the databases it is allowed and denied on.
+    fn user_access(&self, caller: &Caller, args: &[Value]) -> Result<Value, RemoteError> {
+        const NAME: &str = "getUserAccess";
+        self.arity(NAME, args, 0..=1, "optionally user names")?;
+        let users: Vec<String> = match args.first() {
+            None => vec![caller.user.clone()],
+            Some(Value::Scalar(Scalar::String(u) | Scalar::Symbol(u))) => vec![u.clone()],
+            Some(Value::Vector(Vector::String(us) | Vector::Symbol(us))) => us.clone(),
+            Some(other) => {
+                return Err(self.error(
+                    ErrorCode::BadRequest,
+                    format!(
+                        "{NAME}: the users must be a name or a vector of names, got {}",
+                        other.kind_name()
+                    ),
+                ))
+            }
+        };
+        if users.iter().any(|u| *u != caller.user) {
+            self.admin_only(caller, "getUserAccess of other users")?;
+        }
+        let found: Vec<(String, crate::meta::User)> = self.meta.read(|s| {
+            users
+                .iter()
+                .filter_map(|u| s.users.get(u).map(|x| (u.clone(), x.clone())))
+                .collect()
+        });
+        if let Some(missing) = users.iter().find(|u| !found.iter().any(|(n, _)| n == *u)) {
             return Err(self.error(
-                ErrorCode::BadRequest,
-                format!("{NAME} takes at most 3 arguments"),
+                ErrorCode::NotFound,
+                format!("{NAME}: user '{missing}' does not exist"),
             ));
         }
-        self.meta
-            .apply(crate::meta::MetaCommand::Grant { user, right, db })
-            .await
-            .map_err(|e| e.to_remote(&self.cfg.alias))?;
-        Ok(Value::Void)
+        Ok(Value::Table(access_table(&found)))
     }
 
     /// Runs controller function `name`.
@@ -149,7 +280,21 @@ impl Controller {
                 Ok(Value::Table(self.cluster_perf()))
             }
             "createUser" => self.create_user(caller, args).await,
-            "grant" => self.grant(caller, args).await,
+            "grant" | "deny" | "revoke" => self.set_access(caller, name, args).await,
+            "resetPwd" => self.reset_password(caller, args).await,
+            "deleteUser" => self.delete_user(caller, args).await,
+            "getUserList" => self.user_list(caller, &args),
+            "getUserAccess" => self.user_access(caller, &args),
+            "rotateTokenKey" => {
+                self.admin_only(caller, name)?;
+                no_args(&args)?;
+                let id = self.auth.rotate_key().await?;
+                Ok(Value::Scalar(Scalar::Int(id as i32)))
+            }
+            "changePwd" => Err(self.error(
+                ErrorCode::BadRequest,
+                "changePwd changes the password of the session's own user: call changePwd(oldPwd, newPwd) in the session, not through rpc",
+            )),
             "getControllerAlias" | "getNodeAlias" => {
                 no_args(&args)?;
                 Ok(Value::Scalar(Scalar::string(self.cfg.alias.clone())))
@@ -291,4 +436,64 @@ impl Controller {
             columns: vec![],
         })
     }
+}
+
+/// The rows of `getUserAccess`: `userId, isAdmin`, then per right `R`: `R` (its state for the
+/// whole cluster: `allow`, `deny` or `none`), `R_allowed` and `R_denied` (the databases,
+/// comma-separated).
+fn access_table(users: &[(String, crate::meta::User)]) -> Table {
+    let mut names = vec!["userId".to_string(), "isAdmin".to_string()];
+    let mut cols = vec![
+        Vector::String(users.iter().map(|(n, _)| n.clone()).collect()),
+        Vector::Bool(users.iter().map(|(_, u)| i8::from(u.is_admin)).collect()),
+    ];
+    let state = |u: &crate::meta::User, r: Right| -> String {
+        let g = &u.grants;
+        let allowed = u.is_admin
+            || match r {
+                Right::Owner => g.create_databases,
+                Right::ClusterReplication => g.cluster_replication,
+                _ => false,
+            };
+        if g.denied_global.contains(&r) {
+            "deny"
+        } else if allowed {
+            "allow"
+        } else {
+            "none"
+        }
+        .to_string()
+    };
+    let dbs = |m: &std::collections::BTreeMap<String, std::collections::BTreeSet<Right>>,
+               r: Right|
+     -> String {
+        m.iter()
+            .filter(|(_, rs)| rs.contains(&r))
+            .map(|(d, _)| d.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    for r in [Right::Owner, Right::Read, Right::Write] {
+        names.push(r.name().to_string());
+        cols.push(Vector::String(users.iter().map(|(_, u)| state(u, r)).collect()));
+        names.push(format!("{}_allowed", r.name()));
+        cols.push(Vector::String(
+            users.iter().map(|(_, u)| dbs(&u.grants.dbs, r)).collect(),
+        ));
+        names.push(format!("{}_denied", r.name()));
+        cols.push(Vector::String(
+            users.iter().map(|(_, u)| dbs(&u.grants.denied, r)).collect(),
+        ));
+    }
+    names.push(Right::ClusterReplication.name().to_string());
+    cols.push(Vector::String(
+        users
+            .iter()
+            .map(|(_, u)| state(u, Right::ClusterReplication))
+            .collect(),
+    ));
+    Table::new(names, cols).unwrap_or_else(|_| Table {
+        names: vec![],
+        columns: vec![],
+    })
 }

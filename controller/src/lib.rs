@@ -93,23 +93,27 @@ impl Controller {
             .await?;
         }
         if meta.read(|s| s.users.is_empty()) {
-            let (name, password) = DEFAULT_ADMIN;
+            let (name, default) = DEFAULT_ADMIN;
+            let password = match &cfg.admin_password_file {
+                Some(f) => read_admin_password(f)?,
+                None => default.to_string(),
+            };
             meta.apply(MetaCommand::CreateUser {
                 name: name.into(),
-                password_hash: hash_password(password).map_err(ControllerError::Hash)?,
+                password_hash: hash_password(&password).map_err(ControllerError::Hash)?,
                 is_admin: true,
             })
             .await?;
-            tracing::info!("first start: created user '{name}' (administrator)");
+            tracing::info!(
+                from = %cfg.admin_password_file.as_ref().map_or("the default".into(), |f| f.display().to_string()),
+                "first start: created user '{name}' (administrator)"
+            );
+        } else if cfg.admin_password_file.is_some() {
+            tracing::info!("adminPasswordFile is read on the first start only; the metadata holds users already");
         }
-        let token_key = meta
-            .read(|s| s.token_key())
-            .ok_or_else(|| ControllerError::Corrupt {
-                key: "token_key".into(),
-                reason: "missing or not 32 bytes".into(),
-            })?;
+        warn_default_admin(&meta);
         let nodes = Arc::new(NodeRegistry::new(cfg.nodes.clone(), cfg.heartbeat_timeout));
-        let auth = Auth::new(&cfg.alias, token_key, meta.clone());
+        let auth = Auth::new(&cfg.alias, meta.clone(), cfg.token_expiry);
         let role = match cfg.replication.as_ref() {
             None => Role::Standalone,
             Some(r) if r.mode == ReplicationMode::Master => {
@@ -281,12 +285,56 @@ impl Controller {
                     ))
                 }
             }
-            ControllerRequest::Login { user, password } => {
-                let l = self.auth.login(&user, &password).await?;
+            ControllerRequest::Login {
+                user,
+                password,
+                peer,
+            } => {
+                let l = self.auth.login(&user, &password, &peer).await?;
                 Ok(ControllerReply::LoggedIn {
                     user: l.user,
                     is_admin: l.is_admin,
                     token: l.token,
+                    expires_ms: l.expires_ms,
+                })
+            }
+            ControllerRequest::Session { token } => {
+                let caller = self.auth.caller(&token)?;
+                let renewed = self.auth.renew(&caller).map(|(t, _)| t);
+                Ok(ControllerReply::Session {
+                    user: caller.user,
+                    is_admin: caller.is_admin,
+                    renewed,
+                })
+            }
+            ControllerRequest::Logout { token } => {
+                let caller = self.auth.caller(&token)?;
+                self.auth.logout(&caller).await?;
+                Ok(ControllerReply::Done)
+            }
+            ControllerRequest::ChangePassword {
+                token,
+                old,
+                new,
+                peer,
+            } => {
+                let caller = self.auth.caller(&token)?;
+                self.auth
+                    .check_password(&caller.user, &old, &peer)
+                    .await
+                    .map_err(|_| {
+                        self.refuse(
+                            ErrorCode::AccessDenied,
+                            "changePwd: the old password is incorrect",
+                        )
+                    })?;
+                let (token, expires_ms) = self.auth.set_password(&caller.user, new).await?;
+                tracing::info!(user = %caller.user, "password changed");
+                Ok(ControllerReply::LoggedIn {
+                    user: caller.user,
+                    is_admin: caller.is_admin,
+                    token,
+                    expires_ms,
                 })
             }
             ControllerRequest::Call {
@@ -650,6 +698,45 @@ pub async fn run(
     }
     tracing::info!("controller stopped");
     Ok(())
+}
+
+/// The initial administrator password from `adminPasswordFile`: a file only its owner may
+/// read, holding the password (one trailing newline is not part of it).
+fn read_admin_password(path: &std::path::Path) -> Result<String, ControllerError> {
+    let refused = |m: String| ControllerError::Refused(format!("adminPasswordFile {}: {m}", path.display()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| refused(e.to_string()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(refused(format!(
+                "readable by others (mode {:04o}): run chmod 600 {}",
+                mode & 0o7777,
+                path.display()
+            )));
+        }
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| refused(e.to_string()))?;
+    let password = text.strip_suffix('\n').unwrap_or(&text);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.chars().count() < 6 {
+        return Err(refused("the password needs at least 6 characters".into()));
+    }
+    Ok(password.to_string())
+}
+
+/// Logs a warning at every start while `admin` still has the default password.
+fn warn_default_admin(meta: &MetaHandle) {
+    let (name, default) = DEFAULT_ADMIN;
+    let hash = meta.read(|s| s.users.get(name).map(|u| u.password_hash.clone()));
+    if hash.is_some_and(|h| xrepl_core::auth::verify_password(default, &h)) {
+        tracing::warn!(
+            "user '{name}' still has the default password: anyone who can reach a data node can administer this cluster; log in as {name} and run changePwd(\"{default}\", \"<new password>\")"
+        );
+    }
 }
 
 /// The data node a replay's decision names (its tasks all name the same one).

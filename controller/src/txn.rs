@@ -154,7 +154,7 @@ impl Controller {
                     caller.is_admin
                         || s.users
                             .get(&caller.user)
-                            .is_some_and(|u| u.grants.create_databases)
+                            .is_some_and(|u| u.grants.may_create_databases())
                 }
                 // The creator of a database in this same transaction will own it.
                 _ if created(c.db()) => true,

@@ -1,10 +1,11 @@
 //! Passwords and session tokens.
 //!
 //! Passwords are stored as salted argon2id hashes in PHC string form, never in clear. After a
-//! login the controller hands out a token, `user.nonce.mac`, where `mac` is HMAC-SHA256 over
-//! `user.nonce` with a key kept in the controller's metadata; the controller checks it on every
-//! call, so a peer that never logged in cannot call controller functions, and tokens survive a
-//! controller restart.
+//! login the controller hands out a token, `user.generation.expires.key.nonce.mac`, where
+//! `mac` is HMAC-SHA256 over everything before it with key number `key` of the controller's
+//! metadata. The controller checks every call's token: its MAC, its expiry, and the user's
+//! generation, which a changed password or a deleted user moves on, so that every token issued
+//! before is refused at once. Tokens survive a controller restart.
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -20,6 +21,14 @@ pub fn hash_password(password: &str) -> Result<String, String> {
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| format!("cannot hash the password: {e}"))
+}
+
+/// A hash of a random password nobody knows: checked for unknown users, so that they cost
+/// what a wrong password costs.
+pub fn decoy_hash() -> String {
+    let mut secret = [0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    hash_password(&hex::encode(secret)).unwrap_or_default()
 }
 
 /// Whether `password` matches a hash made by [`hash_password`]. A damaged hash never matches.
@@ -76,15 +85,23 @@ impl TokenKey {
         Some(m)
     }
 
-    /// A new token for `user`.
-    pub fn issue(&self, user: &str) -> String {
+    /// The HMAC of a token's body.
+    fn token_tag(&self, body: &str) -> Vec<u8> {
+        self.mac(body)
+            .map(|m| m.finalize().into_bytes().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// A new token for `user` at `generation`, signed as key number `key_id`, valid until
+    /// `expires_ms` (milliseconds since the epoch).
+    pub fn issue(&self, user: &str, generation: u64, expires_ms: i64, key_id: u32) -> String {
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let body = format!("{user}.{}", hex::encode(nonce));
-        let tag = self
-            .mac(&body)
-            .map(|m| hex::encode(m.finalize().into_bytes()))
-            .unwrap_or_default();
+        let body = format!(
+            "{user}.{generation}.{expires_ms}.{key_id}.{}",
+            hex::encode(nonce)
+        );
+        let tag = hex::encode(self.token_tag(&body));
         format!("{body}.{tag}")
     }
 
@@ -114,13 +131,55 @@ impl TokenKey {
                 .is_some_and(|m| m.verify_truncated_left(nonce).is_ok())
     }
 
-    /// The user a token was issued for, if the token is genuine.
-    pub fn verify(&self, token: &str) -> Option<String> {
-        let (body, tag) = token.rsplit_once('.')?;
-        let (user, _nonce) = body.split_once('.')?;
-        let tag = hex::decode(tag).ok()?;
+    /// What a token says, if this key signed it and it is untouched (its expiry and the
+    /// user's generation are for the caller to check).
+    pub fn verify(&self, token: &str) -> Option<TokenClaims> {
+        let (claims, body, tag) = TokenClaims::parse(token)?;
         self.mac(body)?.verify_slice(&tag).ok()?;
-        Some(user.to_string())
+        Some(claims)
+    }
+}
+
+/// What a session token says about itself; believed only after [`TokenKey::verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenClaims {
+    pub user: String,
+    /// The user's generation when the token was issued.
+    pub generation: u64,
+    /// Milliseconds since the epoch.
+    pub expires_ms: i64,
+    /// Which signing key made it.
+    pub key_id: u32,
+    /// 24 hex digits, unique to the token (a logout revokes it by this).
+    pub nonce: String,
+}
+
+impl TokenClaims {
+    /// Splits a token into its claims, the signed body and the MAC; `None` when it does not
+    /// have the shape of a token.
+    pub fn parse(token: &str) -> Option<(TokenClaims, &str, Vec<u8>)> {
+        let (body, tag) = token.rsplit_once('.')?;
+        let mut it = body.split('.');
+        let user = it.next()?;
+        let generation = it.next()?.parse().ok()?;
+        let expires_ms = it.next()?.parse().ok()?;
+        let key_id = it.next()?.parse().ok()?;
+        let nonce = it.next()?;
+        if it.next().is_some() || check_user_name(user).is_err() || nonce.len() != 24 {
+            return None;
+        }
+        let tag = hex::decode(tag).ok()?;
+        Some((
+            TokenClaims {
+                user: user.to_string(),
+                generation,
+                expires_ms,
+                key_id,
+                nonce: nonce.to_string(),
+            },
+            body,
+            tag,
+        ))
     }
 }
 
@@ -155,15 +214,23 @@ mod tests {
     #[test]
     fn tokens_verify_only_with_their_key_and_untouched() {
         let k = TokenKey::generate();
-        let t = k.issue("admin");
-        assert_eq!(k.verify(&t).as_deref(), Some("admin"));
+        let t = k.issue("admin", 3, 1_000, 7);
+        let c = k.verify(&t).expect("genuine");
+        assert_eq!(
+            (c.user.as_str(), c.generation, c.expires_ms, c.key_id),
+            ("admin", 3, 1_000, 7)
+        );
+        assert_eq!(c.nonce.len(), 24);
         assert_eq!(TokenKey::generate().verify(&t), None);
-        let forged = t.replacen("admin", "root", 1);
-        assert_eq!(k.verify(&forged), None);
+        for (from, to) in [("admin", "root"), (".3.", ".4."), (".1000.", ".9999.")] {
+            assert_eq!(k.verify(&t.replacen(from, to, 1)), None, "{from} -> {to}");
+        }
         assert_eq!(k.verify("garbage"), None);
         assert_eq!(k.verify("a.b.zz"), None);
+        assert_eq!(k.verify(""), None);
         let again = TokenKey::from_bytes(k.as_bytes()).expect("32 bytes");
-        assert_eq!(again.verify(&t).as_deref(), Some("admin"));
+        assert_eq!(again.verify(&t), Some(c));
+        assert_ne!(k.issue("admin", 3, 1_000, 7), t, "two tokens differ by their nonce");
     }
 
     #[test]

@@ -477,7 +477,9 @@ impl fmt::Display for Right {
     }
 }
 
-/// What a user may do besides being an administrator.
+/// What a user may do besides being an administrator: rights granted and rights denied
+/// (`deny`), as DolphinDB keeps them. A deny wins over a grant, also over a `DB_OWNER` that
+/// implies the right denied.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grants {
     /// `grant(user, DB_OWNER)` without a database: may create databases (and owns them).
@@ -486,14 +488,101 @@ pub struct Grants {
     /// `grant(user, CLUSTER_REPLICATION)`: a slave may log in as this user.
     #[serde(default)]
     pub cluster_replication: bool,
+    /// `deny(user, right, db)`.
+    #[serde(default)]
+    pub denied: BTreeMap<String, BTreeSet<Right>>,
+    /// `deny(user, DB_OWNER)` (no creating databases), `deny(user, CLUSTER_REPLICATION)`.
+    #[serde(default)]
+    pub denied_global: BTreeSet<Right>,
 }
 
 impl Grants {
-    /// Whether the grants allow `right` on `db` (DB_OWNER implies the others).
+    /// Whether the grants allow `right` on `db`: granted (DB_OWNER implies the others) and
+    /// not denied.
     pub fn allows(&self, right: Right, db: &str) -> bool {
-        self.dbs
+        let granted = self
+            .dbs
             .get(db)
-            .is_some_and(|rs| rs.contains(&right) || rs.contains(&Right::Owner))
+            .is_some_and(|rs| rs.contains(&right) || rs.contains(&Right::Owner));
+        granted && !self.denied.get(db).is_some_and(|rs| rs.contains(&right))
+    }
+
+    /// Whether the user may create databases.
+    pub fn may_create_databases(&self) -> bool {
+        self.create_databases && !self.denied_global.contains(&Right::Owner)
+    }
+
+    /// Whether a slave cluster may log in as the user.
+    pub fn may_replicate(&self) -> bool {
+        self.cluster_replication && !self.denied_global.contains(&Right::ClusterReplication)
+    }
+
+    /// Applies `grant`, `deny` or `revoke` of `right` (on `db`, or for the whole cluster when
+    /// `None`). A grant replaces a deny of the same right and a deny a grant; a revoke removes
+    /// either. Whether the right fits the scope is the caller's check ([`Right::check_scope`]).
+    pub fn set(&mut self, right: Right, db: Option<&str>, to: Access) {
+        match db {
+            None => {
+                let flag = match right {
+                    Right::ClusterReplication => &mut self.cluster_replication,
+                    _ => &mut self.create_databases,
+                };
+                *flag = to == Access::Allow;
+                if to == Access::Deny {
+                    self.denied_global.insert(right);
+                } else {
+                    self.denied_global.remove(&right);
+                }
+            }
+            Some(db) => {
+                remove_right(&mut self.dbs, db, right, to != Access::Allow);
+                remove_right(&mut self.denied, db, right, to != Access::Deny);
+                let target = match to {
+                    Access::Allow => Some(&mut self.dbs),
+                    Access::Deny => Some(&mut self.denied),
+                    Access::None => None,
+                };
+                if let Some(t) = target {
+                    t.entry(db.to_string()).or_default().insert(right);
+                }
+            }
+        }
+    }
+}
+
+/// Removes `right` on `db` from `m` when `yes`, and the entry when it becomes empty.
+fn remove_right(m: &mut BTreeMap<String, BTreeSet<Right>>, db: &str, right: Right, yes: bool) {
+    if !yes {
+        return;
+    }
+    if let Some(rs) = m.get_mut(db) {
+        rs.remove(&right);
+        if rs.is_empty() {
+            m.remove(db);
+        }
+    }
+}
+
+/// What `grant`, `deny` and `revoke` set a right to: DolphinDB's ALLOW, DENY and NONE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Access {
+    Allow,
+    Deny,
+    None,
+}
+
+impl Right {
+    /// Refuses a right given the wrong scope: CLUSTER_REPLICATION is for the whole cluster;
+    /// DB_READ and DB_WRITE need a database; DB_OWNER takes either (without one: creating
+    /// databases).
+    pub fn check_scope(self, db: Option<&str>) -> Result<(), String> {
+        match (self, db) {
+            (Right::ClusterReplication, Some(_)) => Err(format!(
+                "{self} is for the whole cluster: give it without a database"
+            )),
+            (Right::Read | Right::Write, None) => Err(format!("{self} needs a database")),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -22,6 +22,8 @@ pub mod defaults {
     /// How long the controller waits for a heartbeat before showing a node as down.
     pub const HEARTBEAT_TIMEOUT_MS: u64 = 5_000;
     pub const LOG_LEVEL: &str = "info";
+    /// How long a session token lives without use (a session in use is renewed): 24 hours.
+    pub const TOKEN_EXPIRY_SECS: u64 = 86_400;
     /// A transaction with no decision this long after it began is aborted by the controller.
     pub const TRANSACTION_TIMEOUT_MS: u64 = 60_000;
     /// How long a writer waits for a partition another transaction holds.
@@ -164,6 +166,10 @@ pub struct ControllerConfig {
     pub heartbeat_timeout: Duration,
     pub transaction_timeout: Duration,
     pub log_level: String,
+    /// `tokenExpirySecs`: how long a session token lives unused.
+    pub token_expiry: Duration,
+    /// `adminPasswordFile`: the initial password of `admin`, read on the first start only.
+    pub admin_password_file: Option<PathBuf>,
     /// `clusterKeyFile`: the file holding the cluster key (see `crate::cluster_key`).
     pub cluster_key_file: PathBuf,
     pub tls: TlsSettings,
@@ -823,6 +829,13 @@ pub fn load_controller(cfg_dir: &Path) -> Result<ControllerConfig, ConfigError> 
         86_400_000,
     )?);
     let log_level = kv.log_level()?;
+    let token_expiry = Duration::from_secs(kv.uint(
+        "tokenExpirySecs",
+        defaults::TOKEN_EXPIRY_SECS,
+        60,
+        30 * 86_400,
+    )?);
+    let admin_password_file = kv.path("adminPasswordFile", cfg_dir);
     let cluster_key_file = kv
         .path("clusterKeyFile", cfg_dir)
         .unwrap_or_else(|| cfg_dir.join(CLUSTER_KEY));
@@ -936,6 +949,8 @@ pub fn load_controller(cfg_dir: &Path) -> Result<ControllerConfig, ConfigError> 
         heartbeat_timeout,
         transaction_timeout,
         log_level,
+        token_expiry,
+        admin_password_file,
         cluster_key_file,
         tls,
         task_sources,

@@ -26,6 +26,8 @@ use xrepl_proto::txn::{TxState, Verdict};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Time limit of one call to the controller.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// A login may wait out the controller's throttling (at most 30 s) besides.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(75);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
@@ -35,6 +37,17 @@ pub struct LoggedIn {
     pub user: String,
     pub is_admin: bool,
     pub token: String,
+    /// When the token expires unless renewed, milliseconds since the epoch.
+    pub expires_ms: i64,
+}
+
+/// A session that still holds: who it is, and a fresh token when its own is past half its
+/// life.
+#[derive(Debug, Clone)]
+pub struct SessionCheck {
+    pub user: String,
+    pub is_admin: bool,
+    pub renewed: Option<String>,
 }
 
 /// A transaction's decision as the coordinator asks the controller to record it.
@@ -153,6 +166,15 @@ impl ControllerLink {
 
     /// Calls the controller; a connection failure is reported as `Unavailable`.
     async fn call(&self, req: ControllerRequest) -> Result<ControllerReply, RemoteError> {
+        self.call_with(req, CALL_TIMEOUT).await
+    }
+
+    /// [`Self::call`] with its own timeout.
+    async fn call_with(
+        &self,
+        req: ControllerRequest,
+        timeout: Duration,
+    ) -> Result<ControllerReply, RemoteError> {
         let unavailable = |e: RpcError| RemoteError {
             node: self.alias.clone(),
             code: ErrorCode::Unavailable,
@@ -160,7 +182,7 @@ impl ControllerLink {
         };
         let client = self.client().await.map_err(unavailable)?;
         client
-            .call_timeout(req, CALL_TIMEOUT)
+            .call_timeout(req, timeout)
             .await
             .map_err(unavailable)?
     }
@@ -174,25 +196,98 @@ impl ControllerLink {
         }
     }
 
-    /// Checks a user's password; a token for later calls.
-    pub async fn login(&self, user: &str, password: &str) -> Result<LoggedIn, RemoteError> {
-        match self
-            .call(ControllerRequest::Login {
-                user: user.to_string(),
-                password: password.to_string(),
-            })
-            .await?
-        {
+    /// Checks a user's password; a token for later calls. `peer` is the client's address
+    /// (failed logins are throttled per user and per address, so the answer may take up to
+    /// 30 s).
+    pub async fn login(
+        &self,
+        user: &str,
+        password: &str,
+        peer: &str,
+    ) -> Result<LoggedIn, RemoteError> {
+        let reply = self
+            .call_with(
+                ControllerRequest::Login {
+                    user: user.to_string(),
+                    password: password.to_string(),
+                    peer: peer.to_string(),
+                },
+                LOGIN_TIMEOUT,
+            )
+            .await?;
+        self.logged_in(reply, "a login")
+    }
+
+    fn logged_in(&self, reply: ControllerReply, what: &str) -> Result<LoggedIn, RemoteError> {
+        match reply {
             ControllerReply::LoggedIn {
                 user,
                 is_admin,
                 token,
+                expires_ms,
             } => Ok(LoggedIn {
                 user,
                 is_admin,
                 token,
+                expires_ms,
             }),
-            other => Err(self.unexpected("a login", other)),
+            other => Err(self.unexpected(what, other)),
+        }
+    }
+
+    /// `changePwd(old, new)` for the user of `token`: the session's new token.
+    pub async fn change_password(
+        &self,
+        token: &str,
+        old: &str,
+        new: &str,
+        peer: &str,
+    ) -> Result<LoggedIn, RemoteError> {
+        let reply = self
+            .call_with(
+                ControllerRequest::ChangePassword {
+                    token: token.to_string(),
+                    old: old.to_string(),
+                    new: new.to_string(),
+                    peer: peer.to_string(),
+                },
+                LOGIN_TIMEOUT,
+            )
+            .await?;
+        self.logged_in(reply, "a change of password")
+    }
+
+    /// Whether the session of `token` still holds (see [`ControllerRequest::Session`]).
+    pub async fn check_session(&self, token: &str) -> Result<SessionCheck, RemoteError> {
+        match self
+            .call(ControllerRequest::Session {
+                token: token.to_string(),
+            })
+            .await?
+        {
+            ControllerReply::Session {
+                user,
+                is_admin,
+                renewed,
+            } => Ok(SessionCheck {
+                user,
+                is_admin,
+                renewed,
+            }),
+            other => Err(self.unexpected("a session check", other)),
+        }
+    }
+
+    /// Ends the session of `token` on every node.
+    pub async fn logout(&self, token: &str) -> Result<(), RemoteError> {
+        match self
+            .call(ControllerRequest::Logout {
+                token: token.to_string(),
+            })
+            .await?
+        {
+            ControllerReply::Done => Ok(()),
+            other => Err(self.unexpected("a logout", other)),
         }
     }
 

@@ -44,7 +44,7 @@ impl Service for DataNodeService {
         let conn = match hello.peer {
             PeerKind::Client => {
                 tracing::debug!(%peer, "new session");
-                Conn::Session(SessionHandle::start(self.0.clone()))
+                Conn::Session(SessionHandle::start(self.0.clone(), peer.ip().to_string()))
             }
             PeerKind::DataNode => Conn::Peer,
             PeerKind::Slave if self.0.is_master() => Conn::Slave,

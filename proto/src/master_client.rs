@@ -36,12 +36,21 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct MasterClient {
     rpc: RpcClient,
     token: String,
+    /// Past this (ms since the epoch; half the token's life) the client counts as closed, so
+    /// that its owner connects and logs in again before the token expires.
+    renew_after_ms: i64,
     /// The fetch ticket of the latest pull answer.
     ticket: std::sync::Mutex<Option<FetchTicket>>,
     /// This slave cluster's name on the master: its controller's `host:port`.
     slave: String,
     /// Connections to master data nodes for task data.
     data_nodes: TaskDataFetcher,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn unexpected(r: ReplicationReply) -> ClientError {
@@ -72,20 +81,26 @@ impl MasterClient {
                 password: password.to_string(),
             })
             .await??;
-        let ReplicationReply::LoggedIn { token, .. } = reply else {
+        let ReplicationReply::LoggedIn {
+            token, expires_ms, ..
+        } = reply
+        else {
             return Err(unexpected(reply));
         };
+        let now = now_ms();
         Ok(MasterClient {
             rpc,
             token,
+            renew_after_ms: now + (expires_ms - now) / 2,
             ticket: std::sync::Mutex::new(None),
             slave: slave.to_string(),
             data_nodes: TaskDataFetcher::new(tls.clone()),
         })
     }
 
+    /// Whether the connection is open and its session far from expiring.
     pub fn is_open(&self) -> bool {
-        self.rpc.is_open()
+        self.rpc.is_open() && now_ms() < self.renew_after_ms
     }
 
     /// The fetch ticket of the latest pull (`None` before the first): what this slave's data

@@ -562,6 +562,16 @@ fn requests() -> Vec<Request> {
         Request::Controller(ControllerRequest::Login {
             user: "admin".into(),
             password: "123456".into(),
+            peer: "10.0.0.9".into(),
+        }),
+        Request::Controller(ControllerRequest::Session {
+            token: "admin.1.99.0.000000000000000000000000.00".into(),
+        }),
+        Request::Controller(ControllerRequest::ChangePassword {
+            token: "admin.1.99.0.000000000000000000000000.00".into(),
+            old: "123456".into(),
+            new: "654321".into(),
+            peer: "10.0.0.9".into(),
         }),
         Request::Controller(ControllerRequest::Call {
             token: "admin.00.00".into(),
@@ -700,6 +710,7 @@ fn replication_answers() -> Vec<ReplicationAnswer> {
             user: "admin".into(),
             is_admin: true,
             token: "admin.0011.deadbeef".into(),
+            expires_ms: 1_800_000_000_000,
         }),
         Ok(ReplicationReply::Tasks {
             tasks: vec![task_info(), task_info()],
@@ -741,6 +752,11 @@ fn participant_answers() -> Vec<ParticipantAnswer> {
 
 fn controller_answers() -> Vec<ControllerAnswer> {
     vec![
+        Ok(ControllerReply::Session {
+            user: "alice".into(),
+            is_admin: false,
+            renewed: Some("alice.2.99.1.000000000000000000000000.00".into()),
+        }),
         Ok(ControllerReply::Database(Some(database()))),
         Ok(ControllerReply::Placement(
             [(0, "dnode1".to_string()), (7, "dnode2".to_string())].into(),

@@ -736,6 +736,7 @@ pub async fn controller_token(ctl: &xrepl_proto::rpc::RpcClient, user: &str) -> 
         .call(ControllerRequest::Login {
             user: user.into(),
             password: "123456".into(),
+            peer: "127.0.0.1".into(),
         })
         .await
     {

@@ -196,6 +196,7 @@ async fn t50_controller_calls_need_a_genuine_token() {
     let login = ControllerRequest::Login {
         user: "admin".into(),
         password: "123456".into(),
+        peer: "127.0.0.1".into(),
     };
     let Ok(Ok(ControllerReply::LoggedIn { token, .. })) = ctl.call(login).await else {
         panic!("login failed");

@@ -161,6 +161,7 @@ fn t20_peers_without_the_replication_right_or_a_ticket_cannot_register_pull_or_f
             ControllerRequest::Login {
                 user: user.into(),
                 password: "123456".into(),
+                peer: "127.0.0.1".into(),
             }
         };
         let Ok(Ok(ControllerReply::LoggedIn { token: admin, .. })) = as_node.call(token_of("admin")).await

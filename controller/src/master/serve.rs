@@ -27,7 +27,7 @@ impl Master {
         self.meta.read(|s| {
             s.users
                 .get(user)
-                .is_some_and(|u| u.is_admin || u.grants.cluster_replication)
+                .is_some_and(|u| u.is_admin || u.grants.may_replicate())
         })
     }
 
@@ -81,7 +81,7 @@ impl Master {
     pub async fn handle(&self, req: ReplicationRequest) -> Result<ReplicationReply, RemoteError> {
         match req {
             ReplicationRequest::Login { user, password } => {
-                let login = self.auth.login(&user, &password).await.inspect_err(|e| {
+                let login = self.auth.login(&user, &password, "").await.inspect_err(|e| {
                     tracing::warn!(%user, "slave login refused: {}", e.message);
                 })?;
                 if !self.may_replicate(&login.user) {
@@ -95,6 +95,7 @@ impl Master {
                     user: login.user,
                     is_admin: login.is_admin,
                     token: login.token,
+                    expires_ms: login.expires_ms,
                 })
             }
             ReplicationRequest::Register { token, slave } => {

@@ -2,7 +2,7 @@
 //! applying one produced ([`MetaOutcome`]).
 
 use serde::{Deserialize, Serialize};
-use xrepl_core::catalog::{CatalogChange, Right};
+use xrepl_core::catalog::{Access, CatalogChange, Right};
 use xrepl_proto::task::{ReplayOf, TaskInfo, TaskMeta};
 use xrepl_proto::txn::Verdict;
 
@@ -47,11 +47,28 @@ pub enum MetaCommand {
         password_hash: String,
         is_admin: bool,
     },
-    /// `db: None` with `Right::Owner`: the user may create databases.
+    /// `grant`, `deny` or `revoke`: sets `right` (on `db`, or for the whole cluster) to
+    /// `to`. `db: None` with `Right::Owner`: creating databases.
     Grant {
         user: String,
         right: Right,
         db: Option<String>,
+        #[serde(default = "allow")]
+        to: Access,
+    },
+    /// `changePwd` or `resetPwd`: a new password; the user's generation moves on, so every
+    /// token issued before is refused.
+    SetPassword { user: String, password_hash: String },
+    /// `deleteUser`.
+    DeleteUser { name: String },
+    /// Makes `key` the signing key of new tokens; the one before stays valid for tokens until
+    /// `previous_until_ms`.
+    RotateTokenKey { key: Vec<u8>, previous_until_ms: i64 },
+    /// `logout`: the token with this nonce is refused until it would have expired.
+    RevokeToken {
+        nonce: String,
+        expires_ms: i64,
+        now_ms: i64,
     },
     /// Records the site a data node registered from.
     RegisterNode { alias: String, site: String },
@@ -142,6 +159,10 @@ impl MetaCommand {
     pub fn must_sync(&self) -> bool {
         !matches!(self, MetaCommand::StoreTasks { .. })
     }
+}
+
+fn allow() -> Access {
+    Access::Allow
 }
 
 /// What applying a command produced.

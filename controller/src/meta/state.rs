@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use xrepl_core::auth::TokenKey;
-use xrepl_core::catalog::{Catalog, CatalogChange, DatabaseMeta, Grants, Right};
+use xrepl_core::catalog::{Access, Catalog, CatalogChange, DatabaseMeta, Grants, Right};
 
 use super::command::{Decision, MetaCommand, MetaOutcome};
 use super::tidset::TidSet;
@@ -20,6 +20,18 @@ pub struct User {
     pub is_admin: bool,
     #[serde(default)]
     pub grants: Grants,
+    /// Moves on with every new password: tokens carry the generation they were issued at,
+    /// and only the current one is accepted.
+    #[serde(default)]
+    pub generation: u64,
+}
+
+/// The signing key of the tokens before the last rotation, and until when its tokens hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviousKey {
+    pub id: u32,
+    pub key: Vec<u8>,
+    pub until_ms: i64,
 }
 
 /// What a command wrote, to persist from the working state.
@@ -31,6 +43,8 @@ pub(super) enum Touch {
     Decision(u64),
     Counters,
     TokenKey,
+    /// `m/revoked`: the tokens logged out of.
+    Revoked,
     Repl,
     Task(u64),
     Slave(String),
@@ -49,6 +63,11 @@ pub struct MetaState {
     pub users: BTreeMap<String, User>,
     pub nodes: BTreeMap<String, String>,
     pub token_key: Option<Vec<u8>>,
+    /// The number of the current token key (0 until the first rotation).
+    pub token_key_id: u32,
+    pub previous_key: Option<PreviousKey>,
+    /// Tokens logged out of, by nonce, with their expiry (dropped once expired).
+    pub revoked_tokens: BTreeMap<String, i64>,
     pub catalog: Catalog,
     /// The last tid leased to a data node (0: none yet). Every tid up to it may be in use by
     /// a transaction the controller has not heard of yet.
@@ -97,33 +116,83 @@ impl MetaState {
                         password_hash: password_hash.clone(),
                         is_admin: *is_admin,
                         grants: Grants::default(),
+                        generation: 0,
                     },
                 );
                 (MetaOutcome::Done, vec![Touch::User(name.clone())])
             }
-            MetaCommand::Grant { user, right, db } => {
+            MetaCommand::Grant {
+                user,
+                right,
+                db,
+                to,
+            } => {
+                right.check_scope(db.as_deref())?;
+                let u = self
+                    .users
+                    .get(user)
+                    .ok_or_else(|| format!("user '{user}' does not exist"))?;
+                if u.is_admin && *to == Access::Deny {
+                    return Err(format!(
+                        "user '{user}' is an administrator, who holds every right: a deny would not hold"
+                    ));
+                }
+                if let (Some(db), Access::Allow | Access::Deny) = (db, to) {
+                    self.catalog.db(db)?;
+                }
+                let u = self.users.get_mut(user).ok_or("user vanished")?;
+                u.grants.set(*right, db.as_deref(), *to);
+                (MetaOutcome::Done, vec![Touch::User(user.clone())])
+            }
+            MetaCommand::SetPassword {
+                user,
+                password_hash,
+            } => {
                 let u = self
                     .users
                     .get_mut(user)
                     .ok_or_else(|| format!("user '{user}' does not exist"))?;
-                match db {
-                    None if *right == Right::Owner => u.grants.create_databases = true,
-                    None if *right == Right::ClusterReplication => {
-                        u.grants.cluster_replication = true
-                    }
-                    None => return Err(format!("{right} needs a database")),
-                    Some(_) if *right == Right::ClusterReplication => {
-                        return Err(format!(
-                        "{right} is for the whole cluster: grant(user, {right}) without a database"
-                    ))
-                    }
-                    Some(db) => {
-                        self.catalog.db(db)?;
-                        let u = self.users.get_mut(user).ok_or("user vanished")?;
-                        u.grants.dbs.entry(db.clone()).or_default().insert(*right);
-                    }
-                }
+                u.password_hash = password_hash.clone();
+                u.generation += 1;
                 (MetaOutcome::Done, vec![Touch::User(user.clone())])
+            }
+            MetaCommand::DeleteUser { name } => {
+                let u = self
+                    .users
+                    .get(name)
+                    .ok_or_else(|| format!("user '{name}' does not exist"))?;
+                if u.is_admin && self.users.values().filter(|u| u.is_admin).count() == 1 {
+                    return Err(format!(
+                        "user '{name}' is the last administrator: create another administrator first"
+                    ));
+                }
+                self.users.remove(name);
+                (MetaOutcome::Done, vec![Touch::User(name.clone())])
+            }
+            MetaCommand::RotateTokenKey {
+                key,
+                previous_until_ms,
+            } => {
+                if key.len() != 32 {
+                    return Err("a token key has 32 bytes".into());
+                }
+                let old = self.token_key.replace(key.clone()).ok_or("no token key yet")?;
+                self.previous_key = Some(PreviousKey {
+                    id: self.token_key_id,
+                    key: old,
+                    until_ms: *previous_until_ms,
+                });
+                self.token_key_id += 1;
+                (MetaOutcome::Done, vec![Touch::TokenKey])
+            }
+            MetaCommand::RevokeToken {
+                nonce,
+                expires_ms,
+                now_ms,
+            } => {
+                self.revoked_tokens.retain(|_, exp| *exp > *now_ms);
+                self.revoked_tokens.insert(nonce.clone(), *expires_ms);
+                (MetaOutcome::Done, vec![Touch::Revoked])
             }
             MetaCommand::RegisterNode { alias, site } => {
                 self.nodes.insert(alias.clone(), site.clone());
@@ -390,6 +459,17 @@ impl MetaState {
         self.users
             .get(user)
             .is_some_and(|u| u.is_admin || u.grants.allows(right, db))
+    }
+
+    /// The token key numbered `id`, if it signs tokens still at `now_ms`.
+    pub fn token_key_numbered(&self, id: u32, now_ms: i64) -> Option<TokenKey> {
+        if id == self.token_key_id {
+            return self.token_key();
+        }
+        self.previous_key
+            .as_ref()
+            .filter(|p| p.id == id && now_ms < p.until_ms)
+            .and_then(|p| TokenKey::from_bytes(&p.key))
     }
 
     pub fn database(&self, path: &str) -> Result<&DatabaseMeta, String> {

@@ -4,7 +4,8 @@
 //! - `u/<user>` → `User`;  `n/<alias>` → site;  `c/<db path>` → `DatabaseMeta`
 //! - `d/<tid>` → `Decision` (`t/<tid>` records of earlier versions, which began each
 //!   transaction with its own tid, are skipped)
-//! - `m/applied`, `m/token_key`, `m/next_tid`, `m/next_table_id`, `m/tid_lease`,
+//! - `m/applied`, `m/token_key` (with `m/token_key_id`, `m/token_key_prev`: the key before
+//!   the last rotation), `m/revoked` (tokens logged out of), `m/next_tid`, `m/next_table_id`, `m/tid_lease`,
 //!   `m/settled` (the tids whose decisions were forgotten, as ranges)
 //! - replication (master): `m/repl` → `ReplState`;  `q/<taskId>` → `TaskInfo` (the send
 //!   queue);  `s/<slave>` → `SlaveInfo`
@@ -123,6 +124,9 @@ impl Store {
                     "m/next_tid" => s.next_tid = decode(&k, &v)?,
                     "m/next_table_id" => s.catalog.next_table_id = decode(&k, &v)?,
                     "m/token_key" => s.token_key = Some(v.to_vec()),
+                    "m/token_key_id" => s.token_key_id = decode(&k, &v)?,
+                    "m/token_key_prev" => s.previous_key = decode(&k, &v)?,
+                    "m/revoked" => s.revoked_tokens = decode(&k, &v)?,
                     "m/repl" => repl = decode(&k, &v)?,
                     "m/tid_lease" => s.tid_lease = decode(&k, &v)?,
                     "m/settled" => s.settled = decode(&k, &v)?,
@@ -195,7 +199,10 @@ impl Store {
                     Some(t) => change.put(tid_key("r/", *id), encode(t)),
                     None => change.remove(tid_key("r/", *id)),
                 },
+                Touch::Revoked => change.put("m/revoked", encode(&s.revoked_tokens)),
                 Touch::TokenKey => {
+                    change.put("m/token_key_id", encode(&s.token_key_id));
+                    change.put("m/token_key_prev", encode(&s.previous_key));
                     if let Some(k) = &s.token_key {
                         change.put("m/token_key", k.as_slice());
                     }

@@ -27,10 +27,10 @@ pub struct SessionHandle {
 }
 
 impl SessionHandle {
-    /// Starts the session's actor.
-    pub fn start(node: Arc<DataNode>) -> SessionHandle {
+    /// Starts the session's actor for a client connected from `peer`.
+    pub fn start(node: Arc<DataNode>, peer: String) -> SessionHandle {
         let (tx, rx) = mpsc::channel(SESSION_QUEUE);
-        tokio::spawn(session_loop(Session::new(node), rx));
+        tokio::spawn(session_loop(Session::new(node, peer), rx));
         SessionHandle { tx }
     }
 
@@ -88,10 +88,16 @@ impl Session {
                 })
             }
             SessionRequest::Logout => {
-                self.logout();
+                self.logout().map_err(|e| self.remote(e))?;
                 Ok(SessionReply::Done)
             }
             SessionRequest::Run { script } => {
+                if let Err(e) = self.check_session() {
+                    return Ok(SessionReply::Ran {
+                        outputs: Vec::new(),
+                        error: Some(self.remote(e)),
+                    });
+                }
                 let (outputs, error) = self.run(&script);
                 Ok(SessionReply::Ran { outputs, error })
             }
@@ -102,6 +108,7 @@ impl Session {
                         "Not logged in: call login(user, password) first.",
                     ));
                 }
+                self.check_session().map_err(|e| self.remote(e))?;
                 self.call(&function, Args::positional(args))
                     .map(SessionReply::Value)
                     .map_err(|e| self.remote(e))
@@ -109,8 +116,15 @@ impl Session {
         }
     }
 
-    /// Runs a script statement by statement; stops at the first error.
+    /// Runs a script statement by statement; stops at the first error. Before a login, only
+    /// a short script that begins with `login` is even parsed.
     pub fn run(&mut self, script: &str) -> (Vec<Value>, Option<RemoteError>) {
+        if self.user.is_none() && !may_parse_before_login(script) {
+            return (
+                Vec::new(),
+                Some(self.remote(EvalError::not_logged_in())),
+            );
+        }
         let stmts = match xrepl_query::lang::parse(script) {
             Ok(s) => s,
             Err(e) => {
@@ -141,6 +155,15 @@ impl Session {
         }
         self.exec(stmt, out)
     }
+}
+
+/// Most bytes of a script parsed before its session logged in.
+const PRE_LOGIN_SCRIPT: usize = 4096;
+
+/// Whether a session that has not logged in may have `script` parsed: it is short and
+/// begins with `login`.
+fn may_parse_before_login(script: &str) -> bool {
+    script.len() <= PRE_LOGIN_SCRIPT && script.trim_start().starts_with("login")
 }
 
 fn is_login_call(stmt: &Stmt) -> bool {

@@ -1,6 +1,6 @@
 //! The session's own functions: logging in and out, who is who (`getNodeAlias`,
-//! `getControllerAlias`), the time, `rpc`, the controller's `getClusterPerf`, `createUser` and
-//! `grant`, the type casts and `size`/`count`.
+//! `getControllerAlias`), the time, `rpc`, the controller's `getClusterPerf` and user functions
+//! (`createUser`, `changePwd`, `grant`, ...), the type casts and `size`/`count`.
 
 use xrepl_core::value::{DataType, FunctionRef, Scalar, Value};
 use xrepl_proto::rpc::ErrorCode;
@@ -29,8 +29,16 @@ pub const FUNCTIONS: &[(&str, Handler)] = &[
     ("datetime", cast),
     ("timestamp", cast),
     ("nanotimestamp", cast),
+    ("changePwd", change_password),
     ("createUser", on_controller),
     ("grant", on_controller),
+    ("deny", on_controller),
+    ("revoke", on_controller),
+    ("resetPwd", on_controller),
+    ("deleteUser", on_controller),
+    ("getUserList", on_controller),
+    ("getUserAccess", on_controller),
+    ("rotateTokenKey", on_controller),
 ];
 
 /// `login(user, password)`
@@ -45,7 +53,16 @@ fn login(s: &mut Session, name: &str, args: Args) -> Result<Value, EvalError> {
 /// `logout()`
 fn logout(s: &mut Session, name: &str, args: Args) -> Result<Value, EvalError> {
     args.exactly(name, 0)?;
-    s.logout();
+    s.logout()?;
+    Ok(Value::Void)
+}
+
+/// `changePwd(oldPwd, newPwd)`: the logged-in user's own password.
+fn change_password(s: &mut Session, name: &str, args: Args) -> Result<Value, EvalError> {
+    args.exactly(name, 2)?;
+    let old = args.string(name, 0, "the old password")?;
+    let new = args.string(name, 1, "the new password")?;
+    s.change_password(&old, &new)?;
     Ok(Value::Void)
 }
 
@@ -73,7 +90,9 @@ fn cluster_perf(s: &mut Session, name: &str, args: Args) -> Result<Value, EvalEr
     s.controller_call(name, Vec::new())
 }
 
-/// `createUser` and `grant` run on the controller; a database handle travels as its path.
+/// The user functions (`createUser`, `grant`, `deny`, `revoke`, `resetPwd`, `deleteUser`,
+/// `getUserList`, `getUserAccess`, `rotateTokenKey`) run on the controller; a database handle
+/// travels as its path.
 fn on_controller(s: &mut Session, name: &str, a: Args) -> Result<Value, EvalError> {
     let mut args = a.positional;
     if let Some(Value::Database(p)) = args.get(2) {

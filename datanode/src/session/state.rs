@@ -27,6 +27,8 @@ pub struct LoggedIn {
 
 pub struct Session {
     pub node: Arc<DataNode>,
+    /// The client's address, as this node sees it (failed logins are throttled by it).
+    pub peer: String,
     pub user: Option<LoggedIn>,
     pub vars: HashMap<String, Value>,
     /// The strongest right the controller found the user to hold, per database: a write
@@ -36,9 +38,10 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(node: Arc<DataNode>) -> Session {
+    pub fn new(node: Arc<DataNode>, peer: String) -> Session {
         Session {
             node,
+            peer,
             user: None,
             vars: HashMap::new(),
             verified: HashMap::new(),
@@ -54,7 +57,8 @@ impl Session {
     /// Logs in through the controller, replacing any earlier user.
     pub fn login(&mut self, user: &str, password: &str) -> Result<(), EvalError> {
         let link = self.node.link.clone();
-        let l = self.block_on(async move { link.login(user, password).await })?;
+        let peer = self.peer.clone();
+        let l = self.block_on(async move { link.login(user, password, &peer).await })?;
         if self.user.as_ref().is_some_and(|u| u.user != l.user) {
             self.vars.clear();
             self.verified.clear();
@@ -67,11 +71,71 @@ impl Session {
         Ok(())
     }
 
-    /// Forgets the user and the variables (they may hold data read with the user's rights).
-    pub fn logout(&mut self) {
+    /// Logs out: the controller refuses the session's token from now on, and the session
+    /// forgets the user and the variables (they may hold data read with the user's rights).
+    pub fn logout(&mut self) -> Result<(), EvalError> {
+        let Some(u) = self.user.take() else {
+            return Ok(());
+        };
+        self.forget_user();
+        let link = self.node.link.clone();
+        match self.block_on(async move { link.logout(&u.token).await }) {
+            Ok(()) => Ok(()),
+            // Logged out already, or the user is gone: nothing is left to end.
+            Err(e) if e.code == ErrorCode::NotLoggedIn => Ok(()),
+            Err(e) => {
+                tracing::warn!(user = %u.user, "logout: the controller was not told, the token stays valid until it expires: {e}");
+                Err(e.into())
+            }
+        }
+    }
+
+    fn forget_user(&mut self) {
         self.user = None;
         self.vars.clear();
         self.verified.clear();
+    }
+
+    /// Before each request of a logged-in session: asks the controller whether the session
+    /// still holds (the user exists, its password did not change, no logout elsewhere), so a
+    /// change takes effect at the next call on every node. A session that no longer holds
+    /// forgets its user; a token past half its life is replaced by a fresh one.
+    pub fn check_session(&mut self) -> Result<(), EvalError> {
+        let Some(u) = &self.user else {
+            return Ok(());
+        };
+        let token = u.token.clone();
+        let link = self.node.link.clone();
+        match self.block_on(async move { link.check_session(&token).await }) {
+            Ok(c) => {
+                if let Some(u) = self.user.as_mut() {
+                    u.is_admin = c.is_admin;
+                    if let Some(t) = c.renewed {
+                        u.token = t;
+                    }
+                }
+                Ok(())
+            }
+            Err(e) if e.code == ErrorCode::NotLoggedIn => {
+                self.forget_user();
+                Err(e.into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `changePwd(old, new)`: the logged-in user's own password; the session goes on with
+    /// the new token (every other session of the user ends).
+    pub fn change_password(&mut self, old: &str, new: &str) -> Result<(), EvalError> {
+        let token = self.token()?;
+        let link = self.node.link.clone();
+        let peer = self.peer.clone();
+        let l =
+            self.block_on(async move { link.change_password(&token, old, new, &peer).await })?;
+        if let Some(u) = self.user.as_mut() {
+            u.token = l.token;
+        }
+        Ok(())
     }
 
     /// The logged-in user's token.

@@ -24,8 +24,29 @@ pub enum ControllerRequest {
     },
     /// A data node is alive.
     Heartbeat { alias: String },
-    /// Checks a user's password; answers a [`ControllerReply::LoggedIn`] with a token for later calls.
-    Login { user: String, password: String },
+    /// Checks a user's password; answers a [`ControllerReply::LoggedIn`] with a token for later
+    /// calls. `peer` is the address the client connected from, as the data node saw it (failed
+    /// logins are throttled per user and per address).
+    Login {
+        user: String,
+        password: String,
+        peer: String,
+    },
+    /// Checks that the session of `token` still holds (the user exists, the password did not
+    /// change, no logout): answers [`ControllerReply::Session`]. A data node asks before each
+    /// request of a session.
+    Session { token: String },
+    /// Ends the session of `token`: it is refused from now on, on every node.
+    Logout { token: String },
+    /// `changePwd(old, new)`: the user of `token` changes their own password. Answers
+    /// [`ControllerReply::LoggedIn`] with the session's new token (all earlier ones are
+    /// refused from now on).
+    ChangePassword {
+        token: String,
+        old: String,
+        new: String,
+        peer: String,
+    },
     /// Runs a controller function for the user behind `token` (`rpc(getControllerAlias(), ...)`).
     Call {
         token: String,
@@ -171,6 +192,15 @@ pub enum ControllerReply {
         user: String,
         is_admin: bool,
         token: String,
+        /// When the token expires unless renewed, milliseconds since the epoch.
+        expires_ms: i64,
+    },
+    /// The session holds: who it is, and a fresh token when the one it has is past half its
+    /// life.
+    Session {
+        user: String,
+        is_admin: bool,
+        renewed: Option<String>,
     },
     Value(Value),
     /// Transaction ids `first..=last`, leased to the data node that asked.

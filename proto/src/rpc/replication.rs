@@ -93,6 +93,8 @@ pub enum ReplicationReply {
         user: String,
         is_admin: bool,
         token: String,
+        /// When the token expires, milliseconds since the epoch.
+        expires_ms: i64,
     },
     /// Tasks for a slave, in task id order, and the data of those small enough to come along
     /// (at most the `inline_room` the slave asked for; the others are fetched with `ticket`,

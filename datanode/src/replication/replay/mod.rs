@@ -64,8 +64,9 @@ pub struct Replayer {
     /// Database definitions kept between batches (checked at the decision, see
     /// `plan::Catalogs::checked`).
     kept: CatalogCache,
-    /// The execution user's session token on this cluster.
-    token: tokio::sync::Mutex<Option<String>>,
+    /// The execution user's session token on this cluster, with when it was issued and when
+    /// it expires (ms since the epoch): it is replaced past half its life.
+    token: tokio::sync::Mutex<Option<(String, i64, i64)>>,
 }
 
 impl Replayer {

@@ -101,17 +101,25 @@ impl Failure {
 }
 
 impl Replayer {
-    /// The execution user's token, logging in when there is none.
+    /// The execution user's token, logging in when there is none or it is past half its
+    /// life (so that no replay runs into its expiry).
     async fn exec_token(&self) -> Result<String, RemoteError> {
         let mut t = self.token.lock().await;
-        if let Some(t) = t.as_ref() {
-            return Ok(t.clone());
+        let now = chrono::Utc::now().timestamp_millis();
+        if let Some((token, issued, expires)) = t.as_ref() {
+            if now < issued + (expires - issued) / 2 {
+                return Ok(token.clone());
+            }
         }
         let login = self
             .link
-            .login(&self.cfg.execution_username, &self.cfg.execution_password)
+            .login(
+                &self.cfg.execution_username,
+                &self.cfg.execution_password,
+                "",
+            )
             .await?;
-        *t = Some(login.token.clone());
+        *t = Some((login.token.clone(), now, login.expires_ms));
         Ok(login.token)
     }
 
