@@ -157,13 +157,29 @@ impl Session {
     }
 }
 
-/// Most bytes of a script parsed before its session logged in.
-const PRE_LOGIN_SCRIPT: usize = 4096;
+/// Most bytes of a script parsed before its session logged in (the connection's own limit
+/// before a login is as small).
+const PRE_LOGIN_SCRIPT: usize = 64 * 1024;
 
-/// Whether a session that has not logged in may have `script` parsed: it is short and
-/// begins with `login`.
+/// Whether a session that has not logged in may have `script` parsed: it is short and its
+/// first statement, after blanks and comments, calls `login`.
 fn may_parse_before_login(script: &str) -> bool {
-    script.len() <= PRE_LOGIN_SCRIPT && script.trim_start().starts_with("login")
+    if script.len() > PRE_LOGIN_SCRIPT {
+        return false;
+    }
+    let mut rest = script;
+    loop {
+        rest = rest.trim_start();
+        if let Some(r) = rest.strip_prefix("//") {
+            rest = r.split_once('\n').map_or("", |(_, after)| after);
+        } else if let Some(r) = rest.strip_prefix("/*") {
+            rest = r.split_once("*/").map_or("", |(_, after)| after);
+        } else {
+            break;
+        }
+    }
+    rest.strip_prefix("login")
+        .is_some_and(|r| r.trim_start().starts_with('('))
 }
 
 fn is_login_call(stmt: &Stmt) -> bool {
@@ -171,4 +187,31 @@ fn is_login_call(stmt: &Stmt) -> bool {
         return false;
     };
     matches!(&e.kind, ExprKind::Call { func, .. } if matches!(&func.kind, ExprKind::Ident(n) if n == "login"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_parse_before_login;
+
+    #[test]
+    fn only_a_script_that_begins_with_login_is_parsed_before_a_login() {
+        for ok in [
+            "login(\"admin\", \"123456\")",
+            "  // a comment\n/* another */ login (`a, `b); select * from t",
+        ] {
+            assert!(may_parse_before_login(ok), "{ok}");
+        }
+        for refused in [
+            "select * from t",
+            "loginx = 1",
+            "x = login(\"a\", \"b\")",
+            "// login(\"a\", \"b\")",
+            "/* unclosed login(",
+            "",
+        ] {
+            assert!(!may_parse_before_login(refused), "{refused}");
+        }
+        let long = format!("login(\"a\", \"b\")\n{}", "x = 1\n".repeat(20_000));
+        assert!(!may_parse_before_login(&long));
+    }
 }
