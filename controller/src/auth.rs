@@ -170,10 +170,7 @@ impl Auth {
             ));
         }
         if password.len() > 1024 {
-            return Err(self.refuse(
-                ErrorCode::BadRequest,
-                "a password has at most 1024 bytes",
-            ));
+            return Err(self.refuse(ErrorCode::BadRequest, "a password has at most 1024 bytes"));
         }
         self.hashing(move || hash_password(&password))
             .await?
@@ -225,7 +222,12 @@ impl Auth {
     }
 
     /// Checks a password (throttled, see [`Self::check_password`]) and issues a token.
-    pub async fn login(&self, user: &str, password: &str, peer: &str) -> Result<Login, RemoteError> {
+    pub async fn login(
+        &self,
+        user: &str,
+        password: &str,
+        peer: &str,
+    ) -> Result<Login, RemoteError> {
         let is_admin = self.check_password(user, password, peer).await?;
         let (token, expires_ms) = self.issue(user)?;
         tracing::info!(%user, %peer, "login");
@@ -325,3 +327,99 @@ impl Auth {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    async fn auth(ttl: Duration) -> (tempfile::TempDir, Auth) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let meta = MetaHandle::open(&dir.path().join("meta")).expect("meta");
+        meta.apply(MetaCommand::InitTokenKey {
+            key: TokenKey::generate().as_bytes().to_vec(),
+        })
+        .await
+        .expect("key");
+        for (name, is_admin) in [("admin", true), ("alice", false)] {
+            meta.apply(MetaCommand::CreateUser {
+                name: name.into(),
+                password_hash: hash_password("123456").expect("hash"),
+                is_admin,
+            })
+            .await
+            .expect("user");
+        }
+        (dir, Auth::new("controller1", meta, ttl))
+    }
+
+    #[tokio::test]
+    async fn tokens_expire_and_are_renewed_past_half_their_life() {
+        let (_dir, a) = auth(Duration::from_millis(400)).await;
+        let l = a.login("alice", "123456", "10.0.0.1").await.expect("login");
+        let caller = a.caller(&l.token).expect("fresh");
+        assert!(a.renew(&caller).is_none(), "young tokens are not renewed");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let caller = a.caller(&l.token).expect("not expired yet");
+        let (renewed, _) = a.renew(&caller).expect("past half its life");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let e = a.caller(&l.token).expect_err("expired");
+        assert_eq!(e.code, ErrorCode::NotLoggedIn);
+        assert!(e.message.contains("expired"), "{e}");
+        assert_eq!(a.caller(&renewed).expect("renewed").user, "alice");
+    }
+
+    #[tokio::test]
+    async fn a_rotated_key_keeps_old_tokens_for_one_lifetime_and_no_longer() {
+        let (_dir, a) = auth(Duration::from_millis(300)).await;
+        let old = a.login("alice", "123456", "").await.expect("login").token;
+        let nonce = a.attempt_nonce("dnode1", 7);
+        assert_eq!(a.rotate_key().await.expect("rotate"), 1);
+        a.caller(&old).expect("the key before still holds");
+        assert!(
+            a.check_attempt("dnode1", 7, &nonce),
+            "hand-outs before the rotation"
+        );
+        let new = a.login("alice", "123456", "").await.expect("login").token;
+        assert_ne!(TokenClaims::parse(&new).map(|c| c.0.key_id), Some(0));
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert_eq!(
+            a.caller(&old).expect_err("past its window").code,
+            ErrorCode::NotLoggedIn
+        );
+        assert!(!a.check_attempt("dnode1", 7, &nonce));
+        // A second rotation retires key 0 for good, and key 1 keeps its window.
+        let (_dir, a) = auth(Duration::from_secs(60)).await;
+        let t0 = a.login("alice", "123456", "").await.expect("login").token;
+        a.rotate_key().await.expect("rotate");
+        let t1 = a.login("alice", "123456", "").await.expect("login").token;
+        a.rotate_key().await.expect("rotate again");
+        assert!(a.caller(&t0).is_err(), "two keys back");
+        a.caller(&t1).expect("one key back");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_user_costs_what_a_wrong_password_costs_and_reads_the_same() {
+        let (_dir, a) = auth(Duration::from_secs(60)).await;
+        let mut wrong = Duration::ZERO;
+        let mut unknown = Duration::ZERO;
+        // Each attempt from its own address, for users of their own, so none is throttled.
+        for i in 0..3 {
+            let start = Instant::now();
+            let w = a
+                .check_password("alice", "nope", &format!("10.0.1.{i}"))
+                .await;
+            wrong += start.elapsed();
+            let start = Instant::now();
+            let u = a
+                .check_password(&format!("ghost{i}"), "nope", &format!("10.0.2.{i}"))
+                .await;
+            unknown += start.elapsed();
+            let (w, u) = (w.expect_err("wrong"), u.expect_err("unknown"));
+            assert_eq!((w.code, &w.message), (u.code, &u.message));
+        }
+        assert!(
+            unknown * 2 > wrong,
+            "an unknown user took {unknown:?}, a wrong password {wrong:?}"
+        );
+    }
+}

@@ -475,14 +475,19 @@ fn access_table(users: &[(String, crate::meta::User)]) -> Table {
     };
     for r in [Right::Owner, Right::Read, Right::Write] {
         names.push(r.name().to_string());
-        cols.push(Vector::String(users.iter().map(|(_, u)| state(u, r)).collect()));
+        cols.push(Vector::String(
+            users.iter().map(|(_, u)| state(u, r)).collect(),
+        ));
         names.push(format!("{}_allowed", r.name()));
         cols.push(Vector::String(
             users.iter().map(|(_, u)| dbs(&u.grants.dbs, r)).collect(),
         ));
         names.push(format!("{}_denied", r.name()));
         cols.push(Vector::String(
-            users.iter().map(|(_, u)| dbs(&u.grants.denied, r)).collect(),
+            users
+                .iter()
+                .map(|(_, u)| dbs(&u.grants.denied, r))
+                .collect(),
         ));
     }
     names.push(Right::ClusterReplication.name().to_string());

@@ -703,7 +703,8 @@ pub async fn run(
 /// The initial administrator password from `adminPasswordFile`: a file only its owner may
 /// read, holding the password (one trailing newline is not part of it).
 fn read_admin_password(path: &std::path::Path) -> Result<String, ControllerError> {
-    let refused = |m: String| ControllerError::Refused(format!("adminPasswordFile {}: {m}", path.display()));
+    let refused =
+        |m: String| ControllerError::Refused(format!("adminPasswordFile {}: {m}", path.display()));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -230,7 +230,11 @@ mod tests {
         assert_eq!(k.verify(""), None);
         let again = TokenKey::from_bytes(k.as_bytes()).expect("32 bytes");
         assert_eq!(again.verify(&t), Some(c));
-        assert_ne!(k.issue("admin", 3, 1_000, 7), t, "two tokens differ by their nonce");
+        assert_ne!(
+            k.issue("admin", 3, 1_000, 7),
+            t,
+            "two tokens differ by their nonce"
+        );
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct Spec {
     /// A CA file of the config folder the console and [`Cluster::member`] trust: they
     /// connect over TLS.
     pub client_ca: Option<String>,
+    /// The administrator's password the harness logs in with (`adminPasswordFile`).
+    pub admin_password: String,
 }
 
 impl Spec {
@@ -83,6 +85,7 @@ impl Default for Spec {
             order: StartOrder::ControllerFirst,
             files: Vec::new(),
             client_ca: None,
+            admin_password: "123456".into(),
         }
     }
 }
@@ -107,6 +110,8 @@ pub struct Cluster {
     pub datanodes: Vec<Node>,
     /// The CA file the console is given (`--tls-ca`), on a TLS cluster.
     pub client_ca: Option<PathBuf>,
+    /// The administrator's password [`Cluster::ok`] and the other helpers log in with.
+    pub admin_password: String,
 }
 
 /// Where the binaries are.
@@ -248,7 +253,12 @@ impl Cluster {
         }
         std::fs::write(dir.path().join("cluster.nodes"), nodes).expect("write");
         for (name, text) in &spec.files {
-            std::fs::write(dir.path().join(name), text).expect("write a file of the spec");
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).expect("write a file of the spec");
+            // Key and password files must be private, or the nodes refuse to start.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .expect("chmod a file of the spec");
         }
         let client_ca = spec.client_ca.as_ref().map(|f| dir.path().join(f));
         std::fs::write(
@@ -282,6 +292,7 @@ impl Cluster {
             controller,
             datanodes,
             client_ca,
+            admin_password: spec.admin_password.clone(),
         };
         let aliases: Vec<String> = c.datanodes.iter().map(|n| n.alias.clone()).collect();
         match spec.order {
@@ -490,7 +501,16 @@ impl Cluster {
 
     /// Runs a script as admin on the first data node, printing JSON.
     pub fn admin_json(&self, script: &str) -> ConsoleOutput {
-        self.console_at(&self.host(), ADMIN_JSON, script)
+        let password = self.admin_password.clone();
+        let args = [
+            "--user",
+            "admin",
+            "--password",
+            &password,
+            "--format",
+            "json",
+        ];
+        self.console_at(&self.host(), &args, script)
     }
 
     /// `getClusterPerf()` as (name, state) pairs, or `None` when the console failed.

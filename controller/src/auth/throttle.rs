@@ -135,7 +135,10 @@ mod tests {
     #[test]
     fn attempts_wait_after_three_failures_and_a_success_resets() {
         let t = Throttle::default();
-        let alice = [Subject::User("alice".into()), Subject::Peer("1.2.3.4".into())];
+        let alice = [
+            Subject::User("alice".into()),
+            Subject::Peer("1.2.3.4".into()),
+        ];
         for _ in 0..3 {
             assert!(t.wait_or_reserve(&alice, Instant::now()).is_zero());
             t.failed(&alice);

@@ -63,7 +63,10 @@ pub enum MetaCommand {
     DeleteUser { name: String },
     /// Makes `key` the signing key of new tokens; the one before stays valid for tokens until
     /// `previous_until_ms`.
-    RotateTokenKey { key: Vec<u8>, previous_until_ms: i64 },
+    RotateTokenKey {
+        key: Vec<u8>,
+        previous_until_ms: i64,
+    },
     /// `logout`: the token with this nonce is refused until it would have expired.
     RevokeToken {
         nonce: String,

@@ -176,7 +176,10 @@ impl MetaState {
                 if key.len() != 32 {
                     return Err("a token key has 32 bytes".into());
                 }
-                let old = self.token_key.replace(key.clone()).ok_or("no token key yet")?;
+                let old = self
+                    .token_key
+                    .replace(key.clone())
+                    .ok_or("no token key yet")?;
                 self.previous_key = Some(PreviousKey {
                     id: self.token_key_id,
                     key: old,

@@ -120,10 +120,7 @@ impl Session {
     /// a short script that begins with `login` is even parsed.
     pub fn run(&mut self, script: &str) -> (Vec<Value>, Option<RemoteError>) {
         if self.user.is_none() && !may_parse_before_login(script) {
-            return (
-                Vec::new(),
-                Some(self.remote(EvalError::not_logged_in())),
-            );
+            return (Vec::new(), Some(self.remote(EvalError::not_logged_in())));
         }
         let stmts = match xrepl_query::lang::parse(script) {
             Ok(s) => s,
