@@ -21,6 +21,7 @@ pub mod switch;
 pub mod txn;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -32,7 +33,7 @@ use xrepl_core::cluster_key::ClusterKey;
 use xrepl_core::config::{ControllerConfig, NodeRole, ReplicationMode};
 use xrepl_proto::rpc::{
     serve, CatalogCheck, ControllerReply, ControllerRequest, ErrorCode, Hello, NodeTls, PeerKind,
-    RemoteError, Request, Response, ServerInfo, Service,
+    RemoteError, ReplicationRequest, Request, Response, ServerInfo, ServerLimits, Service,
 };
 use xrepl_proto::task::{AttemptProof, TaskMeta, INLINE_DATA_MAX};
 use xrepl_proto::txn::Verdict;
@@ -564,15 +565,24 @@ impl Controller {
 /// The RPC face of the controller. Only data nodes connect; a console is told where to go.
 struct ControllerService(Arc<Controller>);
 
+/// One connection to the controller: who greeted, and whether it has authenticated.
+struct PeerConn {
+    kind: PeerKind,
+    /// A data node has proven the cluster key before its first request (the server loop checks
+    /// the proof), so it starts authenticated; a slave cluster's controller is authenticated
+    /// once a replication `Login` on this connection succeeded.
+    authenticated: AtomicBool,
+}
+
 #[async_trait]
 impl Service for ControllerService {
-    type Conn = PeerKind;
+    type Conn = PeerConn;
 
     fn cluster_key(&self) -> &ClusterKey {
         &self.0.key
     }
 
-    fn accept(&self, hello: &Hello, _peer: SocketAddr) -> Result<(ServerInfo, PeerKind), String> {
+    fn accept(&self, hello: &Hello, _peer: SocketAddr) -> Result<(ServerInfo, PeerConn), String> {
         let c = &self.0.cfg;
         if hello.peer == PeerKind::Client {
             let first = c
@@ -602,14 +612,28 @@ impl Service for ControllerService {
                 challenge: None,
                 proof: None,
             },
-            hello.peer,
+            PeerConn {
+                kind: hello.peer,
+                authenticated: AtomicBool::new(hello.peer == PeerKind::DataNode),
+            },
         ))
     }
 
-    async fn handle(&self, conn: Arc<PeerKind>, req: Request) -> Result<Response, String> {
-        match (conn.as_ref(), req) {
+    fn authenticated(&self, conn: &PeerConn) -> bool {
+        conn.authenticated.load(Ordering::Acquire)
+    }
+
+    async fn handle(&self, conn: Arc<PeerConn>, req: Request) -> Result<Response, String> {
+        match (conn.kind, req) {
             (PeerKind::Slave, Request::Replication(r)) => match &self.0.role {
-                Role::Master(m) => Ok(m.handle(r).await.into()),
+                Role::Master(m) => {
+                    let login = matches!(r, ReplicationRequest::Login { .. });
+                    let reply = m.handle(r).await;
+                    if login && reply.is_ok() {
+                        conn.authenticated.store(true, Ordering::Release);
+                    }
+                    Ok(reply.into())
+                }
                 // `accept` lets a slave in only on a master.
                 _ => Err("a replication request on a controller that is not a master".into()),
             },
@@ -649,7 +673,11 @@ pub async fn run(
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let max_frame = cfg.max_frame_size;
+    let limits = ServerLimits {
+        max_frame: cfg.max_frame_size,
+        max_connections: cfg.max_connections,
+        login_timeout: cfg.login_timeout,
+    };
     let controller = Arc::new(Controller::open(cfg, key, tls).await?);
     tracing::info!(
         alias = %controller.cfg.alias,
@@ -688,7 +716,7 @@ pub async fn run(
         listener,
         Arc::new(ControllerService(controller)),
         server_tls,
-        max_frame,
+        limits,
         shutdown,
     )
     .await;

@@ -17,6 +17,12 @@ pub use tls::TlsSettings;
 pub mod defaults {
     /// Largest RPC frame, in bytes (64 MiB). Larger payloads travel in several frames.
     pub const MAX_FRAME_SIZE: u64 = 64 * 1024 * 1024;
+    /// Connections a node serves at once (clients, the other nodes, slaves); one more is
+    /// refused in its greeting.
+    pub const MAX_CONNECTIONS: u64 = 1024;
+    /// How long a connection may stay unauthenticated (no login, no proof of the cluster key)
+    /// after its greeting before it is closed.
+    pub const LOGIN_TIMEOUT_MS: u64 = 30_000;
     /// How often a data node sends its heartbeat to the controller.
     pub const HEARTBEAT_INTERVAL_MS: u64 = 1_000;
     /// How long the controller waits for a heartbeat before showing a node as down.
@@ -163,6 +169,10 @@ pub struct ControllerConfig {
     pub home: PathBuf,
     pub nodes: ClusterNodes,
     pub max_frame_size: usize,
+    /// `maxConnections`: connections served at once.
+    pub max_connections: usize,
+    /// `loginTimeoutMs`: how long a connection may stay unauthenticated after its greeting.
+    pub login_timeout: Duration,
     pub heartbeat_timeout: Duration,
     pub transaction_timeout: Duration,
     pub log_level: String,
@@ -215,6 +225,10 @@ pub struct DataNodeConfig {
     /// Every node of the cluster (to reach the other data nodes).
     pub nodes: ClusterNodes,
     pub max_frame_size: usize,
+    /// `maxConnections`: connections served at once.
+    pub max_connections: usize,
+    /// `loginTimeoutMs`: how long a connection may stay unauthenticated after its greeting.
+    pub login_timeout: Duration,
     pub heartbeat_interval: Duration,
     pub partition_lock_timeout: Duration,
     pub log_level: String,
@@ -641,6 +655,22 @@ fn frame_size(kv: &mut KeyValues) -> Result<usize, ConfigError> {
     Ok(usize::try_from(v).unwrap_or(usize::MAX))
 }
 
+/// `maxConnections` and `loginTimeoutMs`: what a node's server takes at once and how long it
+/// waits for a login.
+fn connection_limits(kv: &mut KeyValues) -> Result<(usize, Duration), ConfigError> {
+    let max = kv.uint("maxConnections", defaults::MAX_CONNECTIONS, 1, 65_536)?;
+    let login = kv.uint(
+        "loginTimeoutMs",
+        defaults::LOGIN_TIMEOUT_MS,
+        1_000,
+        3_600_000,
+    )?;
+    Ok((
+        usize::try_from(max).unwrap_or(usize::MAX),
+        Duration::from_millis(login),
+    ))
+}
+
 /// Loads a data node's settings from `cfg_dir` (`cluster.cfg` and `cluster.nodes`).
 pub fn load_datanode(cfg_dir: &Path, alias: &str) -> Result<DataNodeConfig, ConfigError> {
     let nodes = load_cluster_nodes(&cfg_dir.join(CLUSTER_NODES))?;
@@ -667,6 +697,7 @@ fn datanode_from(
         .path("home", cfg_dir)
         .unwrap_or_else(|| default_home(cfg_dir, alias));
     let max_frame_size = frame_size(&mut kv)?;
+    let (max_connections, login_timeout) = connection_limits(&mut kv)?;
     let heartbeat_interval = Duration::from_millis(kv.uint(
         "heartbeatIntervalMs",
         defaults::HEARTBEAT_INTERVAL_MS,
@@ -731,6 +762,8 @@ fn datanode_from(
         controller: nodes.controller.clone(),
         nodes: nodes.clone(),
         max_frame_size,
+        max_connections,
+        login_timeout,
         heartbeat_interval,
         partition_lock_timeout,
         log_level,
@@ -804,6 +837,7 @@ pub fn load_controller(cfg_dir: &Path) -> Result<ControllerConfig, ConfigError> 
         .path("home", cfg_dir)
         .unwrap_or_else(|| default_home(cfg_dir, &alias));
     let max_frame_size = frame_size(&mut kv)?;
+    let (max_connections, login_timeout) = connection_limits(&mut kv)?;
     let timeout_line = kv.entries.get("heartbeatTimeoutMs").map(|e| e.line);
     let heartbeat_timeout = Duration::from_millis(kv.uint(
         "heartbeatTimeoutMs",
@@ -946,6 +980,8 @@ pub fn load_controller(cfg_dir: &Path) -> Result<ControllerConfig, ConfigError> 
         home,
         nodes,
         max_frame_size,
+        max_connections,
+        login_timeout,
         heartbeat_timeout,
         transaction_timeout,
         log_level,
@@ -1019,12 +1055,43 @@ mod tests {
         let c = load_controller(d.path()).expect("minimal config");
         assert_eq!(c.replication, None);
         assert_eq!(c.max_frame_size as u64, defaults::MAX_FRAME_SIZE);
+        assert_eq!(c.max_connections as u64, defaults::MAX_CONNECTIONS);
+        assert_eq!(
+            c.login_timeout,
+            Duration::from_millis(defaults::LOGIN_TIMEOUT_MS)
+        );
         assert_eq!(c.home, d.path().join("data").join("controller1"));
         let dn = load_datanode(d.path(), "dnode2").expect("minimal data node");
         assert_eq!(
             dn.heartbeat_interval,
             Duration::from_millis(defaults::HEARTBEAT_INTERVAL_MS)
         );
+        assert_eq!(dn.max_connections as u64, defaults::MAX_CONNECTIONS);
+        assert_eq!(
+            dn.login_timeout,
+            Duration::from_millis(defaults::LOGIN_TIMEOUT_MS)
+        );
+    }
+
+    #[test]
+    fn connection_limits_are_read_from_both_files_and_per_node() {
+        let d = dir_with(
+            &format!("{SITE}maxConnections=10\nloginTimeoutMs=2000\n"),
+            "maxConnections=3\ndnode2.maxConnections=65536\nloginTimeoutMs=1000\n",
+            NODES,
+        );
+        let c = load_controller(d.path()).expect("controller");
+        assert_eq!(
+            (c.max_connections, c.login_timeout),
+            (10, Duration::from_secs(2))
+        );
+        let one = load_datanode(d.path(), "dnode1").expect("dnode1");
+        let two = load_datanode(d.path(), "dnode2").expect("dnode2");
+        assert_eq!(
+            (one.max_connections, one.login_timeout),
+            (3, Duration::from_secs(1))
+        );
+        assert_eq!(two.max_connections, 65_536);
     }
 
     #[test]
@@ -1084,6 +1151,14 @@ mod tests {
              "controller.cfg:2: clusterReplicationSlaveNum: 1000 is out of range (0 to 64)"),
             (format!("{SITE}clusterReplicationRetryLimit=0\n"), "", NODES,
              "controller.cfg:2: clusterReplicationRetryLimit: 0 is out of range (1 to 100000)"),
+            (format!("{SITE}maxConnections=0\n"), "", NODES,
+             "controller.cfg:2: maxConnections: 0 is out of range (1 to 65536)"),
+            (SITE.into(), "maxConnections=many\n", NODES,
+             "cluster.cfg:1: maxConnections: expected a whole number, got 'many'"),
+            (SITE.into(), "dnode2.maxConnections=70000\n", NODES,
+             "cluster.cfg:1: maxConnections: 70000 is out of range (1 to 65536)"),
+            (format!("{SITE}loginTimeoutMs=10\n"), "", NODES,
+             "controller.cfg:2: loginTimeoutMs: 10 is out of range (1000 to 3600000)"),
             (format!("{SITE}clusterReplicationPullWaitMs=soon\n"), "", NODES,
              "controller.cfg:2: clusterReplicationPullWaitMs: expected a whole number, got 'soon'"),
             (format!("{SITE}justtext\n"), "", NODES, "controller.cfg:2: justtext: expected key=value"),

@@ -4,6 +4,7 @@
 //! replay workers).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -11,7 +12,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use xrepl_core::cluster_key::ClusterKey;
 use xrepl_core::config::{DataNodeConfig, NodeRole};
-use xrepl_proto::rpc::{serve, Hello, NodeTls, PeerKind, Request, Response, ServerInfo, Service};
+use xrepl_proto::rpc::{
+    serve, Hello, NodeTls, PeerKind, Request, Response, ServerInfo, ServerLimits, Service,
+};
 
 use crate::error::DataNodeError;
 use crate::node::{DataNode, Role};
@@ -21,12 +24,16 @@ use crate::txn::resolve::RESOLVE_AFTER_MS;
 
 /// What a connection to a data node is.
 pub enum Conn {
-    /// A client's session.
+    /// A client's session: authenticated while a user is logged in on it.
     Session(SessionHandle),
-    /// Another data node coordinating a transaction or a read.
+    /// Another data node coordinating a transaction or a read: authenticated, it proved the
+    /// cluster key before its first request.
     Peer,
-    /// A slave cluster fetching task data (on a master only).
-    Slave,
+    /// A slave cluster fetching task data (on a master only). It never logs in: each request
+    /// carries a fetch ticket, so it keeps the limits of an unauthenticated peer (its largest
+    /// request, `FetchTasksData`, fits them), and `vouched` tells that one of its tickets was
+    /// good, which exempts it from the login deadline.
+    Slave { vouched: AtomicBool },
 }
 
 struct DataNodeService(Arc<DataNode>);
@@ -47,7 +54,9 @@ impl Service for DataNodeService {
                 Conn::Session(SessionHandle::start(self.0.clone(), peer.ip().to_string()))
             }
             PeerKind::DataNode => Conn::Peer,
-            PeerKind::Slave if self.0.is_master() => Conn::Slave,
+            PeerKind::Slave if self.0.is_master() => Conn::Slave {
+                vouched: AtomicBool::new(false),
+            },
             PeerKind::Slave => {
                 return Err(format!(
                     "{} is not a data node of a replication master cluster",
@@ -68,6 +77,21 @@ impl Service for DataNodeService {
         ))
     }
 
+    fn authenticated(&self, conn: &Conn) -> bool {
+        match conn {
+            Conn::Session(s) => s.logged_in(),
+            Conn::Peer => true,
+            Conn::Slave { .. } => false,
+        }
+    }
+
+    fn vouched(&self, conn: &Conn) -> bool {
+        match conn {
+            Conn::Slave { vouched } => vouched.load(Ordering::Acquire),
+            Conn::Session(_) | Conn::Peer => false,
+        }
+    }
+
     async fn handle(&self, conn: Arc<Conn>, req: Request) -> Result<Response, String> {
         match (conn.as_ref(), req) {
             (Conn::Session(s), Request::Session(r)) => Ok(s
@@ -81,14 +105,22 @@ impl Service for DataNodeService {
                 })
                 .into()),
             (Conn::Peer, Request::Participant(r)) => Ok(self.0.txn.participate(r).await.into()),
-            (Conn::Slave, Request::Replication(r)) => match &self.0.role {
-                Role::Master(m) => Ok(m.serve(r).await.into()),
+            (Conn::Slave { vouched }, Request::Replication(r)) => match &self.0.role {
+                Role::Master(m) => {
+                    // Before serving: a checksum scan may outlast the login deadline.
+                    if m.vouches(&r) {
+                        vouched.store(true, Ordering::Release);
+                    }
+                    Ok(m.serve(r).await.into())
+                }
                 // `accept` lets a slave in only on a master.
                 Role::Standalone | Role::Slave(_) => {
                     Err("a replication request on a data node that is not a master's".into())
                 }
             },
-            (Conn::Slave, _) => Err("a slave cluster may send replication requests only".into()),
+            (Conn::Slave { .. }, _) => {
+                Err("a slave cluster may send replication requests only".into())
+            }
             (_, Request::Replication(_)) => {
                 Err("a replication request from a peer that did not greet as a slave".into())
             }
@@ -122,7 +154,11 @@ pub async fn run(
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let max_frame = cfg.max_frame_size;
+    let limits = ServerLimits {
+        max_frame: cfg.max_frame_size,
+        max_connections: cfg.max_connections,
+        login_timeout: cfg.login_timeout,
+    };
     let node = Arc::new(DataNode::open(cfg, key, tls).await?);
     // Prepared transactions left by a crash: take their locks now, settle them in the loop.
     node.txn.resolve_prepared(0).await;
@@ -167,7 +203,7 @@ pub async fn run(
     // The link ends early only when the controller holds another cluster key: then stop.
     let server_tls = node.link.tls().server.clone();
     let not_member = tokio::select! {
-        _ = serve(listener, Arc::new(DataNodeService(node)), server_tls, max_frame, shutdown) => None,
+        _ = serve(listener, Arc::new(DataNodeService(node)), server_tls, limits, shutdown) => None,
         ended = &mut heartbeats => match ended {
             Ok(Err(reason)) => Some(reason),
             _ => None,

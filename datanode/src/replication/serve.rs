@@ -74,6 +74,25 @@ impl MasterNode {
         })
     }
 
+    /// Whether `req` carries a fetch ticket this master signed that has not expired (whether
+    /// it covers what is asked is checked when the request is served). Such a request vouches
+    /// for its connection, which never logs in.
+    pub fn vouches(&self, req: &ReplicationRequest) -> bool {
+        let ticket = match req {
+            ReplicationRequest::FetchTaskData { ticket, .. }
+            | ReplicationRequest::FetchTasksData { ticket, .. }
+            | ReplicationRequest::Checksums { ticket, .. } => ticket,
+            // Not served here (see `serve`).
+            ReplicationRequest::Login { .. }
+            | ReplicationRequest::Register { .. }
+            | ReplicationRequest::Pull { .. }
+            | ReplicationRequest::Ticket { .. }
+            | ReplicationRequest::DataNodes { .. } => return false,
+        };
+        let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
+        ticket.check(&self.key, now_ms).is_ok()
+    }
+
     /// The starts of `tasks`' data, in order, until the answer holds
     /// [`FETCH_TASKS_REPLY_BYTES`] (at least one task). A task whose data is not here gets its
     /// `Missing taskData` error in its place.

@@ -2,6 +2,7 @@
 //! blocking pool (a script may compute for a while) with the session moved in and back out, so
 //! no thread is pinned while the session is idle.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
@@ -24,14 +25,24 @@ type Job = (SessionRequest, oneshot::Sender<Answer>);
 /// The connection's side of a session.
 pub struct SessionHandle {
     tx: mpsc::Sender<Job>,
+    /// Whether a user is logged in on the session: set by its task after every request,
+    /// before the answer is sent.
+    logged_in: Arc<AtomicBool>,
 }
 
 impl SessionHandle {
     /// Starts the session's actor for a client connected from `peer`.
     pub fn start(node: Arc<DataNode>, peer: String) -> SessionHandle {
         let (tx, rx) = mpsc::channel(SESSION_QUEUE);
-        tokio::spawn(session_loop(Session::new(node, peer), rx));
-        SessionHandle { tx }
+        let session = Session::new(node, peer);
+        let logged_in = session.logged_in();
+        tokio::spawn(session_loop(session, rx));
+        SessionHandle { tx, logged_in }
+    }
+
+    /// Whether a user is logged in on the session (as of its last answered request).
+    pub fn logged_in(&self) -> bool {
+        self.logged_in.load(Ordering::Acquire)
     }
 
     pub async fn request(&self, req: SessionRequest) -> Answer {
@@ -47,6 +58,7 @@ impl SessionHandle {
 }
 
 async fn session_loop(mut session: Session, mut rx: mpsc::Receiver<Job>) {
+    let logged_in = session.logged_in();
     while let Some((req, reply)) = rx.recv().await {
         let node = session.node.clone();
         let joined = tokio::task::spawn_blocking(move || {
@@ -57,9 +69,12 @@ async fn session_loop(mut session: Session, mut rx: mpsc::Receiver<Job>) {
         match joined {
             Ok((s, resp)) => {
                 session = s;
+                session.publish_login();
                 let _ = reply.send(resp);
             }
             Err(e) => {
+                // The session is gone, and its user with it.
+                logged_in.store(false, Ordering::Release);
                 tracing::error!("a session failed and was closed: {e}");
                 let _ = reply.send(Err(node.error(
                     ErrorCode::Internal,

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use xrepl_core::catalog::{DatabaseMeta, Right, TableMeta};
@@ -35,6 +36,9 @@ pub struct Session {
     /// that needs no more plans from the node's catalog cache (the controller checks the
     /// right again with the commit).
     pub verified: HashMap<String, Right>,
+    /// Whether a user is logged in, as the connection sees it ([`Session::logged_in`]): set
+    /// after every request, before its answer goes out.
+    logged_in: Arc<AtomicBool>,
 }
 
 impl Session {
@@ -45,7 +49,20 @@ impl Session {
             user: None,
             vars: HashMap::new(),
             verified: HashMap::new(),
+            logged_in: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// The flag that tells, without asking the session's task, whether a user is logged in:
+    /// the server loop reads it to decide how much the connection may send.
+    pub fn logged_in(&self) -> Arc<AtomicBool> {
+        self.logged_in.clone()
+    }
+
+    /// Publishes whether a user is logged in now (after a request: a login, a script that
+    /// called `login(...)`, a logout).
+    pub fn publish_login(&self) {
+        self.logged_in.store(self.user.is_some(), Ordering::Release);
     }
 
     /// Runs `f` to its end from the session's thread (the blocking pool, never a runtime

@@ -56,11 +56,17 @@ struct Inner {
     closed: AtomicBool,
 }
 
-/// A cheap-to-clone handle on one connection.
+/// A cheap-to-clone handle on one connection. The connection closes when the last handle is
+/// dropped.
 #[derive(Clone)]
 pub struct RpcClient {
     inner: Arc<Inner>,
     server: ServerInfo,
+    /// Dropped with the last handle: the reader then stops, and with it the writer and the
+    /// connection. (The reader holds `inner`, so without it a dropped client's connection
+    /// stayed open until the server closed it, and took one of the server's
+    /// `maxConnections`.)
+    _hangup: Arc<oneshot::Sender<()>>,
 }
 
 impl RpcClient {
@@ -209,9 +215,14 @@ impl RpcClient {
             out,
             closed: AtomicBool::new(false),
         });
+        let (hangup, hung_up) = oneshot::channel();
         tokio::spawn(write_loop(sink, out_rx));
-        tokio::spawn(read_loop(stream, asm, inner.clone()));
-        Ok(RpcClient { inner, server })
+        tokio::spawn(read_loop(stream, asm, inner.clone(), hung_up));
+        Ok(RpcClient {
+            inner,
+            server,
+            _hangup: Arc::new(hangup),
+        })
     }
 
     /// Who answered the greeting.
@@ -311,9 +322,15 @@ async fn read_loop(
     >,
     mut asm: Assembler,
     inner: Arc<Inner>,
+    mut hung_up: oneshot::Receiver<()>,
 ) {
     let reason = loop {
-        let raw = match stream.next().await {
+        let next = tokio::select! {
+            // Every handle is gone: nobody waits for an answer any more.
+            _ = &mut hung_up => break None,
+            next = stream.next() => next,
+        };
+        let raw = match next {
             None => break None,
             Some(Err(e)) => break Some(e.to_string()),
             Some(Ok(raw)) => raw,

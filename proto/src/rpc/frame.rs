@@ -3,13 +3,17 @@
 //! Every frame is `[kind: u8][flags: u8][id: u64 big-endian][payload]`, and the whole unit is
 //! length-prefixed by [`LengthDelimitedCodec`], which refuses an oversized length before it
 //! allocates anything. A message (an rmp-serde body) larger than one frame is cut into chunks
-//! that share the id; every chunk but the last carries [`FLAG_MORE`]. The [`Assembler`] puts
-//! them back together and bounds the memory it holds.
+//! that share the id; every chunk but the last carries [`FLAG_MORE`], and none of those is
+//! empty. The [`Assembler`] puts them back together and bounds both the bytes it holds and the
+//! number of messages it holds them for. [`FrameCodec`] is the codec whose frame limit may
+//! change while its connection is open (the server's: small until the peer authenticates).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use tokio_util::codec::LengthDelimitedCodec;
+use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
 /// Bytes before the payload in every frame.
 pub const HEADER_LEN: usize = 10;
@@ -17,6 +21,15 @@ pub const HEADER_LEN: usize = 10;
 pub const FLAG_MORE: u8 = 1;
 /// Largest message that may be assembled from chunks (1 GiB).
 pub const MAX_MESSAGE_SIZE: usize = 1 << 30;
+/// Most messages an [`Assembler`] made with [`Assembler::new`] reassembles at once. Each one
+/// being reassembled costs a map entry besides its bytes, so the byte limit alone would let a
+/// peer hold a million entries with one byte each. The sender interleaves the chunks of every
+/// request (or answer) it has on the way at once: a data node's kept connection to another
+/// carries the chunked prepares of all its concurrent transactions, and a server sends up to
+/// `MAX_IN_FLIGHT` (256) answers at once, so this bound sits far above what a busy peer has in
+/// flight. A peer that has not authenticated gets far fewer (the server's
+/// `PRE_AUTH_MAX_PARTIAL`).
+pub const MAX_PARTIAL_MESSAGES: usize = 4096;
 
 /// What a frame carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -65,6 +78,13 @@ pub enum FrameError {
     UnknownFlags(u8),
     #[error("message {id} grew past the {limit}-byte limit while being assembled")]
     MessageTooLarge { id: u64, limit: usize },
+    /// A chunk with more to follow that carries nothing: no sender makes one, and each would
+    /// open or prolong a message without a byte counted against the limit.
+    #[error("message {id}: a frame with more chunks to follow (FLAG_MORE) carries no bytes; only the last chunk of a message may be empty")]
+    EmptyContinuation { id: u64 },
+    /// A new chunked message beyond the number that may be assembled at once.
+    #[error("too many messages being assembled at once: message {id} would make {count}, and at most {limit} may be")]
+    TooManyPartial { id: u64, count: usize, limit: usize },
 }
 
 /// The codec for every xrepl connection: a 4-byte big-endian length, at most `max_frame` bytes.
@@ -73,6 +93,50 @@ pub fn codec(max_frame: usize) -> LengthDelimitedCodec {
         .length_field_length(4)
         .max_frame_length(max_frame)
         .new_codec()
+}
+
+/// The codec of a connection whose limit on received frames changes while it is open: the
+/// limit is read from `max_in` at each decode, so that a length over it is refused before
+/// anything is buffered for it, whatever the limit was when the connection opened (the
+/// server raises it once the peer has authenticated). A frame whose length was accepted is
+/// read whole even if the limit drops meanwhile. Frames sent are bounded by the fixed
+/// `max_out`, as with [`codec`].
+#[derive(Debug)]
+pub struct FrameCodec {
+    decoder: LengthDelimitedCodec,
+    encoder: LengthDelimitedCodec,
+    max_in: Arc<AtomicUsize>,
+}
+
+impl FrameCodec {
+    /// Reads frames of at most `max_in` bytes (as it is at each read) and sends frames of at
+    /// most `max_out` bytes.
+    pub fn new(max_in: Arc<AtomicUsize>, max_out: usize) -> FrameCodec {
+        FrameCodec {
+            decoder: codec(max_in.load(Ordering::Acquire)),
+            encoder: codec(max_out),
+            max_in,
+        }
+    }
+}
+
+impl Decoder for FrameCodec {
+    type Item = BytesMut;
+    type Error = std::io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, std::io::Error> {
+        self.decoder
+            .set_max_frame_length(self.max_in.load(Ordering::Acquire));
+        self.decoder.decode(src)
+    }
+}
+
+impl Encoder<Bytes> for FrameCodec {
+    type Error = std::io::Error;
+
+    fn encode(&mut self, frame: Bytes, dst: &mut BytesMut) -> Result<(), std::io::Error> {
+        self.encoder.encode(frame, dst)
+    }
 }
 
 /// Cuts one encoded message into frames of at most `max_frame` bytes (header included).
@@ -193,7 +257,8 @@ pub struct Frame {
     pub payload: Bytes,
 }
 
-/// Decodes a frame's header; the payload is not looked at.
+/// Decodes a frame's header; the payload is not looked at, except that a chunk with more to
+/// follow must not be empty.
 pub fn parse(mut raw: Bytes) -> Result<Frame, FrameError> {
     if raw.len() < HEADER_LEN {
         return Err(FrameError::Short(raw.len()));
@@ -206,15 +271,21 @@ pub fn parse(mut raw: Bytes) -> Result<Frame, FrameError> {
     }
     let mut id_bytes = [0u8; 8];
     id_bytes.copy_from_slice(&head[2..HEADER_LEN]);
+    let id = u64::from_be_bytes(id_bytes);
+    let more = flags & FLAG_MORE != 0;
+    if more && raw.is_empty() {
+        return Err(FrameError::EmptyContinuation { id });
+    }
     Ok(Frame {
         kind,
-        more: flags & FLAG_MORE != 0,
-        id: u64::from_be_bytes(id_bytes),
+        more,
+        id,
         payload: raw,
     })
 }
 
-/// Reassembles chunked messages, holding at most `limit` bytes in all.
+/// Reassembles chunked messages, holding at most `limit` bytes in all, for at most
+/// `max_partial` messages at once.
 #[derive(Debug)]
 pub struct Assembler {
     /// The chunks received so far of each message, kept as they came (no copy until the
@@ -222,15 +293,30 @@ pub struct Assembler {
     partial: HashMap<(FrameKind, u64), Vec<Bytes>>,
     held: usize,
     limit: usize,
+    max_partial: usize,
 }
 
 impl Assembler {
+    /// An assembler holding at most `limit` bytes, for at most [`MAX_PARTIAL_MESSAGES`]
+    /// messages.
     pub fn new(limit: usize) -> Assembler {
+        Assembler::with_limits(limit, MAX_PARTIAL_MESSAGES)
+    }
+
+    /// An assembler holding at most `limit` bytes, for at most `max_partial` messages.
+    pub fn with_limits(limit: usize, max_partial: usize) -> Assembler {
         Assembler {
             partial: HashMap::new(),
             held: 0,
             limit,
+            max_partial,
         }
+    }
+
+    /// Changes both limits; they apply from the next frame on (what is held already stays).
+    pub fn set_limits(&mut self, limit: usize, max_partial: usize) {
+        self.limit = limit;
+        self.max_partial = max_partial;
     }
 
     /// Adds a frame; returns the whole message when this was its last chunk.
@@ -246,6 +332,13 @@ impl Assembler {
         match (self.partial.remove(&key), frame.more) {
             (None, false) => Ok(Some((frame.kind, frame.id, frame.payload))),
             (None, true) => {
+                if self.partial.len() >= self.max_partial {
+                    return Err(FrameError::TooManyPartial {
+                        id: frame.id,
+                        count: self.partial.len() + 1,
+                        limit: self.max_partial,
+                    });
+                }
                 self.held = grown;
                 self.partial.insert(key, vec![frame.payload]);
                 Ok(None)
@@ -372,5 +465,158 @@ mod tests {
             }
         }
         panic!("the assembler accepted more than its limit");
+    }
+
+    /// A frame with `FLAG_MORE` set, as a peer may write it.
+    fn more(kind: FrameKind, id: u64, payload: &[u8]) -> Bytes {
+        let mut raw = split(kind, id, payload, payload.len() + HEADER_LEN)[0].to_vec();
+        raw[1] = FLAG_MORE;
+        Bytes::from(raw)
+    }
+
+    #[test]
+    fn an_empty_frame_with_more_to_follow_is_refused() {
+        assert_eq!(
+            parse(more(FrameKind::Request, 5, b"")).err(),
+            Some(FrameError::EmptyContinuation { id: 5 })
+        );
+        let reason = FrameError::EmptyContinuation { id: 5 }.to_string();
+        assert!(
+            reason.contains("FLAG_MORE") && reason.contains("no bytes"),
+            "{reason}"
+        );
+        // Without FLAG_MORE an empty frame is a whole (empty) message, or the last chunk.
+        let last = parse(split(FrameKind::Request, 5, b"", 64)[0].clone()).expect("parse");
+        assert_eq!((last.more, last.payload.len()), (false, 0));
+        let mut asm = Assembler::new(100);
+        assert_eq!(
+            asm.push(parse(more(FrameKind::Request, 6, b"ab")).expect("parse")),
+            Ok(None)
+        );
+        let done = asm.push(last_of(6)).expect("push").expect("whole");
+        assert_eq!(&done.2[..], b"ab");
+    }
+
+    /// An empty last chunk of message `id`.
+    fn last_of(id: u64) -> Frame {
+        parse(split(FrameKind::Request, id, b"", 64)[0].clone()).expect("parse")
+    }
+
+    #[test]
+    fn the_assembler_bounds_how_many_messages_it_assembles_at_once() {
+        let mut asm = Assembler::with_limits(1 << 20, 3);
+        for id in 0..3 {
+            assert_eq!(
+                asm.push(parse(more(FrameKind::Request, id, b"x")).expect("parse")),
+                Ok(None)
+            );
+        }
+        // More chunks of a message already counted are fine, a fourth message is not.
+        assert_eq!(
+            asm.push(parse(more(FrameKind::Request, 1, b"y")).expect("parse")),
+            Ok(None)
+        );
+        assert_eq!(
+            asm.push(parse(more(FrameKind::Request, 3, b"z")).expect("parse")),
+            Err(FrameError::TooManyPartial {
+                id: 3,
+                count: 4,
+                limit: 3
+            })
+        );
+        // A whole message in one frame is never held, so it does not count.
+        assert!(matches!(
+            asm.push(parse(split(FrameKind::Request, 9, b"w", 64)[0].clone()).expect("parse")),
+            Ok(Some(_))
+        ));
+        // Once one completes, another may start.
+        let done = asm.push(last_of(1)).expect("push").expect("whole");
+        assert_eq!(&done.2[..], b"xy");
+        assert_eq!(
+            asm.push(parse(more(FrameKind::Request, 3, b"z")).expect("parse")),
+            Ok(None)
+        );
+        assert_eq!(asm.partial.len(), 3);
+        let reason = FrameError::TooManyPartial {
+            id: 3,
+            count: 4,
+            limit: 3,
+        }
+        .to_string();
+        assert!(reason.contains("at most 3"), "{reason}");
+    }
+
+    #[test]
+    fn the_default_bound_on_messages_at_once_holds() {
+        let mut asm = Assembler::new(MAX_MESSAGE_SIZE);
+        for id in 0..MAX_PARTIAL_MESSAGES as u64 {
+            asm.push(parse(more(FrameKind::Request, id, b"x")).expect("parse"))
+                .expect("within the bound");
+        }
+        assert!(matches!(
+            asm.push(parse(more(FrameKind::Response, 0, b"x")).expect("parse")),
+            Err(FrameError::TooManyPartial { .. })
+        ));
+    }
+
+    #[test]
+    fn limits_raised_on_an_assembler_apply_to_the_next_frame() {
+        let mut asm = Assembler::with_limits(100, 1);
+        let chunk = [7u8; 60];
+        assert_eq!(
+            asm.push(parse(more(FrameKind::Request, 1, &chunk)).expect("parse")),
+            Ok(None)
+        );
+        assert!(asm
+            .push(parse(more(FrameKind::Request, 1, &chunk)).expect("parse"))
+            .is_err());
+        let mut asm = Assembler::with_limits(100, 1);
+        asm.push(parse(more(FrameKind::Request, 1, &chunk)).expect("parse"))
+            .expect("first chunk");
+        asm.set_limits(1_000, 2);
+        asm.push(parse(more(FrameKind::Request, 1, &chunk)).expect("parse"))
+            .expect("second chunk, under the raised limit");
+        asm.push(parse(more(FrameKind::Request, 2, &chunk)).expect("parse"))
+            .expect("a second message, under the raised bound");
+        assert_eq!(asm.held, 180);
+    }
+
+    #[test]
+    fn a_frame_codec_reads_its_limit_at_each_frame() {
+        let limit = Arc::new(AtomicUsize::new(16));
+        let mut c = FrameCodec::new(limit.clone(), 1 << 20);
+        let frame = |n: usize| {
+            let mut b = BytesMut::new();
+            b.put_u32(n as u32);
+            b.put_slice(&vec![1u8; n]);
+            b
+        };
+        // Within the limit: read.
+        assert_eq!(
+            c.decode(&mut frame(16)).expect("read").map(|f| f.len()),
+            Some(16)
+        );
+        // Over it: refused on the length alone, nothing reserved for it.
+        let mut head = BytesMut::with_capacity(8);
+        head.put_u32(1 << 20);
+        let before = head.capacity();
+        let e = c.decode(&mut head).expect_err("refused");
+        assert!(e.to_string().contains("frame size too big"), "{e}");
+        assert_eq!(head.capacity(), before);
+        // Raised: a length refused before is now read.
+        let mut big = frame(100);
+        assert!(c.decode(&mut big).is_err());
+        limit.store(1 << 20, Ordering::Release);
+        assert_eq!(
+            c.decode(&mut big).expect("read").map(|f| f.len()),
+            Some(100)
+        );
+        // What it sends is bounded by its own fixed limit, not by what it reads.
+        let mut out = BytesMut::new();
+        c.encode(Bytes::from(vec![0u8; 1 << 20]), &mut out)
+            .expect("a frame of max_out");
+        assert!(c
+            .encode(Bytes::from(vec![0u8; (1 << 20) + 1]), &mut out)
+            .is_err());
     }
 }

@@ -27,6 +27,6 @@ pub use replication::{
     ReplicationReply, ReplicationRequest, TaskPiece, TaskRef, FETCH_TASKS_MAX,
     FETCH_TASKS_REPLY_BYTES,
 };
-pub use server::{serve, Service};
+pub use server::{serve, ServerLimits, Service};
 pub use session::{SessionReply, SessionRequest};
 pub use tls::{ClientTls, NodeTls, ServerTls};

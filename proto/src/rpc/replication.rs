@@ -119,3 +119,42 @@ pub enum ReplicationReply {
     /// Per table of a database: its schema's hash and its chunks' row counts and checksums.
     Checksums(Vec<TableSums>),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rpc::server::PRE_AUTH_MAX_MESSAGE;
+    use crate::rpc::{encode, Request};
+
+    /// A slave's data node never logs in on a master data node: its largest request must fit,
+    /// with room to spare, in what an unauthenticated peer may send.
+    #[test]
+    fn the_largest_ticketed_request_fits_well_within_the_pre_auth_limit() {
+        let ticket = FetchTicket {
+            slave: format!("{}:65535", "slave-controller.example.com"),
+            upto: u64::MAX,
+            expires_ms: u64::MAX,
+            // A hundred data nodes, each with a public address besides.
+            sources: (0..200)
+                .map(|i| format!("datanode-{i:03}.master.example.com:65535"))
+                .collect(),
+            mac: vec![0xff; 64],
+        };
+        let req: Request = ReplicationRequest::FetchTasksData {
+            ticket,
+            tasks: vec![
+                TaskRef {
+                    task_id: u64::MAX,
+                    tid: u64::MAX,
+                };
+                FETCH_TASKS_MAX
+            ],
+        }
+        .into();
+        let len = encode(&req).expect("encode").len();
+        assert!(
+            len * 2 < PRE_AUTH_MAX_MESSAGE,
+            "FetchTasksData takes {len} bytes; the pre-auth limit is {PRE_AUTH_MAX_MESSAGE}"
+        );
+    }
+}
