@@ -81,9 +81,11 @@ impl Controller {
         key: ClusterKey,
         tls: NodeTls,
     ) -> Result<Controller, ControllerError> {
-        std::fs::create_dir_all(&cfg.home).map_err(|source| ControllerError::CreateHome {
-            path: cfg.home.clone(),
-            source,
+        xrepl_core::secrets::create_private_dir(&cfg.home).map_err(|source| {
+            ControllerError::CreateHome {
+                path: cfg.home.clone(),
+                source,
+            }
         })?;
         let meta = MetaHandle::open(&cfg.home.join("meta"))?;
         if meta.read(|s| s.token_key.is_none()) {
