@@ -42,7 +42,8 @@ pub struct Spec {
     pub cluster_cfg: String,
     pub controller_cfg: String,
     pub order: StartOrder,
-    /// Files written into the config folder before any process starts (certificates).
+    /// Files written into the config folder before any process starts (certificates, keys,
+    /// password files), mode 0600; a name may hold folders, made 0700.
     pub files: Vec<(String, String)>,
     /// A CA file of the config folder the console and [`Cluster::member`] trust: they
     /// connect over TLS.
@@ -284,7 +285,11 @@ impl Cluster {
         }
         std::fs::write(dir.path().join("cluster.nodes"), nodes).expect("write");
         for (name, text) in &spec.files {
-            write_private(&dir.path().join(name), text);
+            let path = dir.path().join(name);
+            if let Some(parent) = path.parent() {
+                xrepl_core::secrets::create_private_dir(parent).expect("a folder of the spec");
+            }
+            write_private(&path, text);
         }
         let client_ca = spec.client_ca.as_ref().map(|f| dir.path().join(f));
         std::fs::write(
