@@ -10,7 +10,7 @@
 # cluster key DIR/cluster.key (32 random bytes, mode 0600) when it is missing and no config file
 # names another with clusterKeyFile.
 # Nodes refuse to start when their key files or data folders are open to others (see
-# docs/operations.md#file-modes): everything this script makes is private (umask 077), and
+# docs/operations.md#secrets-at-rest): everything this script makes is private (umask 077), and
 # `start` takes group and other access away from DIR/cluster.key and DIR/data, which it owns,
 # saying so when it changed something.
 # Binaries come from $XREPL_BIN_DIR, else target/release, else target/debug.
