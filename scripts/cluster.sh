@@ -13,7 +13,8 @@
 # docs/operations.md#secrets-at-rest): everything this script makes is private (umask 077), and
 # `start` takes group and other access away from DIR/cluster.key and DIR/data, which it owns,
 # saying so when it changed something.
-# Binaries come from $XREPL_BIN_DIR, else target/release, else target/debug.
+# Binaries come from $XREPL_BIN_DIR, else $CARGO_TARGET_DIR/release or target/release, else
+# the debug folder beside it.
 # The readiness check logs in as $XREPL_USER/$XREPL_PASSWORD (default admin/123456). On a
 # cluster with enableTLS=true in controller.cfg it trusts the tlsCAFile named there, unless
 # $XREPL_TLS_CA names another CA file.
@@ -26,9 +27,11 @@ cmd=$1
 dir=$(cd "$2" 2>/dev/null && pwd) || { echo "error: no such folder: $2" >&2; exit 2; }
 root=$(cd "$(dirname "$0")/.." && pwd)
 
+target=${CARGO_TARGET_DIR:-target}
+case "$target" in /*) ;; *) target=$root/$target ;; esac
 if [ -n "${XREPL_BIN_DIR:-}" ]; then bin=$XREPL_BIN_DIR
-elif [ -x "$root/target/release/controller" ]; then bin=$root/target/release
-else bin=$root/target/debug; fi
+elif [ -x "$target/release/controller" ]; then bin=$target/release
+else bin=$target/debug; fi
 user=${XREPL_USER:-admin}
 password=${XREPL_PASSWORD:-123456}
 run=$dir/data/run
