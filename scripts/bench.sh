@@ -41,7 +41,10 @@ cd "$root"
 what=$1
 
 cargo build --release --bins --quiet
-export XREPL_BIN_DIR=$root/target/release
+# Where cargo put them: $CARGO_TARGET_DIR (relative to the checkout) or target/.
+target=${CARGO_TARGET_DIR:-target}
+case "$target" in /*) ;; *) target=$root/$target ;; esac
+export XREPL_BIN_DIR=$target/release
 
 certs=""
 if [ "${XREPL_BENCH_TLS:-0}" = 1 ]; then

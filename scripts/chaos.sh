@@ -16,4 +16,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 cargo build --release --locked --workspace --bins
-XREPL_BIN_DIR="$root/target/release" exec "$root/target/release/xrepl-chaos" "$@"
+# Where cargo put them: $CARGO_TARGET_DIR (relative to the checkout) or target/.
+target=${CARGO_TARGET_DIR:-target}
+case "$target" in /*) ;; *) target=$root/$target ;; esac
+XREPL_BIN_DIR="$target/release" exec "$target/release/xrepl-chaos" "$@"

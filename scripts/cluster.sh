@@ -9,11 +9,17 @@
 # Pid files and logs live under DIR/data/run/ (DIR/data is ignored by git). `start` makes the
 # cluster key DIR/cluster.key (32 random bytes, mode 0600) when it is missing and no config file
 # names another with clusterKeyFile.
-# Binaries come from $XREPL_BIN_DIR, else target/release, else target/debug.
+# Nodes refuse to start when their key files or data folders are open to others (see
+# docs/operations.md#secrets-at-rest): everything this script makes is private (umask 077), and
+# `start` takes group and other access away from DIR/cluster.key and DIR/data, which it owns,
+# saying so when it changed something.
+# Binaries come from $XREPL_BIN_DIR, else $CARGO_TARGET_DIR/release or target/release, else
+# the debug folder beside it.
 # The readiness check logs in as $XREPL_USER/$XREPL_PASSWORD (default admin/123456). On a
 # cluster with enableTLS=true in controller.cfg it trusts the tlsCAFile named there, unless
 # $XREPL_TLS_CA names another CA file.
 set -euo pipefail
+umask 077
 
 usage() { echo "usage: $0 start|stop|status DIR" >&2; exit 2; }
 [ $# -eq 2 ] || usage
@@ -21,9 +27,11 @@ cmd=$1
 dir=$(cd "$2" 2>/dev/null && pwd) || { echo "error: no such folder: $2" >&2; exit 2; }
 root=$(cd "$(dirname "$0")/.." && pwd)
 
+target=${CARGO_TARGET_DIR:-target}
+case "$target" in /*) ;; *) target=$root/$target ;; esac
 if [ -n "${XREPL_BIN_DIR:-}" ]; then bin=$XREPL_BIN_DIR
-elif [ -x "$root/target/release/controller" ]; then bin=$root/target/release
-else bin=$root/target/debug; fi
+elif [ -x "$target/release/controller" ]; then bin=$target/release
+else bin=$target/debug; fi
 user=${XREPL_USER:-admin}
 password=${XREPL_PASSWORD:-123456}
 run=$dir/data/run
@@ -66,9 +74,17 @@ start() {
   # the folder has none and no config file names another (clusterKeyFile).
   if ! grep -qs '^[[:space:]]*\([A-Za-z0-9_]*\.\)\?clusterKeyFile[[:space:]]*=' "$dir/controller.cfg" "$dir/cluster.cfg" &&
      [ ! -e "$dir/cluster.key" ]; then
-    (umask 077 && head -c 32 /dev/urandom >"$dir/cluster.key")
+    head -c 32 /dev/urandom >"$dir/cluster.key"
     echo "made the cluster key $dir/cluster.key (32 random bytes, mode 0600); every node of this cluster reads it"
   fi
+  # A key or data folder made before nodes checked their modes (or copied with cp) may be open
+  # to others; the nodes would refuse to start.
+  for p in "$dir/cluster.key" "$dir/data"; do
+    if [ -e "$p" ] && [ -n "$(find "$p" ! -type l -perm /077 -print -quit)" ]; then
+      chmod -R go-rwx "$p"
+      echo "made $p private (chmod -R go-rwx): nodes refuse keys and data others can read"
+    fi
+  done
   # glibc gives each thread that allocates its own arena and keeps what is freed there: a
   # bulk append decoded on one thread and encoded on another held both in memory (330 MB
   # peak for 75 MB of rows, 270 MB with two arenas). See docs/operations.md.

@@ -20,7 +20,10 @@ esac
 
 echo "== building (release)"
 cargo build --release --bins --quiet
-export XREPL_BIN_DIR=$root/target/release
+# Where cargo put them: $CARGO_TARGET_DIR (relative to the checkout) or target/.
+target=${CARGO_TARGET_DIR:-target}
+case "$target" in /*) ;; *) target=$root/$target ;; esac
+export XREPL_BIN_DIR=$target/release
 xrepl=$XREPL_BIN_DIR/xrepl
 
 master=cfg/master

@@ -41,4 +41,7 @@ openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=x
 openssl x509 -req -in "$dir/node.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
   -days 825 -extfile "$ext" -out "$dir/node.pem" 2>/dev/null
 chmod 644 "$dir/ca.pem" "$dir/node.pem"
+# Private keys stay private even when an earlier run left them with other modes: a node
+# refuses a tlsKeyFile others can read.
+chmod 600 "$dir/ca.key" "$dir/node.key"
 echo "made the node certificate $dir/node.pem (key $dir/node.key) for $sans"

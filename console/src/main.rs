@@ -1,7 +1,12 @@
 //! `xrepl`: the console. Connects to a data node, logs in, runs scripts, prints results.
 //!
 //! Exit codes: 0 all statements ran; 1 a statement failed; 2 the console could not start
-//! (bad arguments, unreachable node, refused login, unreadable file).
+//! (bad arguments, no password for `--user` without a terminal, unreachable node, refused
+//! login, unreadable file).
+//!
+//! Secrets: `--user` without `--password` asks for the password on the terminal, without
+//! echo. The interactive history (`~/.xrepl_history`, mode 0600) never keeps a statement that
+//! calls `login`, `createUser`, `changePwd` or `resetPwd` ([`keep_in_history`]).
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -32,10 +37,12 @@ struct Args {
     /// Data node to connect to, host:port.
     #[arg(long, default_value = "127.0.0.1:8849")]
     host: String,
-    /// Log in as this user before running anything.
-    #[arg(long, requires = "password")]
+    /// Log in as this user before running anything. Without --password, the console asks
+    /// for the password on the terminal (without echo).
+    #[arg(long)]
     user: Option<String>,
-    /// Password of --user.
+    /// Password of --user. Other users of the machine can see a command line: leave it out
+    /// to be asked for the password instead.
     #[arg(long, requires = "user")]
     password: Option<String>,
     /// Run this script and exit.
@@ -144,6 +151,55 @@ fn history_path() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".xrepl_history"))
 }
 
+/// The functions whose arguments are passwords: a statement that names one stays out of the
+/// history file.
+const SECRET_FUNCTIONS: &[&str] = &["login", "createUser", "changePwd", "resetPwd"];
+
+/// Whether the interactive console may keep `script` in its history file: not when it names
+/// one of [`SECRET_FUNCTIONS`] as a whole word (in any case), wherever it is. The test is on
+/// words, not on the syntax: a string or a comment that holds the word (`print("login")`)
+/// keeps the statement out too, and so does a variable named `login`; a longer name that
+/// contains it (`loginTime`, `getUserList`) does not. Being conservative is the point: a
+/// statement missing from the history costs a retype, a password in the file is a leak.
+fn keep_in_history(script: &str) -> bool {
+    let words = script.split(|c: char| !(c.is_alphanumeric() || c == '_'));
+    !words
+        .filter(|w| !w.is_empty())
+        .any(|w| SECRET_FUNCTIONS.iter().any(|f| f.eq_ignore_ascii_case(w)))
+}
+
+/// Loads the history file, less the statements [`keep_in_history`] refuses: an older console
+/// may have kept them, and the file is rewritten at once without them.
+fn load_history(editor: &mut rustyline::DefaultEditor, path: &std::path::Path) {
+    use rustyline::history::History;
+    if editor.load_history(path).is_err() {
+        return;
+    }
+    let entries: Vec<String> = editor.history().iter().cloned().collect();
+    if entries.iter().all(|e| keep_in_history(e)) {
+        return;
+    }
+    let _ = editor.clear_history();
+    for e in entries.iter().filter(|e| keep_in_history(e)) {
+        let _ = editor.add_history_entry(e.as_str());
+    }
+    if editor.history().is_empty() {
+        let _ = std::fs::remove_file(path);
+    } else {
+        save_history(editor, path);
+    }
+}
+
+/// Saves the history file, mode 0600 (rustyline creates it so; this holds whatever made it).
+fn save_history(editor: &mut rustyline::DefaultEditor, path: &std::path::Path) {
+    let _ = editor.save_history(path);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    }
+}
+
 async fn interactive(console: &Console) {
     let mut editor = match rustyline::DefaultEditor::new() {
         Ok(e) => e,
@@ -154,7 +210,7 @@ async fn interactive(console: &Console) {
     };
     let history = history_path();
     if let Some(h) = &history {
-        let _ = editor.load_history(h);
+        load_history(&mut editor, h);
     }
     let alias = console.client.server().alias.clone();
     let mut pending = String::new();
@@ -177,7 +233,9 @@ async fn interactive(console: &Console) {
                 if script.trim().is_empty() {
                     continue;
                 }
-                let _ = editor.add_history_entry(script.as_str());
+                if keep_in_history(&script) {
+                    let _ = editor.add_history_entry(script.as_str());
+                }
                 if matches!(script.trim(), "quit" | "exit") {
                     break;
                 }
@@ -196,7 +254,94 @@ async fn interactive(console: &Console) {
         }
     }
     if let Some(h) = &history {
-        let _ = editor.save_history(h);
+        save_history(&mut editor, h);
+    }
+}
+
+/// What one byte typed at the password prompt does to the password typed so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PromptStep {
+    /// Keep reading.
+    More,
+    /// Enter: the password is complete.
+    Done,
+    /// Ctrl-C: give up.
+    Interrupted,
+    /// Ctrl-D on an empty line, or the end of input: no password.
+    Ended,
+}
+
+/// Applies one byte typed at the password prompt (the terminal in raw mode, so the console
+/// does the line editing: backspace removes a character, Ctrl-U the line).
+fn prompt_key(typed: &mut Vec<u8>, byte: u8) -> PromptStep {
+    match byte {
+        b'\r' | b'\n' => PromptStep::Done,
+        0x03 => PromptStep::Interrupted,
+        0x04 if typed.is_empty() => PromptStep::Ended,
+        0x04 => PromptStep::More,
+        0x7f | 0x08 => {
+            // A whole UTF-8 character: its continuation bytes, then its first byte.
+            while typed.last().is_some_and(|b| b & 0xc0 == 0x80) {
+                typed.pop();
+            }
+            typed.pop();
+            PromptStep::More
+        }
+        0x15 => {
+            typed.clear();
+            PromptStep::More
+        }
+        b => {
+            typed.push(b);
+            PromptStep::More
+        }
+    }
+}
+
+/// Asks for `user`'s password on the terminal of standard input, without echo (prompt on
+/// standard error). The terminal's settings are restored before it returns, Ctrl-C included.
+/// The error is the sentence to print.
+fn ask_password(user: &str) -> Result<String, String> {
+    use rustix::termios::{self, LocalModes, OptionalActions, SpecialCodeIndex};
+    use std::io::Write;
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(format!(
+            "--user {user}: no password: pass --password, or run the console in a terminal to be asked for it"
+        ));
+    }
+    let saved = termios::tcgetattr(&stdin)
+        .map_err(|e| format!("cannot set up the terminal for the password: {e}"))?;
+    let mut raw = saved.clone();
+    raw.local_modes
+        .remove(LocalModes::ECHO | LocalModes::ICANON | LocalModes::ISIG | LocalModes::IEXTEN);
+    raw.special_codes[SpecialCodeIndex::VMIN] = 1;
+    raw.special_codes[SpecialCodeIndex::VTIME] = 0;
+    eprint!("Password for {user}: ");
+    let _ = std::io::stderr().flush();
+    termios::tcsetattr(&stdin, OptionalActions::Flush, &raw)
+        .map_err(|e| format!("cannot set up the terminal for the password: {e}"))?;
+    let mut typed = Vec::new();
+    let step = loop {
+        let mut byte = [0u8; 1];
+        match rustix::io::read(&stdin, &mut byte) {
+            Ok(0) => break PromptStep::Ended,
+            Ok(_) => match prompt_key(&mut typed, byte[0]) {
+                PromptStep::More => {}
+                end => break end,
+            },
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => break PromptStep::Ended,
+        }
+    };
+    let _ = termios::tcsetattr(&stdin, OptionalActions::Now, &saved);
+    eprintln!();
+    match step {
+        PromptStep::Done => {
+            String::from_utf8(typed).map_err(|_| "the password typed is not UTF-8 text".to_string())
+        }
+        PromptStep::Interrupted => Err("interrupted: no password given".into()),
+        PromptStep::Ended | PromptStep::More => Err(format!("--user {user}: no password given")),
     }
 }
 
@@ -278,7 +423,16 @@ async fn start(args: Args) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let (Some(user), None) = (&args.user, &args.password) {
+        match ask_password(user) {
+            Ok(p) => args.password = Some(p),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     if std::env::var_os("RUST_LOG").is_some() {
         xrepl_core::process::init("warn");
     }
@@ -297,7 +451,58 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use super::needs_more;
+    use super::{keep_in_history, needs_more, prompt_key, PromptStep};
+
+    #[test]
+    fn statements_that_carry_a_password_stay_out_of_the_history() {
+        for secret in [
+            r#"login("a","b")"#,
+            r#" createUser ( "u", "p" )"#,
+            r#"x = 1; changePwd("a","b")"#,
+            r#"resetPwd("bob", "n3w-pass")"#,
+            "rpc(getControllerAlias(), createUser, \"u\", \"p\")",
+            "x = 1\nlogin(\"admin\", \"123456\")\ny = 2",
+            r#"LOGIN("a", "b")"#,
+            // Conservative: the word anywhere, in a string or a comment too.
+            r#"print("login")"#,
+            "1 + 1 // then createUser",
+        ] {
+            assert!(!keep_in_history(secret), "kept: {secret}");
+        }
+        for plain in [
+            "getUserList()",
+            "loginTime = now()",
+            "select * from loadTable(\"dfs://db\", \"t\")",
+            "logout()",
+            r#"grant("bob", DB_READ, "dfs://db")"#,
+            "",
+        ] {
+            assert!(keep_in_history(plain), "left out: {plain}");
+        }
+    }
+
+    #[test]
+    fn the_password_prompt_edits_the_line_and_stops_on_enter_ctrl_c_or_ctrl_d() {
+        let run = |keys: &[u8]| {
+            let mut typed = Vec::new();
+            for &k in keys {
+                match prompt_key(&mut typed, k) {
+                    PromptStep::More => {}
+                    end => return (end, String::from_utf8(typed).expect("utf-8")),
+                }
+            }
+            (PromptStep::More, String::from_utf8(typed).expect("utf-8"))
+        };
+        assert_eq!(run(b"s3cret\r"), (PromptStep::Done, "s3cret".into()));
+        assert_eq!(run(b"s3cret\n"), (PromptStep::Done, "s3cret".into()));
+        assert_eq!(run(b"ab\x7fc\r"), (PromptStep::Done, "ac".into()));
+        assert_eq!(run(b"\x7f\x08x\r"), (PromptStep::Done, "x".into()));
+        assert_eq!(run("pä\x7f\r".as_bytes()), (PromptStep::Done, "p".into()));
+        assert_eq!(run(b"wrong\x15right\r"), (PromptStep::Done, "right".into()));
+        assert_eq!(run(b"ab\x03"), (PromptStep::Interrupted, "ab".into()));
+        assert_eq!(run(b"\x04"), (PromptStep::Ended, String::new()));
+        assert_eq!(run(b"a\x04b\r"), (PromptStep::Done, "ab".into()));
+    }
 
     #[test]
     fn continues_while_brackets_are_open() {

@@ -82,9 +82,11 @@ impl Controller {
         key: ClusterKey,
         tls: NodeTls,
     ) -> Result<Controller, ControllerError> {
-        std::fs::create_dir_all(&cfg.home).map_err(|source| ControllerError::CreateHome {
-            path: cfg.home.clone(),
-            source,
+        xrepl_core::secrets::create_private_dir(&cfg.home).map_err(|source| {
+            ControllerError::CreateHome {
+                path: cfg.home.clone(),
+                source,
+            }
         })?;
         let meta = MetaHandle::open(&cfg.home.join("meta"))?;
         if meta.read(|s| s.token_key.is_none()) {
@@ -731,30 +733,15 @@ pub async fn run(
 /// The initial administrator password from `adminPasswordFile`: a file only its owner may
 /// read, holding the password (one trailing newline is not part of it).
 fn read_admin_password(path: &std::path::Path) -> Result<String, ControllerError> {
-    let refused =
-        |m: String| ControllerError::Refused(format!("adminPasswordFile {}: {m}", path.display()));
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)
-            .map_err(|e| refused(e.to_string()))?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(refused(format!(
-                "readable by others (mode {:04o}): run chmod 600 {}",
-                mode & 0o7777,
-                path.display()
-            )));
-        }
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| refused(e.to_string()))?;
-    let password = text.strip_suffix('\n').unwrap_or(&text);
-    let password = password.strip_suffix('\r').unwrap_or(password);
+    let password = xrepl_core::secrets::read_password_file(path)
+        .map_err(|m| ControllerError::Refused(format!("adminPasswordFile: {m}")))?;
     if password.chars().count() < 6 {
-        return Err(refused("the password needs at least 6 characters".into()));
+        return Err(ControllerError::Refused(format!(
+            "adminPasswordFile {}: the password needs at least 6 characters",
+            path.display()
+        )));
     }
-    Ok(password.to_string())
+    Ok(password)
 }
 
 /// Logs a warning at every start while `admin` still has the default password.

@@ -203,7 +203,11 @@ pub struct ControllerReplication {
     pub master_ctl: Option<String>,
     pub queue: u32,
     pub master_username: String,
+    /// `clusterReplicationMasterPassword`, or the content of `master_password_file` once
+    /// [`ControllerConfig::read_password_files`] has read it (empty until then).
     pub master_password: String,
+    /// `clusterReplicationMasterPasswordFile`, when the password is in a file.
+    pub master_password_file: Option<PasswordFile>,
     /// Slave role: most tasks per pull (`clusterReplicationPullBatch`).
     pub pull_batch: u32,
     /// Slave role: longest wait of one pull on the master (`clusterReplicationPullWaitMs`).
@@ -244,11 +248,39 @@ pub struct DataNodeReplication {
     pub work_dir: PathBuf,
     pub sync_persistence: bool,
     pub execution_username: String,
+    /// `clusterReplicationExecutionPassword`, or the content of `execution_password_file`
+    /// once [`DataNodeConfig::read_password_files`] has read it (empty until then).
     pub execution_password: String,
+    /// `clusterReplicationExecutionPasswordFile`, when the password is in a file.
+    pub execution_password_file: Option<PasswordFile>,
     pub worker_num: u32,
     /// `clusterReplicationPublicAddress`: where slave data nodes fetch this master data
     /// node's task data, when not at its own address (NAT, a proxy).
     pub public_address: Option<(String, u16)>,
+}
+
+/// A `...PasswordFile` key: the file holding a password (read at start, after the file
+/// modes are checked, by `read_password_files`), and where the key was set, for errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordFile {
+    /// The password file, resolved against the config folder.
+    pub path: PathBuf,
+    /// The config file and line that set the key, and the key.
+    origin: (PathBuf, usize, &'static str),
+}
+
+impl PasswordFile {
+    /// Reads the password (see [`crate::secrets::read_password_file`]); the error names the
+    /// config file, line and key that point at the file.
+    fn read(&self) -> Result<String, ConfigError> {
+        let (file, line, key) = &self.origin;
+        crate::secrets::read_password_file(&self.path).map_err(|message| ConfigError {
+            file: file.clone(),
+            line: Some(*line),
+            key: (*key).to_string(),
+            message,
+        })
+    }
 }
 
 /// One `key=value` line as read.
@@ -375,6 +407,37 @@ impl KeyValues {
 
     fn path(&mut self, key: &str, base: &Path) -> Option<PathBuf> {
         self.take(key).map(|e| base.join(e.value))
+    }
+
+    /// A password given in clear by `key` (default `default`) or in the file `key`File
+    /// names (a path relative to `base`); setting both is an error naming both. With a file,
+    /// the password is empty until the file is read.
+    fn password(
+        &mut self,
+        key: &'static str,
+        file_key: &'static str,
+        default: &str,
+        base: &Path,
+    ) -> Result<(String, Option<PasswordFile>), ConfigError> {
+        let clear = self.take(key);
+        let Some(file) = self.take(file_key) else {
+            return Ok((clear.map_or_else(|| default.to_string(), |e| e.value), None));
+        };
+        if let Some(clear) = clear {
+            return Err(self.error(
+                file_key,
+                Some(file.line),
+                format!(
+                    "set together with {key} (line {}): give the password one way, {key} or {file_key}",
+                    clear.line
+                ),
+            ));
+        }
+        let source = PasswordFile {
+            path: base.join(&file.value),
+            origin: (self.file.clone(), file.line, file_key),
+        };
+        Ok((String::new(), Some(source)))
     }
 
     fn log_level(&mut self) -> Result<String, ConfigError> {
@@ -671,6 +734,32 @@ fn connection_limits(kv: &mut KeyValues) -> Result<(usize, Duration), ConfigErro
     ))
 }
 
+impl ControllerConfig {
+    /// Reads `clusterReplicationMasterPasswordFile`, when set, into `master_password`. Called
+    /// at start after [`crate::secrets::check_controller`]; the error names the key.
+    pub fn read_password_files(&mut self) -> Result<(), ConfigError> {
+        if let Some(r) = self.replication.as_mut() {
+            if let Some(f) = &r.master_password_file {
+                r.master_password = f.read()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl DataNodeConfig {
+    /// Reads `clusterReplicationExecutionPasswordFile`, when set, into `execution_password`.
+    /// Called at start after [`crate::secrets::check_datanode`]; the error names the key.
+    pub fn read_password_files(&mut self) -> Result<(), ConfigError> {
+        if let Some(r) = self.replication.as_mut() {
+            if let Some(f) = &r.execution_password_file {
+                r.execution_password = f.read()?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Loads a data node's settings from `cfg_dir` (`cluster.cfg` and `cluster.nodes`).
 pub fn load_datanode(cfg_dir: &Path, alias: &str) -> Result<DataNodeConfig, ConfigError> {
     let nodes = load_cluster_nodes(&cfg_dir.join(CLUSTER_NODES))?;
@@ -726,10 +815,12 @@ fn datanode_from(
         "clusterReplicationExecutionUsername",
         defaults::CLUSTER_REPLICATION_EXECUTION_USERNAME,
     );
-    let execution_password = kv.string(
+    let (execution_password, execution_password_file) = kv.password(
         "clusterReplicationExecutionPassword",
+        "clusterReplicationExecutionPasswordFile",
         defaults::CLUSTER_REPLICATION_EXECUTION_PASSWORD,
-    );
+        cfg_dir,
+    )?;
     let worker_num = kv.uint(
         "clusterReplicationWorkerNum",
         defaults::CLUSTER_REPLICATION_WORKER_NUM,
@@ -751,6 +842,7 @@ fn datanode_from(
         sync_persistence,
         execution_username,
         execution_password,
+        execution_password_file,
         worker_num: u32::try_from(worker_num).unwrap_or(u32::MAX),
         public_address,
     });
@@ -929,10 +1021,12 @@ pub fn load_controller(cfg_dir: &Path) -> Result<ControllerConfig, ConfigError> 
         "clusterReplicationMasterUsername",
         defaults::CLUSTER_REPLICATION_MASTER_USERNAME,
     );
-    let master_password = kv.string(
+    let (master_password, master_password_file) = kv.password(
         "clusterReplicationMasterPassword",
+        "clusterReplicationMasterPasswordFile",
         defaults::CLUSTER_REPLICATION_MASTER_PASSWORD,
-    );
+        cfg_dir,
+    )?;
     let master_ctl = match &master_ctl_entry {
         None => None,
         Some(e) => {
@@ -968,6 +1062,7 @@ pub fn load_controller(cfg_dir: &Path) -> Result<ControllerConfig, ConfigError> 
         queue: u32::try_from(queue).unwrap_or(u32::MAX),
         master_username,
         master_password,
+        master_password_file,
         pull_batch: u32::try_from(pull_batch).unwrap_or(u32::MAX),
         pull_wait: Duration::from_millis(pull_wait),
         retry_interval: Duration::from_millis(retry_interval),
@@ -1199,10 +1294,133 @@ mod tests {
              "cluster.nodes: datanode: no data node line"),
             (SITE.into(), "", "localSite,mode\n127.0.0.1:8848:1bad,controller\n",
              "cluster.nodes:2: localSite: alias '1bad' must start with a letter and hold only letters, digits and '_'"),
+            (format!("{SITE}clusterReplicationMasterPassword=x\nclusterReplicationMasterPasswordFile=pw\n"), "", NODES,
+             "controller.cfg:3: clusterReplicationMasterPasswordFile: set together with clusterReplicationMasterPassword (line 2): give the password one way, clusterReplicationMasterPassword or clusterReplicationMasterPasswordFile"),
+            (SITE.into(), "clusterReplicationExecutionPassword=x\ndnode2.clusterReplicationExecutionPasswordFile=pw\n", NODES,
+             "cluster.cfg:2: clusterReplicationExecutionPasswordFile: set together with clusterReplicationExecutionPassword (line 1): give the password one way, clusterReplicationExecutionPassword or clusterReplicationExecutionPasswordFile"),
         ];
         for (controller, cluster, nodes, expected) in cases {
             assert_eq!(controller_error(&controller, cluster, nodes), expected);
         }
+    }
+
+    /// Writes `text` to `dir/name`, mode `mode`.
+    fn write_mode(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&path, text).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        path
+    }
+
+    const SLAVE: &str = "clusterReplicationMode=slave\n";
+    const MASTER_CTL: &str = "clusterReplicationMasterCtl=127.0.0.1:7848\n";
+
+    #[test]
+    fn replication_passwords_come_from_files_relative_to_the_config_folder() {
+        let d = dir_with(
+            &format!("{SITE}{MASTER_CTL}clusterReplicationMasterPasswordFile=secrets/master.pw\n"),
+            &format!("{SLAVE}clusterReplicationExecutionPasswordFile=exec.pw\ndnode2.clusterReplicationExecutionPasswordFile=secrets/dnode2.pw\n"),
+            NODES,
+        );
+        write_mode(d.path(), "secrets/master.pw", "from-a-file\n", 0o600);
+        write_mode(d.path(), "exec.pw", "exec one\n", 0o600);
+        write_mode(d.path(), "secrets/dnode2.pw", "exec-two", 0o400);
+
+        let mut c = load_controller(d.path()).expect("controller");
+        let r = c.replication.as_ref().expect("replication");
+        let file = r.master_password_file.as_ref().expect("a password file");
+        assert_eq!(file.path, d.path().join("secrets/master.pw"));
+        assert_eq!(r.master_password, "", "not read before the start check");
+        c.read_password_files().expect("read");
+        let r = c.replication.expect("replication");
+        assert_eq!(r.master_password, "from-a-file", "one newline removed");
+
+        for (alias, want) in [("dnode1", "exec one"), ("dnode2", "exec-two")] {
+            let mut dn = load_datanode(d.path(), alias).expect("data node");
+            dn.read_password_files().expect("read");
+            assert_eq!(
+                dn.replication.expect("replication").execution_password,
+                want
+            );
+        }
+        // Without the file keys, the clear keys and their defaults are as before.
+        let plain = dir_with(
+            &format!("{SITE}{MASTER_CTL}clusterReplicationMasterPassword=clear\n"),
+            SLAVE,
+            NODES,
+        );
+        let mut c = load_controller(plain.path()).expect("controller");
+        c.read_password_files().expect("nothing to read");
+        let r = c.replication.expect("replication");
+        assert_eq!(
+            (r.master_password.as_str(), r.master_password_file),
+            ("clear", None)
+        );
+        let dn = load_datanode(plain.path(), "dnode1").expect("data node");
+        assert_eq!(
+            dn.replication.expect("replication").execution_password,
+            defaults::CLUSTER_REPLICATION_EXECUTION_PASSWORD
+        );
+    }
+
+    #[test]
+    fn an_empty_open_or_missing_password_file_is_an_error_naming_the_key() {
+        let d = dir_with(
+            &format!("{SITE}{MASTER_CTL}clusterReplicationMasterPasswordFile=master.pw\n"),
+            SLAVE,
+            NODES,
+        );
+        let read = || {
+            let mut c = load_controller(d.path()).expect("controller");
+            c.read_password_files().expect_err("must fail").to_string()
+        };
+        let file = d.path().join("master.pw");
+        let prefix = format!(
+            "{}:3: clusterReplicationMasterPasswordFile: ",
+            d.path().join(CONTROLLER_CFG).display()
+        );
+        let e = read();
+        assert!(e.starts_with(&prefix), "{e}");
+        assert!(e.contains("master.pw does not exist"), "{e}");
+        write_mode(d.path(), "master.pw", "\n", 0o600);
+        let e = read();
+        assert_eq!(
+            e,
+            format!(
+                "{prefix}the password file {} is empty: write the password in it (one line)",
+                file.display()
+            )
+        );
+        write_mode(d.path(), "master.pw", "s3cret\n", 0o644);
+        let e = read();
+        assert_eq!(
+            e,
+            format!(
+                "{prefix}the password file {0} is readable by others (mode 0644): run chmod 600 {0}",
+                file.display()
+            )
+        );
+        // The data node's key, in cluster.cfg.
+        let d = dir_with(
+            &format!("{SITE}{MASTER_CTL}"),
+            "clusterReplicationMode=slave\ndnode1.clusterReplicationExecutionPasswordFile=none.pw\n",
+            NODES,
+        );
+        let mut dn = load_datanode(d.path(), "dnode1").expect("data node");
+        let e = dn.read_password_files().expect_err("missing");
+        assert_eq!(
+            (e.line, e.key.as_str()),
+            (Some(2), "clusterReplicationExecutionPasswordFile")
+        );
+        assert!(e.file.ends_with(CLUSTER_CFG), "{e}");
+        // The controller checks cluster.cfg but never reads a data node's password file.
+        let mut c = load_controller(d.path()).expect("controller");
+        c.read_password_files()
+            .expect("the controller has no file of its own");
     }
 
     #[test]

@@ -13,4 +13,5 @@ pub mod operator;
 mod packed;
 pub mod placement;
 pub mod process;
+pub mod secrets;
 pub mod value;

@@ -8,6 +8,16 @@ use std::process::ExitCode;
 
 use tokio::sync::watch;
 
+/// Makes every file and folder this process creates from now on private to its user: sets
+/// the umask to `077` (files `0600`, folders `0700`), whatever the shell that started it had.
+/// The server binaries call it first thing, before any thread exists, so that their data,
+/// write-ahead logs, sled trees and task files are never readable by others
+/// (see [`crate::secrets`]).
+pub fn private_umask() {
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+}
+
 /// Logs to standard error at `level` (overridable with `RUST_LOG`).
 pub fn init(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -24,14 +24,25 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // Before anything is created: every file and folder of this process is private.
+    xrepl_core::process::private_umask();
     let args = Args::parse();
-    let cfg = match xrepl_core::config::load_datanode(&args.cfg_dir, &args.alias) {
+    let mut cfg = match xrepl_core::config::load_datanode(&args.cfg_dir, &args.alias) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
+    // Before any secret is read or any data is opened: none of them may be open to others.
+    if let Err(e) = xrepl_core::secrets::check_datanode(&cfg) {
+        eprintln!("error: {e}");
+        return ExitCode::from(1);
+    }
+    if let Err(e) = cfg.read_password_files() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let mode = cfg.replication.as_ref().map(|r| r.mode);
     let (key, tls) = match node_secrets(&cfg.cluster_key_file, &cfg.tls, mode) {
         Ok(secrets) => secrets,

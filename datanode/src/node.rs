@@ -51,9 +51,11 @@ impl DataNode {
         key: ClusterKey,
         tls: NodeTls,
     ) -> Result<DataNode, DataNodeError> {
-        std::fs::create_dir_all(&cfg.home).map_err(|source| DataNodeError::Home {
-            path: cfg.home.clone(),
-            source,
+        xrepl_core::secrets::create_private_dir(&cfg.home).map_err(|source| {
+            DataNodeError::Home {
+                path: cfg.home.clone(),
+                source,
+            }
         })?;
         let link = Arc::new(ControllerLink::new(&cfg, key.clone(), tls));
         let storage_path = cfg.home.join("storage");

@@ -148,13 +148,26 @@ pub fn sync_dir(dir: &Path) -> Result<(), FileError> {
 }
 
 /// Creates `dir` (and its parents) if missing; answers whether it did, so that the caller
-/// makes the parent's entry durable too.
+/// makes the parent's entry durable too. Each folder it creates is `0700`: a store's data is
+/// its node's alone, whatever the umask.
 pub fn ensure_dir(dir: &Path) -> Result<bool, FileError> {
     if dir.is_dir() {
         return Ok(false);
     }
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    create_private_dirs(dir).map_err(io(dir))?;
     Ok(true)
+}
+
+/// `create_dir_all`, each folder created `0700` (less the umask).
+pub fn create_private_dirs(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
 }
 
 /// The file's bytes, checked against its reference; `None` when there is no such file.

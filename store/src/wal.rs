@@ -147,7 +147,7 @@ impl Wal {
     /// Opens (or creates) the log in `dir`; answers it and every record after `checkpoint`
     /// (the last sequence number the store has on disk), in order. A torn tail is cut off.
     pub fn open(dir: &Path, checkpoint: u64) -> Result<(Wal, Vec<Record>), WalError> {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        crate::files::create_private_dirs(dir).map_err(io(dir))?;
         let mut records = Vec::new();
         let mut last_seq = checkpoint;
         let segs = segments(dir)?;

@@ -42,7 +42,8 @@ pub struct Spec {
     pub cluster_cfg: String,
     pub controller_cfg: String,
     pub order: StartOrder,
-    /// Files written into the config folder before any process starts (certificates).
+    /// Files written into the config folder before any process starts (certificates, keys,
+    /// password files), mode 0600; a name may hold folders, made 0700.
     pub files: Vec<(String, String)>,
     /// A CA file of the config folder the console and [`Cluster::member`] trust: they
     /// connect over TLS.
@@ -112,6 +113,42 @@ pub struct Cluster {
     pub client_ca: Option<PathBuf>,
     /// The administrator's password [`Cluster::ok`] and the other helpers log in with.
     pub admin_password: String,
+}
+
+/// Writes `contents` as the whole of the file at `path`, mode 0600 (also when the file was
+/// there with another mode): how the harness writes keys, certificates and logs, which a node
+/// refuses to start with when others can read them.
+pub fn write_private(path: &Path, contents: impl AsRef<[u8]>) {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .unwrap_or_else(|e| panic!("cannot chmod 600 {}: {e}", path.display()));
+    f.write_all(contents.as_ref())
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+}
+
+/// The permission bits of `path` (`0o7777` of its mode).
+pub fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("cannot stat {}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// Sets the permission bits of `path` to `mode`.
+pub fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("cannot chmod {mode:o} {}: {e}", path.display()));
 }
 
 /// Where the binaries are.
@@ -254,11 +291,10 @@ impl Cluster {
         std::fs::write(dir.path().join("cluster.nodes"), nodes).expect("write");
         for (name, text) in &spec.files {
             let path = dir.path().join(name);
-            std::fs::write(&path, text).expect("write a file of the spec");
-            // Key and password files must be private, or the nodes refuse to start.
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-                .expect("chmod a file of the spec");
+            if let Some(parent) = path.parent() {
+                xrepl_core::secrets::create_private_dir(parent).expect("a folder of the spec");
+            }
+            write_private(&path, text);
         }
         let client_ca = spec.client_ca.as_ref().map(|f| dir.path().join(f));
         std::fs::write(
@@ -281,12 +317,11 @@ impl Cluster {
             ),
         )
         .expect("write");
-        // Each cluster its own key, as `scripts/cluster.sh start` makes one.
-        let key = dir.path().join(xrepl_core::config::CLUSTER_KEY);
-        std::fs::write(&key, ClusterKey::generate_bytes()).expect("write cluster.key");
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
-            .expect("chmod cluster.key");
+        // Each cluster its own key, as `scripts/cluster.sh start` makes one (mode 0600).
+        write_private(
+            &dir.path().join(xrepl_core::config::CLUSTER_KEY),
+            ClusterKey::generate_bytes(),
+        );
         let mut c = Cluster {
             dir,
             controller,
@@ -342,10 +377,13 @@ impl Cluster {
         .unwrap_or_else(|e| panic!("a member's connection to {site}: {e}"))
     }
 
+    /// A node's log file (mode 0600, as `scripts/cluster.sh` makes them), opened to append.
     fn log(&self, alias: &str) -> std::fs::File {
+        use std::os::unix::fs::OpenOptionsExt;
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(self.dir.path().join(format!("{alias}.log")))
             .expect("log file")
     }

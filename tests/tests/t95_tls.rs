@@ -133,7 +133,7 @@ fn t20_a_server_whose_certificate_another_ca_signed_is_not_trusted() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (cert_file, key_file) = (dir.path().join("c.pem"), dir.path().join("c.key"));
         std::fs::write(&cert_file, cert).expect("write");
-        std::fs::write(&key_file, key).expect("write");
+        xrepl_tests::write_private(&key_file, key);
         let acceptor =
             xrepl_proto::rpc::ServerTls::acceptor(&cert_file, &key_file).expect("acceptor");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

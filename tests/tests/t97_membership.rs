@@ -14,7 +14,7 @@ use xrepl_proto::rpc::{
     encode, Hello, MemberProof, ParticipantRequest, PeerKind, Request, RpcClient, RpcError,
 };
 use xrepl_proto::txn::{ChunkAction, ChunkId, ChunkOp};
-use xrepl_tests::{controller_token, framed, runtime, wait_for, Cluster, Spec};
+use xrepl_tests::{controller_token, framed, runtime, wait_for, write_private, Cluster, Spec};
 
 const SETUP: &str = r#"db = database("dfs://m", VALUE, 1..4)
 t = db.createPartitionedTable(table(1:0, `k`v, [INT, INT]), "t", `k)
@@ -184,7 +184,7 @@ fn t20_a_data_node_with_the_wrong_key_is_refused_says_so_and_exits_non_zero() {
     let mut c = Cluster::start(&Spec::default());
     c.ok(SETUP);
     c.kill("dnode2");
-    std::fs::write(c.cfg_dir().join("wrong.key"), ClusterKey::generate_bytes()).expect("write");
+    write_private(&c.cfg_dir().join("wrong.key"), ClusterKey::generate_bytes());
     let cfg = c.cfg_dir().join("cluster.cfg");
     let mut text = std::fs::read_to_string(&cfg).expect("read");
     text.push_str("dnode2.clusterKeyFile=wrong.key\n");
@@ -225,13 +225,13 @@ fn t30_a_missing_or_short_key_file_stops_a_node_at_start_with_exit_code_2() {
         log.contains("error: clusterKeyFile: ") && log.contains("cluster.key does not exist"),
         "{log}"
     );
-    std::fs::write(&key_file, b"short").expect("write");
+    write_private(&key_file, b"short");
     c.spawn_datanode("dnode1");
     assert_eq!(c.wait_exit("dnode1", Duration::from_secs(30)), 2);
     let log = c.read_log("dnode1");
     assert!(log.contains("holds 5 bytes"), "{log}");
     // With the cluster's key back it joins again.
-    std::fs::write(&key_file, key).expect("write");
+    write_private(&key_file, key);
     c.spawn_datanode("dnode1");
     c.wait_all_up();
 }

@@ -189,6 +189,5 @@ fn write_configs(
         format!("heartbeatIntervalMs=100\n{cluster_cfg}"),
     )
     .expect("write cluster.cfg");
-    std::fs::write(dir.join("cluster.key"), ClusterKey::generate_bytes())
-        .expect("write cluster.key");
+    xrepl_tests::write_private(&dir.join("cluster.key"), ClusterKey::generate_bytes());
 }
