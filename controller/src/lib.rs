@@ -574,6 +574,8 @@ struct PeerConn {
     /// the proof), so it starts authenticated; a slave cluster's controller is authenticated
     /// once a replication `Login` on this connection succeeded.
     authenticated: AtomicBool,
+    /// The peer's IP address: failed logins are throttled by it.
+    peer: String,
 }
 
 #[async_trait]
@@ -584,7 +586,7 @@ impl Service for ControllerService {
         &self.0.key
     }
 
-    fn accept(&self, hello: &Hello, _peer: SocketAddr) -> Result<(ServerInfo, PeerConn), String> {
+    fn accept(&self, hello: &Hello, peer: SocketAddr) -> Result<(ServerInfo, PeerConn), String> {
         let c = &self.0.cfg;
         if hello.peer == PeerKind::Client {
             let first = c
@@ -617,6 +619,7 @@ impl Service for ControllerService {
             PeerConn {
                 kind: hello.peer,
                 authenticated: AtomicBool::new(hello.peer == PeerKind::DataNode),
+                peer: peer.ip().to_string(),
             },
         ))
     }
@@ -630,7 +633,7 @@ impl Service for ControllerService {
             (PeerKind::Slave, Request::Replication(r)) => match &self.0.role {
                 Role::Master(m) => {
                     let login = matches!(r, ReplicationRequest::Login { .. });
-                    let reply = m.handle(r).await;
+                    let reply = m.handle(r, &conn.peer).await;
                     if login && reply.is_ok() {
                         conn.authenticated.store(true, Ordering::Release);
                     }

@@ -77,11 +77,15 @@ impl Master {
         )
     }
 
-    /// Answers a request from a slave cluster.
-    pub async fn handle(&self, req: ReplicationRequest) -> Result<ReplicationReply, RemoteError> {
+    /// Answers a request from a slave cluster connected from `peer` (its IP address).
+    pub async fn handle(
+        &self,
+        req: ReplicationRequest,
+        peer: &str,
+    ) -> Result<ReplicationReply, RemoteError> {
         match req {
             ReplicationRequest::Login { user, password } => {
-                let login = self.auth.login(&user, &password, "").await.inspect_err(|e| {
+                let login = self.auth.login(&user, &password, peer).await.inspect_err(|e| {
                     tracing::warn!(%user, "slave login refused: {}", e.message);
                 })?;
                 if !self.may_replicate(&login.user) {
