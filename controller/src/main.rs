@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         }
     };
     // Before any secret is read or any data is opened: none of them may be open to others.
-    if let Err(e) = xrepl_core::secrets::check_controller(&cfg) {
+    if let Err(e) = cfg.check_private() {
         eprintln!("error: {e}");
         return ExitCode::from(1);
     }

@@ -10,7 +10,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod nodes;
+mod private;
 mod tls;
+use nodes::parse_site;
+pub use nodes::{load_cluster_nodes, parse_host_port};
+pub use private::PasswordFile;
 pub use tls::TlsSettings;
 
 /// Every default value, in one place. `docs/configuration.md` lists the same.
@@ -259,30 +264,6 @@ pub struct DataNodeReplication {
     pub public_address: Option<(String, u16)>,
 }
 
-/// A `...PasswordFile` key: the file holding a password (read at start, after the file
-/// modes are checked, by `read_password_files`), and where the key was set, for errors.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PasswordFile {
-    /// The password file, resolved against the config folder.
-    pub path: PathBuf,
-    /// The config file and line that set the key, and the key.
-    origin: (PathBuf, usize, &'static str),
-}
-
-impl PasswordFile {
-    /// Reads the password (see [`crate::secrets::read_password_file`]); the error names the
-    /// config file, line and key that point at the file.
-    fn read(&self) -> Result<String, ConfigError> {
-        let (file, line, key) = &self.origin;
-        crate::secrets::read_password_file(&self.path).map_err(|message| ConfigError {
-            file: file.clone(),
-            line: Some(*line),
-            key: (*key).to_string(),
-            message,
-        })
-    }
-}
-
 /// One `key=value` line as read.
 #[derive(Debug, Clone)]
 struct Entry {
@@ -492,154 +473,6 @@ fn read_text(file: &Path) -> Result<String, ConfigError> {
     })
 }
 
-/// Parses `host:port` (the port 1 to 65535); the message says what is wrong.
-pub fn parse_host_port(s: &str) -> Result<(String, u16), String> {
-    let Some((host, port)) = s.rsplit_once(':') else {
-        return Err(format!("expected host:port, got '{s}'"));
-    };
-    if host.is_empty() {
-        return Err(format!("the host is missing in '{s}'"));
-    }
-    match port.parse::<u16>() {
-        Ok(p) if p > 0 => Ok((host.to_string(), p)),
-        _ => Err(format!("'{port}' is not a port (1 to 65535)")),
-    }
-}
-
-/// Parses `host:port:alias`.
-fn parse_site(s: &str) -> Result<(String, u16, String), String> {
-    let mut parts = s.split(':');
-    let (Some(host), Some(port), Some(alias), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(format!("expected host:port:alias, got '{s}'"));
-    };
-    let (host, port) = parse_host_port(&format!("{host}:{port}"))?;
-    check_alias(alias)?;
-    Ok((host, port, alias.to_string()))
-}
-
-fn check_alias(alias: &str) -> Result<(), String> {
-    let ok = !alias.is_empty()
-        && alias.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && alias
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic());
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "alias '{alias}' must start with a letter and hold only letters, digits and '_'"
-        ))
-    }
-}
-
-/// Reads `cluster.nodes`: a `localSite,mode` header, then `host:port:alias,mode` lines.
-pub fn load_cluster_nodes(file: &Path) -> Result<ClusterNodes, ConfigError> {
-    parse_cluster_nodes(file, &read_text(file)?)
-}
-
-fn parse_cluster_nodes(file: &Path, text: &str) -> Result<ClusterNodes, ConfigError> {
-    let err = |line: Option<usize>, key: &str, message: String| ConfigError {
-        file: file.to_path_buf(),
-        line,
-        key: key.to_string(),
-        message,
-    };
-    let mut controller: Option<(usize, NodeEntry)> = None;
-    let mut datanodes: Vec<(usize, NodeEntry)> = Vec::new();
-    let mut header_seen = false;
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        let trimmed = raw.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        let cells: Vec<&str> = trimmed.split(',').map(str::trim).collect();
-        if !header_seen {
-            if cells != ["localSite", "mode"] {
-                return Err(err(
-                    Some(line),
-                    "localSite",
-                    format!("the first line must be the header 'localSite,mode', got '{trimmed}'"),
-                ));
-            }
-            header_seen = true;
-            continue;
-        }
-        let [site, mode] = cells[..] else {
-            return Err(err(
-                Some(line),
-                trimmed,
-                "expected host:port:alias,mode".into(),
-            ));
-        };
-        let (host, port, alias) = parse_site(site).map_err(|m| err(Some(line), "localSite", m))?;
-        let role = match mode {
-            "controller" => NodeRole::Controller,
-            "datanode" => NodeRole::DataNode,
-            other => {
-                return Err(err(
-                    Some(line),
-                    "mode",
-                    format!("expected controller or datanode, got '{other}'"),
-                ))
-            }
-        };
-        let entry = NodeEntry {
-            host,
-            port,
-            alias,
-            role,
-        };
-        let seen = controller.iter().chain(datanodes.iter());
-        for (first_line, other) in seen {
-            if other.alias == entry.alias {
-                return Err(err(
-                    Some(line),
-                    &entry.alias,
-                    format!("alias used twice (first at line {first_line})"),
-                ));
-            }
-            if other.site() == entry.site() {
-                return Err(err(
-                    Some(line),
-                    &entry.alias,
-                    format!(
-                        "site {} used twice (first by {} at line {first_line})",
-                        entry.site(),
-                        other.alias
-                    ),
-                ));
-            }
-        }
-        match role {
-            NodeRole::Controller => {
-                if let Some((first_line, _)) = &controller {
-                    return Err(err(
-                        Some(line),
-                        "mode",
-                        format!("a second controller (the first is at line {first_line}); one controller per cluster"),
-                    ));
-                }
-                controller = Some((line, entry));
-            }
-            NodeRole::DataNode => datanodes.push((line, entry)),
-        }
-    }
-    let Some((_, controller)) = controller else {
-        return Err(err(None, "controller", "no controller line".into()));
-    };
-    if datanodes.is_empty() {
-        return Err(err(None, "datanode", "no data node line".into()));
-    }
-    Ok(ClusterNodes {
-        controller,
-        datanodes: datanodes.into_iter().map(|(_, n)| n).collect(),
-    })
-}
-
 /// `cluster.cfg` split into shared keys and per-alias overrides.
 struct ClusterCfg {
     shared: KeyValues,
@@ -732,32 +565,6 @@ fn connection_limits(kv: &mut KeyValues) -> Result<(usize, Duration), ConfigErro
         usize::try_from(max).unwrap_or(usize::MAX),
         Duration::from_millis(login),
     ))
-}
-
-impl ControllerConfig {
-    /// Reads `clusterReplicationMasterPasswordFile`, when set, into `master_password`. Called
-    /// at start after [`crate::secrets::check_controller`]; the error names the key.
-    pub fn read_password_files(&mut self) -> Result<(), ConfigError> {
-        if let Some(r) = self.replication.as_mut() {
-            if let Some(f) = &r.master_password_file {
-                r.master_password = f.read()?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl DataNodeConfig {
-    /// Reads `clusterReplicationExecutionPasswordFile`, when set, into `execution_password`.
-    /// Called at start after [`crate::secrets::check_datanode`]; the error names the key.
-    pub fn read_password_files(&mut self) -> Result<(), ConfigError> {
-        if let Some(r) = self.replication.as_mut() {
-            if let Some(f) = &r.execution_password_file {
-                r.execution_password = f.read()?;
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Loads a data node's settings from `cfg_dir` (`cluster.cfg` and `cluster.nodes`).

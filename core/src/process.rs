@@ -12,7 +12,7 @@ use tokio::sync::watch;
 /// the umask to `077` (files `0600`, folders `0700`), whatever the shell that started it had.
 /// The server binaries call it first thing, before any thread exists, so that their data,
 /// write-ahead logs, sled trees and task files are never readable by others
-/// (see [`crate::secrets`]).
+/// (see the `secrets` module).
 pub fn private_umask() {
     #[cfg(unix)]
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));

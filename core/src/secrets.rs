@@ -3,17 +3,16 @@
 //! A node's secrets (the cluster key, the TLS private key, the replication password files) and
 //! its metadata (the controller's users and password hashes, a data node's rows) must not be
 //! open to the group or to others. Each server binary checks them once at start, before it
-//! opens anything but its config files ([`check_controller`], [`check_datanode`]), and refuses
+//! opens anything but its config files (`ControllerConfig::check_private`,
+//! `DataNodeConfig::check_private`, which list them), and refuses
 //! to start with one line naming the path and the `chmod` that fixes it. Everything the
 //! process creates afterwards is private too: the binaries set the umask to `077` first thing
-//! ([`crate::process::private_umask`]), and the top folders are made `0700` explicitly
+//! (`process::private_umask`), and the top folders are made `0700` explicitly
 //! ([`create_private_dir`]), so that a library caller that keeps its own umask gets them too.
 //!
 //! **Invariant:** a node never starts with a secret or its metadata folder readable by others.
 
 use std::path::{Path, PathBuf};
-
-use crate::config::{ControllerConfig, DataNodeConfig};
 
 /// The permission bits a private file or folder may not have: any access by the group or by
 /// others.
@@ -29,7 +28,7 @@ pub struct PrivatePath {
 }
 
 impl PrivatePath {
-    fn new(path: &Path, what: &'static str) -> PrivatePath {
+    pub fn new(path: &Path, what: &'static str) -> PrivatePath {
         PrivatePath {
             path: path.to_path_buf(),
             what,
@@ -105,80 +104,6 @@ pub fn check_all(paths: &[PrivatePath]) -> Result<(), String> {
     paths
         .iter()
         .try_for_each(|p| check_private(&p.path, p.what))
-}
-
-/// What a controller keeps private: the cluster key file, the TLS private key, the master
-/// password file, its home folder and the metadata folder in it.
-pub fn controller_paths(cfg: &ControllerConfig) -> Vec<PrivatePath> {
-    let mut out = vec![PrivatePath::new(
-        &cfg.cluster_key_file,
-        "the cluster key file",
-    )];
-    if let Some(k) = &cfg.tls.key_file {
-        out.push(PrivatePath::new(k, "the TLS private key file (tlsKeyFile)"));
-    }
-    if let Some(f) = cfg
-        .replication
-        .as_ref()
-        .and_then(|r| r.master_password_file.as_ref())
-    {
-        out.push(PrivatePath::new(
-            &f.path,
-            "the password file (clusterReplicationMasterPasswordFile)",
-        ));
-    }
-    if let Some(f) = &cfg.admin_password_file {
-        out.push(PrivatePath::new(
-            f,
-            "the administrator password file (adminPasswordFile)",
-        ));
-    }
-    out.push(PrivatePath::new(&cfg.home, "the controller's home folder"));
-    out.push(PrivatePath::new(
-        &cfg.home.join("meta"),
-        "the metadata folder",
-    ));
-    out
-}
-
-/// What a data node keeps private: the cluster key file, the TLS private key, the execution
-/// password file, its home folder and, on a master, its replication work folder.
-pub fn datanode_paths(cfg: &DataNodeConfig) -> Vec<PrivatePath> {
-    let mut out = vec![PrivatePath::new(
-        &cfg.cluster_key_file,
-        "the cluster key file",
-    )];
-    if let Some(k) = &cfg.tls.key_file {
-        out.push(PrivatePath::new(k, "the TLS private key file (tlsKeyFile)"));
-    }
-    if let Some(r) = &cfg.replication {
-        if let Some(f) = &r.execution_password_file {
-            out.push(PrivatePath::new(
-                &f.path,
-                "the password file (clusterReplicationExecutionPasswordFile)",
-            ));
-        }
-    }
-    out.push(PrivatePath::new(&cfg.home, "the data node's home folder"));
-    if let Some(r) = &cfg.replication {
-        if r.mode == crate::config::ReplicationMode::Master {
-            out.push(PrivatePath::new(
-                &r.work_dir,
-                "the replication work folder (clusterReplicationWorkDir)",
-            ));
-        }
-    }
-    out
-}
-
-/// Checks everything [`controller_paths`] names; the first failure.
-pub fn check_controller(cfg: &ControllerConfig) -> Result<(), String> {
-    check_all(&controller_paths(cfg))
-}
-
-/// Checks everything [`datanode_paths`] names; the first failure.
-pub fn check_datanode(cfg: &DataNodeConfig) -> Result<(), String> {
-    check_all(&datanode_paths(cfg))
 }
 
 /// Creates the folder `dir` and its missing parents, each `0700` (less the umask). An
@@ -318,71 +243,5 @@ mod tests {
         assert!(e.contains("readable by others (mode 0640)"), "{e}");
         let e = read_password_file(&d.path().join("nope")).expect_err("missing");
         assert!(e.contains("does not exist"), "{e}");
-    }
-
-    #[test]
-    fn each_node_checks_its_key_files_password_file_and_folders_in_order() {
-        let d = tempfile::tempdir().expect("tmp");
-        let p = d.path();
-        std::fs::write(
-            p.join(crate::config::CLUSTER_NODES),
-            "localSite,mode\n127.0.0.1:8848:controller1,controller\n127.0.0.1:8849:dnode1,datanode\n",
-        )
-        .expect("write");
-        std::fs::write(
-            p.join(crate::config::CONTROLLER_CFG),
-            "localSite=127.0.0.1:8848:controller1\nclusterReplicationMasterCtl=127.0.0.1:7848\nclusterReplicationMasterPasswordFile=m.pw\ntlsKeyFile=node.key\n",
-        )
-        .expect("write");
-        std::fs::write(
-            p.join(crate::config::CLUSTER_CFG),
-            "clusterReplicationMode=slave\nclusterReplicationExecutionPasswordFile=e.pw\n",
-        )
-        .expect("write");
-        let c = crate::config::load_controller(p).expect("controller");
-        let whats: Vec<&str> = controller_paths(&c).iter().map(|x| x.what).collect();
-        assert_eq!(
-            whats,
-            [
-                "the cluster key file",
-                "the TLS private key file (tlsKeyFile)",
-                "the password file (clusterReplicationMasterPasswordFile)",
-                "the controller's home folder",
-                "the metadata folder",
-            ]
-        );
-        let dn = crate::config::load_datanode(p, "dnode1").expect("data node");
-        let paths = datanode_paths(&dn);
-        assert_eq!(
-            paths.iter().map(|x| x.path.clone()).collect::<Vec<_>>(),
-            [
-                p.join("cluster.key"),
-                p.join("e.pw"),
-                p.join("data").join("dnode1"),
-            ]
-        );
-        check_controller(&c).expect("nothing exists yet");
-        for (name, what) in [
-            ("cluster.key", "the cluster key file"),
-            ("node.key", "the TLS private key file (tlsKeyFile)"),
-            (
-                "m.pw",
-                "the password file (clusterReplicationMasterPasswordFile)",
-            ),
-        ] {
-            std::fs::write(p.join(name), "x").expect("write");
-            chmod(&p.join(name), 0o644);
-            let e = check_controller(&c).expect_err("open");
-            assert!(e.starts_with(what), "{e}");
-            chmod(&p.join(name), 0o600);
-        }
-        let meta = p.join("data").join("controller1").join("meta");
-        std::fs::create_dir_all(&meta).expect("mkdir");
-        chmod(&p.join("data").join("controller1"), 0o700);
-        chmod(&meta, 0o750);
-        let e = check_controller(&c).expect_err("open meta");
-        assert!(e.starts_with("the metadata folder"), "{e}");
-        chmod(&meta, 0o700);
-        check_controller(&c).expect("all private");
     }
 }
