@@ -15,7 +15,7 @@ mod private;
 mod tls;
 use nodes::parse_site;
 pub use nodes::{load_cluster_nodes, parse_host_port};
-pub use private::PasswordFile;
+pub use private::{NodeSecrets, PasswordFile};
 pub use tls::TlsSettings;
 
 /// Every default value, in one place. `docs/configuration.md` lists the same.

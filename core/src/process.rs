@@ -91,3 +91,17 @@ where
         }
     }
 }
+
+/// Before a node reads any secret or opens any data: what it keeps must not be open to others
+/// (exit code 1 otherwise, with the path and the `chmod` that fixes it), and then its password
+/// files are read (exit code 2 when one is bad, as for a bad config line).
+pub fn check_secrets(cfg: &mut impl crate::config::NodeSecrets) -> Result<(), ExitCode> {
+    if let Err(e) = cfg.check_private() {
+        eprintln!("error: {e}");
+        return Err(ExitCode::from(1));
+    }
+    cfg.read_password_files().map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}

@@ -3,8 +3,8 @@
 //! A node's secrets (the cluster key, the TLS private key, the replication password files) and
 //! its metadata (the controller's users and password hashes, a data node's rows) must not be
 //! open to the group or to others. Each server binary checks them once at start, before it
-//! opens anything but its config files (`ControllerConfig::check_private`,
-//! `DataNodeConfig::check_private`, which list them), and refuses
+//! opens anything but its config files (`config::NodeSecrets::check_private`,
+//! which both configs implement), and refuses
 //! to start with one line naming the path and the `chmod` that fixes it. Everything the
 //! process creates afterwards is private too: the binaries set the umask to `077` first thing
 //! (`process::private_umask`), and the top folders are made `0700` explicitly

@@ -35,13 +35,8 @@ fn main() -> ExitCode {
         }
     };
     // Before any secret is read or any data is opened: none of them may be open to others.
-    if let Err(e) = cfg.check_private() {
-        eprintln!("error: {e}");
-        return ExitCode::from(1);
-    }
-    if let Err(e) = cfg.read_password_files() {
-        eprintln!("error: {e}");
-        return ExitCode::from(2);
+    if let Err(code) = xrepl_core::process::check_secrets(&mut cfg) {
+        return code;
     }
     let mode = cfg.replication.as_ref().map(|r| r.mode);
     let (key, tls) = match node_secrets(&cfg.cluster_key_file, &cfg.tls, mode) {

@@ -802,3 +802,27 @@ pub async fn controller_token(ctl: &xrepl_proto::rpc::RpcClient, user: &str) -> 
         other => panic!("login of {user}: {other:?}"),
     }
 }
+
+/// A client connection to the data node at `site`, sending frames of at most `max_frame`
+/// bytes, logged in as `admin`.
+pub async fn admin_session(site: &str, max_frame: usize) -> xrepl_proto::rpc::RpcClient {
+    use xrepl_proto::rpc::{PeerKind, RpcClient, SessionReply, SessionRequest};
+    let c = RpcClient::connect(
+        site,
+        PeerKind::Client,
+        &xrepl_proto::rpc::ClientTls::plain(),
+        max_frame,
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("connect");
+    let login = SessionRequest::Login {
+        user: "admin".into(),
+        password: "123456".into(),
+    };
+    assert!(matches!(
+        c.call(login).await,
+        Ok(Ok(SessionReply::LoggedIn { .. }))
+    ));
+    c
+}

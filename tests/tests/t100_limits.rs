@@ -13,7 +13,7 @@ use xrepl_proto::rpc::{
     ReplicationRequest, RpcClient, RpcError, SessionReply, SessionRequest,
 };
 use xrepl_proto::ticket::FetchTicket;
-use xrepl_tests::{closed_by_peer, wait_for, Cluster, Spec, ADMIN_JSON};
+use xrepl_tests::{admin_session, closed_by_peer, wait_for, Cluster, Spec, ADMIN_JSON};
 
 /// A short login deadline, for both files.
 const QUICK_LOGIN: &str = "loginTimeoutMs=1000\n";
@@ -164,23 +164,7 @@ async fn t20_a_large_message_is_refused_before_the_login_and_runs_after_it() {
     assert_eq!(logged_in.code, 0, "{}", logged_in.stderr);
     assert_eq!(logged_in.json(), vec![serde_json::json!(2)]);
     // And in chunks (a client whose frames are 64 KiB), 1 MiB after the login.
-    let chunked = RpcClient::connect(
-        &c.host(),
-        PeerKind::Client,
-        &ClientTls::plain(),
-        64 << 10,
-        Duration::from_secs(5),
-    )
-    .await
-    .expect("connect");
-    let login = SessionRequest::Login {
-        user: "admin".into(),
-        password: "123456".into(),
-    };
-    assert!(matches!(
-        chunked.call(login).await,
-        Ok(Ok(SessionReply::LoggedIn { .. }))
-    ));
+    let chunked = admin_session(&c.host(), 64 << 10).await;
     let script = format!("y = \"{}\"\n3 + 4", "b".repeat(1 << 20));
     match run(&chunked, &script).await {
         Ok(SessionReply::Ran {

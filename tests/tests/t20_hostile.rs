@@ -9,27 +9,10 @@ use xrepl_proto::rpc::frame::{self, FrameKind};
 use xrepl_proto::rpc::{
     encode, ControllerReply, Hello, HelloReply, PeerKind, RpcClient, SessionReply, SessionRequest,
 };
-use xrepl_tests::{closed_by_peer, framed, Cluster, Spec};
+use xrepl_tests::{admin_session, closed_by_peer, framed, Cluster, Spec};
 
 async fn session(site: &str) -> RpcClient {
-    let c = RpcClient::connect(
-        site,
-        PeerKind::Client,
-        &xrepl_proto::rpc::ClientTls::plain(),
-        1 << 20,
-        Duration::from_secs(5),
-    )
-    .await
-    .expect("connect");
-    let login = SessionRequest::Login {
-        user: "admin".into(),
-        password: "123456".into(),
-    };
-    assert!(matches!(
-        c.call(login).await,
-        Ok(Ok(SessionReply::LoggedIn { .. }))
-    ));
-    c
+    admin_session(site, 1 << 20).await
 }
 
 async fn run(c: &RpcClient, script: &str) -> SessionReply {

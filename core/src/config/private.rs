@@ -1,7 +1,7 @@
 //! Which of a node's files and folders must be private (see `crate::secrets`), and the
 //! `...PasswordFile` keys, whose files are read at start after those checks.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{ConfigError, ControllerConfig, DataNodeConfig, ReplicationMode};
 use crate::secrets::{check_all, PrivatePath};
@@ -30,28 +30,57 @@ impl PasswordFile {
     }
 }
 
-impl ControllerConfig {
-    /// What a controller keeps private: the cluster key file, the TLS private key, the master
-    /// password file, the administrator password file, its home folder and the metadata
-    /// folder in it.
-    pub fn private_paths(&self) -> Vec<PrivatePath> {
-        let mut out = vec![PrivatePath::new(
-            &self.cluster_key_file,
-            "the cluster key file",
-        )];
-        if let Some(k) = &self.tls.key_file {
-            out.push(PrivatePath::new(k, "the TLS private key file (tlsKeyFile)"));
-        }
-        if let Some(f) = self
+/// A node's configuration as its start-time checks see it: what must be private, and the
+/// password files to read once it is.
+pub trait NodeSecrets {
+    /// The files and folders that must not be open to the group or others, in the order they
+    /// are checked.
+    fn private_paths(&self) -> Vec<PrivatePath>;
+
+    /// Reads the `...PasswordFile` keys' files into the passwords; the error names the key.
+    fn read_password_files(&mut self) -> Result<(), ConfigError>;
+
+    /// Checks everything [`Self::private_paths`] names; the first failure.
+    fn check_private(&self) -> Result<(), String> {
+        check_all(&self.private_paths())
+    }
+}
+
+/// What every node keeps private first: the cluster key file, the TLS private key, and the
+/// password file its config names, with the key that names it.
+fn key_paths(
+    cluster_key_file: &Path,
+    tls_key_file: Option<&PathBuf>,
+    password_file: Option<(&PasswordFile, &'static str)>,
+) -> Vec<PrivatePath> {
+    let mut out = vec![PrivatePath::new(cluster_key_file, "the cluster key file")];
+    if let Some(k) = tls_key_file {
+        out.push(PrivatePath::new(k, "the TLS private key file (tlsKeyFile)"));
+    }
+    if let Some((f, what)) = password_file {
+        out.push(PrivatePath::new(&f.path, what));
+    }
+    out
+}
+
+impl NodeSecrets for ControllerConfig {
+    /// The cluster key file, the TLS private key, the master password file, the administrator
+    /// password file, the home folder and the metadata folder in it.
+    fn private_paths(&self) -> Vec<PrivatePath> {
+        let master = self
             .replication
             .as_ref()
-            .and_then(|r| r.master_password_file.as_ref())
-        {
-            out.push(PrivatePath::new(
-                &f.path,
-                "the password file (clusterReplicationMasterPasswordFile)",
-            ));
-        }
+            .and_then(|r| r.master_password_file.as_ref());
+        let mut out = key_paths(
+            &self.cluster_key_file,
+            self.tls.key_file.as_ref(),
+            master.map(|f| {
+                (
+                    f,
+                    "the password file (clusterReplicationMasterPasswordFile)",
+                )
+            }),
+        );
         if let Some(f) = &self.admin_password_file {
             out.push(PrivatePath::new(
                 f,
@@ -66,14 +95,8 @@ impl ControllerConfig {
         out
     }
 
-    /// Checks everything [`Self::private_paths`] names; the first failure.
-    pub fn check_private(&self) -> Result<(), String> {
-        check_all(&self.private_paths())
-    }
-
-    /// Reads `clusterReplicationMasterPasswordFile`, when set, into `master_password`. Called
-    /// at start after [`Self::check_private`]; the error names the key.
-    pub fn read_password_files(&mut self) -> Result<(), ConfigError> {
+    /// `clusterReplicationMasterPasswordFile` into `master_password`.
+    fn read_password_files(&mut self) -> Result<(), ConfigError> {
         if let Some(r) = self.replication.as_mut() {
             if let Some(f) = &r.master_password_file {
                 r.master_password = f.read()?;
@@ -83,27 +106,24 @@ impl ControllerConfig {
     }
 }
 
-impl DataNodeConfig {
-    /// What a data node keeps private: the cluster key file, the TLS private key, the
-    /// execution password file, its home folder and, on a master, its replication work folder.
-    pub fn private_paths(&self) -> Vec<PrivatePath> {
-        let mut out = vec![PrivatePath::new(
-            &self.cluster_key_file,
-            "the cluster key file",
-        )];
-        if let Some(k) = &self.tls.key_file {
-            out.push(PrivatePath::new(k, "the TLS private key file (tlsKeyFile)"));
-        }
-        if let Some(f) = self
+impl NodeSecrets for DataNodeConfig {
+    /// The cluster key file, the TLS private key, the execution password file, the home folder
+    /// and, on a master, the replication work folder.
+    fn private_paths(&self) -> Vec<PrivatePath> {
+        let execution = self
             .replication
             .as_ref()
-            .and_then(|r| r.execution_password_file.as_ref())
-        {
-            out.push(PrivatePath::new(
-                &f.path,
-                "the password file (clusterReplicationExecutionPasswordFile)",
-            ));
-        }
+            .and_then(|r| r.execution_password_file.as_ref());
+        let mut out = key_paths(
+            &self.cluster_key_file,
+            self.tls.key_file.as_ref(),
+            execution.map(|f| {
+                (
+                    f,
+                    "the password file (clusterReplicationExecutionPasswordFile)",
+                )
+            }),
+        );
         out.push(PrivatePath::new(&self.home, "the data node's home folder"));
         if let Some(r) = self
             .replication
@@ -118,14 +138,8 @@ impl DataNodeConfig {
         out
     }
 
-    /// Checks everything [`Self::private_paths`] names; the first failure.
-    pub fn check_private(&self) -> Result<(), String> {
-        check_all(&self.private_paths())
-    }
-
-    /// Reads `clusterReplicationExecutionPasswordFile`, when set, into `execution_password`.
-    /// Called at start after [`Self::check_private`]; the error names the key.
-    pub fn read_password_files(&mut self) -> Result<(), ConfigError> {
+    /// `clusterReplicationExecutionPasswordFile` into `execution_password`.
+    fn read_password_files(&mut self) -> Result<(), ConfigError> {
         if let Some(r) = self.replication.as_mut() {
             if let Some(f) = &r.execution_password_file {
                 r.execution_password = f.read()?;
@@ -137,6 +151,7 @@ impl DataNodeConfig {
 
 #[cfg(all(test, unix))]
 mod tests {
+    use super::NodeSecrets;
     use std::os::unix::fs::PermissionsExt;
 
     fn chmod(p: &std::path::Path, mode: u32) {
