@@ -826,3 +826,18 @@ pub async fn admin_session(site: &str, max_frame: usize) -> xrepl_proto::rpc::Rp
     ));
     c
 }
+
+/// The greeting reply a node sends on the raw connection `s` (5 s at most).
+pub fn read_hello_reply(s: &mut std::net::TcpStream) -> xrepl_proto::rpc::HelloReply {
+    use std::io::Read;
+    use xrepl_proto::rpc::frame::{self, FrameKind};
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).expect("reply length");
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).expect("reply");
+    let f = frame::parse(body.into()).expect("frame");
+    assert_eq!(f.kind, FrameKind::HelloReply);
+    xrepl_proto::rpc::decode(&f.payload).expect("a greeting reply")
+}

@@ -2,18 +2,20 @@
 //! has authenticated (a long frame length, a large chunked message, empty or too many partial
 //! chunks), how long it may stay without logging in, and how many connections a node takes.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use xrepl_proto::rpc::frame::{self, FrameKind, FLAG_MORE, HEADER_LEN};
 use xrepl_proto::rpc::server::{PRE_AUTH_MAX_MESSAGE, PRE_AUTH_MAX_PARTIAL};
 use xrepl_proto::rpc::{
-    decode, encode, ClientTls, ErrorCode, Hello, HelloReply, PeerKind, ReplicationReply,
-    ReplicationRequest, RpcClient, RpcError, SessionReply, SessionRequest,
+    encode, ClientTls, ErrorCode, Hello, PeerKind, ReplicationReply, ReplicationRequest, RpcClient,
+    RpcError, SessionReply, SessionRequest,
 };
 use xrepl_proto::ticket::FetchTicket;
-use xrepl_tests::{admin_session, closed_by_peer, wait_for, Cluster, Spec, ADMIN_JSON};
+use xrepl_tests::{
+    admin_session, closed_by_peer, read_hello_reply, wait_for, Cluster, Spec, ADMIN_JSON,
+};
 
 /// A short login deadline, for both files.
 const QUICK_LOGIN: &str = "loginTimeoutMs=1000\n";
@@ -31,16 +33,7 @@ async fn connect(site: &str, peer: PeerKind) -> Result<RpcClient, RpcError> {
 
 /// A logged-in administrator's session.
 async fn session(site: &str) -> RpcClient {
-    let c = connect(site, PeerKind::Client).await.expect("connect");
-    let login = SessionRequest::Login {
-        user: "admin".into(),
-        password: "123456".into(),
-    };
-    assert!(matches!(
-        c.call(login).await,
-        Ok(Ok(SessionReply::LoggedIn { .. }))
-    ));
-    c
+    admin_session(site, 1 << 20).await
 }
 
 /// Runs `script` on a session; what it printed, or why it got no answer.
@@ -81,18 +74,6 @@ fn greeted(site: &str, peer: PeerKind) -> TcpStream {
     let reply = read_hello_reply(&mut s);
     assert!(reply.outcome.is_ok(), "greeting refused: {reply:?}");
     s
-}
-
-fn read_hello_reply(s: &mut TcpStream) -> HelloReply {
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).expect("reply length");
-    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-    s.read_exact(&mut body).expect("reply");
-    let f = frame::parse(body.into()).expect("frame");
-    assert_eq!(f.kind, FrameKind::HelloReply);
-    decode(&f.payload).expect("a greeting reply")
 }
 
 /// Waits until the node's log holds `text`.

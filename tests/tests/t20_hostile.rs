@@ -1,15 +1,15 @@
 //! Hostile and unusual input at the RPC layer: garbage, oversized lengths, malformed bodies, a
 //! wrong protocol version, and payloads larger than one frame.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use xrepl_proto::rpc::frame::{self, FrameKind};
+use xrepl_proto::rpc::frame::FrameKind;
 use xrepl_proto::rpc::{
-    encode, ControllerReply, Hello, HelloReply, PeerKind, RpcClient, SessionReply, SessionRequest,
+    encode, ControllerReply, Hello, PeerKind, RpcClient, SessionReply, SessionRequest,
 };
-use xrepl_tests::{admin_session, closed_by_peer, framed, Cluster, Spec};
+use xrepl_tests::{admin_session, closed_by_peer, framed, read_hello_reply, Cluster, Spec};
 
 async fn session(site: &str) -> RpcClient {
     admin_session(site, 1 << 20).await
@@ -102,13 +102,7 @@ fn t20_wrong_protocol_version_is_refused_in_the_greeting() {
     let mut s = TcpStream::connect(c.host()).expect("connect");
     s.write_all(&framed(FrameKind::Hello, &encode(&hello).expect("encode")))
         .expect("write");
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).expect("reply length");
-    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-    s.read_exact(&mut body).expect("reply");
-    let f = frame::parse(body.into()).expect("frame");
-    assert_eq!(f.kind, FrameKind::HelloReply);
-    let reply: HelloReply = xrepl_proto::rpc::decode(&f.payload).expect("decode");
+    let reply = read_hello_reply(&mut s);
     let reason = reply.outcome.expect_err("refused");
     assert!(
         reason.contains("protocol version 999 is not supported"),
