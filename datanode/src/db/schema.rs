@@ -49,7 +49,19 @@ fn schema(s: &mut Session, f: &str, a: Args) -> Result<Value, EvalError> {
 
 /// `loadTable(database, tableName)`: a handle on a DFS table.
 fn load_table(s: &mut Session, f: &str, a: Args) -> Result<Value, EvalError> {
-    a.check(f, &["database", "tableName"], 2)?;
+    a.check(f, &["database", "tableName", "partitions", "memoryMode"], 4)?;
+    // `loadTable(db, t,,false)`, as DolphinDB users write it: no partitions, not in memory.
+    for (i, name) in [(2, "partitions"), (3, "memoryMode")] {
+        match a.get(i, name) {
+            None => {}
+            Some(Value::Scalar(v)) if v.is_null() || *v == Scalar::Bool(0) => {}
+            Some(_) => {
+                return Err(bad(format!(
+                    "{f}: {name} is not supported: leave it empty or false (loadTable(db, table,,false))"
+                )))
+            }
+        }
+    }
     let db = a.db(f, 0, "database")?;
     let table = a.text(f, 1, "tableName")?;
     s.table_meta(&db, &table, Some(Right::Read))?;

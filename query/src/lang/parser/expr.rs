@@ -296,9 +296,31 @@ impl Parser {
             return Ok(node(args, 1));
         }
         loop {
-            let name = self.arg_name();
+            // An empty argument, `f(a, , c)`: DolphinDB's way to leave it at its default. It
+            // is passed as NULL.
+            if *self.peek() == TokenKind::Comma {
+                let span = self.span();
+                self.advance();
+                self.skip_newlines();
+                let value = Expr {
+                    kind: ExprKind::Literal(Literal::Null),
+                    span,
+                };
+                args.push(Arg { name: None, value });
+                continue;
+            }
+            let mut name = self.arg_name();
             let (value, vh) = *self.expr()?;
             h = h.max(vh);
+            // `expr as name`, DolphinDB's other way to name an argument
+            // (`table(1..n as id, rand(1.0, n) as v)`).
+            if name.is_none() && is_word(self.peek(), "as") {
+                if let TokenKind::Ident(alias) = self.peek_at(1) {
+                    name = Some(alias.clone());
+                    self.advance();
+                    self.advance();
+                }
+            }
             args.push(Arg { name, value });
             if self.eat(&TokenKind::Comma) {
                 self.skip_newlines();
@@ -617,6 +639,19 @@ mod tests {
         assert_eq!(p("f(a==b)"), "(call f (== a b))");
         assert_eq!(p("f(x=a==b)"), "(call f x=(== a b))");
         assert_eq!(p("f(\n  a=1,\n  b=2\n)"), "(call f a=1 b=2)");
+        // `expr as name` names an argument too.
+        assert_eq!(
+            p("table(1..n as id, rand(1.0, n) as v)"),
+            "(call table id=(.. 1 n) v=(call rand 1.0 n))"
+        );
+        assert_eq!(p("f(x as y, 2)"), "(call f y=x 2)");
+        assert!(parse("f(x as)").is_err());
+        // An empty argument is NULL (the function's default).
+        assert_eq!(
+            p(r#"loadTable("dfs://db", "t",,false)"#),
+            r#"(call loadTable "dfs://db" "t" NULL false)"#
+        );
+        assert_eq!(p("f(, 1)"), "(call f NULL 1)");
     }
 
     #[test]

@@ -418,9 +418,10 @@ mod tests {
 
     #[test]
     fn error_unexpected_token() {
-        let e = err("f(1,,2)");
+        // (`f(1,,2)` is DolphinDB's empty argument; a trailing comma is not.)
+        let e = err("f(1,)");
         assert_eq!(e.span, at(1, 5));
-        assert_eq!(e.message, "expected an expression but found ','");
+        assert_eq!(e.message, "expected an expression but found ')'");
         let e = err("x = 1 2");
         assert_eq!(e.span, at(1, 7));
         assert_eq!(
