@@ -84,12 +84,14 @@ impl Auth {
     pub fn caller(&self, token: &str) -> Result<Caller, RemoteError> {
         let now = now_ms();
         let bad = || self.not_logged_in("not logged in: call login(user, password) first");
-        let (claims, _, _) = TokenClaims::parse(token).ok_or_else(bad)?;
+        let (claims, body, tag) = TokenClaims::parse(token).ok_or_else(bad)?;
         let key = self
             .meta
             .read(|s| s.token_key_numbered(claims.key_id, now))
             .ok_or_else(bad)?;
-        let claims = key.verify(token).ok_or_else(bad)?;
+        if !key.signed(body, &tag) {
+            return Err(bad());
+        }
         let user = claims.user.clone();
         if claims.expires_ms <= now {
             return Err(self.not_logged_in(format!(

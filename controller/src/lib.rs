@@ -115,6 +115,12 @@ impl Controller {
             tracing::info!("adminPasswordFile is read on the first start only; the metadata holds users already");
         }
         warn_default_admin(&meta);
+        if meta.read(|s| s.token_key()).is_none() {
+            return Err(ControllerError::Corrupt {
+                key: "m/token_key".into(),
+                reason: "missing or not 32 bytes".into(),
+            });
+        }
         let nodes = Arc::new(NodeRegistry::new(cfg.nodes.clone(), cfg.heartbeat_timeout));
         let auth = Auth::new(&cfg.alias, meta.clone(), cfg.token_expiry);
         let role = match cfg.replication.as_ref() {
