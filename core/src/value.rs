@@ -432,6 +432,9 @@ pub enum Value {
     Tuple(Vec<Value>),
     /// Named values in order, e.g. what `schema(db)` returns.
     Dict(Vec<(String, Value)>),
+    /// `f{a, b}`: the function `func` with its first arguments fixed; calling it with more
+    /// arguments calls `func` with all of them.
+    Partial { func: String, args: Vec<Value> },
 }
 
 impl Value {
@@ -450,6 +453,7 @@ impl Value {
             Value::TableRef { .. } => "a DFS table handle".into(),
             Value::Tuple(_) => "a tuple".into(),
             Value::Dict(_) => "a dictionary".into(),
+            Value::Partial { .. } => "a partial application".into(),
         }
     }
 }

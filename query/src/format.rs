@@ -16,6 +16,7 @@ pub fn render(v: &Value) -> Option<String> {
         Value::Pair(a, b) => format!("{} : {}", a.render(), b.render()),
         Value::Table(t) => render_table(t),
         Value::Function(f) => f.0.clone(),
+        Value::Partial { func, args } => partial_text(func, args),
         Value::Type(t) => t.name().to_string(),
         Value::Keyword(k) => k.clone(),
         Value::Database(p) => format!("database {p}"),
@@ -41,6 +42,12 @@ pub fn render(v: &Value) -> Option<String> {
             .collect::<Vec<_>>()
             .join("\n"),
     })
+}
+
+/// `f{a, b}`, each fixed argument as the console shows it.
+fn partial_text(func: &str, args: &[Value]) -> String {
+    let args: Vec<String> = args.iter().map(|a| render(a).unwrap_or_default()).collect();
+    format!("{func}{{{}}}", args.join(", "))
 }
 
 fn render_vector(v: &Vector) -> String {
@@ -141,6 +148,7 @@ pub fn to_json(v: &Value) -> serde_json::Value {
                 .collect(),
         ),
         Value::Function(f) => serde_json::Value::String(f.0.clone()),
+        Value::Partial { func, args } => serde_json::Value::String(partial_text(func, args)),
         Value::Type(t) => serde_json::Value::String(t.name().to_string()),
         Value::Keyword(k) => serde_json::Value::String(k.clone()),
         Value::Database(p) => serde_json::Value::String(p.clone()),

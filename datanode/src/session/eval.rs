@@ -117,25 +117,24 @@ impl Session {
                 vector_of(vals)
             }
             ExprKind::Call { func, args } => {
-                let name = match &func.kind {
-                    ExprKind::Ident(n) if !self.vars.contains_key(n) => n.clone(),
-                    _ => match self.eval(func)? {
-                        Value::Function(FunctionRef(n)) => n,
-                        other => {
-                            return Err(EvalError::runtime(format!(
-                                "cannot call {}",
-                                other.kind_name()
-                            )))
-                        }
-                    },
-                };
-                if name == "table" {
+                let (name, fixed) = self.callee(func)?;
+                if name == "table" && fixed.is_empty() {
                     return self.table_fn(args);
                 }
-                let call_args = self.eval_args(None, args)?;
+                let mut call_args = self.eval_args(None, args)?;
+                if !fixed.is_empty() {
+                    call_args.positional.splice(0..0, fixed);
+                }
                 let result = self.call(&name, call_args)?;
                 self.write_back(&name, args.first().map(|a| &a.value), &result);
                 Ok(result)
+            }
+            ExprKind::Partial { func, args } => {
+                let (func, mut fixed) = self.callee(func)?;
+                for a in args {
+                    fixed.push(self.eval(a)?);
+                }
+                Ok(Value::Partial { func, args: fixed })
             }
             ExprKind::Method { target, name, args } => {
                 let t = self.eval(target)?;
@@ -185,6 +184,46 @@ impl Session {
                 "'*' is only valid in count(*) and select",
             )),
         }
+    }
+
+    /// What a call calls: a function's name (a name that is not a variable, or a variable
+    /// holding a function) and the arguments a partial application fixed before the call's own.
+    fn callee(&mut self, func: &Expr) -> Result<(String, Vec<Value>), EvalError> {
+        if let ExprKind::Ident(n) = &func.kind {
+            if !self.vars.contains_key(n) {
+                return Ok((n.clone(), Vec::new()));
+            }
+        }
+        match self.eval(func)? {
+            Value::Function(FunctionRef(n)) => Ok((n, Vec::new())),
+            Value::Partial { func, args } => Ok((func, args)),
+            other => Err(EvalError::runtime(format!(
+                "cannot call {}",
+                other.kind_name()
+            ))),
+        }
+    }
+
+    /// Calls a function value (a name or a partial application, as [`Session::callee`] finds
+    /// it in `func`, the text of an expression) with `args` after any fixed ones: the
+    /// DolphinDB API's `function` request, whose name may be `tableInsert{loadTable(...)}`.
+    pub(crate) fn call_text(&mut self, func: &str, args: Vec<Value>) -> Result<Value, EvalError> {
+        let expr = match xrepl_query::lang::parse(func) {
+            Ok(mut stmts) if stmts.len() == 1 => match stmts.pop() {
+                Some(Stmt::Expr(e)) => e,
+                _ => return Err(EvalError::runtime(format!("'{func}' is not a function"))),
+            },
+            Ok(_) => return Err(EvalError::runtime(format!("'{func}' is not a function"))),
+            Err(e) => {
+                return Err(EvalError::new(
+                    ErrorCode::Syntax,
+                    format!("the function '{func}': {e}"),
+                ))
+            }
+        };
+        let (name, mut all) = self.callee(&expr)?;
+        all.extend(args);
+        self.call(&name, Args::positional(all))
     }
 
     /// `f!(x, ...)` and `x.f!(...)` change `x`: when `x` is a variable holding an in-memory

@@ -99,6 +99,12 @@ pub enum ExprKind {
         func: Box<Expr>,
         args: Vec<Arg>,
     },
+    /// `f{a, b}`: DolphinDB's partial application, `f` with its first arguments fixed
+    /// (`tableInsert{loadTable("dfs://db", "t")}`). The `{` follows the name directly.
+    Partial {
+        func: Box<Expr>,
+        args: Vec<Expr>,
+    },
     /// `target.name(args)`, meaning `name(target, args...)`.
     Method {
         target: Box<Expr>,

@@ -192,6 +192,7 @@ impl Parser {
                     return Ok(e)
                 }
                 TokenKind::LParen => self.call_suffix(e)?,
+                TokenKind::LBrace if self.partial_ahead(&e.0) => self.partial_suffix(e)?,
                 TokenKind::LBracket => self.index_suffix(e)?,
                 TokenKind::Dot => self.dot_suffix(e)?,
                 _ => return Ok(e),
@@ -212,6 +213,52 @@ impl Parser {
         let span = func.span;
         let h = Self::check_height(fh.max(ah) + 1, span)?;
         let kind = ExprKind::Call {
+            func: Box::new(func),
+            args,
+        };
+        Ok(node(Expr { kind, span }, h))
+    }
+
+    /// Whether the `{` ahead starts a partial application of the name `func`: it follows the
+    /// name directly, without a blank (`f{a}`); a `{` after a blank opens a block.
+    fn partial_ahead(&self, func: &Expr) -> bool {
+        let ExprKind::Ident(name) = &func.kind else {
+            return false;
+        };
+        let brace = self.span();
+        let len = u32::try_from(name.chars().count()).unwrap_or(u32::MAX);
+        brace.line == func.span.line && brace.col == func.span.col.saturating_add(len)
+    }
+
+    /// `f{a, b}`, at the `{`.
+    fn partial_suffix(&mut self, func: Node<Expr>) -> PResult<Node<Expr>> {
+        self.advance();
+        self.skip_newlines();
+        let mut args = Vec::new();
+        let mut h = 0;
+        if !self.eat(&TokenKind::RBrace) {
+            loop {
+                if *self.peek() == TokenKind::Comma {
+                    return Err(self.expected(
+                        "an argument (xrepl fixes the first arguments only: f{a, b}, not f{, b})",
+                    ));
+                }
+                let (arg, ah) = *self.expr()?;
+                h = h.max(ah);
+                args.push(arg);
+                self.skip_newlines();
+                if self.eat(&TokenKind::Comma) {
+                    self.skip_newlines();
+                    continue;
+                }
+                self.expect(&TokenKind::RBrace, "',' or '}'")?;
+                break;
+            }
+        }
+        let (func, fh) = *func;
+        let span = func.span;
+        let h = Self::check_height(fh.max(h) + 1, span)?;
+        let kind = ExprKind::Partial {
             func: Box::new(func),
             args,
         };
@@ -652,6 +699,22 @@ mod tests {
             r#"(call loadTable "dfs://db" "t" NULL false)"#
         );
         assert_eq!(p("f(, 1)"), "(call f NULL 1)");
+    }
+
+    #[test]
+    fn partial_application_is_a_brace_right_after_a_name() {
+        assert_eq!(
+            p(r#"tableInsert{loadTable("dfs://db", "t")}"#),
+            r#"(partial tableInsert (call loadTable "dfs://db" "t"))"#
+        );
+        assert_eq!(p("f{1, 2}(3)"), "(call (partial f 1 2) 3)");
+        assert_eq!(p("f{\n  1,\n  2\n}"), "(partial f 1 2)");
+        assert_eq!(p("f{}"), "(partial f )");
+        // After a blank, a brace opens a block, as before.
+        assert!(parse("if (x) {y = 1}").is_ok());
+        assert!(parse("f {1}").is_err());
+        assert!(parse("f{, 2}").is_err());
+        assert!(parse("f{1").is_err());
     }
 
     #[test]

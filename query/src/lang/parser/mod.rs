@@ -330,6 +330,10 @@ pub(super) mod testing {
                 format!("[{}]", items.iter().map(sx).collect::<Vec<_>>().join(" "))
             }
             ExprKind::Call { func, args: a } => format!("(call {}{})", sx(func), args(a)),
+            ExprKind::Partial { func, args: a } => {
+                let a: Vec<String> = a.iter().map(sx).collect();
+                format!("(partial {} {})", sx(func), a.join(" "))
+            }
             ExprKind::Method {
                 target,
                 name,
