@@ -7,11 +7,13 @@
 //! permission to fetch task data); and the two clients
 //! built on it: [`client`] (a session on a data node, for programs) and [`master_client`] (a
 //! slave cluster's connection to its master).
+//! Beside them, [`dolphindb`]: DolphinDB's client API protocol as a pure codec (no IO).
 //!
 //! **Invariant:** no input from the network panics: every decoder refuses malformed bytes
 //! with an error (`proto/tests/hostile_decoders.rs`).
 
 pub mod client;
+pub mod dolphindb;
 pub mod master_client;
 pub mod rpc;
 pub mod task;
