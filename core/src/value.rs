@@ -281,6 +281,19 @@ impl Vector {
         self.len() == 0
     }
 
+    /// Whether element `i` is NULL (false past the end); reads it in place.
+    pub fn is_null(&self, i: usize) -> bool {
+        match self {
+            Vector::Bool(v) => v.get(i) == Some(&NULL_BOOL),
+            Vector::Int(v) | Vector::Date(v) | Vector::DateTime(v) => v.get(i) == Some(&NULL_INT),
+            Vector::Long(v) | Vector::Timestamp(v) | Vector::NanoTimestamp(v) => {
+                v.get(i) == Some(&NULL_LONG)
+            }
+            Vector::Double(v) => v.get(i).is_some_and(|x| x.is_nan()),
+            Vector::String(v) | Vector::Symbol(v) => v.get(i).is_some_and(String::is_empty),
+        }
+    }
+
     /// Element `i` as a scalar, or `None` past the end.
     pub fn get(&self, i: usize) -> Option<Scalar> {
         Some(match self {
@@ -434,7 +447,10 @@ pub enum Value {
     Dict(Vec<(String, Value)>),
     /// `f{a, b}`: the function `func` with its first arguments fixed; calling it with more
     /// arguments calls `func` with all of them.
-    Partial { func: String, args: Vec<Value> },
+    Partial {
+        func: String,
+        args: Vec<Value>,
+    },
 }
 
 impl Value {

@@ -19,6 +19,7 @@
 pub mod catalog_cache;
 pub mod compute;
 pub mod db;
+pub mod dolphindb;
 pub mod error;
 pub mod failpoint;
 pub mod link;

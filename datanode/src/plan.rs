@@ -78,7 +78,7 @@ pub fn route_rows(d: &DatabaseMeta, t: &TableMeta, data: Table) -> Result<Routed
             if v.data_type() == def.ty {
                 return Ok(v);
             }
-            ops::cast(&v, def.ty).map_err(|reason| PlanError::Convert {
+            ops::cast_exact(&v, def.ty).map_err(|reason| PlanError::Convert {
                 column: def.name.clone(),
                 reason,
             })

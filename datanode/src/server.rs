@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use xrepl_core::cluster_key::ClusterKey;
 use xrepl_core::config::{DataNodeConfig, NodeRole};
 use xrepl_proto::rpc::{
-    serve, Hello, NodeTls, PeerKind, Request, Response, ServerInfo, ServerLimits, Service,
+    serve, BoxedIo, Hello, NodeTls, PeerKind, Request, Response, ServerInfo, ServerLimits, Service,
 };
 
 use crate::error::DataNodeError;
@@ -75,6 +75,16 @@ impl Service for DataNodeService {
             },
             conn,
         ))
+    }
+
+    async fn serve_dolphindb(
+        &self,
+        io: BoxedIo,
+        peer: SocketAddr,
+        limits: ServerLimits,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<(), String> {
+        crate::dolphindb::serve(self.0.clone(), io, peer, limits, shutdown).await
     }
 
     fn authenticated(&self, conn: &Conn) -> bool {

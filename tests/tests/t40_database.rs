@@ -150,7 +150,7 @@ fn t40_columns_and_tables_change_without_losing_data() {
     let defs = c.ok(&format!("schema({T}).colDefs"));
     assert_eq!(
         defs[0][2],
-        json!({"name": "price", "typeString": "DOUBLE", "comment": "in CNY"})
+        json!({"name": "price", "typeString": "DOUBLE", "typeInt": 16, "extra": null, "comment": "in CNY"})
     );
     c.ok(&format!("replaceColumn!({T}, `id, LONG)"));
     assert_eq!(

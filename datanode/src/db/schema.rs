@@ -2,7 +2,8 @@
 //! table) and `schema` (a database's or a table's definition as a dictionary).
 
 use xrepl_core::catalog::{ColumnDef, DatabaseMeta, PartitionScheme, Right, TableMeta};
-use xrepl_core::value::{Scalar, Table, Value, Vector};
+use xrepl_core::value::{Scalar, Table, Value, Vector, NULL_INT};
+use xrepl_proto::dolphindb;
 
 use crate::session::args::{bad, Args, EvalError};
 use crate::session::state::{Handler, Session};
@@ -94,12 +95,22 @@ pub fn defs_of(t: &Table) -> Vec<ColumnDef> {
         .collect()
 }
 
+/// `colDefs` as DolphinDB has it (its clients read `typeInt`: DolphinDB's type code; `extra`
+/// is a DECIMAL's scale, NULL for every type xrepl has).
 fn col_defs(defs: &[ColumnDef]) -> Table {
     Table {
-        names: vec!["name".into(), "typeString".into(), "comment".into()],
+        names: ["name", "typeString", "typeInt", "extra", "comment"]
+            .map(String::from)
+            .to_vec(),
         columns: vec![
             Vector::String(defs.iter().map(|d| d.name.clone()).collect()),
             Vector::String(defs.iter().map(|d| d.ty.name().to_string()).collect()),
+            Vector::Int(
+                defs.iter()
+                    .map(|d| i32::from(dolphindb::types::code_of(d.ty)))
+                    .collect(),
+            ),
+            Vector::Int(vec![NULL_INT; defs.len()]),
             Vector::String(defs.iter().map(|d| d.comment.clone()).collect()),
         ],
     }

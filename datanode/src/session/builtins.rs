@@ -41,9 +41,21 @@ pub const FUNCTIONS: &[(&str, Handler)] = &[
     ("rotateTokenKey", on_controller),
 ];
 
-/// `login(user, password)`
+/// `login(user, password[, enableEncryption])`: DolphinDB's clients send `false` as a third
+/// argument; an encrypted login (`true`) is not supported.
 fn login(s: &mut Session, name: &str, args: Args) -> Result<Value, EvalError> {
-    args.exactly(name, 2)?;
+    if args.positional.len() == 3 {
+        match args.get(2, "enableEncryption") {
+            Some(Value::Scalar(Scalar::Bool(0))) => {}
+            _ => {
+                return Err(EvalError::runtime(
+                    "login: an encrypted login (enableEncryption=true) is not supported; log in with false (use TLS to protect the password)",
+                ))
+            }
+        }
+    } else {
+        args.exactly(name, 2)?;
+    }
     let user = args.string(name, 0, "the user name")?;
     let password = args.string(name, 1, "the password")?;
     s.login(&user, &password)?;

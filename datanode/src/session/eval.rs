@@ -334,6 +334,7 @@ impl Session {
         if matches!(
             name,
             "VALUE"
+                | "VAR"
                 | "RANGE"
                 | "HASH"
                 | "LIST"

@@ -14,7 +14,7 @@ use xrepl_proto::rpc::ErrorCode;
 
 use super::args::{Args, EvalError};
 use super::state::{Handler, Session};
-use super::{builtins, datafns};
+use super::{builtins, clientfns, datafns};
 use crate::db;
 use crate::replication::functions as replication;
 
@@ -25,6 +25,7 @@ const TABLES: &[&[(&str, Handler)]] = &[
     db::write::FUNCTIONS,
     datafns::FUNCTIONS,
     builtins::FUNCTIONS,
+    clientfns::FUNCTIONS,
 ];
 
 fn lookup(table: &[(&str, Handler)], name: &str) -> Option<Handler> {

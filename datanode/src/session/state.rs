@@ -36,6 +36,8 @@ pub struct Session {
     /// that needs no more plans from the node's catalog cache (the controller checks the
     /// right again with the commit).
     pub verified: HashMap<String, Right>,
+    /// What `print` printed during the current request, in order.
+    pub printed: Vec<String>,
     /// Whether a user is logged in, as the connection sees it ([`Session::logged_in`]): set
     /// after every request, before its answer goes out.
     logged_in: Arc<AtomicBool>,
@@ -49,6 +51,7 @@ impl Session {
             user: None,
             vars: HashMap::new(),
             verified: HashMap::new(),
+            printed: Vec::new(),
             logged_in: Arc::new(AtomicBool::new(false)),
         }
     }

@@ -27,6 +27,6 @@ pub use replication::{
     ReplicationReply, ReplicationRequest, TaskPiece, TaskRef, FETCH_TASKS_MAX,
     FETCH_TASKS_REPLY_BYTES,
 };
-pub use server::{serve, ServerLimits, Service};
+pub use server::{serve, ServerLimits, Service, PRE_AUTH_MAX_MESSAGE};
 pub use session::{SessionReply, SessionRequest};
-pub use tls::{ClientTls, NodeTls, ServerTls};
+pub use tls::{BoxedIo, ClientTls, NodeTls, ServerTls};

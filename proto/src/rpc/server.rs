@@ -107,6 +107,20 @@ pub trait Service: Send + Sync + 'static {
     /// The cluster's key: a peer that greets as a data node of this cluster must prove it
     /// holds it before any of its requests is read.
     fn cluster_key(&self) -> &ClusterKey;
+
+    /// Serves a connection that speaks DolphinDB's client API protocol (its first byte is the
+    /// `A` of `API `), in plain text; by default such a client is refused. The connection
+    /// counts against `maxConnections` like any other.
+    async fn serve_dolphindb(
+        &self,
+        io: BoxedIo,
+        _peer: SocketAddr,
+        _limits: ServerLimits,
+        _shutdown: watch::Receiver<bool>,
+    ) -> Result<(), String> {
+        drop(io);
+        Err("a DolphinDB API client connected, but this node does not serve that protocol".into())
+    }
 }
 
 type Transport = Framed<BoxedIo, FrameCodec>;
@@ -283,12 +297,21 @@ pub async fn serve<S: Service>(
     }
 }
 
-/// The connection's byte stream after TLS, if the peer speaks it; whether it does.
-async fn open_stream(
-    socket: TcpStream,
-    tls: &ServerTls,
-    max_frame: usize,
-) -> Result<(BoxedIo, bool), String> {
+/// What a connection's first byte says it speaks.
+enum Opened {
+    /// xrepl's frames: the byte stream after TLS, if the peer speaks it, and whether it does.
+    Xrepl(BoxedIo, bool),
+    /// DolphinDB's client API protocol, in plain text (`API ` or `API2 `: no frame of ours
+    /// starts with the byte `A`, as its length would be over 1 GB).
+    DolphinDb(BoxedIo),
+}
+
+/// The first byte of a DolphinDB API request.
+const DOLPHINDB_API: u8 = b'A';
+
+/// Tells the connection's protocol from its first byte and, for xrepl's own, sets up TLS if
+/// the peer speaks it.
+async fn open(socket: TcpStream, tls: &ServerTls, max_frame: usize) -> Result<Opened, String> {
     let mut first = [0u8; 1];
     let n = tokio::time::timeout(HELLO_TIMEOUT, socket.peek(&mut first))
         .await
@@ -297,9 +320,15 @@ async fn open_stream(
     if n == 0 {
         return Err("closed before greeting".into());
     }
+    if first[0] == DOLPHINDB_API {
+        return match tls {
+            ServerTls::Required(_) => Err("a DolphinDB API client connected in plain text, but this cluster takes TLS connections only (enableTLS=true); xrepl serves DolphinDB's API in plain text only".into()),
+            ServerTls::Plain | ServerTls::SlavesOnly(_) => Ok(Opened::DolphinDb(Box::new(socket))),
+        };
+    }
     let speaks_tls = first[0] == TLS_HANDSHAKE;
     let acceptor = match (tls, speaks_tls) {
-        (ServerTls::Plain, false) => return Ok((Box::new(socket), false)),
+        (ServerTls::Plain, false) => return Ok(Opened::Xrepl(Box::new(socket), false)),
         (ServerTls::Plain, true) => {
             return Err(
                 "a TLS client connected, but this cluster speaks plain text (enableTLS=false)"
@@ -307,14 +336,14 @@ async fn open_stream(
             )
         }
         (ServerTls::Required(_), false) => return Err(refuse_plain(socket, max_frame).await),
-        (ServerTls::SlavesOnly(_), false) => return Ok((Box::new(socket), false)),
+        (ServerTls::SlavesOnly(_), false) => return Ok(Opened::Xrepl(Box::new(socket), false)),
         (ServerTls::Required(a) | ServerTls::SlavesOnly(a), true) => a,
     };
     let stream = tokio::time::timeout(HELLO_TIMEOUT, acceptor.accept(socket))
         .await
         .map_err(|_| format!("no TLS handshake within {}", spoken(HELLO_TIMEOUT)))?
         .map_err(|e| format!("TLS handshake failed: {e}"))?;
-    Ok((Box::new(stream), true))
+    Ok(Opened::Xrepl(Box::new(stream), true))
 }
 
 /// Waits for the greeting on `io` and answers it with the refusal `why`, which the client
@@ -352,7 +381,7 @@ async fn refuse_plain(socket: TcpStream, max_frame: usize) -> String {
 /// Answers the greeting of a connection beyond the connection cap with the refusal `why`
 /// (after TLS, if the peer speaks it).
 async fn refuse_full(socket: TcpStream, tls: &ServerTls, max_frame: usize, why: &str) {
-    if let Ok((io, _)) = open_stream(socket, tls, max_frame).await {
+    if let Ok(Opened::Xrepl(io, _)) = open(socket, tls, max_frame).await {
         let _ = refuse(io, max_frame, why).await;
     }
 }
@@ -368,7 +397,12 @@ async fn connection<S: Service>(
 ) -> Result<(), String> {
     let max_frame = limits.max_frame;
     let _ = socket.set_nodelay(true);
-    let (stream, over_tls) = open_stream(socket, &tls, max_frame).await?;
+    let (stream, over_tls) = match open(socket, &tls, max_frame).await? {
+        Opened::Xrepl(io, over_tls) => (io, over_tls),
+        Opened::DolphinDb(io) => {
+            return service.serve_dolphindb(io, peer, limits, shutdown).await;
+        }
+    };
     // Until the peer has authenticated, it may send only small frames and messages.
     let pre_auth = Allowance::pre_auth(max_frame);
     let frame_limit = Arc::new(AtomicUsize::new(pre_auth.frame));

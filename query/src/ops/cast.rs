@@ -50,6 +50,27 @@ pub fn cast(v: &Vector, to: DataType) -> Result<Vector, String> {
     out.ok_or_else(|| format!("cannot convert {from} to {to}"))
 }
 
+/// [`cast`] for data being written: a value that does not convert (`"x"` to INT, a LONG beyond
+/// INT's range) is refused with the first such value and its row (1-based), where [`cast`] would
+/// make it NULL.
+pub fn cast_exact(v: &Vector, to: DataType) -> Result<Vector, String> {
+    let out = cast(v, to)?;
+    if matches!(class(to), Class::Str) {
+        return Ok(out);
+    }
+    match (0..v.len()).find(|&i| !v.is_null(i) && out.is_null(i)) {
+        None => Ok(out),
+        Some(i) => {
+            let shown = v.get(i).map(|s| s.render()).unwrap_or_default();
+            Err(format!(
+                "cannot convert {} '{shown}' (row {}) to {to}",
+                v.data_type(),
+                i + 1
+            ))
+        }
+    }
+}
+
 /// [`cast`] for one value.
 pub fn cast_scalar(s: &Scalar, to: DataType) -> Result<Scalar, String> {
     if s.data_type() == to {
@@ -215,6 +236,29 @@ mod tests {
     use crate::ops::kernel::testing::*;
     use crate::ops::{binary, concat};
     use xrepl_core::operator::BinOp;
+
+    #[test]
+    fn a_write_refuses_what_does_not_convert_where_a_cast_gives_null() {
+        let s = Vector::String(vec!["12".into(), String::new(), "x".into()]);
+        assert_eq!(
+            cast(&s, DataType::Int),
+            Ok(Vector::Int(vec![12, NULL_INT, NULL_INT]))
+        );
+        assert_eq!(
+            cast_exact(&s, DataType::Int),
+            Err("cannot convert STRING 'x' (row 3) to INT".into())
+        );
+        let l = Vector::Long(vec![1, NULL_LONG, i64::from(i32::MAX) + 1]);
+        assert!(
+            cast_exact(&l, DataType::Int).is_err_and(|e| e.contains("row 3") && e.contains("LONG"))
+        );
+        // NULLs stay NULL, and text targets take anything.
+        assert_eq!(
+            cast_exact(&Vector::Long(vec![NULL_LONG, 5]), DataType::Int),
+            Ok(Vector::Int(vec![NULL_INT, 5]))
+        );
+        assert!(cast_exact(&s, DataType::Symbol).is_ok());
+    }
 
     #[test]
     fn casts_between_numbers() {

@@ -60,7 +60,7 @@ mod membership;
 pub use aggregate::{avg, count, max, min, sum};
 pub use arith::neg;
 pub use binary::binary;
-pub use cast::{cast, cast_scalar};
+pub use cast::{cast, cast_exact, cast_scalar};
 pub use columns::{concat, filter, mask_of, null_of, nulls, scatter, split_off, take_indices};
 pub use compare::not;
 pub use membership::{between, is_in};
