@@ -106,8 +106,11 @@ pub async fn serve(
                 return Err(format!("DolphinDB API: {reason}"));
             }
         };
+        // A client in asynchronous mode marks its connect asynchronous too, and waits for the
+        // session id all the same.
+        let replies = !header.is_async() || matches!(body, Body::Connect { .. });
         let reply = answer(&session, &id, &header, body, objects).await;
-        if !header.is_async() {
+        if replies {
             wr.write_all(&reply)
                 .await
                 .map_err(|e| format!("DolphinDB API: cannot reply: {e}"))?;
