@@ -114,13 +114,13 @@ pub fn parse_header(line: &str) -> Result<Header, String> {
     })
 }
 
-/// `<flags>_1_<priority>_<parallelism>[__<fetchSize>]`: only the flags and the fetch size
-/// mean something to xrepl; the other fields are not checked.
+/// `<flags>_1_<priority>_<parallelism>[__<fetchSize>[__<more>]]`: only the flags and the
+/// fetch size mean something to xrepl; the other fields are not checked. (The client's
+/// `MultithreadedTableWriter` adds `__<client id>_<sequence number>` after the fetch size.)
 fn parse_options(options: &str) -> Result<(u32, u32), String> {
-    let (head, fetch) = match options.split_once("__") {
-        Some((head, fetch)) => (head, Some(fetch)),
-        None => (options, None),
-    };
+    let mut parts = options.split("__");
+    let head = parts.next().unwrap_or_default();
+    let fetch = parts.next();
     let flags = head.split('_').next().unwrap_or_default();
     let flags = flags
         .parse()
@@ -294,6 +294,9 @@ mod tests {
         assert!(!h.is_async() && !h.is_urgent() && !h.clears_memory());
         let h = parse_header("API2 s 1 / 100_1_8_8__7").expect("async header");
         assert!(h.is_async() && h.flags & FLAG_COMPRESS != 0 && h.fetch_size == 7);
+        // What the client's MultithreadedTableWriter sends: more after the fetch size.
+        let h = parse_header("API2 s 9 / 32_1_4_64__0__6c1f2e0a-4b3d_1").expect("writer header");
+        assert_eq!((h.flags, h.fetch_size), (32, 0));
         let h = parse_header("API2 s 5\r\n").expect("without options");
         assert_eq!((h.flags, h.body_len), (0, 5));
     }
