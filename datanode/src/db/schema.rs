@@ -127,16 +127,34 @@ fn scheme_value(s: &PartitionScheme) -> Value {
     }
 }
 
+/// `partitionType` as DolphinDB has it: its code (VALUE 1, RANGE 2, LIST 3, HASH 5), which
+/// DolphinDB's clients read.
+fn partition_type(s: &PartitionScheme) -> (String, Value) {
+    let code = match s {
+        PartitionScheme::Value(_) => 1,
+        PartitionScheme::Range(_) => 2,
+        PartitionScheme::List(_) => 3,
+        PartitionScheme::Hash { .. } => 5,
+    };
+    ("partitionType".into(), Value::Scalar(Scalar::Int(code)))
+}
+
+/// `partitionTypeName`: `VALUE`, `RANGE`, `LIST` or `HASH`.
+fn partition_type_name(s: &PartitionScheme) -> (String, Value) {
+    (
+        "partitionTypeName".into(),
+        Value::Scalar(Scalar::string(s.kind_name())),
+    )
+}
+
 fn db_schema(d: &DatabaseMeta) -> Value {
     Value::Dict(vec![
         (
             "databaseDir".into(),
             Value::Scalar(Scalar::string(d.path.clone())),
         ),
-        (
-            "partitionType".into(),
-            Value::Keyword(d.scheme.kind_name().into()),
-        ),
+        partition_type(&d.scheme),
+        partition_type_name(&d.scheme),
         ("partitionSchema".into(), scheme_value(&d.scheme)),
         (
             "partitions".into(),
@@ -164,16 +182,27 @@ fn table_schema(d: &DatabaseMeta, t: &TableMeta) -> Value {
             Value::Scalar(Scalar::string(t.name.clone())),
         ),
         ("colDefs".into(), Value::Table(col_defs(&t.columns))),
-        (
-            "partitionType".into(),
-            Value::Keyword(d.scheme.kind_name().into()),
-        ),
+        partition_type(&d.scheme),
+        partition_type_name(&d.scheme),
+        ("partitionSchema".into(), scheme_value(&d.scheme)),
     ];
+    // DolphinDB's clients (PartitionedTableAppender) route rows by these.
     if let Some(c) = t.partition_column() {
-        out.push((
-            "partitionColumnName".into(),
-            Value::Scalar(Scalar::string(c.name.clone())),
-        ));
+        let index = t.columns.iter().position(|d| d.id == c.id).unwrap_or(0);
+        out.extend([
+            (
+                "partitionColumnName".into(),
+                Value::Scalar(Scalar::string(c.name.clone())),
+            ),
+            (
+                "partitionColumnIndex".into(),
+                Value::Scalar(Scalar::Int(i32::try_from(index).unwrap_or(0))),
+            ),
+            (
+                "partitionColumnType".into(),
+                Value::Scalar(Scalar::Int(i32::from(dolphindb::types::code_of(c.ty)))),
+            ),
+        ]);
     }
     out.push((
         "chunks".into(),
