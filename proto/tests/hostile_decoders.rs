@@ -667,6 +667,7 @@ fn requests() -> Vec<Request> {
         Request::Participant(ParticipantRequest::Prepare {
             tid: 9,
             ops: chunk_ops(),
+            gives_way: true,
         }),
         Request::Participant(ParticipantRequest::Scan(Scan {
             chunks: vec![ChunkId {
@@ -1129,6 +1130,7 @@ fn delete_where(filter: &[u8]) -> Vec<u8> {
     let mut b = encode(&Request::Participant(ParticipantRequest::Prepare {
         tid: 1,
         ops: vec![op],
+        gives_way: false,
     }))
     .expect("encode");
     let at = b.len() - 1;

@@ -80,6 +80,7 @@ fn deep_prepare(depth: usize) -> Vec<u8> {
     let mut body = encode(&Request::Participant(ParticipantRequest::Prepare {
         tid: 1,
         ops: vec![op],
+        gives_way: false,
     }))
     .expect("encode");
     assert_eq!(body.pop(), Some(0xc0), "the filter comes last");

@@ -42,6 +42,7 @@ fn wipe() -> Vec<u8> {
         &encode(&Request::Participant(ParticipantRequest::Prepare {
             tid: 900_001,
             ops,
+            gives_way: false,
         }))
         .expect("encode"),
     );

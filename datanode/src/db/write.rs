@@ -203,8 +203,17 @@ impl Session {
             return self.append_once(db, table, data, keys);
         }
         let mut attempt = 0;
+        let mut gave_way = 0u32;
+        let give_up_at = std::time::Instant::now() + self.node.cfg.partition_lock_timeout;
         loop {
             match self.append_once(db, table, data.clone(), keys) {
+                // It spans several nodes and gave way to an older transaction (wait-die): run
+                // it again, a little later each time, until the lock timeout has passed.
+                Err(e) if e.code == ErrorCode::Conflict && std::time::Instant::now() < give_up_at => {
+                    gave_way += 1;
+                    tracing::debug!(db, gave_way, "append gave way to an older transaction: {}", e.message);
+                    std::thread::sleep(backoff(gave_way));
+                }
                 Err(e) if e.code == ErrorCode::StaleCatalog && attempt < STALE_RETRIES => {
                     tracing::debug!(
                         db,
@@ -287,6 +296,16 @@ impl Session {
             ..Tx::new(vec![], ops)
         })
     }
+}
+
+/// How long an append waits before it runs again after giving way: 1, 2, 4 ... up to 64 ms,
+/// with a spread so that appends that gave way together do not meet again.
+fn backoff(attempt: u32) -> std::time::Duration {
+    let base = 1u64 << attempt.clamp(1, 7).saturating_sub(1);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()));
+    std::time::Duration::from_micros(base * 1000 + nanos % (base * 1000))
 }
 
 /// How often a write is planned again after the controller found the catalog cache stale.

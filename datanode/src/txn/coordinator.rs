@@ -282,9 +282,18 @@ impl Coordinator {
         } else {
             nodes.clone()
         };
+        // Wait-die across nodes (see `ParticipantRequest::Prepare`).
+        let gives_way = nodes.len() > 1;
         let prepares = ops.into_iter().map(|(node, ops)| async move {
             let r = self
-                .call_participant(&node, ParticipantRequest::Prepare { tid, ops })
+                .call_participant(
+                    &node,
+                    ParticipantRequest::Prepare {
+                        tid,
+                        ops,
+                        gives_way,
+                    },
+                )
                 .await;
             (node, r)
         });

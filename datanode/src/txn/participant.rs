@@ -32,28 +32,39 @@ pub struct ChunkLocks {
 }
 
 impl ChunkLocks {
-    /// Takes every lock of `chunks` for `tid` at once (all or none, so no deadlock), waiting up
-    /// to `timeout`; `Err` names a chunk still held and its transaction.
+    /// Takes every lock of `chunks` for `tid` at once (all or none, so no deadlock on one
+    /// node), waiting up to `timeout`; `Err` names a chunk still held and its transaction.
+    /// With `gives_way` (a transaction on several nodes) it fails at once when an older
+    /// transaction (a smaller tid) holds a chunk: waits then only ever go from older to
+    /// younger, so transactions spread over nodes never wait in a circle.
     pub async fn acquire(
         &self,
         tid: u64,
         chunks: &[ChunkId],
         timeout: Duration,
+        gives_way: bool,
     ) -> Result<(), (ChunkId, u64)> {
         let deadline = Instant::now() + timeout;
         loop {
             let notified = self.released.notified();
             {
                 let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-                let busy = chunks
-                    .iter()
-                    .find_map(|c| held.get(c).filter(|t| **t != tid).map(|t| (*c, *t)));
-                match busy {
+                let holder = |c: &ChunkId| held.get(c).filter(|t| **t != tid).map(|t| (*c, *t));
+                let older = || chunks.iter().filter_map(holder).find(|(_, t)| *t < tid);
+                match chunks.iter().find_map(holder) {
                     None => {
                         for c in chunks {
                             held.insert(*c, tid);
                         }
                         return Ok(());
+                    }
+                    Some(b) if gives_way => {
+                        if let Some(o) = older() {
+                            return Err(o);
+                        }
+                        if Instant::now() >= deadline {
+                            return Err(b);
+                        }
                     }
                     Some(b) if Instant::now() >= deadline => return Err(b),
                     Some(_) => {}
@@ -85,6 +96,8 @@ pub enum ParticipantError {
         holder: u64,
         waited_ms: u128,
     },
+    #[error("partition {label} is locked by the older transaction {holder}; this transaction spans several data nodes and gave way to it (run it again)")]
+    GaveWay { label: String, holder: u64 },
 }
 
 impl ParticipantError {
@@ -95,6 +108,7 @@ impl ParticipantError {
             ParticipantError::Storage(_) => ErrorCode::Internal,
             ParticipantError::Invalid(_) => ErrorCode::Runtime,
             ParticipantError::Locked { .. } => ErrorCode::Unavailable,
+            ParticipantError::GaveWay { .. } => ErrorCode::Conflict,
         };
         // The message travels on as the reason of an abort or a failed replay, without the
         // node: a full disk names it, and where.
@@ -209,8 +223,12 @@ impl Participant {
         req: ParticipantRequest,
     ) -> Result<ParticipantReply, ParticipantError> {
         match req {
-            ParticipantRequest::Prepare { tid, ops } => self
-                .prepare(tid, ops)
+            ParticipantRequest::Prepare {
+                tid,
+                ops,
+                gives_way,
+            } => self
+                .prepare(tid, ops, gives_way)
                 .await
                 .map(|rows| ParticipantReply::Prepared { rows }),
             ParticipantRequest::Commit { tid } => {
@@ -224,24 +242,34 @@ impl Participant {
         }
     }
 
+    /// Prepares `ops` for `tid`; `gives_way` for a transaction on several nodes (see
+    /// [`ChunkLocks::acquire`]).
     pub async fn prepare(
         self: &Arc<Self>,
         tid: u64,
         ops: Vec<ChunkOp>,
+        gives_way: bool,
     ) -> Result<u64, ParticipantError> {
         let mut chunks: Vec<ChunkId> = ops.iter().map(|o| o.chunk).collect();
         chunks.sort();
         chunks.dedup();
         self.locks
-            .acquire(tid, &chunks, self.lock_timeout)
+            .acquire(tid, &chunks, self.lock_timeout, gives_way)
             .await
-            .map_err(|(c, holder)| ParticipantError::Locked {
-                label: ops.iter().find(|o| o.chunk == c).map_or_else(
+            .map_err(|(c, holder)| {
+                let label = ops.iter().find(|o| o.chunk == c).map_or_else(
                     || format!("{}/{}", c.table, c.partition),
                     |o| o.label.clone(),
-                ),
-                holder,
-                waited_ms: self.lock_timeout.as_millis(),
+                );
+                if gives_way && holder < tid {
+                    ParticipantError::GaveWay { label, holder }
+                } else {
+                    ParticipantError::Locked {
+                        label,
+                        holder,
+                        waited_ms: self.lock_timeout.as_millis(),
+                    }
+                }
             })?;
         let result = blocking("prepare", || self.prepare_blocking(tid, chunks, ops));
         if result.is_err() {
@@ -919,6 +947,51 @@ fn upsert(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found with DolphinDB's Python client: four sessions appending to partitions on both
+    /// data nodes at once each locked one node and waited for the other until the lock
+    /// timeout, then failed. A transaction on several nodes now waits only for younger ones.
+    #[tokio::test]
+    async fn a_transaction_on_several_nodes_gives_way_to_an_older_one_and_waits_for_a_younger() {
+        let locks = Arc::new(ChunkLocks::default());
+        let (a, b) = (
+            ChunkId {
+                table: 1,
+                partition: 1,
+            },
+            ChunkId {
+                table: 1,
+                partition: 2,
+            },
+        );
+        let long = Duration::from_secs(5);
+        locks.acquire(10, &[a], long, true).await.expect("free");
+        locks.acquire(30, &[b], long, true).await.expect("free");
+        // Younger than the holder of `a`: gives way at once, even with `b` held by a younger.
+        let started = Instant::now();
+        assert_eq!(locks.acquire(20, &[b, a], long, true).await, Err((a, 10)));
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // On one node it waits, whatever the age (it holds nothing while it waits).
+        assert_eq!(
+            locks.acquire(20, &[a], Duration::from_millis(50), false).await,
+            Err((a, 10))
+        );
+        // Older than the holder of `b`: waits until it is released.
+        let waiter = {
+            let locks = locks.clone();
+            tokio::spawn(async move { locks.acquire(5, &[b], long, true).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "an older transaction waits for a younger");
+        locks.release(30);
+        assert_eq!(waiter.await.expect("joined"), Ok(()));
+        let e = ParticipantError::GaveWay {
+            label: "dfs://db/t/2023.01.01".into(),
+            holder: 10,
+        }
+        .to_remote("dnode1");
+        assert_eq!(e.code, ErrorCode::Conflict);
+    }
 
     /// Regression: a full disk on a participant reached the slave's task status as `storage:
     /// IO error: No space left on device (os error 28)`, naming neither the data node nor the

@@ -76,7 +76,7 @@ impl Coordinator {
                 && self
                     .participant
                     .locks
-                    .acquire(p.tid, &p.chunks, Duration::ZERO)
+                    .acquire(p.tid, &p.chunks, Duration::ZERO, false)
                     .await
                     .is_err()
             {
@@ -179,14 +179,14 @@ mod tests {
                 columns: vec![(0, Vector::Int(vec![1, 2, 3]))],
             },
         };
-        n.participant.prepare(7, vec![op]).await.expect("prepare");
+        n.participant.prepare(7, vec![op], false).await.expect("prepare");
         let listed = n.participant.storage.all_prepared().expect("list");
         assert_eq!(listed.len(), 1);
         n.participant.commit(7).await.expect("commit");
         n.resolve_listed(listed, RESOLVE_AFTER_MS).await;
         n.participant
             .locks
-            .acquire(8, &[chunk], Duration::ZERO)
+            .acquire(8, &[chunk], Duration::ZERO, false)
             .await
             .expect("the chunk is free after its transaction committed");
     }

@@ -18,6 +18,10 @@ pub enum ErrorCode {
     /// A transaction planned against a database's metadata that has changed since: it was
     /// rolled back; plan it again against the current metadata.
     StaleCatalog,
+    /// A transaction on several data nodes met a chunk locked by an older one and gave way
+    /// (wait-die, so that such transactions never wait for each other in a circle): it was
+    /// rolled back; run it again.
+    Conflict,
 }
 
 /// An error as the user sees it: one line, starting with the node that raised it.

@@ -13,6 +13,12 @@ pub enum ParticipantRequest {
     Prepare {
         tid: u64,
         ops: Vec<ChunkOp>,
+        /// The transaction prepares on several data nodes, holding locks on one while it may
+        /// wait on another: it waits only for younger transactions (a larger tid) and gives
+        /// way at once to an older one ([`ErrorCode::Conflict`](super::ErrorCode::Conflict)),
+        /// so that no two such transactions ever wait for each other (wait-die). A
+        /// transaction on one node holds nothing while it waits, and always waits.
+        gives_way: bool,
     },
     Commit {
         tid: u64,

@@ -87,10 +87,10 @@ impl Failure {
     }
 
     /// An error from a node of this cluster: transient when the node could not be reached
-    /// (or a lock was busy).
+    /// (or a lock was busy, or the replay gave way to an older transaction).
     fn of(e: RemoteError) -> Failure {
         Failure {
-            kind: if e.code == ErrorCode::Unavailable {
+            kind: if matches!(e.code, ErrorCode::Unavailable | ErrorCode::Conflict) {
                 FailureKind::Transient
             } else {
                 FailureKind::Lasting
