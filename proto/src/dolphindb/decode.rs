@@ -92,10 +92,14 @@ impl<R: BufRead> Decoder<'_, R> {
             }
             types::FORM_DICTIONARY => self.dictionary(depth),
             types::FORM_TABLE => self.table(ty, depth),
-            other => malformed(format!(
-                "{}s are not supported by xrepl",
-                types::form_name(other)
-            )),
+            other => {
+                let name = types::form_name(other);
+                if name.starts_with("form ") {
+                    malformed(format!("{name} is not supported by xrepl"))
+                } else {
+                    malformed(format!("{name}s are not supported by xrepl"))
+                }
+            }
         }
     }
 
@@ -399,7 +403,11 @@ fn unsupported<T>(ty: u8) -> Result<T, DecodeError> {
         types::COMPRESS => {
             malformed("compressed tables are not supported: connect with compress=False")
         }
-        _ => malformed(format!("type {} is not supported by xrepl", type_name(ty))),
+        _ => {
+            let name = type_name(ty);
+            let name = if name.starts_with("type ") { name } else { format!("type {name}") };
+            malformed(format!("{name} is not supported by xrepl"))
+        }
     }
 }
 

@@ -368,7 +368,8 @@ impl Lexer {
             self.push(kind, start);
             return;
         }
-        if self.peek() == Some('!') && self.peek_at(1) == Some('(') {
+        // `append!(...)`, and `append!{...}` (a partial application).
+        if self.peek() == Some('!') && matches!(self.peek_at(1), Some('(' | '{')) {
             self.bump();
             name.push('!');
         }

@@ -710,6 +710,7 @@ mod tests {
         assert_eq!(p("f{1, 2}(3)"), "(call (partial f 1 2) 3)");
         assert_eq!(p("f{\n  1,\n  2\n}"), "(partial f 1 2)");
         assert_eq!(p("f{}"), "(partial f )");
+        assert_eq!(p("append!{t}(x)"), "(call (partial append! t) x)");
         // After a blank, a brace opens a block, as before.
         assert!(parse("if (x) {y = 1}").is_ok());
         assert!(parse("f {1}").is_err());
