@@ -24,6 +24,11 @@
 #                             slave stopped the master commits 20,000 10-row transactions
 #                             (XREPL_BENCH_TASKS), then the slave starts: tasks/s until equal
 #                             (target at least 5,000).
+#   scripts/bench.sh api      the tutorial's 1.21 M-row append through DolphinDB's Python client
+#                             (`tableInsert{loadTable(...)}` with a pandas DataFrame) next to
+#                             the same append from the console, and the rows read back into a
+#                             DataFrame, 3 rounds (scripts/bench_api.py; the client is installed
+#                             by scripts/python-env.sh).
 #   scripts/bench.sh replication-scale  the same catch-up (10,000 tasks) with one, two and three
 #                             slave data nodes, each on a fresh master and slave.
 #
@@ -37,7 +42,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-[ $# -ge 1 ] || { echo "usage: $0 ingest|tutorial|master|replication|replication-scale|memory" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: $0 ingest|tutorial|api|master|replication|replication-scale|memory" >&2; exit 2; }
 what=$1
 
 cargo build --release --bins --quiet
@@ -168,6 +173,10 @@ case "$what" in
     ;;
   tutorial)
     "$XREPL_BIN_DIR/xrepl-bench" --host 127.0.0.1:18849 tutorial
+    ;;
+  api)
+    scripts/python-env.sh
+    "$target/pyenv/bin/python" scripts/bench_api.py 127.0.0.1:18849 "$XREPL_BIN_DIR/xrepl" "${XREPL_BENCH_ROUNDS:-3}"
     ;;
   *) echo "unknown benchmark: $what" >&2; exit 2 ;;
 esac

@@ -209,9 +209,16 @@ impl Session {
             match self.append_once(db, table, data.clone(), keys) {
                 // It spans several nodes and gave way to an older transaction (wait-die): run
                 // it again, a little later each time, until the lock timeout has passed.
-                Err(e) if e.code == ErrorCode::Conflict && std::time::Instant::now() < give_up_at => {
+                Err(e)
+                    if e.code == ErrorCode::Conflict && std::time::Instant::now() < give_up_at =>
+                {
                     gave_way += 1;
-                    tracing::debug!(db, gave_way, "append gave way to an older transaction: {}", e.message);
+                    tracing::debug!(
+                        db,
+                        gave_way,
+                        "append gave way to an older transaction: {}",
+                        e.message
+                    );
                     std::thread::sleep(backoff(gave_way));
                 }
                 Err(e) if e.code == ErrorCode::StaleCatalog && attempt < STALE_RETRIES => {

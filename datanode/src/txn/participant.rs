@@ -973,7 +973,9 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(1));
         // On one node it waits, whatever the age (it holds nothing while it waits).
         assert_eq!(
-            locks.acquire(20, &[a], Duration::from_millis(50), false).await,
+            locks
+                .acquire(20, &[a], Duration::from_millis(50), false)
+                .await,
             Err((a, 10))
         );
         // Older than the holder of `b`: waits until it is released.
@@ -982,7 +984,10 @@ mod tests {
             tokio::spawn(async move { locks.acquire(5, &[b], long, true).await })
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(!waiter.is_finished(), "an older transaction waits for a younger");
+        assert!(
+            !waiter.is_finished(),
+            "an older transaction waits for a younger"
+        );
         locks.release(30);
         assert_eq!(waiter.await.expect("joined"), Ok(()));
         let e = ParticipantError::GaveWay {

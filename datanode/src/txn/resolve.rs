@@ -179,7 +179,10 @@ mod tests {
                 columns: vec![(0, Vector::Int(vec![1, 2, 3]))],
             },
         };
-        n.participant.prepare(7, vec![op], false).await.expect("prepare");
+        n.participant
+            .prepare(7, vec![op], false)
+            .await
+            .expect("prepare");
         let listed = n.participant.storage.all_prepared().expect("list");
         assert_eq!(listed.len(), 1);
         n.participant.commit(7).await.expect("commit");

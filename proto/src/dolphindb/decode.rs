@@ -405,7 +405,11 @@ fn unsupported<T>(ty: u8) -> Result<T, DecodeError> {
         }
         _ => {
             let name = type_name(ty);
-            let name = if name.starts_with("type ") { name } else { format!("type {name}") };
+            let name = if name.starts_with("type ") {
+                name
+            } else {
+                format!("type {name}")
+            };
             malformed(format!("{name} is not supported by xrepl"))
         }
     }
