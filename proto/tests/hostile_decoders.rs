@@ -1133,9 +1133,10 @@ fn delete_where(filter: &[u8]) -> Vec<u8> {
         gives_way: false,
     }))
     .expect("encode");
-    let at = b.len() - 1;
-    assert_eq!(b[at], 0xc0);
-    b.splice(at.., filter.iter().copied());
+    // The filter comes last but for `gives_way` (false, 0xc2).
+    let at = b.len() - 2;
+    assert_eq!(b[at..], [0xc0, 0xc2]);
+    b.splice(at..=at, filter.iter().copied());
     b
 }
 

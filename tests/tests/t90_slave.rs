@@ -451,7 +451,9 @@ loadTable("dfs://dup", "t").append!(table(k, v))"#);
     });
     // Make sure the replay's transaction is on the controller's disk, then kill the
     // controller: the new one sees the task WAITING and hands it out again while the first
-    // replay still holds its chunks. The first commits; the second must be rolled back.
+    // replay still holds its chunks. The first commits; the second must not: it is rolled back
+    // when it is older than the first (it waited for its locks), and gives way at once when
+    // it is younger (both span the two data nodes), and then finds the task finished.
     p.slave.ok(r#"createUser("flush", "123456", false)"#);
     restart(&mut p.slave, "controller1", Duration::from_millis(0));
     p.slave.wait_all_up();
@@ -460,9 +462,16 @@ loadTable("dfs://dup", "t").append!(table(k, v))"#);
         p.slave
             .number("select count(*) from loadTable(\"dfs://dup\", \"t\")")
     };
+    let gave_way = || {
+        ["dnode1", "dnode2"].iter().any(|n| {
+            p.slave
+                .read_log(n)
+                .contains("a replay gave way to an older transaction")
+        })
+    };
     xrepl_tests::wait_for("the second replay to end", Duration::from_secs(20), || {
         let logs = p.slave.read_log("controller1");
-        (logs.contains("duplicate replay rolled back") || count() > 4).then_some(())
+        (logs.contains("duplicate replay rolled back") || gave_way() || count() > 4).then_some(())
     });
     assert_eq!(count(), 4, "the append was applied twice");
     assert_same_db(&p, "dfs://dup", &["t"]);
@@ -471,7 +480,7 @@ loadTable("dfs://dup", "t").append!(table(k, v))"#);
             .read_log(n)
             .contains("a replay of a task applied already was rolled back")
     });
-    assert!(applied_already);
+    assert!(applied_already || gave_way());
 }
 
 #[test]

@@ -83,9 +83,11 @@ fn deep_prepare(depth: usize) -> Vec<u8> {
         gives_way: false,
     }))
     .expect("encode");
-    assert_eq!(body.pop(), Some(0xc0), "the filter comes last");
+    assert_eq!(body.pop(), Some(0xc2), "gives_way comes last");
+    assert_eq!(body.pop(), Some(0xc0), "the filter comes before it");
     body.extend(b"\x81\xa3Not".repeat(depth));
     body.extend(encode(&ColExpr::Column("k".into())).expect("encode"));
+    body.push(0xc2);
     body
 }
 

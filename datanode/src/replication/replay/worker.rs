@@ -536,6 +536,13 @@ impl Replayer {
                     );
                     Ok(())
                 }
+                Err(e) if e.code == ErrorCode::Conflict => {
+                    tracing::info!(
+                        "a replay gave way to an older transaction on the same partitions and runs again later: {}",
+                        e.message
+                    );
+                    Err(e)
+                }
                 Err(e) => Err(e),
             };
         }
