@@ -3,7 +3,7 @@
 
 use xrepl_core::catalog::{ColumnDef, DatabaseMeta, PartitionScheme, Right, TableMeta};
 use xrepl_core::value::{Scalar, Table, Value, Vector, NULL_INT};
-use xrepl_proto::dolphindb;
+use xrepl_proto::dolphindb::types::code_of as type_code;
 
 use crate::session::args::{bad, Args, EvalError};
 use crate::session::state::{Handler, Session};
@@ -105,11 +105,7 @@ fn col_defs(defs: &[ColumnDef]) -> Table {
         columns: vec![
             Vector::String(defs.iter().map(|d| d.name.clone()).collect()),
             Vector::String(defs.iter().map(|d| d.ty.name().to_string()).collect()),
-            Vector::Int(
-                defs.iter()
-                    .map(|d| i32::from(dolphindb::types::code_of(d.ty)))
-                    .collect(),
-            ),
+            Vector::Int(defs.iter().map(|d| i32::from(type_code(d.ty))).collect()),
             Vector::Int(vec![NULL_INT; defs.len()]),
             Vector::String(defs.iter().map(|d| d.comment.clone()).collect()),
         ],
@@ -200,7 +196,7 @@ fn table_schema(d: &DatabaseMeta, t: &TableMeta) -> Value {
             ),
             (
                 "partitionColumnType".into(),
-                Value::Scalar(Scalar::Int(i32::from(dolphindb::types::code_of(c.ty)))),
+                Value::Scalar(Scalar::Int(i32::from(type_code(c.ty)))),
             ),
         ]);
     }

@@ -21,7 +21,7 @@ const SESSION_QUEUE: usize = 16;
 /// A session's answer: its reply, or the error as the client sees it.
 pub type Answer = Result<SessionReply, RemoteError>;
 
-/// A request of a DolphinDB API client, as its connection decoded it (`crate::dolphindb`).
+/// A request of a DolphinDB API client, as its connection decoded it.
 #[derive(Debug)]
 pub enum ApiRequest {
     /// `connect` with a login, or the client's `login(user, password)`.
