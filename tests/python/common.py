@@ -93,6 +93,25 @@ def assert_frames_equal(got, want, **kwargs):
     pd.testing.assert_frame_equal(got, want, **kwargs)
 
 
+class SessionTest(unittest.TestCase):
+    """Tests that share one admin session of XREPL_HOST, `cls.s`, opened once per class."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.s = connect()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.s.close()
+
+    def assert_value(self, got, want, kind):
+        """`got` is a `kind` equal to `want` (a numpy datetime64 of the same unit, too)."""
+        self.assertIsInstance(got, kind)
+        self.assertEqual(got, want)
+        if kind is np.datetime64:
+            self.assertEqual(got.dtype, want.dtype)
+
+
 def run_tests():
     """unittest's main, after the client check; exits non-zero when a test fails."""
     check_client()

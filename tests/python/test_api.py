@@ -15,6 +15,7 @@ sys.dont_write_bytecode = True  # no __pycache__ beside the sources
 from common import (
     PASSWORD,
     USER,
+    SessionTest,
     assert_frames_equal,
     connect,
     ddb,
@@ -84,16 +85,8 @@ def read_back(s, db):
     return sorted_frame(s.run(f"select * from loadTable('{db}', 't')"), ["id"])
 
 
-class Scripts(unittest.TestCase):
+class Scripts(SessionTest):
     """`s.run(script)` and `s.run(function, args...)` and the Python values they give."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.s = connect()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.s.close()
 
     def test_scalars_become_python_and_numpy_scalars(self):
         s = self.s
@@ -118,11 +111,7 @@ class Scripts(unittest.TestCase):
         ]
         for script, want, kind in cases:
             with self.subTest(script=script):
-                got = s.run(script)
-                self.assertIsInstance(got, kind)
-                self.assertEqual(got, want)
-                if kind is np.datetime64:
-                    self.assertEqual(got.dtype, want.dtype)
+                self.assert_value(s.run(script), want, kind)
         self.assertIsNone(s.run("NULL"))
         self.assertIsNone(s.run("int(NULL)"))
         self.assertIsNone(s.run("string(NULL)"))
@@ -206,16 +195,8 @@ class Scripts(unittest.TestCase):
         self.assertEqual(set(perf["state"]), {"up"})
 
 
-class Appends(unittest.TestCase):
+class Appends(SessionTest):
     """The ways DolphinDB users put a DataFrame into a DFS table, and read it back."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.s = connect()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.s.close()
 
     def test_table_insert_partial_application(self):
         db = "dfs://api_insert"
@@ -285,16 +266,8 @@ class Appends(unittest.TestCase):
         self.assertEqual(got["count"][0], 50)
 
 
-class Errors(unittest.TestCase):
+class Errors(SessionTest):
     """A failure is a Python exception carrying xrepl's message, and the session goes on."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.s = connect()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.s.close()
 
     def test_unknown_function(self):
         with self.assertRaisesRegex(RuntimeError, "dnode1: unknown function 'nosuch'"):

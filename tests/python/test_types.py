@@ -10,7 +10,7 @@ import unittest
 
 sys.dont_write_bytecode = True  # no __pycache__ beside the sources
 
-from common import assert_frames_equal, connect, ddb, np, pd, run_tests, sorted_frame
+from common import SessionTest, assert_frames_equal, connect, ddb, np, pd, run_tests, sorted_frame
 
 DB = "dfs://types"
 COLUMNS = ["k", "b", "i", "l", "d", "str", "sym", "dt", "dtm", "ts", "nts"]
@@ -92,15 +92,11 @@ def make_table(s):
     )
 
 
-class DfsTable(unittest.TestCase):
+class DfsTable(SessionTest):
     @classmethod
     def setUpClass(cls):
-        cls.s = connect()
+        super().setUpClass()
         make_table(cls.s)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.s.close()
 
     def test_every_type_and_null_round_trips(self):
         s = self.s
@@ -148,16 +144,8 @@ class DfsTable(unittest.TestCase):
         self.assertEqual(list(got["k"]), [2, 3, 6, 7])
 
 
-class Uploads(unittest.TestCase):
+class Uploads(SessionTest):
     """`s.upload({name: value})` then `s.run(name)`: the value comes back as it went."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.s = connect()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.s.close()
 
     def round_trip(self, value):
         self.s.upload({"x": value})
@@ -191,11 +179,7 @@ class Uploads(unittest.TestCase):
         ]
         for value, want, kind in cases:
             with self.subTest(value=value):
-                got = self.round_trip(value)
-                self.assertIsInstance(got, kind)
-                self.assertEqual(got, want)
-                if kind is np.datetime64:
-                    self.assertEqual(got.dtype, want.dtype)
+                self.assert_value(self.round_trip(value), want, kind)
         # DolphinDB's NULL STRING is the empty string: the client gives None for both.
         for null in (
             "",
