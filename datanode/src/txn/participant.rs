@@ -27,46 +27,59 @@ use crate::storage::{project, Block, Manifest, Prepared, Storage, StorageError, 
 /// Chunk locks held by transactions on this node.
 #[derive(Default)]
 pub struct ChunkLocks {
-    held: Mutex<HashMap<ChunkId, u64>>,
+    /// The holder of each locked chunk, and whether it spans several nodes (it may be waiting
+    /// on another node while it holds this lock).
+    held: Mutex<HashMap<ChunkId, (u64, bool)>>,
     released: Notify,
 }
 
 impl ChunkLocks {
     /// Takes every lock of `chunks` for `tid` at once (all or none, so no deadlock on one
-    /// node), waiting up to `timeout`; `Err` names a chunk still held and its transaction.
+    /// node), waiting up to `timeout`; `Err` names a chunk still held, its transaction, and
+    /// whether this one gave way to it.
     /// With `gives_way` (a transaction on several nodes) it fails at once when an older
-    /// transaction (a smaller tid) holds a chunk: waits then only ever go from older to
-    /// younger, so transactions spread over nodes never wait in a circle.
+    /// transaction on several nodes (a smaller tid) holds a chunk: waits between such
+    /// transactions then only ever go from older to younger, and a transaction on one node
+    /// waits for nothing while it holds locks, so no wait is ever part of a circle.
     pub async fn acquire(
         &self,
         tid: u64,
         chunks: &[ChunkId],
         timeout: Duration,
         gives_way: bool,
-    ) -> Result<(), (ChunkId, u64)> {
+    ) -> Result<(), (ChunkId, u64, bool)> {
         let deadline = Instant::now() + timeout;
         loop {
             let notified = self.released.notified();
             {
                 let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-                let holder = |c: &ChunkId| held.get(c).filter(|t| **t != tid).map(|t| (*c, *t));
-                let older = || chunks.iter().filter_map(holder).find(|(_, t)| *t < tid);
+                let holder = |c: &ChunkId| {
+                    held.get(c)
+                        .filter(|(t, _)| *t != tid)
+                        .map(|(t, several)| (*c, *t, *several))
+                };
+                let older = || {
+                    chunks
+                        .iter()
+                        .filter_map(holder)
+                        .find(|(_, t, several)| *several && *t < tid)
+                };
                 match chunks.iter().find_map(holder) {
                     None => {
                         for c in chunks {
-                            held.insert(*c, tid);
+                            held.insert(*c, (tid, gives_way));
                         }
                         return Ok(());
                     }
                     Some(b) if gives_way => {
-                        if let Some(o) = older() {
-                            return Err(o);
+                        if let Some((c, t, _)) = older() {
+                            return Err((c, t, true));
                         }
                         if Instant::now() >= deadline {
-                            return Err(b);
+                            return Err((b.0, b.1, false));
                         }
                     }
-                    Some(b) if Instant::now() >= deadline => return Err(b),
+                    Some(b) if Instant::now() >= deadline => return Err((b.0, b.1, false)),
                     Some(_) => {}
                 }
             }
@@ -76,7 +89,7 @@ impl ChunkLocks {
 
     pub fn release(&self, tid: u64) {
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        held.retain(|_, t| *t != tid);
+        held.retain(|_, (t, _)| *t != tid);
         drop(held);
         self.released.notify_waiters();
     }
@@ -256,12 +269,12 @@ impl Participant {
         self.locks
             .acquire(tid, &chunks, self.lock_timeout, gives_way)
             .await
-            .map_err(|(c, holder)| {
+            .map_err(|(c, holder, gave_way)| {
                 let label = ops.iter().find(|o| o.chunk == c).map_or_else(
                     || format!("{}/{}", c.table, c.partition),
                     |o| o.label.clone(),
                 );
-                if gives_way && holder < tid {
+                if gave_way {
                     ParticipantError::GaveWay { label, holder }
                 } else {
                     ParticipantError::Locked {
@@ -969,14 +982,30 @@ mod tests {
         locks.acquire(30, &[b], long, true).await.expect("free");
         // Younger than the holder of `a`: gives way at once, even with `b` held by a younger.
         let started = Instant::now();
-        assert_eq!(locks.acquire(20, &[b, a], long, true).await, Err((a, 10)));
+        assert_eq!(
+            locks.acquire(20, &[b, a], long, true).await,
+            Err((a, 10, true))
+        );
         assert!(started.elapsed() < Duration::from_secs(1));
         // On one node it waits, whatever the age (it holds nothing while it waits).
         assert_eq!(
             locks
                 .acquire(20, &[a], Duration::from_millis(50), false)
                 .await,
-            Err((a, 10))
+            Err((a, 10, false))
+        );
+        // An older holder on one node waits for nothing: a transaction on several nodes
+        // waits for it instead of giving way.
+        let c = ChunkId {
+            table: 1,
+            partition: 3,
+        };
+        locks.acquire(1, &[c], long, false).await.expect("free");
+        assert_eq!(
+            locks
+                .acquire(20, &[c], Duration::from_millis(50), true)
+                .await,
+            Err((c, 1, false))
         );
         // Older than the holder of `b`: waits until it is released.
         let waiter = {
