@@ -11,7 +11,6 @@ use xrepl_proto::rpc::{ErrorCode, RemoteError, SessionReply, SessionRequest};
 use xrepl_query::lang::ast::{ExprKind, Stmt};
 
 use super::args::{Args, EvalError};
-use super::registry;
 use super::state::Session;
 use crate::node::DataNode;
 
@@ -362,11 +361,7 @@ impl Session {
                     "'{n}' cannot name a variable: use letters, digits and '_'"
                 )));
             }
-            if registry::is_function(n) {
-                return Err(EvalError::runtime(format!(
-                    "'{n}' is a function; choose another variable name"
-                )));
-            }
+            super::eval::not_a_function(n)?;
         }
         self.vars.extend(names.into_iter().zip(values));
         Ok(())

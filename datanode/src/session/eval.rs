@@ -40,12 +40,7 @@ impl Session {
                 }
             }
             Stmt::Assign { name, value, span } => {
-                if registry::is_function(name) {
-                    return Err(EvalError::runtime(format!(
-                        "'{name}' is a function; choose another variable name"
-                    ))
-                    .at(*span));
-                }
+                not_a_function(name).map_err(|e| e.at(*span))?;
                 let v = self.eval(value)?;
                 if v == Value::Void {
                     return Err(EvalError::runtime(format!(
@@ -373,6 +368,16 @@ impl Session {
         }
         Ok(out)
     }
+}
+
+/// A variable may not take a function's name (the name would call the function, not read it).
+pub(crate) fn not_a_function(name: &str) -> Result<(), EvalError> {
+    if registry::is_function(name) {
+        return Err(EvalError::runtime(format!(
+            "'{name}' is a function; choose another variable name"
+        )));
+    }
+    Ok(())
 }
 
 fn literal(l: &Literal) -> Result<Value, EvalError> {
