@@ -123,7 +123,7 @@ impl Auth {
     }
 
     /// A new token for `user` as the metadata stands.
-    fn issue(&self, user: &str) -> Result<(String, i64), RemoteError> {
+    pub(crate) fn issue(&self, user: &str) -> Result<(String, i64), RemoteError> {
         let expires_ms = now_ms().saturating_add(self.ttl.as_millis() as i64);
         self.meta
             .read(|s| {

@@ -499,6 +499,15 @@ impl Controller {
                     self.meta.read(master::status::replication_flags),
                 )))
             }
+            ControllerRequest::TakeSnapshotWork { node, release } => {
+                self.check_data_nodes(std::slice::from_ref(&node))?;
+                let Role::Master(m) = &self.role else {
+                    return Ok(ControllerReply::SnapshotWork(None));
+                };
+                m.take_snapshot_work(&node, release)
+                    .await
+                    .map(ControllerReply::SnapshotWork)
+            }
             ControllerRequest::SweepTaskData { tids } => {
                 Ok(ControllerReply::Tids(self.sweepable(&tids)))
             }

@@ -281,6 +281,26 @@ impl Vector {
         self.len() == 0
     }
 
+    /// Moves `other`'s values to the end of this vector when both have the same type (in
+    /// time linear in `other`); gives `other` back otherwise.
+    pub fn extend_with(&mut self, other: Vector) -> Result<(), Vector> {
+        match (self, other) {
+            (Vector::Bool(a), Vector::Bool(b)) => a.extend(b),
+            (Vector::Int(a), Vector::Int(b))
+            | (Vector::Date(a), Vector::Date(b))
+            | (Vector::DateTime(a), Vector::DateTime(b)) => a.extend(b),
+            (Vector::Long(a), Vector::Long(b))
+            | (Vector::Timestamp(a), Vector::Timestamp(b))
+            | (Vector::NanoTimestamp(a), Vector::NanoTimestamp(b)) => a.extend(b),
+            (Vector::Double(a), Vector::Double(b)) => a.extend(b),
+            (Vector::String(a), Vector::String(b)) | (Vector::Symbol(a), Vector::Symbol(b)) => {
+                a.extend(b)
+            }
+            (_, other) => return Err(other),
+        }
+        Ok(())
+    }
+
     /// Whether element `i` is NULL (false past the end); reads it in place.
     pub fn is_null(&self, i: usize) -> bool {
         match self {

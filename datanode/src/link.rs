@@ -17,7 +17,7 @@ use xrepl_core::config::DataNodeConfig;
 use xrepl_core::value::Value;
 use xrepl_proto::rpc::{
     CatalogCheck, ControllerReply, ControllerRequest, ErrorCode, NodeTls, RemoteError, RpcClient,
-    RpcError,
+    RpcError, SnapshotWork,
 };
 use xrepl_proto::task::{AttemptProof, ReplayAssignment, ReplayFailure, ReplayOf, TaskMeta};
 use xrepl_proto::ticket::FetchTicket;
@@ -454,6 +454,24 @@ impl ControllerLink {
         match self.call(ControllerRequest::SweepTaskData { tids }).await? {
             ControllerReply::Tids(t) => Ok(t),
             other => Err(self.unexpected("a task data sweep", other)),
+        }
+    }
+
+    /// A bootstrap chunk for this node to snapshot (`None`: none now); `release` gives back
+    /// the one handed out before that could not be sent, with why.
+    pub async fn take_snapshot_work(
+        &self,
+        release: Option<(u64, u32, String)>,
+    ) -> Result<Option<SnapshotWork>, RemoteError> {
+        match self
+            .call(ControllerRequest::TakeSnapshotWork {
+                node: self.alias.clone(),
+                release,
+            })
+            .await?
+        {
+            ControllerReply::SnapshotWork(w) => Ok(w),
+            other => Err(self.unexpected("a request for bootstrap work", other)),
         }
     }
 

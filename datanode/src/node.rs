@@ -88,6 +88,10 @@ impl DataNode {
                 tasks,
                 txn.clone(),
                 key.clone(),
+                cfg.replication
+                    .as_ref()
+                    .and_then(|r| r.public_address.clone())
+                    .unwrap_or_else(|| (cfg.host.clone(), cfg.port)),
             ))),
             (Some(r), None) if r.mode == ReplicationMode::Slave => Role::Slave(Arc::new(
                 Replayer::new(&cfg.alias, r.clone(), link.clone(), txn.clone()),

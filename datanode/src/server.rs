@@ -192,6 +192,7 @@ pub async fn run(
         Role::Master(m) => {
             let m = m.clone();
             let mut stop = shutdown.clone();
+            tokio::spawn(m.clone().run_snapshots(shutdown.clone()));
             Some(tokio::spawn(async move {
                 let mut tick = tokio::time::interval(SWEEP_EVERY);
                 loop {

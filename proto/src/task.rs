@@ -39,10 +39,12 @@ pub enum OperationType {
     ReplaceColumn,
     SetColumnComment,
     RenameColumn,
+    /// One chunk of a table as the master had it at this task: the slave replaces its copy.
+    SnapshotChunk,
 }
 
 impl OperationType {
-    pub const ALL: [OperationType; 19] = [
+    pub const ALL: [OperationType; 20] = [
         OperationType::CreateDomain,
         OperationType::CreateTable,
         OperationType::CreatePartitionedTable,
@@ -62,6 +64,7 @@ impl OperationType {
         OperationType::ReplaceColumn,
         OperationType::SetColumnComment,
         OperationType::RenameColumn,
+        OperationType::SnapshotChunk,
     ];
 
     pub fn name(self) -> &'static str {
@@ -85,6 +88,7 @@ impl OperationType {
             OperationType::ReplaceColumn => "REPLACE_COLUMN",
             OperationType::SetColumnComment => "SET_COLUMN_COMMENT",
             OperationType::RenameColumn => "RENAME_COLUMN",
+            OperationType::SnapshotChunk => "SNAPSHOT_CHUNK",
         }
     }
 }
@@ -100,9 +104,14 @@ impl fmt::Display for OperationType {
 /// so `now()` in a `where` means the master's moment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum TaskData {
+    /// The flag turned on. `tables`: every table as the commit saw it (`None` in tasks of
+    /// versions before bootstrap): the slave makes its copy of the database exactly these
+    /// tables, empty, and the chunks' rows follow as [`TaskData::SnapshotChunk`] tasks.
     CreateDomain {
         db: String,
         scheme: PartitionScheme,
+        #[serde(default)]
+        tables: Option<Vec<TableDef>>,
     },
     /// CREATE_TABLE (dimension) or CREATE_PARTITIONED_TABLE.
     CreateTable {
@@ -191,6 +200,40 @@ pub enum TaskData {
         table: String,
         names: Vec<(String, String)>,
     },
+    /// Every row of one chunk (`partition` of `table`) as the master held it when this task
+    /// was numbered, columns in the table's order: the slave's chunk becomes exactly these.
+    SnapshotChunk {
+        db: String,
+        table: String,
+        partition: u32,
+        data: Table,
+    },
+}
+
+/// A table's definition in a bootstrap, by names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableDef {
+    pub name: String,
+    pub kind: TableKind,
+    pub columns: Vec<(String, DataType)>,
+    /// Column comments that are not empty.
+    pub comments: Vec<(String, String)>,
+}
+
+impl TableDef {
+    pub fn of(t: &xrepl_core::catalog::TableMeta) -> TableDef {
+        TableDef {
+            name: t.name.clone(),
+            kind: t.kind.clone(),
+            columns: t.columns.iter().map(|c| (c.name.clone(), c.ty)).collect(),
+            comments: t
+                .columns
+                .iter()
+                .filter(|c| !c.comment.is_empty())
+                .map(|c| (c.name.clone(), c.comment.clone()))
+                .collect(),
+        }
+    }
 }
 
 impl TaskData {
@@ -218,6 +261,7 @@ impl TaskData {
             TaskData::ReplaceColumn { .. } => OperationType::ReplaceColumn,
             TaskData::SetColumnComment { .. } => OperationType::SetColumnComment,
             TaskData::RenameColumn { .. } => OperationType::RenameColumn,
+            TaskData::SnapshotChunk { .. } => OperationType::SnapshotChunk,
         }
     }
 
@@ -239,7 +283,8 @@ impl TaskData {
             | TaskData::TruncateTable { db, .. }
             | TaskData::ReplaceColumn { db, .. }
             | TaskData::SetColumnComment { db, .. }
-            | TaskData::RenameColumn { db, .. } => db,
+            | TaskData::RenameColumn { db, .. }
+            | TaskData::SnapshotChunk { db, .. } => db,
         }
     }
 
@@ -262,7 +307,8 @@ impl TaskData {
             | TaskData::TruncateTable { table, .. }
             | TaskData::ReplaceColumn { table, .. }
             | TaskData::SetColumnComment { table, .. }
-            | TaskData::RenameColumn { table, .. } => table,
+            | TaskData::RenameColumn { table, .. }
+            | TaskData::SnapshotChunk { table, .. } => table,
         }
     }
 
@@ -364,7 +410,8 @@ impl TaskData {
             | TaskData::Upsert { .. }
             | TaskData::SqlUpdate { .. }
             | TaskData::SqlDelete { .. }
-            | TaskData::TruncateTable { .. } => vec![],
+            | TaskData::TruncateTable { .. }
+            | TaskData::SnapshotChunk { .. } => vec![],
         }
     }
 
@@ -386,6 +433,13 @@ impl TaskData {
                 db,
                 table: table.clone(),
                 partitions: partitions.clone(),
+            },
+            TaskData::SnapshotChunk {
+                table, partition, ..
+            } => Scope::Chunks {
+                db,
+                table: table.clone(),
+                partitions: vec![*partition],
             },
             TaskData::RenameTable { from, to, .. } => Scope::Tables {
                 db,
@@ -409,6 +463,7 @@ impl TaskData {
             src_port,
             data_written: false,
             data_bytes: 0,
+            snapshot: None,
         }
     }
 }
@@ -445,6 +500,19 @@ pub struct TaskMeta {
     /// Bytes of the encoded task data (what the master keeps until every slave has it).
     #[serde(default)]
     pub data_bytes: u64,
+    /// A [`TaskData::SnapshotChunk`]'s place in its bootstrap: the commit is refused unless
+    /// that chunk is still to be sent, and marks it sent.
+    #[serde(default)]
+    pub snapshot: Option<SnapshotRef>,
+}
+
+/// Which chunk of which bootstrap a snapshot task sends, and its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotRef {
+    pub job: u64,
+    /// The chunk's index in the bootstrap's list.
+    pub index: u32,
+    pub rows: u64,
 }
 
 /// A numbered task, as the master's send queue holds it and a slave receives it.
@@ -489,6 +557,11 @@ pub struct AttemptProof {
     pub started_ns: i64,
     pub nonce: serde_bytes::ByteBuf,
 }
+
+/// How the abort of a transaction that straddled `setDatabaseForClusterReplication(db, true)`
+/// ends (it was planned without its task data): the coordinator reports it as a stale catalog,
+/// so that the write is planned and run again.
+pub const TURNED_ON_WHILE_RUNNING: &str = "while this transaction ran; run it again";
 
 /// Most encoded task data that travels inside the pull answer and the hand-out instead of
 /// being fetched from the master data node (a 10-row append is about 250 bytes).
@@ -551,7 +624,7 @@ mod tests {
     #[test]
     fn every_operation_has_its_name_once() {
         let names: BTreeSet<&str> = OperationType::ALL.iter().map(|o| o.name()).collect();
-        assert_eq!(names.len(), 19);
+        assert_eq!(names.len(), 20);
         assert!(names.contains("SET_COLUMN_COMMENT"));
     }
 }

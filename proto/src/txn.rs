@@ -73,6 +73,9 @@ pub enum ChunkAction {
     Drop,
     /// Rewrites a column in a new type (replaceColumn!).
     Convert { column: u32, to: DataType },
+    /// Changes nothing: holds the chunk's lock until the transaction ends, so that its rows
+    /// can be read as of the commit (a bootstrap's chunk snapshot).
+    Hold,
 }
 
 /// One unit of a participant's work.

@@ -475,6 +475,7 @@ fn task_meta() -> TaskMeta {
         src_port: 8849,
         data_written: true,
         data_bytes: 250,
+        snapshot: None,
     }
 }
 
@@ -537,6 +538,7 @@ fn task_data() -> Vec<TaskData> {
                 ty: DataType::Symbol,
                 buckets: 10,
             },
+            tables: Some(vec![]),
         },
         TaskData::Append {
             db: "dfs://db".into(),

@@ -72,6 +72,7 @@ fn append_task(partition: u32) -> TaskMeta {
         src_port: 8849,
         data_written: true,
         data_bytes: 250,
+        snapshot: None,
     }
 }
 

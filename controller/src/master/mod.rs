@@ -6,6 +6,8 @@
 //! - [`serve`]: the requests of slave clusters (login, registration, pulls with long polling,
 //!   which carry small tasks' data from [`crate::inline`]);
 //! - [`task_check`]: what a commit's proposed task must be (pure);
+//! - [`bootstrap`]: the bootstraps of databases whose replication was turned on (durable,
+//!   pure), and [`snapshots`]: handing their chunks out to the data nodes that hold them;
 //! - [`status`]: `start`/`stopClusterReplication()` and the status tables
 //!   (`getMasterReplicationStatus`, `getRecentSlaveReplicationInfo`,
 //!   `getDatabaseClusterReplicationStatus`).
@@ -13,8 +15,10 @@
 //! A task is numbered into the send queue by the same metadata command that records its
 //! transaction's commit (`crate::txn`).
 
+pub mod bootstrap;
 pub mod send_queue;
 pub mod serve;
+pub mod snapshots;
 pub mod status;
 pub mod task_check;
 pub mod task_list;
@@ -53,6 +57,8 @@ pub struct Master {
     last_pull: DashMap<String, i64>,
     /// Small tasks' data, sent with the tasks in pull answers; memory only.
     inline: std::sync::Mutex<InlineCache>,
+    /// The bootstrap chunks handed out to data nodes; memory only.
+    snapshot_leases: std::sync::Mutex<snapshots::Leases>,
 }
 
 /// Most small tasks' data the master controller keeps in memory for the pulls.
@@ -85,6 +91,7 @@ impl Master {
             task_added: Notify::new(),
             last_pull: DashMap::new(),
             inline: std::sync::Mutex::new(InlineCache::new(INLINE_KEEP_BYTES)),
+            snapshot_leases: std::sync::Mutex::new(snapshots::Leases::default()),
         }
     }
 

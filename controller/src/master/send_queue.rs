@@ -483,6 +483,7 @@ mod tests {
             src_port: 1,
             data_written: true,
             data_bytes: 1000,
+            snapshot: None,
         }
     }
 

@@ -115,6 +115,7 @@ mod tests {
             src_port: port,
             data_written: true,
             data_bytes: 250,
+            snapshot: None,
         }
     }
 

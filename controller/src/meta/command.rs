@@ -145,6 +145,9 @@ pub enum MetaCommand {
         finished: Vec<u64>,
         now_ms: i64,
     },
+    /// Master: chunk `index` of bootstrap `job` is gone (its table or partition was
+    /// dropped): there is nothing to send.
+    SkipSnapshotChunk { job: u64, index: u32, now_ms: i64 },
     /// Places chunks that have no node yet (outside any transaction: an empty chunk is harmless).
     AssignChunks {
         db: String,

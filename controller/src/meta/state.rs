@@ -10,8 +10,10 @@ use xrepl_core::catalog::{Access, Catalog, CatalogChange, DatabaseMeta, Grants, 
 
 use super::command::{Decision, MetaCommand, MetaOutcome};
 use super::tidset::TidSet;
+use crate::master::bootstrap::{Bootstraps, JobTouch};
 use crate::master::send_queue::{SendQueue, SendTouch};
 use crate::slave::queue::{ExecQueue, QueueTouch};
+use xrepl_proto::task::OperationType;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
@@ -50,6 +52,11 @@ pub(super) enum Touch {
     Slave(String),
     SlaveRepl,
     SlaveTask(u64),
+    /// A bootstrap job (`j/<id>`), and its chunk list (`J/<id>`) when `chunks`.
+    Job {
+        id: u64,
+        chunks: bool,
+    },
     /// Tids were leased: `m/tid_lease` (the group is flushed, as every group is).
     Lease,
     /// Decisions were forgotten: `m/settled`.
@@ -83,6 +90,8 @@ pub struct MetaState {
     pub settled: TidSet,
     /// Master: the send queue and the registered slaves.
     pub send: SendQueue,
+    /// Master: the bootstraps of databases whose replication was turned on.
+    pub bootstrap: Bootstraps,
     /// Slave: the execution queue.
     pub slave: ExecQueue,
 }
@@ -250,6 +259,11 @@ impl MetaState {
                     _ => false,
                 };
                 let missing_data = replicated && task.as_ref().is_some_and(|t| !t.data_written);
+                // A chunk snapshot commits only while its chunk is still to be sent.
+                let snapshot_refused = match task.as_ref().and_then(|t| t.snapshot) {
+                    Some(r) if replicated => self.bootstrap.may_send(r.job, r.index),
+                    _ => None,
+                };
                 let refused = if commit {
                     replay
                         .iter()
@@ -264,11 +278,14 @@ impl MetaState {
                     Decision::new(
                         false,
                         format!(
-                            "replication was turned on for '{}' while this transaction ran; run it again",
-                            task.as_ref().map_or("", |t| t.db.as_str())
+                            "replication was turned on for '{}' {}",
+                            task.as_ref().map_or("", |t| t.db.as_str()),
+                            xrepl_proto::task::TURNED_ON_WHILE_RUNNING
                         ),
                         waiting,
                     )
+                } else if let Some(why) = snapshot_refused {
+                    Decision::new(false, why, waiting)
                 } else if commit {
                     match self.catalog.apply_all(changes) {
                         Ok(()) => {
@@ -302,6 +319,18 @@ impl MetaState {
                     _ => None,
                 };
                 decision.task = task_id;
+                if decision.committed {
+                    let mut jobs = vec![];
+                    self.bootstrap_after(
+                        changes,
+                        task.as_deref(),
+                        task_id,
+                        user,
+                        *now_ns / 1_000_000,
+                        &mut jobs,
+                    );
+                    Self::touch_jobs(&mut touches, jobs);
+                }
                 if decision.committed {
                     for r in replay {
                         let t = self.slave.finish(r, *now_ns);
@@ -407,6 +436,11 @@ impl MetaState {
                 Self::touch_send(&mut touches, self.send.progress(slave, finished, *now_ms)?);
                 (MetaOutcome::Done, touches)
             }
+            MetaCommand::SkipSnapshotChunk { job, index, now_ms } => {
+                let mut touches = vec![];
+                Self::touch_jobs(&mut touches, self.bootstrap.skip(*job, *index, *now_ms)?);
+                (MetaOutcome::Done, touches)
+            }
             MetaCommand::AssignChunks { db, table, chunks } => {
                 self.catalog.apply(&CatalogChange::AssignChunks {
                     db: db.clone(),
@@ -427,6 +461,55 @@ impl MetaState {
             QueueTouch::Repl => Touch::SlaveRepl,
             QueueTouch::Task(id) => Touch::SlaveTask(id),
         }));
+    }
+
+    fn touch_jobs(touches: &mut Vec<Touch>, changed: Vec<JobTouch>) {
+        touches.extend(changed.into_iter().map(|t| match t {
+            JobTouch::Job { id, chunks } => Touch::Job { id, chunks },
+        }));
+    }
+
+    /// What a master's commit means for its bootstraps: a CREATE_DOMAIN task starts one for
+    /// every chunk of the database as the commit leaves it; a chunk snapshot's task marks its
+    /// chunk sent; turning replication off or dropping the database ends its bootstrap.
+    fn bootstrap_after(
+        &mut self,
+        changes: &[CatalogChange],
+        task: Option<&xrepl_proto::task::TaskMeta>,
+        task_id: Option<u64>,
+        user: &str,
+        now_ms: i64,
+        touched: &mut Vec<JobTouch>,
+    ) {
+        for c in changes {
+            match c {
+                CatalogChange::SetReplication {
+                    path,
+                    enabled: false,
+                } => self
+                    .bootstrap
+                    .end_db(path, "replication was turned off", now_ms, touched),
+                CatalogChange::DropDatabase { path } => {
+                    self.bootstrap
+                        .end_db(path, "the database was dropped", now_ms, touched)
+                }
+                _ => {}
+            }
+        }
+        let (Some(t), Some(id)) = (task, task_id) else {
+            return;
+        };
+        match (t.op, t.snapshot) {
+            (OperationType::CreateDomain, _) => {
+                if let Some(d) = self.catalog.dbs.get(&t.db) {
+                    self.bootstrap.start(d, user, id, now_ms, touched);
+                }
+            }
+            (OperationType::SnapshotChunk, Some(r)) => {
+                self.bootstrap.sent(r, id, t.data_bytes, now_ms, touched)
+            }
+            _ => {}
+        }
     }
 
     fn touch_send(touches: &mut Vec<Touch>, changed: Vec<SendTouch>) {

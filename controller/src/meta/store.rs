@@ -9,6 +9,8 @@
 //!   `m/settled` (the tids whose decisions were forgotten, as ranges)
 //! - replication (master): `m/repl` → `ReplState`;  `q/<taskId>` → `TaskInfo` (the send
 //!   queue);  `s/<slave>` → `SlaveInfo`
+//! - bootstraps (master): `j/<id>` → `SnapshotJob` (its progress), `J/<id>` → its chunk list
+//!   (written once)
 //! - replication (slave): `m/slave` → `SlaveRepl` (status, pull position);  `r/<taskId>` →
 //!   `SlaveTask` (the execution queue; a task's FINISHED is written with the commit of the
 //!   transaction that replayed it)
@@ -24,6 +26,7 @@ use xrepl_store::{Change, LoggedTree};
 
 use super::state::{MetaState, Touch};
 use crate::error::ControllerError;
+use crate::master::bootstrap::JobChunk;
 use crate::master::send_queue::{ReplState, SendQueue, SlaveInfo};
 use crate::master::task_list::TaskList;
 use crate::slave::queue::{ExecQueue, SlaveRepl, SlaveTask};
@@ -68,6 +71,7 @@ impl Store {
         let mut tasks = TaskList::default();
         let mut slaves: BTreeMap<String, SlaveInfo> = BTreeMap::new();
         let mut slave_tasks: BTreeMap<u64, SlaveTask> = BTreeMap::new();
+        let mut job_chunks: BTreeMap<u64, Vec<JobChunk>> = BTreeMap::new();
         for item in self.tree.tree().iter() {
             let (k, v) = item?;
             if k.as_ref() == SEQ_KEY {
@@ -119,6 +123,12 @@ impl Store {
                 Some(b"r/") => {
                     slave_tasks.insert(id()?, decode(&k, &v)?);
                 }
+                Some(b"j/") => {
+                    s.bootstrap.jobs.insert(id()?, decode(&k, &v)?);
+                }
+                Some(b"J/") => {
+                    job_chunks.insert(id()?, decode(&k, &v)?);
+                }
                 _ => match text.as_str() {
                     "m/applied" => s.applied = decode(&k, &v)?,
                     "m/next_tid" => s.next_tid = decode(&k, &v)?,
@@ -144,6 +154,19 @@ impl Store {
         // resume above it, so that no tid is given twice.
         s.next_tid = s.next_tid.max(s.tid_lease);
         s.send = SendQueue::load(repl, tasks, slaves);
+        for (id, j) in s.bootstrap.jobs.iter_mut() {
+            j.chunks = job_chunks.remove(id).unwrap_or_default();
+            if j.chunks.len() != j.sent.len() {
+                return Err(ControllerError::Corrupt {
+                    key: format!("J/{id}"),
+                    reason: format!(
+                        "bootstrap {id} lists {} chunks and {} sent marks",
+                        j.chunks.len(),
+                        j.sent.len()
+                    ),
+                });
+            }
+        }
         s.slave = ExecQueue::load(slave_repl, slave_tasks);
         Ok(s)
     }
@@ -198,6 +221,18 @@ impl Store {
                 Touch::SlaveTask(id) => match s.slave.tasks.get(id) {
                     Some(t) => change.put(tid_key("r/", *id), encode(t)),
                     None => change.remove(tid_key("r/", *id)),
+                },
+                Touch::Job { id, chunks } => match s.bootstrap.jobs.get(id) {
+                    Some(j) => {
+                        change.put(tid_key("j/", *id), encode(j));
+                        if *chunks {
+                            change.put(tid_key("J/", *id), encode(&j.chunks));
+                        }
+                    }
+                    None => {
+                        change.remove(tid_key("j/", *id));
+                        change.remove(tid_key("J/", *id));
+                    }
                 },
                 Touch::Revoked => change.put("m/revoked", encode(&s.revoked_tokens)),
                 Touch::TokenKey => {

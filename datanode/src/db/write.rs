@@ -316,7 +316,7 @@ fn backoff(attempt: u32) -> std::time::Duration {
 }
 
 /// How often a write is planned again after the controller found the catalog cache stale.
-const STALE_RETRIES: u32 = 3;
+pub(crate) const STALE_RETRIES: u32 = 3;
 
 /// Rows from which an append is planned with a fresh catalog and consumes its data.
 pub const LARGE_APPEND: usize = 65_536;

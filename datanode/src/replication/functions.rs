@@ -7,13 +7,15 @@ use std::collections::BTreeMap;
 
 use xrepl_core::catalog::{CatalogChange, Right};
 use xrepl_core::value::{Scalar, Table, Value, Vector};
-use xrepl_proto::task::TaskData;
+use xrepl_proto::rpc::CatalogCheck;
+use xrepl_proto::task::{TableDef, TaskData};
 
 use super::consistency::check_consistency as check_consistency_of;
 use crate::db::write::Replication;
 use crate::node::Role;
 use crate::session::args::{bad, Args, EvalError};
 use crate::session::state::{Handler, Session};
+use crate::txn::coordinator::Tx;
 
 /// The functions of this module; each runs only where its placement allows.
 pub const FUNCTIONS: &[(&str, Handler)] = &[
@@ -101,17 +103,27 @@ fn set_db_replication(s: &mut Session, f: &str, a: Args) -> Result<Value, EvalEr
             TaskData::CreateDomain {
                 db: path.clone(),
                 scheme: d.scheme.clone(),
+                tables: Some(d.tables.values().map(TableDef::of).collect()),
             },
             &[],
         )
     } else {
         None
     };
-    s.transact(
-        vec![CatalogChange::SetReplication { path, enabled }],
-        BTreeMap::new(),
+    // The tables the task names are those of `d`: the controller refuses the commit if the
+    // database changed since (a table created meanwhile would be missing on the slaves).
+    s.run_tx(Tx {
         task,
-    )?;
+        check: Some(CatalogCheck {
+            db: path.clone(),
+            version: d.version,
+            need: Right::Owner,
+        }),
+        ..Tx::new(
+            vec![CatalogChange::SetReplication { path, enabled }],
+            BTreeMap::new(),
+        )
+    })?;
     Ok(Value::Void)
 }
 

@@ -30,6 +30,9 @@ pub struct MasterNode {
     key: ClusterKey,
     /// Where the next task data sweep starts (it walks the held tids in pages and wraps).
     pub(super) sweep_from: AtomicU64,
+    /// The `host:port` tasks name as where their data is (`clusterReplicationPublicAddress`,
+    /// else the node's own).
+    source: (String, u16),
 }
 
 impl MasterNode {
@@ -40,9 +43,11 @@ impl MasterNode {
         tasks: Arc<TaskStore>,
         coordinator: Arc<Coordinator>,
         key: ClusterKey,
+        source: (String, u16),
     ) -> MasterNode {
         MasterNode {
             alias: alias.to_string(),
+            source,
             site,
             link,
             tasks,
@@ -52,8 +57,20 @@ impl MasterNode {
         }
     }
 
-    fn error(&self, code: ErrorCode, message: impl Into<String>) -> RemoteError {
+    pub(super) fn error(&self, code: ErrorCode, message: impl Into<String>) -> RemoteError {
         refusal(&self.alias, code, message)
+    }
+
+    pub(super) fn alias(&self) -> &str {
+        &self.alias
+    }
+
+    pub(super) fn source(&self) -> (&str, u16) {
+        (&self.source.0, self.source.1)
+    }
+
+    pub(super) fn coordinator(&self) -> &Coordinator {
+        &self.coordinator
     }
 
     pub(super) fn link(&self) -> &ControllerLink {

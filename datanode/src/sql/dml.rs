@@ -3,11 +3,13 @@
 
 use xrepl_core::catalog::Right;
 use xrepl_core::value::{Table, Value, Vector};
+use xrepl_proto::rpc::ErrorCode;
 use xrepl_proto::task::TaskData;
 use xrepl_proto::txn::ChunkAction;
 use xrepl_query::lang::ast::Expr;
 use xrepl_query::ops;
 
+use crate::db::write::STALE_RETRIES;
 use crate::plan;
 use crate::session::args::{as_vector, bad, not_found, EvalError};
 use crate::session::state::Session;
@@ -24,8 +26,48 @@ impl Session {
         }
     }
 
-    /// `update t set ... where ...` on a DFS table.
+    /// `update t set ... where ...` on a DFS table, planned and run again (at most
+    /// [`STALE_RETRIES`] times) when the database changed while it ran.
     pub(crate) fn sql_update(
+        &mut self,
+        table: &Expr,
+        set: &[(String, Expr)],
+        filter: Option<&Expr>,
+    ) -> Result<Value, EvalError> {
+        self.again_if_stale(|s| s.sql_update_once(table, set, filter))
+    }
+
+    /// `delete from t where ...` on a DFS table, planned and run again like an update.
+    pub(crate) fn sql_delete(
+        &mut self,
+        table: &Expr,
+        filter: Option<&Expr>,
+    ) -> Result<Value, EvalError> {
+        self.again_if_stale(|s| s.sql_delete_once(table, filter))
+    }
+
+    /// Runs `f` again while it fails because the database changed while it ran (nothing was
+    /// written then): its definition, or its replication flag.
+    fn again_if_stale(
+        &mut self,
+        mut f: impl FnMut(&mut Self) -> Result<Value, EvalError>,
+    ) -> Result<Value, EvalError> {
+        let mut attempt = 0;
+        loop {
+            match f(self) {
+                Err(e) if e.code == ErrorCode::StaleCatalog && attempt < STALE_RETRIES => {
+                    tracing::debug!(
+                        "the database changed; planning the write again: {}",
+                        e.message
+                    );
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn sql_update_once(
         &mut self,
         table: &Expr,
         set: &[(String, Expr)],
@@ -68,12 +110,7 @@ impl Session {
         Ok(Value::Void)
     }
 
-    /// `delete from t where ...` on a DFS table.
-    pub(crate) fn sql_delete(
-        &mut self,
-        table: &Expr,
-        filter: Option<&Expr>,
-    ) -> Result<Value, EvalError> {
+    fn sql_delete_once(&mut self, table: &Expr, filter: Option<&Expr>) -> Result<Value, EvalError> {
         let (db, name) = self.dfs_table(table, "delete")?;
         let (d, t) = self.table_meta(&db, &name, Some(Right::Write))?;
         let filter = filter.map(|f| self.col_expr(f, &t.columns)).transpose()?;

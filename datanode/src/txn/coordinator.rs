@@ -17,7 +17,7 @@ use xrepl_core::config::DataNodeConfig;
 use xrepl_proto::rpc::{
     CatalogCheck, ErrorCode, ParticipantReply, ParticipantRequest, RemoteError, RpcClient,
 };
-use xrepl_proto::task::{ReplayOf, TaskData, TaskMeta, INLINE_DATA_MAX};
+use xrepl_proto::task::{ReplayOf, TaskData, TaskMeta, INLINE_DATA_MAX, TURNED_ON_WHILE_RUNNING};
 use xrepl_proto::txn::{Scan, ScanResult, Verdict};
 
 use super::participant::Participant;
@@ -54,7 +54,13 @@ pub struct Tx {
     pub replay: Vec<ReplayOf>,
     /// The cached catalog its operations were planned with, checked by the controller.
     pub check: Option<CatalogCheck>,
+    /// Reads the task's data once every participant has prepared (holds its locks), on the
+    /// blocking pool: a bootstrap's chunk snapshot reads the chunk as of the commit.
+    pub read_task: Option<ReadTask>,
 }
+
+/// See [`Tx::read_task`].
+pub type ReadTask = Box<dyn FnOnce() -> Result<TaskData, String> + Send>;
 
 impl Tx {
     /// A transaction of changes and operations only.
@@ -65,6 +71,7 @@ impl Tx {
             task: None,
             replay: vec![],
             check: None,
+            read_task: None,
         }
     }
 }
@@ -265,6 +272,7 @@ impl Coordinator {
             task,
             replay,
             check,
+            read_task,
         } = tx;
         let tid = self.next_tid(token).await?;
         let timer = std::time::Instant::now();
@@ -297,10 +305,42 @@ impl Coordinator {
                 .await;
             (node, r)
         });
-        let (prepared, written) = tokio::join!(
-            futures::future::join_all(prepares),
-            self.write_task_data(tid, data)
-        );
+        let (prepared, written) = match read_task {
+            None => {
+                tokio::join!(
+                    futures::future::join_all(prepares),
+                    self.write_task_data(tid, data)
+                )
+            }
+            Some(read) => {
+                let prepared = futures::future::join_all(prepares).await;
+                let held = prepared
+                    .iter()
+                    .all(|(_, r)| matches!(r, Ok(ParticipantReply::Prepared { .. })));
+                let written = if held {
+                    match tokio::task::spawn_blocking(read).await {
+                        Ok(Ok(d)) => {
+                            if let (Some(m), TaskData::SnapshotChunk { data, .. }) =
+                                (meta.as_mut(), &d)
+                            {
+                                if let Some(r) = m.snapshot.as_mut() {
+                                    r.rows = data.rows() as u64;
+                                }
+                            }
+                            self.write_task_data(tid, Some(d)).await
+                        }
+                        Ok(Err(m)) => Err(self.error(ErrorCode::Internal, m)),
+                        Err(e) => Err(self.error(
+                            ErrorCode::Internal,
+                            format!("the read of the task data stopped: {e}"),
+                        )),
+                    }
+                } else {
+                    Ok((false, 0, None))
+                };
+                (prepared, written)
+            }
+        };
         let prepared_at = timer.elapsed();
         let mut rows = 0u64;
         let mut failure: Option<RemoteError> = None;
@@ -403,7 +443,12 @@ impl Coordinator {
                 if written {
                     self.drop_task_data(tid);
                 }
-                Err(self.error(ErrorCode::Runtime, d.reason))
+                let code = if d.reason.ends_with(TURNED_ON_WHILE_RUNNING) {
+                    ErrorCode::StaleCatalog
+                } else {
+                    ErrorCode::Runtime
+                };
+                Err(self.error(code, d.reason))
             }
             // The controller answered a first request with a refusal (e.g. a missing right):
             // it recorded the abort before answering, so the outcome is known. A refusal of a

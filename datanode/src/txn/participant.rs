@@ -498,6 +498,7 @@ impl Participant {
                     Ok(Some((out, rows as u64)))
                 })?;
             }
+            ChunkAction::Hold => {}
         }
         Ok(())
     }

@@ -123,6 +123,13 @@ pub enum ControllerRequest {
     /// A master data node asks which of the transactions whose task data it holds need it no
     /// more (truncated tasks, transactions without a task): answers [`ControllerReply::Tids`].
     SweepTaskData { tids: Vec<u64> },
+    /// Master data node `node` asks for a chunk of a bootstrap to snapshot (one it holds),
+    /// giving back the one it was handed before if it could not send it (`release`, with
+    /// why): answers [`ControllerReply::SnapshotWork`].
+    TakeSnapshotWork {
+        node: String,
+        release: Option<(u64, u32, String)>,
+    },
     /// A slave data node's replay worker asks for tasks to replay (a batch of at most `max`,
     /// consecutive in the order the replication rules allow), waiting up to `wait_ms`:
     /// answers [`ControllerReply::ReplayTask`]. It first reports how its previous attempts
@@ -219,10 +226,27 @@ pub enum ControllerReply {
     Database(Option<DatabaseMeta>),
     Placement(BTreeMap<u32, String>),
     Tids(Vec<u64>),
+    /// A chunk to snapshot for a bootstrap (`None`: nothing for this node now).
+    SnapshotWork(Option<SnapshotWork>),
     /// Where a slave reaches its master: the master controller's `host:port` and the slave's
     /// fetch ticket there (the slave's session token stays in the slave controller).
     MasterAccess {
         master: String,
         ticket: crate::ticket::FetchTicket,
     },
+}
+
+/// A chunk a master data node sends for a bootstrap: it reads the chunk under its lock in a
+/// transaction whose task (SNAPSHOT_CHUNK) carries the rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotWork {
+    pub job: u64,
+    pub index: u32,
+    pub db: String,
+    /// The table's name now (it may have been renamed since the bootstrap began).
+    pub table: String,
+    pub table_id: u64,
+    pub partition: u32,
+    /// A session token of the user who turned replication on: the transaction runs as them.
+    pub token: String,
 }

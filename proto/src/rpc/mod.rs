@@ -19,7 +19,7 @@ pub mod session;
 pub mod tls;
 
 pub use client::{RpcClient, RpcError};
-pub use controller::{CatalogCheck, ControllerReply, ControllerRequest};
+pub use controller::{CatalogCheck, ControllerReply, ControllerRequest, SnapshotWork};
 pub use error::{ErrorCode, RemoteError};
 pub use message::*;
 pub use participant::{ParticipantReply, ParticipantRequest};

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use xrepl_core::catalog::{CatalogChange, DatabaseMeta, Right, TableMeta};
 use xrepl_core::value::Table;
 use xrepl_proto::rpc::{ErrorCode, RemoteError};
-use xrepl_proto::task::TaskData;
+use xrepl_proto::task::{TableDef, TaskData};
 use xrepl_proto::txn::ChunkAction;
 
 use super::Replayer;
@@ -22,7 +22,8 @@ fn right_needed(data: &TaskData) -> Right {
         | TaskData::SqlUpdate { .. }
         | TaskData::SqlDelete { .. }
         | TaskData::TruncateTable { .. }
-        | TaskData::DropPartition { .. } => Right::Write,
+        | TaskData::DropPartition { .. }
+        | TaskData::SnapshotChunk { .. } => Right::Write,
         _ => Right::Owner,
     }
 }
@@ -70,6 +71,45 @@ impl Replayer {
         Ok(d)
     }
 
+    /// A CREATE_DOMAIN of an earlier version (without its tables): creates the database, or
+    /// keeps the one there if it has the same scheme; replication is on for it.
+    fn create_domain(
+        &self,
+        db: &str,
+        scheme: &xrepl_core::catalog::PartitionScheme,
+        existing: Option<DatabaseMeta>,
+    ) -> Result<(Vec<CatalogChange>, OpsByNode), RemoteError> {
+        let path = db.to_string();
+        let on = CatalogChange::SetReplication {
+            path: path.clone(),
+            enabled: true,
+        };
+        match existing {
+            None => Ok((
+                vec![
+                    CatalogChange::CreateDatabase {
+                        path,
+                        scheme: scheme.clone(),
+                    },
+                    on,
+                ],
+                OpsByNode::new(),
+            )),
+            Some(d) if d.scheme == *scheme => Ok((
+                if d.replication_enabled {
+                    vec![]
+                } else {
+                    vec![on]
+                },
+                OpsByNode::new(),
+            )),
+            Some(_) => Err(self.error(
+                ErrorCode::Runtime,
+                format!("database '{db}' exists on the slave with another partition scheme"),
+            )),
+        }
+    }
+
     /// The catalog changes and the chunk ops of replaying `data` here, as `token`'s user,
     /// against the databases in `cache` (read into it when missing).
     ///
@@ -90,35 +130,11 @@ impl Replayer {
                 format!("database '{db}' does not exist on the slave"),
             )
         };
-        if let TaskData::CreateDomain { scheme, .. } = &*data {
-            let path = db.to_string();
-            let on = CatalogChange::SetReplication {
-                path: path.clone(),
-                enabled: true,
-            };
-            return match self.link.database(token, db, Some(Right::Owner)).await? {
-                None => Ok((
-                    vec![
-                        CatalogChange::CreateDatabase {
-                            path,
-                            scheme: scheme.clone(),
-                        },
-                        on,
-                    ],
-                    OpsByNode::new(),
-                )),
-                Some(d) if d.scheme == *scheme => Ok((
-                    if d.replication_enabled {
-                        vec![]
-                    } else {
-                        vec![on]
-                    },
-                    OpsByNode::new(),
-                )),
-                Some(_) => Err(self.error(
-                    ErrorCode::Runtime,
-                    format!("database '{db}' exists on the slave with another partition scheme"),
-                )),
+        if let TaskData::CreateDomain { scheme, tables, .. } = &*data {
+            let existing = self.link.database(token, db, Some(Right::Owner)).await?;
+            return match tables {
+                Some(tables) => Ok(bootstrap_domain(db, scheme, tables, existing.as_ref())),
+                None => self.create_domain(db, scheme, existing),
             };
         }
         let right = right_needed(data);
@@ -132,6 +148,9 @@ impl Replayer {
                 keys,
                 ..
             } => Some((table.clone(), take_rows(rows), Some(keys.clone()))),
+            TaskData::SnapshotChunk {
+                table, data: rows, ..
+            } => Some((table.clone(), take_rows(rows), None)),
             _ => None,
         };
         let d = self
@@ -152,13 +171,20 @@ impl Replayer {
         // A replay's planning failure would fail the same way again: a runtime error.
         let runtime = |e: plan::PlanError| self.error(ErrorCode::Runtime, e.to_string());
         let ops = match &*data {
-            TaskData::Append { .. } | TaskData::Upsert { .. } => {
+            TaskData::Append { .. } | TaskData::Upsert { .. } | TaskData::SnapshotChunk { .. } => {
                 let Some((name, rows, keys)) = taken else {
                     return Err(self.error(ErrorCode::Internal, "the rows were not taken"));
                 };
                 let name = name.as_str();
                 let keys = keys.as_deref();
                 let t = table(name)?;
+                // A chunk snapshot replaces the chunk: its rows go into an emptied chunk.
+                let emptied = match &*data {
+                    TaskData::SnapshotChunk { partition, .. } => {
+                        plan::some_chunks(&d, &t, &[*partition], &ChunkAction::Truncate)
+                    }
+                    _ => OpsByNode::new(),
+                };
                 let routed = plan::route_rows(&d, &t, rows).map_err(runtime)?;
                 // Partitions placed already need no round trip to the controller.
                 let known: BTreeMap<u32, String> = routed
@@ -166,7 +192,7 @@ impl Replayer {
                     .keys()
                     .filter_map(|p| t.chunks.get(p).map(|n| (*p, n.clone())))
                     .collect();
-                if routed.rows == 0 {
+                let appended = if routed.rows == 0 {
                     OpsByNode::new()
                 } else if known.len() == routed.by_part.len() {
                     plan::append_ops(&d, &t, routed, &known, keys).map_err(runtime)?
@@ -186,7 +212,8 @@ impl Replayer {
                             .extend(placement.iter().map(|(p, n)| (*p, n.clone())));
                     }
                     plan::append_ops(&d, &t, routed, &placement, keys).map_err(runtime)?
-                }
+                };
+                then(emptied, appended)
             }
             TaskData::SqlUpdate {
                 table: name,
@@ -262,4 +289,55 @@ fn take_rows(rows: &mut Table) -> Table {
             columns: Vec::new(),
         },
     )
+}
+
+/// `first`'s operations, then `second`'s, on each node (a participant applies them in order).
+fn then(mut first: OpsByNode, second: OpsByNode) -> OpsByNode {
+    for (node, ops) in second {
+        first.entry(node).or_default().extend(ops);
+    }
+    first
+}
+
+/// A CREATE_DOMAIN with its tables (a bootstrap): the slave's copy of the database becomes
+/// exactly these tables, empty, whatever it held before (its chunks are dropped); the rows
+/// follow as chunk snapshots. Replication is on for it.
+fn bootstrap_domain(
+    db: &str,
+    scheme: &xrepl_core::catalog::PartitionScheme,
+    tables: &[TableDef],
+    existing: Option<&DatabaseMeta>,
+) -> (Vec<CatalogChange>, OpsByNode) {
+    let path = db.to_string();
+    let mut changes = vec![];
+    let mut ops = OpsByNode::new();
+    if let Some(d) = existing {
+        changes.push(CatalogChange::DropDatabase { path: path.clone() });
+        ops = plan::db_chunks(d, &ChunkAction::Drop);
+    }
+    changes.push(CatalogChange::CreateDatabase {
+        path: path.clone(),
+        scheme: scheme.clone(),
+    });
+    changes.push(CatalogChange::SetReplication {
+        path: path.clone(),
+        enabled: true,
+    });
+    for t in tables {
+        changes.push(CatalogChange::CreateTable {
+            db: path.clone(),
+            name: t.name.clone(),
+            kind: t.kind.clone(),
+            columns: t.columns.clone(),
+        });
+        for (column, comment) in &t.comments {
+            changes.push(CatalogChange::SetColumnComment {
+                db: path.clone(),
+                table: t.name.clone(),
+                column: column.clone(),
+                comment: comment.clone(),
+            });
+        }
+    }
+    (changes, ops)
 }

@@ -1,0 +1,338 @@
+//! Bootstraps on the master, as pure logic over the state the metadata holds.
+//!
+//! When `setDatabaseForClusterReplication(db, true)` commits, the CREATE_DOMAIN task carries
+//! every table's definition, and the same metadata command records a [`SnapshotJob`]: the list
+//! of the database's chunks as that commit saw them. Each chunk is then sent by a task of its
+//! own (`SNAPSHOT_CHUNK`), made by a transaction on the chunk's data node that holds the
+//! chunk's lock while it reads the rows, so the rows are the chunk as of that task's place in
+//! the send queue: every commit to the chunk before it is in the rows, every one after it is a
+//! later task. A slave applies the tasks in order and ends equal to the master.
+//!
+//! A chunk is sent once: the commit of its snapshot is refused unless the job still lists the
+//! chunk as unsent, and marks it sent in the same command. Who takes which chunk (the hand-out)
+//! lives in memory (`super::Master`); a lost hand-out is handed out again.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use xrepl_core::catalog::DatabaseMeta;
+use xrepl_proto::task::SnapshotRef;
+
+/// Finished jobs kept for the status.
+pub const KEEP_FINISHED_JOBS: usize = 16;
+
+/// One chunk a job sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobChunk {
+    pub table: String,
+    pub table_id: u64,
+    pub partition: u32,
+}
+
+/// A bootstrap of one database (`j/<id>`; its chunk list, written once, is `J/<id>`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotJob {
+    pub id: u64,
+    pub db: String,
+    /// The user who turned replication on: the snapshots run with that user's rights.
+    pub user: String,
+    /// The CREATE_DOMAIN task the chunks follow.
+    pub begin_task: u64,
+    pub started_ms: i64,
+    /// Per chunk of `chunks`: sent (or skipped: its chunk is gone).
+    pub sent: Vec<bool>,
+    pub chunks_sent: u32,
+    pub chunks_skipped: u32,
+    pub rows_sent: u64,
+    pub bytes_sent: u64,
+    /// The last snapshot task made so far.
+    pub last_task: u64,
+    /// When every chunk was sent, or why the job ended early.
+    pub finished_ms: Option<i64>,
+    pub ended: Option<String>,
+    #[serde(skip)]
+    pub chunks: Vec<JobChunk>,
+}
+
+impl SnapshotJob {
+    pub fn total(&self) -> u32 {
+        self.chunks.len() as u32
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.finished_ms.is_none()
+    }
+
+    fn done(&self) -> u32 {
+        self.chunks_sent + self.chunks_skipped
+    }
+}
+
+/// What a change touched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobTouch {
+    /// `j/<id>` (and `J/<id>` when `chunks`).
+    Job { id: u64, chunks: bool },
+}
+
+/// Every job, running and the latest finished ones.
+#[derive(Debug, Clone, Default)]
+pub struct Bootstraps {
+    pub jobs: BTreeMap<u64, SnapshotJob>,
+}
+
+impl Bootstraps {
+    /// Starts a job for every chunk of `d` as it is now, after CREATE_DOMAIN task `task`.
+    pub fn start(
+        &mut self,
+        d: &DatabaseMeta,
+        user: &str,
+        task: u64,
+        now_ms: i64,
+        touched: &mut Vec<JobTouch>,
+    ) {
+        let chunks: Vec<JobChunk> = d
+            .tables
+            .values()
+            .flat_map(|t| {
+                t.chunks.keys().map(|p| JobChunk {
+                    table: t.name.clone(),
+                    table_id: t.id,
+                    partition: *p,
+                })
+            })
+            .collect();
+        // A database turned on again ends what its earlier bootstrap had not sent: the new
+        // one sends everything.
+        self.end_db(&d.path, "replication was turned on again", now_ms, touched);
+        let id = self.jobs.keys().last().map_or(1, |k| k + 1);
+        let mut job = SnapshotJob {
+            id,
+            db: d.path.clone(),
+            user: user.to_string(),
+            begin_task: task,
+            started_ms: now_ms,
+            sent: vec![false; chunks.len()],
+            last_task: task,
+            chunks,
+            ..SnapshotJob::default()
+        };
+        if job.chunks.is_empty() {
+            job.finished_ms = Some(now_ms);
+        }
+        self.jobs.insert(id, job);
+        touched.push(JobTouch::Job { id, chunks: true });
+        self.forget_finished(touched);
+    }
+
+    /// Why a snapshot of chunk `index` of job `job` may not commit (`None`: it may).
+    pub fn may_send(&self, job: u64, index: u32) -> Option<String> {
+        let Some(j) = self.jobs.get(&job) else {
+            return Some(format!("bootstrap {job} is over"));
+        };
+        if let Some(why) = &j.ended {
+            return Some(format!("bootstrap {job} of '{}' ended: {why}", j.db));
+        }
+        match j.sent.get(index as usize) {
+            None => Some(format!("bootstrap {job} has no chunk {index}")),
+            Some(true) => Some(format!(
+                "chunk {index} of bootstrap {job} of '{}' was sent already",
+                j.db
+            )),
+            Some(false) => None,
+        }
+    }
+
+    /// The chunk of `r` was sent by task `task`, `bytes` of task data.
+    pub fn sent(
+        &mut self,
+        r: SnapshotRef,
+        task: u64,
+        bytes: u64,
+        now_ms: i64,
+        touched: &mut Vec<JobTouch>,
+    ) {
+        let (job, index) = (r.job, r.index);
+        let Some(j) = self.jobs.get_mut(&job) else {
+            return;
+        };
+        if let Some(s) = j.sent.get_mut(index as usize) {
+            if !*s {
+                *s = true;
+                j.chunks_sent += 1;
+                j.rows_sent += r.rows;
+                j.bytes_sent += bytes;
+                j.last_task = j.last_task.max(task);
+            }
+        }
+        Self::finish_if_done(j, now_ms);
+        touched.push(JobTouch::Job {
+            id: job,
+            chunks: false,
+        });
+    }
+
+    /// Chunk `index` of `job` is gone (its table or partition was dropped): nothing to send.
+    pub fn skip(&mut self, job: u64, index: u32, now_ms: i64) -> Result<Vec<JobTouch>, String> {
+        let j = self
+            .jobs
+            .get_mut(&job)
+            .ok_or_else(|| format!("bootstrap {job} is over"))?;
+        match j.sent.get_mut(index as usize) {
+            None => return Err(format!("bootstrap {job} has no chunk {index}")),
+            Some(true) => return Ok(vec![]),
+            Some(s) => *s = true,
+        }
+        j.chunks_skipped += 1;
+        Self::finish_if_done(j, now_ms);
+        Ok(vec![JobTouch::Job {
+            id: job,
+            chunks: false,
+        }])
+    }
+
+    fn finish_if_done(j: &mut SnapshotJob, now_ms: i64) {
+        if j.done() >= j.total() && j.finished_ms.is_none() {
+            j.finished_ms = Some(now_ms);
+        }
+    }
+
+    /// Ends the running jobs of `db` (its replication turned off, it was dropped).
+    pub fn end_db(&mut self, db: &str, why: &str, now_ms: i64, touched: &mut Vec<JobTouch>) {
+        for j in self.jobs.values_mut() {
+            if j.db == db && j.is_running() {
+                j.finished_ms = Some(now_ms);
+                j.ended = Some(why.to_string());
+                touched.push(JobTouch::Job {
+                    id: j.id,
+                    chunks: false,
+                });
+            }
+        }
+    }
+
+    /// Forgets all but the latest [`KEEP_FINISHED_JOBS`] finished jobs.
+    fn forget_finished(&mut self, touched: &mut Vec<JobTouch>) {
+        let finished: Vec<u64> = self
+            .jobs
+            .values()
+            .filter(|j| !j.is_running())
+            .map(|j| j.id)
+            .collect();
+        for id in finished
+            .iter()
+            .take(finished.len().saturating_sub(KEEP_FINISHED_JOBS))
+        {
+            self.jobs.remove(id);
+            touched.push(JobTouch::Job {
+                id: *id,
+                chunks: true,
+            });
+        }
+    }
+
+    /// The chunks still to send, `(job, index, chunk)`, oldest job first.
+    pub fn unsent(&self) -> impl Iterator<Item = (&SnapshotJob, u32, &JobChunk)> {
+        self.jobs.values().filter(|j| j.is_running()).flat_map(|j| {
+            j.chunks
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !j.sent.get(*i).copied().unwrap_or(true))
+                .map(move |(i, c)| (j, i as u32, c))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xrepl_core::catalog::{PartitionScheme, TableKind, TableMeta};
+
+    fn sref(index: u32, rows: u64) -> SnapshotRef {
+        SnapshotRef {
+            job: 1,
+            index,
+            rows,
+        }
+    }
+
+    fn db() -> DatabaseMeta {
+        let mut tables = BTreeMap::new();
+        for (id, name, parts) in [(7u64, "a", vec![0u32, 3]), (9, "b", vec![1])] {
+            tables.insert(
+                name.to_string(),
+                TableMeta {
+                    id,
+                    name: name.to_string(),
+                    kind: TableKind::Dimension,
+                    columns: vec![],
+                    next_column_id: 0,
+                    chunks: parts
+                        .into_iter()
+                        .map(|p| (p, "dnode1".to_string()))
+                        .collect(),
+                },
+            );
+        }
+        DatabaseMeta {
+            path: "dfs://x".into(),
+            scheme: PartitionScheme::Value(xrepl_core::value::Vector::Int(vec![1])),
+            tables,
+            replication_enabled: true,
+            execution_set: 0,
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn a_chunk_is_sent_once_and_the_job_ends_when_all_are_sent_or_gone() {
+        let mut b = Bootstraps::default();
+        let mut t = vec![];
+        b.start(&db(), "admin", 5, 100, &mut t);
+        assert_eq!(
+            t,
+            vec![JobTouch::Job {
+                id: 1,
+                chunks: true
+            }]
+        );
+        assert_eq!(b.unsent().count(), 3);
+        assert_eq!(b.may_send(1, 0), None);
+        b.sent(sref(0, 10), 6, 100, 101, &mut t);
+        assert!(b.may_send(1, 0).unwrap_or_default().contains("sent already"));
+        assert!(b.may_send(1, 9).unwrap_or_default().contains("no chunk 9"));
+        assert!(b.may_send(2, 0).unwrap_or_default().contains("is over"));
+        b.skip(1, 1, 102).expect("skip");
+        assert!(b.jobs[&1].is_running());
+        b.sent(sref(2, 5), 8, 50, 103, &mut t);
+        let j = &b.jobs[&1];
+        assert_eq!(
+            (
+                j.chunks_sent,
+                j.chunks_skipped,
+                j.rows_sent,
+                j.bytes_sent,
+                j.last_task
+            ),
+            (2, 1, 15, 150, 8)
+        );
+        assert_eq!(j.finished_ms, Some(103));
+        assert_eq!(b.unsent().count(), 0);
+    }
+
+    #[test]
+    fn turning_replication_on_again_ends_the_earlier_job() {
+        let mut b = Bootstraps::default();
+        let mut t = vec![];
+        b.start(&db(), "admin", 5, 100, &mut t);
+        b.start(&db(), "admin", 9, 200, &mut t);
+        assert_eq!(
+            b.jobs[&1].ended.as_deref(),
+            Some("replication was turned on again")
+        );
+        assert!(b.may_send(1, 0).unwrap_or_default().contains("ended"));
+        assert_eq!(b.unsent().filter(|(j, ..)| j.id == 2).count(), 3);
+        b.end_db("dfs://x", "replication was turned off", 300, &mut t);
+        assert_eq!(b.unsent().count(), 0);
+    }
+}

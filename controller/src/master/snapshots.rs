@@ -1,0 +1,126 @@
+//! Handing out the chunks of running bootstraps (see [`super::bootstrap`]) to the master data
+//! nodes that hold them. Who has which chunk lives in memory only: a hand-out lost with a
+//! controller restart, or one held longer than [`LEASE`], is handed out again; the commit
+//! rule (a chunk is sent once) makes a second snapshot of a sent chunk abort.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use xrepl_proto::rpc::{ErrorCode, RemoteError, SnapshotWork};
+
+use super::Master;
+use crate::meta::MetaCommand;
+
+/// How long a data node may hold a handed-out chunk before it is handed out again.
+pub const LEASE: Duration = Duration::from_secs(300);
+
+/// The chunks handed out and not yet sent, by `(job, index)`: the data node and when.
+#[derive(Default)]
+pub struct Leases(HashMap<(u64, u32), (String, Instant)>);
+
+impl Master {
+    /// The next chunk data node `node` holds that a running bootstrap has still to send, or
+    /// `None`. `release`: the chunk it was handed before and could not send, with why.
+    pub async fn take_snapshot_work(
+        &self,
+        node: &str,
+        release: Option<(u64, u32, String)>,
+    ) -> Result<Option<SnapshotWork>, RemoteError> {
+        if let Some((job, index, why)) = release {
+            let mut l = self.leases();
+            if l.0.get(&(job, index)).is_some_and(|(n, _)| n == node) {
+                l.0.remove(&(job, index));
+                tracing::warn!(job, index, %node, "chunk snapshot failed; it is handed out again: {why}");
+            }
+        }
+        let now = Instant::now();
+        let live: Vec<String> = self
+            .nodes
+            .live_data_nodes()
+            .into_iter()
+            .map(|n| n.name)
+            .collect();
+        {
+            let mut l = self.leases();
+            l.0.retain(|_, (n, at)| now.duration_since(*at) < LEASE && live.contains(n));
+        }
+        // The first unsent chunk this node holds; chunks whose table or partition is gone.
+        let (found, gone) = {
+            let leases = self.leases();
+            self.meta.read(|s| {
+                let mut gone = vec![];
+                let mut found = None;
+                for (j, index, c) in s.bootstrap.unsent() {
+                    if leases.0.contains_key(&(j.id, index)) {
+                        continue;
+                    }
+                    let table = s
+                        .catalog
+                        .dbs
+                        .get(&j.db)
+                        .and_then(|d| d.tables.values().find(|t| t.id == c.table_id));
+                    match table.and_then(|t| t.chunks.get(&c.partition).map(|n| (t, n))) {
+                        None => gone.push((j.id, index)),
+                        Some((t, holder)) if holder == node => {
+                            found = Some((
+                                j.id,
+                                index,
+                                j.db.clone(),
+                                t.name.clone(),
+                                c.clone(),
+                                j.user.clone(),
+                            ));
+                            break;
+                        }
+                        Some(_) => {}
+                    }
+                }
+                (found, gone)
+            })
+        };
+        for (job, index) in gone {
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            if let Err(e) = self
+                .meta
+                .apply(MetaCommand::SkipSnapshotChunk { job, index, now_ms })
+                .await
+            {
+                tracing::warn!(
+                    job,
+                    index,
+                    "cannot mark a dropped chunk as nothing to send: {e}"
+                );
+            }
+        }
+        let Some((job, index, db, table, chunk, user)) = found else {
+            return Ok(None);
+        };
+        let (token, _) = self.auth.issue(&user).map_err(|e| {
+            self.refuse(
+                ErrorCode::AccessDenied,
+                format!(
+                    "the bootstrap of '{db}' runs as user '{user}', who cannot act any more: {}",
+                    e.message
+                ),
+            )
+        })?;
+        self.leases()
+            .0
+            .insert((job, index), (node.to_string(), Instant::now()));
+        Ok(Some(SnapshotWork {
+            job,
+            index,
+            db,
+            table,
+            table_id: chunk.table_id,
+            partition: chunk.partition,
+            token,
+        }))
+    }
+
+    fn leases(&self) -> std::sync::MutexGuard<'_, Leases> {
+        self.snapshot_leases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+}
