@@ -338,6 +338,17 @@ impl Controller {
                 let limit = self.limit_arg(name, &args)?;
                 Ok(Value::Table(m.status(limit)))
             }
+            (Role::Master(m), "getClusterReplicationBootstrapStatus") => {
+                no_args(&args)?;
+                Ok(Value::Table(crate::master::status::bootstrap_table(
+                    &m.bootstraps(),
+                    None,
+                )))
+            }
+            (Role::Slave(s), "getClusterReplicationBootstrapStatus") => {
+                no_args(&args)?;
+                Ok(Value::Table(s.bootstrap_status()))
+            }
             (Role::Master(m), "getRecentSlaveReplicationInfo") => {
                 no_args(&args)?;
                 Ok(Value::Table(m.recent_slaves()))

@@ -41,6 +41,7 @@ pub const FUNCTIONS: &[(&str, Placement)] = &[
     ("getSlaveReplicationQueueStatus", at(C, Some(S))),
     ("getSlaveReplicationExecutionStatus", at(D, Some(S))),
     ("getClusterReplicationMetrics", at(C, Some(S))),
+    ("getClusterReplicationBootstrapStatus", at(C, None)),
     ("checkClusterReplicationConsistency", at(D, Some(S))),
 ];
 

@@ -41,6 +41,8 @@ pub struct MasterClient {
     renew_after_ms: i64,
     /// The fetch ticket of the latest pull answer.
     ticket: std::sync::Mutex<Option<FetchTicket>>,
+    /// The master's bootstraps as of the latest pull answer.
+    bootstraps: std::sync::Mutex<Vec<crate::task::BootstrapProgress>>,
     /// This slave cluster's name on the master: its controller's `host:port`.
     slave: String,
     /// Connections to master data nodes for task data.
@@ -93,6 +95,7 @@ impl MasterClient {
             token,
             renew_after_ms: now + (expires_ms - now) / 2,
             ticket: std::sync::Mutex::new(None),
+            bootstraps: std::sync::Mutex::new(Vec::new()),
             slave: slave.to_string(),
             data_nodes: TaskDataFetcher::new(tls.clone()),
         })
@@ -159,12 +162,22 @@ impl MasterClient {
                 tasks,
                 data,
                 ticket,
+                bootstraps,
             } => {
                 *self.ticket.lock().unwrap_or_else(|p| p.into_inner()) = Some(ticket);
+                *self.bootstraps.lock().unwrap_or_else(|p| p.into_inner()) = bootstraps;
                 Ok((tasks, data))
             }
             other => Err(unexpected(other)),
         }
+    }
+
+    /// The master's bootstraps as of the latest pull answer.
+    pub fn bootstraps(&self) -> Vec<crate::task::BootstrapProgress> {
+        self.bootstraps
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Asks the master for a fresh fetch ticket (when not pulling), and keeps it.

@@ -515,6 +515,27 @@ pub struct SnapshotRef {
     pub rows: u64,
 }
 
+/// How far a bootstrap (turning replication on for a database that holds rows) has come on
+/// the master: what the master shows and sends to its slaves with each pull answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootstrapProgress {
+    pub job: u64,
+    pub db: String,
+    /// The CREATE_DOMAIN task, and the last chunk snapshot task made so far.
+    pub begin_task: u64,
+    pub last_task: u64,
+    pub chunks: u32,
+    pub chunks_sent: u32,
+    /// Chunks dropped before they were sent (nothing to send).
+    pub chunks_skipped: u32,
+    pub rows_sent: u64,
+    pub bytes_sent: u64,
+    pub started_ms: i64,
+    pub finished_ms: Option<i64>,
+    /// Why it ended before every chunk was sent.
+    pub ended: Option<String>,
+}
+
 /// A numbered task, as the master's send queue holds it and a slave receives it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskInfo {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value as Json;
 use xrepl_tests::{ints, texts, Pair, Spec};
 
-const CATCH_UP: Duration = Duration::from_secs(120);
+const CATCH_UP: Duration = Duration::from_secs(60);
 
 /// A database with a partitioned table (10 partitions, `rows` rows) and a dimension table,
 /// replication off.
@@ -53,6 +53,48 @@ fn writes(n: usize) -> String {
     s
 }
 
+const BOOT_STATUS: &str = "rpc(getControllerAlias(), getClusterReplicationBootstrapStatus)";
+
+/// Waits until every bootstrap is DONE on the slave (sent by the master, applied here), then
+/// until the slave has finished every task; returns the slave's bootstrap rows.
+fn wait_bootstrapped(p: &Pair) -> Vec<Json> {
+    let start = std::time::Instant::now();
+    let rows = loop {
+        let out = p.slave.admin_json(BOOT_STATUS);
+        let rows = out
+            .json()
+            .last()
+            .and_then(|v| v.as_array())
+            .cloned()
+            .unwrap_or_default();
+        if !rows.is_empty() && texts(&rows, "state").iter().all(|s| s == "DONE") {
+            break rows;
+        }
+        if start.elapsed() > CATCH_UP {
+            let logs: Vec<String> = ["dnode1", "dnode2", "controller1"]
+                .iter()
+                .map(|a| {
+                    let log = p.master.read_log(a);
+                    let lines: Vec<&str> =
+                        log.lines().filter(|l| !l.contains("login user=")).collect();
+                    format!(
+                        "master {a}:\n{}",
+                        lines[lines.len().saturating_sub(25)..].join("\n")
+                    )
+                })
+                .collect();
+            panic!(
+                "the bootstrap was not applied: slave {rows:?}\nmaster {:?}\n{}",
+                p.master.rows(BOOT_STATUS),
+                logs.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    p.wait_caught_up(CATCH_UP);
+    rows
+}
+
 fn consistency(p: &Pair, db: &str) -> Vec<Json> {
     p.slave
         .rows(&format!("checkClusterReplicationConsistency(\"{db}\")"))
@@ -88,7 +130,15 @@ fn t10_existing_data_reaches_the_slave_while_writers_go_on() {
         })
     };
     assert_eq!(writer.code, 0, "writer failed: {}", writer.stderr);
-    p.wait_caught_up(CATCH_UP);
+    let boot = wait_bootstrapped(&p);
+    assert_eq!(ints(&boot, "chunks"), [11]);
+    assert_eq!(ints(&boot, "chunksSent"), [11]);
+    assert_eq!(ints(&boot, "chunksApplied"), [11]);
+    assert_eq!(ints(&boot, "bytesApplied"), ints(&boot, "bytesSent"));
+    // The master's view: every row it held when the flag turned on was sent.
+    let m = p.master.rows(BOOT_STATUS);
+    assert_eq!(texts(&m, "state"), ["DONE"]);
+    assert!(ints(&m, "rowsSent")[0] >= 200_003, "{m:?}");
 
     let rows = assert_equal(&p, "dfs://boot");
     let total: i64 = rows.iter().sum();
@@ -118,4 +168,79 @@ fn t10_existing_data_reaches_the_slave_while_writers_go_on() {
         11,
         "{ops:?}"
     );
+}
+
+fn restart(c: &mut xrepl_tests::Cluster, alias: &str, env: &[(&str, &str)]) {
+    c.kill(alias);
+    std::thread::sleep(Duration::from_millis(300));
+    if alias.starts_with("controller") {
+        c.spawn_controller();
+    } else {
+        c.spawn_datanode_env(alias, env);
+    }
+}
+
+#[test]
+fn t20_a_bootstrap_survives_sigkill_of_every_process_and_sends_each_chunk_once() {
+    // A snapshot whose data node died holds its chunk's lock until the controller aborts it.
+    let mut p = Pair::start(
+        Spec {
+            controller_cfg: "transactionTimeoutMs=3000\n".into(),
+            ..Spec::default()
+        },
+        Spec::default(),
+    );
+    p.master.ok(&setup(100_000));
+    // Each chunk snapshot holds its chunk 400 ms after reading it: the bootstrap of 11 chunks
+    // on two data nodes takes seconds, and the kills land in it.
+    let slow = [("XREPL_TEST_PAUSE_AT", "snapshot_after_read:400")];
+    for n in ["dnode1", "dnode2"] {
+        restart(&mut p.master, n, &slow);
+    }
+    p.master.wait_all_up();
+    p.master
+        .ok("setDatabaseForClusterReplication(database(\"dfs://boot\"), true)");
+    std::thread::sleep(Duration::from_millis(700));
+    restart(&mut p.master, "dnode1", &slow);
+    restart(&mut p.slave, "controller1", &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    restart(&mut p.master, "controller1", &[]);
+    p.master.wait_all_up();
+    restart(&mut p.slave, "dnode2", &[]);
+    restart(&mut p.master, "dnode2", &slow);
+    // Writes go on (a partition whose snapshot was cut by a kill stays locked until the
+    // controller aborts that transaction: a write meeting it is run again).
+    let mut tries = 0;
+    loop {
+        let out = p
+            .master
+            .console_at(&p.master.host(), xrepl_tests::ADMIN_JSON, &writes(10));
+        if out.code == 0 {
+            break;
+        }
+        tries += 1;
+        assert!(
+            tries < 5 && out.stderr.contains("locked"),
+            "writes failed: {}",
+            out.stderr
+        );
+    }
+    p.slave.wait_all_up();
+    wait_bootstrapped(&p);
+
+    assert_equal(&p, "dfs://boot");
+    let tasks = p.master_tasks();
+    let chunks: Vec<i64> = tasks
+        .iter()
+        .filter(|t| t["operationType"] == "SNAPSHOT_CHUNK")
+        .filter_map(|t| t["taskId"].as_i64())
+        .collect();
+    assert_eq!(chunks.len(), 11, "each chunk is sent once: {tasks:?}");
+    // On the slave every task was finished once, by a replay.
+    let slave = p.slave_tasks();
+    let ids = ints(&slave, "taskId");
+    let mut unique = ids.clone();
+    unique.dedup();
+    assert_eq!(ids, unique);
+    assert!(texts(&slave, "state").iter().all(|s| s == "FINISHED"));
 }

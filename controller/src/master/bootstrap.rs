@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use xrepl_core::catalog::DatabaseMeta;
-use xrepl_proto::task::SnapshotRef;
+use xrepl_proto::task::{BootstrapProgress, SnapshotRef};
 
 /// Finished jobs kept for the status.
 pub const KEEP_FINISHED_JOBS: usize = 16;
@@ -65,6 +65,23 @@ impl SnapshotJob {
 
     fn done(&self) -> u32 {
         self.chunks_sent + self.chunks_skipped
+    }
+
+    pub fn progress(&self) -> BootstrapProgress {
+        BootstrapProgress {
+            job: self.id,
+            db: self.db.clone(),
+            begin_task: self.begin_task,
+            last_task: self.last_task,
+            chunks: self.total(),
+            chunks_sent: self.chunks_sent,
+            chunks_skipped: self.chunks_skipped,
+            rows_sent: self.rows_sent,
+            bytes_sent: self.bytes_sent,
+            started_ms: self.started_ms,
+            finished_ms: self.finished_ms,
+            ended: self.ended.clone(),
+        }
     }
 }
 
@@ -299,7 +316,10 @@ mod tests {
         assert_eq!(b.unsent().count(), 3);
         assert_eq!(b.may_send(1, 0), None);
         b.sent(sref(0, 10), 6, 100, 101, &mut t);
-        assert!(b.may_send(1, 0).unwrap_or_default().contains("sent already"));
+        assert!(b
+            .may_send(1, 0)
+            .unwrap_or_default()
+            .contains("sent already"));
         assert!(b.may_send(1, 9).unwrap_or_default().contains("no chunk 9"));
         assert!(b.may_send(2, 0).unwrap_or_default().contains("is over"));
         b.skip(1, 1, 102).expect("skip");

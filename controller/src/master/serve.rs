@@ -142,6 +142,7 @@ impl Master {
                     tasks,
                     data,
                     ticket: self.ticket(&slave),
+                    bootstraps: self.bootstraps(),
                 })
             }
             ReplicationRequest::FetchTaskData { .. }

@@ -1,7 +1,8 @@
 //! Handing out the chunks of running bootstraps (see [`super::bootstrap`]) to the master data
-//! nodes that hold them. Who has which chunk lives in memory only: a hand-out lost with a
-//! controller restart, or one held longer than [`LEASE`], is handed out again; the commit
-//! rule (a chunk is sent once) makes a second snapshot of a sent chunk abort.
+//! nodes that hold them, one at a time per node. Who has which chunk lives in memory only: a
+//! hand-out lost with a controller restart, held by a node that is down or asks again, or
+//! held longer than [`LEASE`], is handed out again; the commit rule (a chunk is sent once)
+//! makes a second snapshot of a sent chunk abort.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -27,12 +28,11 @@ impl Master {
         release: Option<(u64, u32, String)>,
     ) -> Result<Option<SnapshotWork>, RemoteError> {
         if let Some((job, index, why)) = release {
-            let mut l = self.leases();
-            if l.0.get(&(job, index)).is_some_and(|(n, _)| n == node) {
-                l.0.remove(&(job, index));
-                tracing::warn!(job, index, %node, "chunk snapshot failed; it is handed out again: {why}");
-            }
+            tracing::warn!(job, index, %node, "chunk snapshot failed; it is handed out again: {why}");
         }
+        // A data node sends one chunk at a time: when it asks, it holds none (also after a
+        // restart that the heartbeats did not notice).
+        self.leases().0.retain(|_, (n, _)| n != node);
         let now = Instant::now();
         let live: Vec<String> = self
             .nodes

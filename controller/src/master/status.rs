@@ -5,7 +5,7 @@
 
 use xrepl_core::value::{Table, Value, Vector};
 use xrepl_proto::rpc::RemoteError;
-use xrepl_proto::task::TaskInfo;
+use xrepl_proto::task::{BootstrapProgress, TaskInfo};
 
 use super::Master;
 use crate::meta::{MetaCommand, MetaState};
@@ -87,6 +87,12 @@ impl Master {
         )
     }
 
+    /// Every bootstrap the master keeps (running, and the latest finished ones).
+    pub fn bootstraps(&self) -> Vec<BootstrapProgress> {
+        self.meta
+            .read(|s| s.bootstrap.jobs.values().map(|j| j.progress()).collect())
+    }
+
     /// `getRecentSlaveReplicationInfo()`: one row per registered slave cluster.
     pub fn recent_slaves(&self) -> Table {
         let rows: Vec<(String, u64, i64)> = self.meta.read(|s| {
@@ -145,4 +151,65 @@ pub fn replication_flags(s: &MetaState) -> Table {
             Vector::Int(rows.iter().map(|r| i32::from(r.2)).collect()),
         ],
     )
+}
+
+/// `getClusterReplicationBootstrapStatus()`: one row per bootstrap. On a master `applied` is
+/// `None`; on a slave it is, per bootstrap, the chunk snapshots it applied and their bytes.
+pub fn bootstrap_table(rows: &[BootstrapProgress], applied: Option<&[(u32, u64)]>) -> Table {
+    let state = |b: &BootstrapProgress, i: usize| -> String {
+        if b.ended.is_some() {
+            return "ENDED".into();
+        }
+        let sent = b.finished_ms.is_some();
+        match applied.and_then(|a| a.get(i)) {
+            None if sent => "DONE".into(),
+            None => "SENDING".into(),
+            Some((n, _)) if sent && *n >= b.chunks_sent => "DONE".into(),
+            Some(_) => "BOOTSTRAPPING".into(),
+        }
+    };
+    let mut names = vec![
+        "jobId",
+        "dbName",
+        "state",
+        "beginTaskId",
+        "lastTaskId",
+        "chunks",
+        "chunksSent",
+        "chunksSkipped",
+        "rowsSent",
+        "bytesSent",
+    ];
+    let mut columns = vec![
+        Vector::Long(rows.iter().map(|b| b.job as i64).collect()),
+        Vector::String(rows.iter().map(|b| b.db.clone()).collect()),
+        Vector::String(rows.iter().enumerate().map(|(i, b)| state(b, i)).collect()),
+        Vector::Long(rows.iter().map(|b| b.begin_task as i64).collect()),
+        Vector::Long(rows.iter().map(|b| b.last_task as i64).collect()),
+        Vector::Int(rows.iter().map(|b| b.chunks as i32).collect()),
+        Vector::Int(rows.iter().map(|b| b.chunks_sent as i32).collect()),
+        Vector::Int(rows.iter().map(|b| b.chunks_skipped as i32).collect()),
+        Vector::Long(rows.iter().map(|b| b.rows_sent as i64).collect()),
+        Vector::Long(rows.iter().map(|b| b.bytes_sent as i64).collect()),
+    ];
+    if let Some(a) = applied {
+        names.extend(["chunksApplied", "bytesApplied"]);
+        columns.push(Vector::Int(a.iter().map(|x| x.0 as i32).collect()));
+        columns.push(Vector::Long(a.iter().map(|x| x.1 as i64).collect()));
+    }
+    names.extend(["startTime", "endTime", "details"]);
+    columns.push(Vector::Timestamp(
+        rows.iter().map(|b| b.started_ms).collect(),
+    ));
+    columns.push(Vector::Timestamp(
+        rows.iter()
+            .map(|b| b.finished_ms.unwrap_or(i64::MIN))
+            .collect(),
+    ));
+    columns.push(Vector::String(
+        rows.iter()
+            .map(|b| b.ended.clone().unwrap_or_default())
+            .collect(),
+    ));
+    table(&names, columns)
 }

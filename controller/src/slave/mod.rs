@@ -49,6 +49,8 @@ pub struct Slave {
     meta: MetaHandle,
     nodes: Arc<NodeRegistry>,
     rt: Runtime,
+    /// The master's bootstraps as of the latest pull answer; memory only.
+    bootstraps: std::sync::Mutex<Vec<xrepl_proto::task::BootstrapProgress>>,
 }
 
 impl Slave {
@@ -71,6 +73,7 @@ impl Slave {
             rt: Runtime::start(meta.clone()),
             meta,
             nodes,
+            bootstraps: std::sync::Mutex::new(Vec::new()),
         }
     }
 

@@ -221,6 +221,7 @@ impl Slave {
                     if let Some(t) = c.ticket() {
                         self.rt.set_ticket(t).await;
                     }
+                    *self.bootstraps.lock().unwrap_or_else(|p| p.into_inner()) = c.bootstraps();
                     self.rt.reported(finished).await;
                     if tasks.is_empty() {
                         continue;

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use xrepl_core::value::{Scalar, Table, Value, Vector, NULL_LONG};
 use xrepl_proto::rpc::{ErrorCode, RemoteError};
+use xrepl_proto::task::OperationType;
 
 use super::queue::{SlaveStatus, SlaveTask, TaskState, KEEP_FINISHED};
 use super::scheduler::node_of;
@@ -357,5 +358,35 @@ mod tests {
     fn durations_read_like_dolphindb() {
         assert_eq!(duration_text(537_000_000), "00:00:00.537");
         assert_eq!(duration_text(3_723_004_000_000), "01:02:03.004");
+    }
+}
+
+impl Slave {
+    /// `getClusterReplicationBootstrapStatus()` on a slave: the master's bootstraps as of the
+    /// latest pull, with the chunk snapshots of each this slave applied (and their bytes).
+    pub fn bootstrap_status(&self) -> Table {
+        let rows = self
+            .bootstraps
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let applied: Vec<(u32, u64)> = self.meta.read(|s| {
+            rows.iter()
+                .map(|b| {
+                    s.slave
+                        .tasks
+                        .range(b.begin_task + 1..=b.last_task)
+                        .filter(|(_, t)| {
+                            t.info.op == OperationType::SnapshotChunk
+                                && t.info.db == b.db
+                                && t.state == TaskState::Finished
+                        })
+                        .fold((0, 0), |(n, bytes), (_, t)| {
+                            (n + 1, bytes + t.info.data_bytes)
+                        })
+                })
+                .collect()
+        });
+        crate::master::status::bootstrap_table(&rows, Some(&applied))
     }
 }

@@ -327,6 +327,7 @@ impl Coordinator {
                                     r.rows = data.rows() as u64;
                                 }
                             }
+                            pause_point("snapshot_after_read").await;
                             self.write_task_data(tid, Some(d)).await
                         }
                         Ok(Err(m)) => Err(self.error(ErrorCode::Internal, m)),

@@ -103,6 +103,9 @@ pub enum ReplicationReply {
         tasks: Vec<TaskInfo>,
         data: Vec<InlineData>,
         ticket: FetchTicket,
+        /// The master's bootstraps, running and recently finished.
+        #[serde(default)]
+        bootstraps: Vec<crate::task::BootstrapProgress>,
     },
     /// A piece of a task's data: `bytes` from `offset` of `total` (rmp-encoded `TaskData`).
     TaskData {
