@@ -731,6 +731,7 @@ fn replication_answers() -> Vec<ReplicationAnswer> {
                 bytes: serde_bytes::ByteBuf::from(vec![0x92, 1, 2]),
             }],
             ticket: ticket(),
+            bootstraps: vec![],
         }),
         Ok(ReplicationReply::Ticket(ticket())),
         Ok(ReplicationReply::TaskData {

@@ -3,7 +3,8 @@
 //! decodes from them. (Version 6 then replaced `Tid` by `TidRange`; every other reply is as
 //! it was; version 8 made a replay assignment a batch of tasks, in both, and version 11 added
 //! small tasks' data to pulled tasks and replay assignments; version 14 gave `LoggedIn` the
-//! token's expiry, so it is no longer compared.)
+//! token's expiry, so it is no longer compared; version 16 added the master's bootstraps to
+//! pull answers.)
 
 use std::collections::BTreeMap;
 
@@ -14,7 +15,7 @@ use xrepl_proto::rpc::{
     decode, encode, ControllerReply, ErrorCode, ParticipantReply, RemoteError, ReplicationReply,
     Response, SessionReply,
 };
-use xrepl_proto::task::{InlineData, OperationType, ReplayAssignment, TaskInfo};
+use xrepl_proto::task::{BootstrapProgress, InlineData, OperationType, ReplayAssignment, TaskInfo};
 use xrepl_proto::ticket::FetchTicket;
 use xrepl_proto::txn::{ChunkSum, ScanResult, TableSums, TxState};
 
@@ -54,6 +55,7 @@ enum LegacyReply {
         tasks: Vec<TaskInfo>,
         data: Vec<InlineData>,
         ticket: FetchTicket,
+        bootstraps: Vec<BootstrapProgress>,
     },
     /// A piece of a task's data: `bytes` from `offset` of `total` (rmp-encoded `TaskData`).
     TaskData {
@@ -246,11 +248,13 @@ fn every_family_reply_encodes_as_the_shared_reply_did() {
             tasks: vec![task()],
             data: vec![],
             ticket: ticket(),
+            bootstraps: vec![],
         }),
         Ok(LegacyReply::Tasks {
             tasks: vec![task()],
             data: vec![],
             ticket: ticket(),
+            bootstraps: vec![],
         }),
     );
     same(

@@ -350,17 +350,6 @@ impl Slave {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::duration_text;
-
-    #[test]
-    fn durations_read_like_dolphindb() {
-        assert_eq!(duration_text(537_000_000), "00:00:00.537");
-        assert_eq!(duration_text(3_723_004_000_000), "01:02:03.004");
-    }
-}
-
 impl Slave {
     /// `getClusterReplicationBootstrapStatus()` on a slave: the master's bootstraps as of the
     /// latest pull, with the chunk snapshots of each this slave applied (and their bytes).
@@ -388,5 +377,16 @@ impl Slave {
                 .collect()
         });
         crate::master::status::bootstrap_table(&rows, Some(&applied))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duration_text;
+
+    #[test]
+    fn durations_read_like_dolphindb() {
+        assert_eq!(duration_text(537_000_000), "00:00:00.537");
+        assert_eq!(duration_text(3_723_004_000_000), "01:02:03.004");
     }
 }
