@@ -221,6 +221,8 @@ pub struct ControllerReplication {
     pub retry_interval: Duration,
     /// Slave role: failed attempts before FAILED and STOPPED (`clusterReplicationRetryLimit`).
     pub retry_limit: u32,
+    /// Slave role: the databases this slave replays (`slaveReplicationDBScope`); `None`: all.
+    pub db_scope: Option<Vec<String>>,
 }
 
 /// A data node's settings: `cluster.cfg` with its own overrides, plus `cluster.nodes`.
@@ -834,6 +836,35 @@ pub fn load_controller(cfg_dir: &Path) -> Result<ControllerConfig, ConfigError> 
         defaults::CLUSTER_REPLICATION_MASTER_PASSWORD,
         cfg_dir,
     )?;
+    let db_scope = match kv.take("slaveReplicationDBScope") {
+        None => None,
+        Some(e) => {
+            let dbs: Vec<String> = e
+                .value
+                .split(',')
+                .map(|d| d.trim().to_string())
+                .filter(|d| !d.is_empty())
+                .collect();
+            if dbs.is_empty() {
+                return Err(kv.error(
+                    "slaveReplicationDBScope",
+                    Some(e.line),
+                    "names no database; list the databases this slave replays, comma-separated (e.g. dfs://db1,dfs://db2), or leave the key out to replay every one",
+                ));
+            }
+            if let Some(bad) = dbs
+                .iter()
+                .find(|d| !d.starts_with("dfs://") || d.len() <= 6)
+            {
+                return Err(kv.error(
+                    "slaveReplicationDBScope",
+                    Some(e.line),
+                    format!("'{bad}' is not a database path (dfs://name)"),
+                ));
+            }
+            Some(dbs)
+        }
+    };
     let master_ctl = match &master_ctl_entry {
         None => None,
         Some(e) => {
@@ -874,6 +905,7 @@ pub fn load_controller(cfg_dir: &Path) -> Result<ControllerConfig, ConfigError> 
         pull_wait: Duration::from_millis(pull_wait),
         retry_interval: Duration::from_millis(retry_interval),
         retry_limit: u32::try_from(retry_limit).unwrap_or(u32::MAX),
+        db_scope,
     });
     Ok(ControllerConfig {
         alias,
@@ -1063,6 +1095,10 @@ mod tests {
              "controller.cfg:2: loginTimeoutMs: 10 is out of range (1000 to 3600000)"),
             (format!("{SITE}clusterReplicationPullWaitMs=soon\n"), "", NODES,
              "controller.cfg:2: clusterReplicationPullWaitMs: expected a whole number, got 'soon'"),
+            (format!("{SITE}slaveReplicationDBScope=db1\n"), "clusterReplicationMode=slave\n", NODES,
+             "controller.cfg:2: slaveReplicationDBScope: 'db1' is not a database path (dfs://name)"),
+            (format!("{SITE}slaveReplicationDBScope= , \n"), "clusterReplicationMode=slave\n", NODES,
+             "controller.cfg:2: slaveReplicationDBScope: names no database; list the databases this slave replays, comma-separated (e.g. dfs://db1,dfs://db2), or leave the key out to replay every one"),
             (format!("{SITE}justtext\n"), "", NODES, "controller.cfg:2: justtext: expected key=value"),
             (format!("{SITE}home=\n"), "", NODES, "controller.cfg:2: home: the value is empty"),
             (format!("{SITE}\nhome=a\nhome=b\n"), "", NODES, "controller.cfg:4: home: set twice (first at line 3)"),

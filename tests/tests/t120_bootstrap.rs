@@ -84,7 +84,8 @@ fn wait_bootstrapped(p: &Pair) -> Vec<Json> {
                 })
                 .collect();
             panic!(
-                "the bootstrap was not applied: slave {rows:?}\nmaster {:?}\n{}",
+                "the bootstrap was not applied: slave {rows:?}\nslave tasks {:?}\nmaster {:?}\n{}",
+                p.slave.admin_json(BOOT_STATUS).stdout + &p.slave.admin_json(BOOT_STATUS).stderr,
                 p.master.rows(BOOT_STATUS),
                 logs.join("\n")
             );
@@ -243,4 +244,52 @@ fn t20_a_bootstrap_survives_sigkill_of_every_process_and_sends_each_chunk_once()
     unique.dedup();
     assert_eq!(ids, unique);
     assert!(texts(&slave, "state").iter().all(|s| s == "FINISHED"));
+}
+
+#[test]
+fn t30_a_slave_replays_only_the_databases_of_its_scope() {
+    let p = Pair::start(
+        Spec::default(),
+        Spec {
+            controller_cfg: "slaveReplicationDBScope=dfs://boot, dfs://absent\n".into(),
+            ..Spec::default()
+        },
+    );
+    p.master.ok(&setup(1_000));
+    p.master.ok(r#"
+setDatabaseForClusterReplication(database("dfs://boot"), true)
+other = database("dfs://other", VALUE, 1..3)
+other.createPartitionedTable(table(1:0, `id`v, [INT, INT]), "t", `id)
+setDatabaseForClusterReplication(other, true)
+id = [1, 2, 3]
+v = [4, 5, 6]
+loadTable("dfs://other", "t").append!(table(id, v))
+"#);
+    wait_bootstrapped(&p);
+    assert_equal(&p, "dfs://boot");
+    let slave = p.slave_tasks();
+    let outside: Vec<&Json> = slave
+        .iter()
+        .filter(|t| t["dbName"] == "dfs://other")
+        .collect();
+    // Its CREATE_DOMAIN (with the empty table) and the append.
+    assert_eq!(outside.len(), 2, "{slave:?}");
+    assert!(outside.iter().all(|t| t["state"] == "FINISHED"
+        && t["details"]
+            .as_str()
+            .is_some_and(|d| d.contains("slaveReplicationDBScope"))));
+    let out = p.slave.admin_json("existsDatabase(\"dfs://other\")");
+    assert!(
+        out.stdout.contains("false"),
+        "a database outside the scope is never created: {}{}",
+        out.stdout,
+        out.stderr
+    );
+    // The master truncates them: the slave reported them finished.
+    xrepl_tests::wait_for("the master to truncate every task", CATCH_UP, || {
+        let rows = p.master_tasks();
+        rows.iter()
+            .all(|r| r["isTruncated"] == Json::Bool(true))
+            .then_some(())
+    });
 }

@@ -107,6 +107,10 @@ pub enum MetaCommand {
         tasks: Vec<TaskInfo>,
         queues: u32,
         now_ns: i64,
+        /// `slaveReplicationDBScope`: the databases replayed (`None`: every one); the tasks
+        /// of others are stored FINISHED (answered as [`MetaOutcome::Skipped`]).
+        #[serde(default)]
+        scope: Option<Vec<String>>,
     },
     /// Slave: a task failed its last attempt: FAILED, and the slave STOPPED.
     FailTask {
@@ -200,6 +204,7 @@ mod tests {
             tasks: vec![],
             queues: 4,
             now_ns: 0,
+            scope: None,
         };
         assert!(!store.must_sync());
         for cmd in [

@@ -370,10 +370,12 @@ impl MetaState {
                 tasks,
                 queues,
                 now_ns,
+                scope,
             } => {
                 let mut touches = vec![];
-                Self::touch_queue(&mut touches, self.slave.store(tasks, *queues, *now_ns));
-                (MetaOutcome::Done, touches)
+                let (t, outside) = self.slave.store(tasks, *queues, *now_ns, scope.as_deref());
+                Self::touch_queue(&mut touches, t);
+                (MetaOutcome::Skipped(outside), touches)
             }
             MetaCommand::FailTask {
                 task_id,

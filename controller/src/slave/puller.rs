@@ -18,7 +18,7 @@ use xrepl_proto::ticket::TICKET_LIFETIME_MS;
 use super::queue::SlaveStatus;
 use super::runtime::TICKET_REFRESH_AGE_MS;
 use super::{now_ns, Slave};
-use crate::meta::MetaCommand;
+use crate::meta::{MetaCommand, MetaOutcome};
 
 /// The puller stops asking for more while this many tasks are unfinished (the queue is bounded;
 /// the master keeps the rest).
@@ -233,10 +233,20 @@ impl Slave {
                             tasks,
                             queues: self.cfg.queue,
                             now_ns: now_ns(),
+                            scope: self.cfg.db_scope.clone(),
                         })
                         .await
                     {
-                        Ok(_) => {
+                        Ok(outcome) => {
+                            if let MetaOutcome::Skipped(outside) = outcome {
+                                if !outside.is_empty() {
+                                    tracing::debug!(
+                                        "{} tasks outside slaveReplicationDBScope recorded as skipped",
+                                        outside.len()
+                                    );
+                                    self.rt.finished(outside).await;
+                                }
+                            }
                             tracing::debug!(
                                 "received {n} tasks after task {after}, {} with their data",
                                 data.len()

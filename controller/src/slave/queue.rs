@@ -78,6 +78,10 @@ pub enum TaskState {
     Failed,
 }
 
+/// The details of a task not applied because its database is outside
+/// `slaveReplicationDBScope`.
+pub const OUTSIDE_SCOPE: &str = "skipped by scope: its database is not in slaveReplicationDBScope";
+
 /// A task in the slave's execution queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlaveTask {
@@ -173,8 +177,17 @@ impl ExecQueue {
 
     /// Stores tasks received from the master: new ones WAITING, with their queue; ones at or
     /// below the pull position are ignored (a repeated answer).
-    pub fn store(&mut self, tasks: &[TaskInfo], queues: u32, now_ns: i64) -> Vec<QueueTouch> {
+    /// Tasks of a database outside `scope` (`slaveReplicationDBScope`, `None`: every
+    /// database) are stored FINISHED, never applied, and returned (to report to the master).
+    pub fn store(
+        &mut self,
+        tasks: &[TaskInfo],
+        queues: u32,
+        now_ns: i64,
+        scope: Option<&[String]>,
+    ) -> (Vec<QueueTouch>, Vec<u64>) {
         let mut touched = vec![QueueTouch::Repl];
+        let mut outside = vec![];
         for t in tasks {
             if t.task_id <= self.repl.last_pulled {
                 continue;
@@ -202,8 +215,17 @@ impl ExecQueue {
                 },
             );
             touched.push(QueueTouch::Task(t.task_id));
+            if scope.is_some_and(|s| !s.contains(&t.db)) {
+                if let Some(st) = self.tasks.get_mut(&t.task_id) {
+                    st.state = TaskState::Finished;
+                    st.finish_ns = now_ns;
+                    st.details = OUTSIDE_SCOPE.to_string();
+                }
+                self.mark_finished(t.task_id, &mut touched);
+                outside.push(t.task_id);
+            }
         }
-        touched
+        (touched, outside)
     }
 
     /// Whether a replay of `task_id` may commit: the task is waiting (not finished, not
@@ -378,8 +400,8 @@ mod tests {
     #[test]
     fn a_task_finishes_once_and_a_repeated_pull_answer_is_ignored() {
         let mut q = ExecQueue::default();
-        q.store(&[task(1, 1, 0), task(2, 1, 1)], 4, 10);
-        q.store(&[task(2, 1, 1), task(3, 2, 0)], 4, 11);
+        q.store(&[task(1, 1, 0), task(2, 1, 1)], 4, 10, None);
+        q.store(&[task(2, 1, 1), task(3, 2, 0)], 4, 11, None);
         assert_eq!(q.repl.last_pulled, 3);
         assert_eq!(
             q.tasks[&2].create_ns, 10,
@@ -411,9 +433,24 @@ mod tests {
     }
 
     #[test]
+    fn tasks_outside_the_scope_are_stored_finished_and_never_pending() {
+        let mut q = ExecQueue::default();
+        let mut other = task(2, 1, 0);
+        other.db = "dfs://b".into();
+        let scope = vec!["dfs://a".to_string()];
+        let (_, outside) = q.store(&[task(1, 1, 0), other], 4, 10, Some(&scope));
+        assert_eq!(outside, vec![2]);
+        assert_eq!(q.unfinished(), 1);
+        assert_eq!(q.tasks[&2].state, TaskState::Finished);
+        assert_eq!(q.tasks[&2].details, OUTSIDE_SCOPE);
+        assert!(q.may_finish(2).is_err(), "a replay of it could not commit");
+        assert_eq!(q.finished_ids().collect::<Vec<_>>(), vec![2]);
+    }
+
+    #[test]
     fn failure_stops_start_reruns_and_skip_needs_a_stopped_slave() {
         let mut q = ExecQueue::default();
-        q.store(&[task(1, 1, 0), task(2, 2, 0)], 4, 10);
+        q.store(&[task(1, 1, 0), task(2, 2, 0)], 4, 10, None);
         assert!(
             q.skip(&[1], "skipped", 12).is_err(),
             "refused while ENABLED"
@@ -441,7 +478,7 @@ mod tests {
         let mut q = ExecQueue::default();
         let n = KEEP_FINISHED as u64 + 5;
         let tasks: Vec<TaskInfo> = (1..=n).map(|i| task(i, i, 0)).collect();
-        q.store(&tasks, 4, 1);
+        q.store(&tasks, 4, 1, None);
         for i in 1..=n {
             q.finish(&replay(i), 2);
         }

@@ -362,6 +362,9 @@ impl Slave {
         let applied: Vec<(u32, u64)> = self.meta.read(|s| {
             rows.iter()
                 .map(|b| {
+                    if b.last_task <= b.begin_task {
+                        return (0, 0);
+                    }
                     s.slave
                         .tasks
                         .range(b.begin_task + 1..=b.last_task)
