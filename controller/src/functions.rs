@@ -375,6 +375,30 @@ impl Controller {
                 s.switch(switch).await
             }
             (Role::Slave(s), "skipClusterReplicationTask") => s.skip_tasks(caller, &args).await,
+            (Role::Slave(s), "resyncClusterReplicationTable") => {
+                if args.len() != 2 {
+                    return Err(self.error(
+                        ErrorCode::BadRequest,
+                        format!(
+                            "{name} takes two arguments (dbName, tableName), got {}",
+                            args.len()
+                        ),
+                    ));
+                }
+                let db = self.string_arg(name, &args, 0, "dbName")?;
+                let table = self.string_arg(name, &args, 1, "tableName")?;
+                s.resync(caller, &db, Some(&table)).await
+            }
+            (Role::Slave(s), "resyncClusterReplicationDatabase") => {
+                if args.len() != 1 {
+                    return Err(self.error(
+                        ErrorCode::BadRequest,
+                        format!("{name} takes one argument (dbName), got {}", args.len()),
+                    ));
+                }
+                let db = self.string_arg(name, &args, 0, "dbName")?;
+                s.resync(caller, &db, None).await
+            }
             (Role::Slave(s), "getSlaveReplicationStatus") => {
                 let limit = self.limit_arg(name, &args)?;
                 Ok(Value::Table(s.slave_status(limit).await))

@@ -406,7 +406,11 @@ impl Controller {
                 if verdict == Verdict::Commit {
                     let refused = self
                         .check_rights(&caller, &changes)
-                        .and_then(|()| self.check_catalog(&caller, check.as_ref()))
+                        .and_then(|()| {
+                            let snapshot = changes.is_empty()
+                                && task.as_ref().is_some_and(|t| t.snapshot.is_some());
+                            self.check_catalog(&caller, check.as_ref(), snapshot)
+                        })
                         .and_then(|()| self.check_task(task.as_deref(), &changes, check.as_ref()));
                     if let Err(e) = refused {
                         let mut abort = txn::Proposal::abort(tid, &caller.user, e.message.clone());

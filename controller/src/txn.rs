@@ -114,13 +114,25 @@ impl Controller {
         &self,
         caller: &Caller,
         check: Option<&CatalogCheck>,
+        snapshot: bool,
     ) -> Result<(), RemoteError> {
         let Some(c) = check else {
             return Ok(());
         };
         let (allowed, version) = self.meta.read(|s| {
+            // A bootstrap's snapshot reads a replicated database and writes nothing: a user
+            // who may replicate (a re-sync runs as the slave's user) may read it so.
+            let replicator = snapshot
+                && c.need == Right::Read
+                && s.catalog
+                    .dbs
+                    .get(&c.db)
+                    .is_some_and(|d| d.replication_enabled)
+                && s.users
+                    .get(&caller.user)
+                    .is_some_and(|u| u.is_admin || u.grants.may_replicate());
             (
-                s.allows(&caller.user, c.need, &c.db),
+                replicator || s.allows(&caller.user, c.need, &c.db),
                 s.catalog.dbs.get(&c.db).map(|d| d.version),
             )
         });

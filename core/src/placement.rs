@@ -42,6 +42,8 @@ pub const FUNCTIONS: &[(&str, Placement)] = &[
     ("getSlaveReplicationExecutionStatus", at(D, Some(S))),
     ("getClusterReplicationMetrics", at(C, Some(S))),
     ("getClusterReplicationBootstrapStatus", at(C, None)),
+    ("resyncClusterReplicationTable", at(C, Some(S))),
+    ("resyncClusterReplicationDatabase", at(C, Some(S))),
     ("checkClusterReplicationConsistency", at(D, Some(S))),
 ];
 

@@ -122,6 +122,24 @@ impl MasterClient {
     }
 
     /// Registers this slave cluster (again, harmlessly, if it is registered).
+    /// Asks the master to send `table` of `db` (`None`: all of `db`) afresh to this slave:
+    /// the re-sync job's id.
+    pub async fn resync(&self, db: &str, table: Option<&str>) -> Result<u64, ClientError> {
+        match self
+            .rpc
+            .call(ReplicationRequest::Resync {
+                token: self.token.clone(),
+                slave: self.slave.clone(),
+                db: db.to_string(),
+                table: table.map(str::to_string),
+            })
+            .await??
+        {
+            ReplicationReply::Resync { job } => Ok(job),
+            other => Err(unexpected(other)),
+        }
+    }
+
     pub async fn register(&self) -> Result<(), ClientError> {
         match self
             .rpc

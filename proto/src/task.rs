@@ -41,10 +41,15 @@ pub enum OperationType {
     RenameColumn,
     /// One chunk of a table as the master had it at this task: the slave replaces its copy.
     SnapshotChunk,
+    /// A re-sync of one table for one slave: the slave's table becomes this one, empty; its
+    /// chunks follow as SNAPSHOT_CHUNK tasks.
+    ResyncTable,
+    /// A re-sync of a whole database for one slave, likewise.
+    ResyncDatabase,
 }
 
 impl OperationType {
-    pub const ALL: [OperationType; 20] = [
+    pub const ALL: [OperationType; 22] = [
         OperationType::CreateDomain,
         OperationType::CreateTable,
         OperationType::CreatePartitionedTable,
@@ -65,6 +70,8 @@ impl OperationType {
         OperationType::SetColumnComment,
         OperationType::RenameColumn,
         OperationType::SnapshotChunk,
+        OperationType::ResyncTable,
+        OperationType::ResyncDatabase,
     ];
 
     pub fn name(self) -> &'static str {
@@ -89,6 +96,8 @@ impl OperationType {
             OperationType::SetColumnComment => "SET_COLUMN_COMMENT",
             OperationType::RenameColumn => "RENAME_COLUMN",
             OperationType::SnapshotChunk => "SNAPSHOT_CHUNK",
+            OperationType::ResyncTable => "RESYNC_TABLE",
+            OperationType::ResyncDatabase => "RESYNC_DATABASE",
         }
     }
 }
@@ -208,6 +217,17 @@ pub enum TaskData {
         partition: u32,
         data: Table,
     },
+    /// `resyncClusterReplicationTable` for one slave: its table becomes this one, empty.
+    ResyncTable {
+        db: String,
+        table: TableDef,
+    },
+    /// `resyncClusterReplicationDatabase` for one slave: its database becomes this one.
+    ResyncDatabase {
+        db: String,
+        scheme: PartitionScheme,
+        tables: Vec<TableDef>,
+    },
 }
 
 /// A table's definition in a bootstrap, by names.
@@ -262,6 +282,8 @@ impl TaskData {
             TaskData::SetColumnComment { .. } => OperationType::SetColumnComment,
             TaskData::RenameColumn { .. } => OperationType::RenameColumn,
             TaskData::SnapshotChunk { .. } => OperationType::SnapshotChunk,
+            TaskData::ResyncTable { .. } => OperationType::ResyncTable,
+            TaskData::ResyncDatabase { .. } => OperationType::ResyncDatabase,
         }
     }
 
@@ -284,7 +306,9 @@ impl TaskData {
             | TaskData::ReplaceColumn { db, .. }
             | TaskData::SetColumnComment { db, .. }
             | TaskData::RenameColumn { db, .. }
-            | TaskData::SnapshotChunk { db, .. } => db,
+            | TaskData::SnapshotChunk { db, .. }
+            | TaskData::ResyncTable { db, .. }
+            | TaskData::ResyncDatabase { db, .. } => db,
         }
     }
 
@@ -293,8 +317,10 @@ impl TaskData {
         match self {
             TaskData::CreateDomain { .. }
             | TaskData::DropDb { .. }
-            | TaskData::AddPartitions { .. } => "",
+            | TaskData::AddPartitions { .. }
+            | TaskData::ResyncDatabase { .. } => "",
             TaskData::RenameTable { from, .. } => from,
+            TaskData::ResyncTable { table, .. } => &table.name,
             TaskData::CreateTable { table, .. }
             | TaskData::Append { table, .. }
             | TaskData::Upsert { table, .. }
@@ -411,7 +437,9 @@ impl TaskData {
             | TaskData::SqlUpdate { .. }
             | TaskData::SqlDelete { .. }
             | TaskData::TruncateTable { .. }
-            | TaskData::SnapshotChunk { .. } => vec![],
+            | TaskData::SnapshotChunk { .. }
+            | TaskData::ResyncTable { .. }
+            | TaskData::ResyncDatabase { .. } => vec![],
         }
     }
 
@@ -421,7 +449,8 @@ impl TaskData {
         match self {
             TaskData::CreateDomain { .. }
             | TaskData::DropDb { .. }
-            | TaskData::AddPartitions { .. } => Scope::Database(db),
+            | TaskData::AddPartitions { .. }
+            | TaskData::ResyncDatabase { .. } => Scope::Database(db),
             TaskData::Append { table, .. } | TaskData::Upsert { table, .. } => Scope::Chunks {
                 db,
                 table: table.clone(),
@@ -464,6 +493,7 @@ impl TaskData {
             data_written: false,
             data_bytes: 0,
             snapshot: None,
+            for_slave: None,
         }
     }
 }
@@ -504,13 +534,20 @@ pub struct TaskMeta {
     /// that chunk is still to be sent, and marks it sent.
     #[serde(default)]
     pub snapshot: Option<SnapshotRef>,
+    /// A re-sync's task is for this slave cluster only; the others store it finished.
+    #[serde(default)]
+    pub for_slave: Option<String>,
 }
+
+/// [`SnapshotRef::index`] of the task that begins a re-sync.
+pub const BEGIN: u32 = u32::MAX;
 
 /// Which chunk of which bootstrap a snapshot task sends, and its rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotRef {
     pub job: u64,
-    /// The chunk's index in the bootstrap's list.
+    /// The chunk's index in the bootstrap's list; [`BEGIN`] for the task that begins a
+    /// re-sync (its RESYNC_TABLE or RESYNC_DATABASE).
     pub index: u32,
     pub rows: u64,
 }
@@ -521,6 +558,11 @@ pub struct SnapshotRef {
 pub struct BootstrapProgress {
     pub job: u64,
     pub db: String,
+    /// A re-sync's table (`None`: the database) and slave (`None`: a bootstrap for every one).
+    #[serde(default)]
+    pub table: Option<String>,
+    #[serde(default)]
+    pub for_slave: Option<String>,
     /// The CREATE_DOMAIN task, and the last chunk snapshot task made so far.
     pub begin_task: u64,
     pub last_task: u64,
@@ -555,6 +597,9 @@ pub struct TaskInfo {
     /// Bytes of its encoded data on the master data node (0 when not known).
     #[serde(default)]
     pub data_bytes: u64,
+    /// A re-sync's task is for this slave cluster only; the others store it finished.
+    #[serde(default)]
+    pub for_slave: Option<String>,
 }
 
 /// A slave transaction that replays a task: the controller records the task FINISHED in the
@@ -645,7 +690,7 @@ mod tests {
     #[test]
     fn every_operation_has_its_name_once() {
         let names: BTreeSet<&str> = OperationType::ALL.iter().map(|o| o.name()).collect();
-        assert_eq!(names.len(), 20);
+        assert_eq!(names.len(), 22);
         assert!(names.contains("SET_COLUMN_COMMENT"));
     }
 }

@@ -458,6 +458,7 @@ fn task_info() -> TaskInfo {
         src_port: 8849,
         execution_set: 1,
         data_bytes: 250,
+        for_slave: None,
     }
 }
 
@@ -476,6 +477,7 @@ fn task_meta() -> TaskMeta {
         data_written: true,
         data_bytes: 250,
         snapshot: None,
+        for_slave: None,
     }
 }
 

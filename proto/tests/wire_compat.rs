@@ -95,6 +95,7 @@ fn task() -> TaskInfo {
         src_port: 8849,
         execution_set: 1,
         data_bytes: 250,
+        for_slave: None,
     }
 }
 

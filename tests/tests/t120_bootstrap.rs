@@ -293,3 +293,117 @@ loadTable("dfs://other", "t").append!(table(id, v))
             .then_some(())
     });
 }
+
+/// Waits until the slave shows re-sync `job` DONE; its row.
+fn wait_job_done(p: &Pair, job: i64) -> Json {
+    xrepl_tests::wait_for("the re-sync to be applied", CATCH_UP, || {
+        let out = p.slave.admin_json(BOOT_STATUS);
+        let rows = out.json().last().and_then(|v| v.as_array()).cloned()?;
+        rows.into_iter()
+            .find(|r| r["jobId"].as_i64() == Some(job) && r["state"] == "DONE")
+    })
+}
+
+fn job_of(message: &str) -> i64 {
+    message
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no job id in {message:?}"))
+}
+
+#[test]
+fn t40_a_skip_leaves_drift_that_a_table_resync_repairs_and_a_database_resync_too() {
+    let p = Pair::start(Spec::default(), Spec::default());
+    p.master.ok(&setup(20_000));
+    p.master
+        .ok("setDatabaseForClusterReplication(database(\"dfs://boot\"), true)");
+    wait_bootstrapped(&p);
+    assert_equal(&p, "dfs://boot");
+
+    // A task the slave skips: its rows never arrive, and the slave differs from the master.
+    p.slave
+        .ok("rpc(getControllerAlias(), stopClusterReplication)");
+    p.master.ok(&writes(1));
+    let last = xrepl_tests::wait_for("the slave to receive the append", CATCH_UP, || {
+        let rows = p.slave_tasks();
+        let ids = ints(&rows, "taskId");
+        let last = *ids.iter().max()?;
+        (last >= ints(&p.master_tasks(), "taskId").into_iter().max()?).then_some(last)
+    });
+    p.slave.ok(&format!(
+        "rpc(getControllerAlias(), skipClusterReplicationTask, {last})\nrpc(getControllerAlias(), startClusterReplication)"
+    ));
+    let skipped = p.slave_tasks();
+    let details = skipped
+        .iter()
+        .find(|t| t["taskId"].as_i64() == Some(last))
+        .and_then(|t| t["details"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        details.contains("resyncClusterReplicationTable(\"dfs://boot\", \"pt\")"),
+        "the skip names the table and the repair: {details}"
+    );
+    p.wait_caught_up(CATCH_UP);
+    let differ = consistency(&p, "dfs://boot");
+    assert!(
+        differ.iter().any(|r| r["equal"] == Json::Bool(false)),
+        "the skip left drift: {differ:?}"
+    );
+
+    // Re-sync the table while writers go on; the slave ends equal.
+    let out = p
+        .slave
+        .ok("rpc(getControllerAlias(), resyncClusterReplicationTable, \"dfs://boot\", \"pt\")");
+    let message = out
+        .last()
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    assert!(message.starts_with("re-sync "), "{message}");
+    p.master.ok(&writes(3));
+    let row = wait_job_done(&p, job_of(&message));
+    assert_eq!(row["tableName"], "pt");
+    assert_eq!(row["chunksApplied"].as_i64(), Some(10), "{row:?}");
+    p.wait_caught_up(CATCH_UP);
+    assert_equal(&p, "dfs://boot");
+
+    // A re-sync of a database nobody replicates, or of a missing table, is refused clearly.
+    let bad = p.slave.admin_json(
+        "rpc(getControllerAlias(), resyncClusterReplicationTable, \"dfs://boot\", \"nope\")",
+    );
+    assert!(
+        bad.stderr.contains("table 'nope' does not exist"),
+        "{}",
+        bad.stderr
+    );
+    let bad = p
+        .slave
+        .admin_json("rpc(getControllerAlias(), resyncClusterReplicationDatabase, \"dfs://nope\")");
+    assert!(bad.stderr.contains("does not exist"), "{}", bad.stderr);
+
+    // Drift made on the slave by hand (the execution user may write) is repaired by a
+    // re-sync of the whole database.
+    p.slave.ok(
+        "delete from loadTable(\"dfs://boot\", \"dt\") where k = 2\n\
+         update loadTable(\"dfs://boot\", \"pt\") set price = 0.0 where id = 4",
+    );
+    assert!(consistency(&p, "dfs://boot")
+        .iter()
+        .any(|r| r["equal"] == Json::Bool(false)));
+    let out = p
+        .slave
+        .ok("rpc(getControllerAlias(), resyncClusterReplicationDatabase, \"dfs://boot\")");
+    let message = out
+        .last()
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    wait_job_done(&p, job_of(&message));
+    p.wait_caught_up(CATCH_UP);
+    assert_equal(&p, "dfs://boot");
+    let ops = texts(&p.master_tasks(), "operationType");
+    assert!(ops.iter().any(|o| o == "RESYNC_TABLE"), "{ops:?}");
+    assert!(ops.iter().any(|o| o == "RESYNC_DATABASE"), "{ops:?}");
+}

@@ -283,6 +283,7 @@ fn t40_a_member_cannot_queue_a_task_that_points_slaves_elsewhere_or_skip_one() {
             data_written: true,
             data_bytes: 250,
             snapshot: None,
+            for_slave: None,
         };
         for (task, expect) in [
             (

@@ -73,6 +73,7 @@ fn append_task(partition: u32) -> TaskMeta {
         data_written: true,
         data_bytes: 250,
         snapshot: None,
+        for_slave: None,
     }
 }
 

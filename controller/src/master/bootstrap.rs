@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use xrepl_core::catalog::DatabaseMeta;
-use xrepl_proto::task::{BootstrapProgress, SnapshotRef};
+use xrepl_proto::task::{BootstrapProgress, SnapshotRef, BEGIN};
 
 /// Finished jobs kept for the status.
 pub const KEEP_FINISHED_JOBS: usize = 16;
@@ -36,8 +36,15 @@ pub struct SnapshotJob {
     pub db: String,
     /// The user who turned replication on: the snapshots run with that user's rights.
     pub user: String,
-    /// The CREATE_DOMAIN task the chunks follow.
+    /// The task the chunks follow: the CREATE_DOMAIN, or a re-sync's RESYNC_TABLE or
+    /// RESYNC_DATABASE (0 until that task is made).
     pub begin_task: u64,
+    /// A re-sync's table (`None`: the whole database).
+    #[serde(default)]
+    pub table: Option<String>,
+    /// The slave a re-sync is for (`None`: a bootstrap for every slave).
+    #[serde(default)]
+    pub target: Option<String>,
     pub started_ms: i64,
     /// Per chunk of `chunks`: sent (or skipped: its chunk is gone).
     pub sent: Vec<bool>,
@@ -55,12 +62,39 @@ pub struct SnapshotJob {
 }
 
 impl SnapshotJob {
+    /// Lists the chunks to send after task `task`: every chunk of `d`, or of its table.
+    fn begin(&mut self, task: u64, d: &DatabaseMeta, now_ms: i64) {
+        self.chunks = d
+            .tables
+            .values()
+            .filter(|t| self.table.as_ref().is_none_or(|name| &t.name == name))
+            .flat_map(|t| {
+                t.chunks.keys().map(|p| JobChunk {
+                    table: t.name.clone(),
+                    table_id: t.id,
+                    partition: *p,
+                })
+            })
+            .collect();
+        self.sent = vec![false; self.chunks.len()];
+        self.begin_task = task;
+        self.last_task = task;
+        if self.chunks.is_empty() {
+            self.finished_ms = Some(now_ms);
+        }
+    }
+
     pub fn total(&self) -> u32 {
         self.chunks.len() as u32
     }
 
     pub fn is_running(&self) -> bool {
         self.finished_ms.is_none()
+    }
+
+    /// A re-sync whose first task is not made yet.
+    pub fn needs_begin(&self) -> bool {
+        self.is_running() && self.begin_task == 0
     }
 
     fn done(&self) -> u32 {
@@ -71,6 +105,8 @@ impl SnapshotJob {
         BootstrapProgress {
             job: self.id,
             db: self.db.clone(),
+            table: self.table.clone(),
+            for_slave: self.target.clone(),
             begin_task: self.begin_task,
             last_task: self.last_task,
             chunks: self.total(),
@@ -108,47 +144,109 @@ impl Bootstraps {
         now_ms: i64,
         touched: &mut Vec<JobTouch>,
     ) {
-        let chunks: Vec<JobChunk> = d
-            .tables
-            .values()
-            .flat_map(|t| {
-                t.chunks.keys().map(|p| JobChunk {
-                    table: t.name.clone(),
-                    table_id: t.id,
-                    partition: *p,
-                })
-            })
-            .collect();
         // A database turned on again ends what its earlier bootstrap had not sent: the new
         // one sends everything.
         self.end_db(&d.path, "replication was turned on again", now_ms, touched);
-        let id = self.jobs.keys().last().map_or(1, |k| k + 1);
+        let id = self.next_id();
         let mut job = SnapshotJob {
             id,
             db: d.path.clone(),
             user: user.to_string(),
-            begin_task: task,
             started_ms: now_ms,
-            sent: vec![false; chunks.len()],
-            last_task: task,
-            chunks,
             ..SnapshotJob::default()
         };
-        if job.chunks.is_empty() {
-            job.finished_ms = Some(now_ms);
-        }
+        job.begin(task, d, now_ms);
         self.jobs.insert(id, job);
         touched.push(JobTouch::Job { id, chunks: true });
         self.forget_finished(touched);
     }
 
+    fn next_id(&self) -> u64 {
+        self.jobs.keys().last().map_or(1, |k| k + 1)
+    }
+
+    /// Starts a re-sync of `table` of `db` (`None`: the whole database) for slave `target`,
+    /// run as `user`: its first task lists the chunks. Answers the job's id.
+    pub fn start_resync(
+        &mut self,
+        db: &str,
+        table: Option<&str>,
+        target: &str,
+        user: &str,
+        now_ms: i64,
+    ) -> Result<(u64, Vec<JobTouch>), String> {
+        if let Some(j) = self.jobs.values().find(|j| {
+            j.is_running()
+                && j.db == db
+                && j.target.as_deref() == Some(target)
+                && j.table.as_deref() == table
+        }) {
+            return Err(format!(
+                "a re-sync of {} for slave cluster {target} is running already (job {}); watch getClusterReplicationBootstrapStatus()",
+                table.map_or_else(|| format!("'{db}'"), |t| format!("'{db}'.'{t}'")),
+                j.id
+            ));
+        }
+        let id = self.next_id();
+        self.jobs.insert(
+            id,
+            SnapshotJob {
+                id,
+                db: db.to_string(),
+                table: table.map(str::to_string),
+                target: Some(target.to_string()),
+                user: user.to_string(),
+                started_ms: now_ms,
+                ..SnapshotJob::default()
+            },
+        );
+        let mut touched = vec![JobTouch::Job { id, chunks: true }];
+        self.forget_finished(&mut touched);
+        Ok((id, touched))
+    }
+
+    /// A re-sync's first task `task` was made: its chunks are those of `d` (of its table)
+    /// now.
+    pub fn begun(
+        &mut self,
+        job: u64,
+        task: u64,
+        d: &DatabaseMeta,
+        now_ms: i64,
+        touched: &mut Vec<JobTouch>,
+    ) {
+        if let Some(j) = self.jobs.get_mut(&job) {
+            if j.needs_begin() {
+                j.begin(task, d, now_ms);
+                touched.push(JobTouch::Job {
+                    id: job,
+                    chunks: true,
+                });
+            }
+        }
+    }
+
     /// Why a snapshot of chunk `index` of job `job` may not commit (`None`: it may).
-    pub fn may_send(&self, job: u64, index: u32) -> Option<String> {
+    pub fn may_send(&self, job: u64, index: u32, for_slave: Option<&str>) -> Option<String> {
         let Some(j) = self.jobs.get(&job) else {
             return Some(format!("bootstrap {job} is over"));
         };
+        if j.target.as_deref() != for_slave {
+            return Some(format!(
+                "bootstrap {job} is for {}, not for {}",
+                j.target.as_deref().unwrap_or("every slave"),
+                for_slave.unwrap_or("every slave")
+            ));
+        }
         if let Some(why) = &j.ended {
             return Some(format!("bootstrap {job} of '{}' ended: {why}", j.db));
+        }
+        if index == BEGIN {
+            return (!j.needs_begin())
+                .then(|| format!("re-sync {job} of '{}' began already", j.db));
+        }
+        if j.needs_begin() {
+            return Some(format!("re-sync {job} of '{}' has not begun", j.db));
         }
         match j.sent.get(index as usize) {
             None => Some(format!("bootstrap {job} has no chunk {index}")),
@@ -190,11 +288,20 @@ impl Bootstraps {
     }
 
     /// Chunk `index` of `job` is gone (its table or partition was dropped): nothing to send.
+    /// [`BEGIN`]: the re-sync's table or database is gone; the job ends.
     pub fn skip(&mut self, job: u64, index: u32, now_ms: i64) -> Result<Vec<JobTouch>, String> {
         let j = self
             .jobs
             .get_mut(&job)
             .ok_or_else(|| format!("bootstrap {job} is over"))?;
+        if index == BEGIN {
+            j.finished_ms = Some(now_ms);
+            j.ended = Some("its database or table was dropped before it began".into());
+            return Ok(vec![JobTouch::Job {
+                id: job,
+                chunks: false,
+            }]);
+        }
         match j.sent.get_mut(index as usize) {
             None => return Err(format!("bootstrap {job} has no chunk {index}")),
             Some(true) => return Ok(vec![]),
@@ -273,7 +380,7 @@ mod tests {
         }
     }
 
-    fn db() -> DatabaseMeta {
+    pub(super) fn db() -> DatabaseMeta {
         let mut tables = BTreeMap::new();
         for (id, name, parts) in [(7u64, "a", vec![0u32, 3]), (9, "b", vec![1])] {
             tables.insert(
@@ -314,14 +421,20 @@ mod tests {
             }]
         );
         assert_eq!(b.unsent().count(), 3);
-        assert_eq!(b.may_send(1, 0), None);
+        assert_eq!(b.may_send(1, 0, None), None);
         b.sent(sref(0, 10), 6, 100, 101, &mut t);
         assert!(b
-            .may_send(1, 0)
+            .may_send(1, 0, None)
             .unwrap_or_default()
             .contains("sent already"));
-        assert!(b.may_send(1, 9).unwrap_or_default().contains("no chunk 9"));
-        assert!(b.may_send(2, 0).unwrap_or_default().contains("is over"));
+        assert!(b
+            .may_send(1, 9, None)
+            .unwrap_or_default()
+            .contains("no chunk 9"));
+        assert!(b
+            .may_send(2, 0, None)
+            .unwrap_or_default()
+            .contains("is over"));
         b.skip(1, 1, 102).expect("skip");
         assert!(b.jobs[&1].is_running());
         b.sent(sref(2, 5), 8, 50, 103, &mut t);
@@ -350,9 +463,42 @@ mod tests {
             b.jobs[&1].ended.as_deref(),
             Some("replication was turned on again")
         );
-        assert!(b.may_send(1, 0).unwrap_or_default().contains("ended"));
+        assert!(b.may_send(1, 0, None).unwrap_or_default().contains("ended"));
         assert_eq!(b.unsent().filter(|(j, ..)| j.id == 2).count(), 3);
         b.end_db("dfs://x", "replication was turned off", 300, &mut t);
         assert_eq!(b.unsent().count(), 0);
+    }
+}
+
+#[cfg(test)]
+mod resync_tests {
+    use super::*;
+
+    #[test]
+    fn a_resync_begins_once_for_its_slave_then_sends_its_tables_chunks() {
+        let mut b = Bootstraps::default();
+        let (id, _) = b
+            .start_resync("dfs://x", Some("a"), "s1", "repl", 100)
+            .expect("start");
+        assert!(b
+            .start_resync("dfs://x", Some("a"), "s1", "repl", 101)
+            .is_err_and(|e| e.contains("running already")));
+        assert_eq!(b.unsent().count(), 0, "nothing to send before it begins");
+        assert!(b
+            .may_send(id, BEGIN, None)
+            .is_some_and(|e| e.contains("for s1")));
+        assert_eq!(b.may_send(id, BEGIN, Some("s1")), None);
+        assert!(b
+            .may_send(id, 0, Some("s1"))
+            .is_some_and(|e| e.contains("not begun")));
+        let mut t = vec![];
+        let d = super::tests::db();
+        b.begun(id, 7, &d, 102, &mut t);
+        assert!(b
+            .may_send(id, BEGIN, Some("s1"))
+            .is_some_and(|e| e.contains("began already")));
+        // Only table a's two chunks.
+        assert_eq!(b.unsent().count(), 2);
+        assert_eq!(b.jobs[&id].begin_task, 7);
     }
 }

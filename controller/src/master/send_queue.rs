@@ -137,6 +137,7 @@ impl SendQueue {
             src_port: t.src_port,
             execution_set,
             data_bytes: t.data_bytes,
+            for_slave: t.for_slave.clone(),
         };
         if let Err(e) = self.tasks.push(&info) {
             // Ids are given here, one after the other, and forgotten from the front only.
@@ -484,6 +485,7 @@ mod tests {
             data_written: true,
             data_bytes: 1000,
             snapshot: None,
+            for_slave: None,
         }
     }
 

@@ -11,7 +11,7 @@ use xrepl_proto::ticket::FetchTicket;
 
 use super::{now_ns, Master};
 use crate::auth::Caller;
-use crate::meta::MetaCommand;
+use crate::meta::{MetaCommand, MetaOutcome};
 
 /// Most tasks one pull answers, whatever the slave asks.
 pub const PULL_MAX: u32 = 10_000;
@@ -160,6 +160,37 @@ impl Master {
                     ));
                 }
                 Ok(ReplicationReply::Ticket(self.ticket(&slave)))
+            }
+            ReplicationRequest::Resync {
+                token,
+                slave,
+                db,
+                table,
+            } => {
+                let caller = self.slave_caller(&token, "resync")?;
+                self.check_owner(&slave, &caller)?;
+                if !self.meta.read(|s| s.send.slaves.contains_key(&slave)) {
+                    return Err(self.refuse(
+                        ErrorCode::NotFound,
+                        format!("slave cluster {slave} is not registered with this master; register first"),
+                    ));
+                }
+                let outcome = self
+                    .meta
+                    .apply(MetaCommand::StartResync {
+                        db: db.clone(),
+                        table: table.clone(),
+                        slave: slave.clone(),
+                        user: caller.user.clone(),
+                        now_ms: chrono::Utc::now().timestamp_millis(),
+                    })
+                    .await
+                    .map_err(|e| e.to_remote(&self.alias))?;
+                let MetaOutcome::Job(job) = outcome else {
+                    return Err(self.refuse(ErrorCode::Internal, format!("unexpected outcome {outcome:?}")));
+                };
+                tracing::info!(%slave, %db, table = table.as_deref().unwrap_or(""), job, "re-sync started");
+                Ok(ReplicationReply::Resync { job })
             }
             ReplicationRequest::DataNodes { ticket } => {
                 ticket

@@ -8,6 +8,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use xrepl_proto::rpc::{ErrorCode, RemoteError, SnapshotWork};
+use xrepl_proto::task::BEGIN;
+
+use super::bootstrap::JobChunk;
 
 use super::Master;
 use crate::meta::MetaCommand;
@@ -44,13 +47,44 @@ impl Master {
             let mut l = self.leases();
             l.0.retain(|_, (n, at)| now.duration_since(*at) < LEASE && live.contains(n));
         }
-        // The first unsent chunk this node holds; chunks whose table or partition is gone.
+        // A re-sync to begin (any node makes its first task), else the first unsent chunk
+        // this node holds; and what is gone (a re-sync's table or database, a chunk).
         let (found, gone) = {
             let leases = self.leases();
             self.meta.read(|s| {
                 let mut gone = vec![];
                 let mut found = None;
+                for j in s.bootstrap.jobs.values().filter(|j| j.needs_begin()) {
+                    if leases.0.contains_key(&(j.id, BEGIN)) {
+                        continue;
+                    }
+                    let d = s.catalog.dbs.get(&j.db).filter(|d| d.replication_enabled);
+                    let table = j.table.clone().unwrap_or_default();
+                    match d {
+                        Some(d) if table.is_empty() || d.tables.contains_key(&table) => {
+                            let c = JobChunk {
+                                table,
+                                table_id: 0,
+                                partition: 0,
+                            };
+                            found = Some((
+                                j.id,
+                                BEGIN,
+                                j.db.clone(),
+                                c.table.clone(),
+                                c,
+                                j.user.clone(),
+                                j.target.clone(),
+                            ));
+                            break;
+                        }
+                        _ => gone.push((j.id, BEGIN)),
+                    }
+                }
                 for (j, index, c) in s.bootstrap.unsent() {
+                    if found.is_some() {
+                        break;
+                    }
                     if leases.0.contains_key(&(j.id, index)) {
                         continue;
                     }
@@ -69,6 +103,7 @@ impl Master {
                                 t.name.clone(),
                                 c.clone(),
                                 j.user.clone(),
+                                j.target.clone(),
                             ));
                             break;
                         }
@@ -92,7 +127,7 @@ impl Master {
                 );
             }
         }
-        let Some((job, index, db, table, chunk, user)) = found else {
+        let Some((job, index, db, table, chunk, user, for_slave)) = found else {
             return Ok(None);
         };
         let (token, _) = self.auth.issue(&user).map_err(|e| {
@@ -115,6 +150,7 @@ impl Master {
             table_id: chunk.table_id,
             partition: chunk.partition,
             token,
+            for_slave,
         }))
     }
 

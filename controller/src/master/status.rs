@@ -160,6 +160,9 @@ pub fn bootstrap_table(rows: &[BootstrapProgress], applied: Option<&[(u32, u64)]
         if b.ended.is_some() {
             return "ENDED".into();
         }
+        if b.begin_task == 0 {
+            return "STARTING".into();
+        }
         let sent = b.finished_ms.is_some();
         match applied.and_then(|a| a.get(i)) {
             None if sent => "DONE".into(),
@@ -171,6 +174,8 @@ pub fn bootstrap_table(rows: &[BootstrapProgress], applied: Option<&[(u32, u64)]
     let mut names = vec![
         "jobId",
         "dbName",
+        "tableName",
+        "forSlave",
         "state",
         "beginTaskId",
         "lastTaskId",
@@ -183,6 +188,16 @@ pub fn bootstrap_table(rows: &[BootstrapProgress], applied: Option<&[(u32, u64)]
     let mut columns = vec![
         Vector::Long(rows.iter().map(|b| b.job as i64).collect()),
         Vector::String(rows.iter().map(|b| b.db.clone()).collect()),
+        Vector::String(
+            rows.iter()
+                .map(|b| b.table.clone().unwrap_or_default())
+                .collect(),
+        ),
+        Vector::String(
+            rows.iter()
+                .map(|b| b.for_slave.clone().unwrap_or_default())
+                .collect(),
+        ),
         Vector::String(rows.iter().enumerate().map(|(i, b)| state(b, i)).collect()),
         Vector::Long(rows.iter().map(|b| b.begin_task as i64).collect()),
         Vector::Long(rows.iter().map(|b| b.last_task as i64).collect()),

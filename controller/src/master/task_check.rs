@@ -116,6 +116,7 @@ mod tests {
             data_written: true,
             data_bytes: 250,
             snapshot: None,
+            for_slave: None,
         }
     }
 

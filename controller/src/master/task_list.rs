@@ -25,7 +25,11 @@ struct Packed {
     /// Data bytes of every task listed since the list was made, up to this one (see
     /// [`TaskList::bytes_after`]).
     cum_bytes: u64,
+    /// The slave a re-sync's task is for, by index ([`NO_SLAVE`]: every slave).
+    for_slave: u32,
 }
+
+const NO_SLAVE: u32 = u32::MAX;
 
 /// Strings kept once, by index. Never shrinks: it holds the distinct names of databases,
 /// tables and data node hosts that tasks have named, which are few.
@@ -108,6 +112,10 @@ impl TaskList {
             src_port: t.src_port,
             op: t.op,
             execution_set: t.execution_set,
+            for_slave: t
+                .for_slave
+                .as_deref()
+                .map_or(NO_SLAVE, |s| self.names.id(s)),
         };
         self.items.push_back(p);
         Ok(())
@@ -126,6 +134,7 @@ impl TaskList {
             src_port: p.src_port,
             execution_set: p.execution_set,
             data_bytes: p.data_bytes,
+            for_slave: (p.for_slave != NO_SLAVE).then(|| self.names.get(p.for_slave)),
         }
     }
 
@@ -214,6 +223,7 @@ mod tests {
             src_port: 8849,
             execution_set: 1,
             data_bytes: id * 100,
+            for_slave: (id == 2).then(|| "slave1".to_string()),
         }
     }
 

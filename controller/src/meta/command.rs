@@ -111,6 +111,10 @@ pub enum MetaCommand {
         /// of others are stored FINISHED (answered as [`MetaOutcome::Skipped`]).
         #[serde(default)]
         scope: Option<Vec<String>>,
+        /// This slave's name on the master: a re-sync's task for another one is stored
+        /// FINISHED.
+        #[serde(default)]
+        me: String,
     },
     /// Slave: a task failed its last attempt: FAILED, and the slave STOPPED.
     FailTask {
@@ -147,6 +151,15 @@ pub enum MetaCommand {
     SlaveProgress {
         slave: String,
         finished: Vec<u64>,
+        now_ms: i64,
+    },
+    /// Master: `resyncClusterReplicationTable` / `...Database` from slave cluster `slave`:
+    /// a re-sync job of `table` (`None`: the database), run as `user`.
+    StartResync {
+        db: String,
+        table: Option<String>,
+        slave: String,
+        user: String,
         now_ms: i64,
     },
     /// Master: chunk `index` of bootstrap `job` is gone (its table or partition was
@@ -192,6 +205,8 @@ pub enum MetaOutcome {
     ReplayRefused(Decision, FinishRefused),
     /// The tasks a skip marked FINISHED.
     Skipped(Vec<u64>),
+    /// A re-sync job's id.
+    Job(u64),
 }
 
 #[cfg(test)]
@@ -205,6 +220,7 @@ mod tests {
             queues: 4,
             now_ns: 0,
             scope: None,
+            me: String::new(),
         };
         assert!(!store.must_sync());
         for cmd in [

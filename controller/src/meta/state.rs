@@ -260,8 +260,11 @@ impl MetaState {
                 };
                 let missing_data = replicated && task.as_ref().is_some_and(|t| !t.data_written);
                 // A chunk snapshot commits only while its chunk is still to be sent.
-                let snapshot_refused = match task.as_ref().and_then(|t| t.snapshot) {
-                    Some(r) if replicated => self.bootstrap.may_send(r.job, r.index),
+                let snapshot_refused = match task.as_deref() {
+                    Some(t) if replicated => t.snapshot.and_then(|r| {
+                        self.bootstrap
+                            .may_send(r.job, r.index, t.for_slave.as_deref())
+                    }),
                     _ => None,
                 };
                 let refused = if commit {
@@ -371,9 +374,12 @@ impl MetaState {
                 queues,
                 now_ns,
                 scope,
+                me,
             } => {
                 let mut touches = vec![];
-                let (t, outside) = self.slave.store(tasks, *queues, *now_ns, scope.as_deref());
+                let (t, outside) = self
+                    .slave
+                    .store(tasks, *queues, *now_ns, scope.as_deref(), me);
                 Self::touch_queue(&mut touches, t);
                 (MetaOutcome::Skipped(outside), touches)
             }
@@ -437,6 +443,29 @@ impl MetaState {
                 let mut touches = vec![];
                 Self::touch_send(&mut touches, self.send.progress(slave, finished, *now_ms)?);
                 (MetaOutcome::Done, touches)
+            }
+            MetaCommand::StartResync {
+                db,
+                table,
+                slave,
+                user,
+                now_ms,
+            } => {
+                let d = self.catalog.db(db)?;
+                if !d.replication_enabled {
+                    return Err(format!("database '{db}' is not replicated"));
+                }
+                if let Some(t) = table {
+                    if !d.tables.contains_key(t) {
+                        return Err(format!("table '{t}' does not exist in database '{db}'"));
+                    }
+                }
+                let (id, t) =
+                    self.bootstrap
+                        .start_resync(db, table.as_deref(), slave, user, *now_ms)?;
+                let mut touches = vec![];
+                Self::touch_jobs(&mut touches, t);
+                (MetaOutcome::Job(id), touches)
             }
             MetaCommand::SkipSnapshotChunk { job, index, now_ms } => {
                 let mut touches = vec![];
@@ -505,6 +534,11 @@ impl MetaState {
             (OperationType::CreateDomain, _) => {
                 if let Some(d) = self.catalog.dbs.get(&t.db) {
                     self.bootstrap.start(d, user, id, now_ms, touched);
+                }
+            }
+            (OperationType::ResyncTable | OperationType::ResyncDatabase, Some(r)) => {
+                if let Some(d) = self.catalog.dbs.get(&t.db) {
+                    self.bootstrap.begun(r.job, id, d, now_ms, touched);
                 }
             }
             (OperationType::SnapshotChunk, Some(r)) => {

@@ -20,6 +20,7 @@
 pub mod handout;
 pub mod puller;
 pub mod queue;
+pub mod resync;
 pub mod runtime;
 pub mod scheduler;
 pub mod status;

@@ -234,6 +234,7 @@ impl Slave {
                             queues: self.cfg.queue,
                             now_ns: now_ns(),
                             scope: self.cfg.db_scope.clone(),
+                            me: self.me.clone(),
                         })
                         .await
                     {
@@ -241,7 +242,7 @@ impl Slave {
                             if let MetaOutcome::Skipped(outside) = outcome {
                                 if !outside.is_empty() {
                                     tracing::debug!(
-                                        "{} tasks outside slaveReplicationDBScope recorded as skipped",
+                                        "{} tasks recorded finished without a replay (outside slaveReplicationDBScope, for another slave, or superseded by a re-sync)",
                                         outside.len()
                                     );
                                     self.rt.finished(outside).await;

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
-use xrepl_proto::task::{ReplayOf, TaskInfo};
+use xrepl_proto::task::{OperationType, ReplayOf, TaskInfo};
 
 use crate::switch::Switch;
 
@@ -81,6 +81,22 @@ pub enum TaskState {
 /// The details of a task not applied because its database is outside
 /// `slaveReplicationDBScope`.
 pub const OUTSIDE_SCOPE: &str = "skipped by scope: its database is not in slaveReplicationDBScope";
+
+/// What a skipped task touched, and the re-sync that makes the slave's copy equal again.
+pub fn resync_hint(t: &TaskInfo) -> String {
+    if t.table.is_empty() {
+        format!(
+            "it touched database {db}: to make this slave's copy equal to the master's again, run resyncClusterReplicationDatabase(\"{db}\")",
+            db = t.db
+        )
+    } else {
+        format!(
+            "it touched table {table} of {db}: to make this slave's copy equal to the master's again, run resyncClusterReplicationTable(\"{db}\", \"{table}\")",
+            db = t.db,
+            table = t.table
+        )
+    }
+}
 
 /// A task in the slave's execution queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,12 +195,17 @@ impl ExecQueue {
     /// below the pull position are ignored (a repeated answer).
     /// Tasks of a database outside `scope` (`slaveReplicationDBScope`, `None`: every
     /// database) are stored FINISHED, never applied, and returned (to report to the master).
+    ///
+    /// A re-sync's task (`for_slave`) for another slave is stored FINISHED too. One for this
+    /// slave (`me`) makes every earlier unfinished task of its table (of its database, for a
+    /// whole database) FINISHED: the re-sync replaces what they would have written.
     pub fn store(
         &mut self,
         tasks: &[TaskInfo],
         queues: u32,
         now_ns: i64,
         scope: Option<&[String]>,
+        me: &str,
     ) -> (Vec<QueueTouch>, Vec<u64>) {
         let mut touched = vec![QueueTouch::Repl];
         let mut outside = vec![];
@@ -215,17 +236,50 @@ impl ExecQueue {
                 },
             );
             touched.push(QueueTouch::Task(t.task_id));
-            if scope.is_some_and(|s| !s.contains(&t.db)) {
-                if let Some(st) = self.tasks.get_mut(&t.task_id) {
-                    st.state = TaskState::Finished;
-                    st.finish_ns = now_ns;
-                    st.details = OUTSIDE_SCOPE.to_string();
-                }
-                self.mark_finished(t.task_id, &mut touched);
+            let other = t.for_slave.as_deref().filter(|s| *s != me);
+            let not_applied = if scope.is_some_and(|s| !s.contains(&t.db)) {
+                Some(OUTSIDE_SCOPE.to_string())
+            } else {
+                other.map(|s| format!("not applied here: a re-sync's task for slave cluster {s}"))
+            };
+            if let Some(why) = not_applied {
+                self.finish_unapplied(t.task_id, &why, now_ns, &mut touched);
                 outside.push(t.task_id);
+            } else if t.for_slave.is_some()
+                && matches!(
+                    t.op,
+                    OperationType::ResyncTable | OperationType::ResyncDatabase
+                )
+            {
+                let whole = t.op == OperationType::ResyncDatabase;
+                let earlier: Vec<u64> = self
+                    .tasks
+                    .range(..t.task_id)
+                    .filter(|(_, e)| {
+                        e.state != TaskState::Finished
+                            && e.info.db == t.db
+                            && (whole || e.info.table == t.table)
+                    })
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in earlier {
+                    let why = format!("superseded by the re-sync at task {}", t.task_id);
+                    self.finish_unapplied(id, &why, now_ns, &mut touched);
+                    outside.push(id);
+                }
             }
         }
         (touched, outside)
+    }
+
+    /// Marks a task FINISHED without a replay, with why.
+    fn finish_unapplied(&mut self, id: u64, why: &str, now_ns: i64, touched: &mut Vec<QueueTouch>) {
+        if let Some(st) = self.tasks.get_mut(&id) {
+            st.state = TaskState::Finished;
+            st.finish_ns = now_ns;
+            st.details = why.to_string();
+        }
+        self.mark_finished(id, touched);
     }
 
     /// Whether a replay of `task_id` may commit: the task is waiting (not finished, not
@@ -354,7 +408,7 @@ impl ExecQueue {
             }
             t.state = TaskState::Finished;
             t.finish_ns = now_ns;
-            t.details = details.to_string();
+            t.details = format!("{details}; {}", resync_hint(&t.info));
             skipped.push(*id);
             self.mark_finished(*id, &mut touched);
         }
@@ -370,7 +424,6 @@ impl ExecQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use xrepl_proto::task::OperationType;
 
     fn task(id: u64, group: u64, set: u8) -> TaskInfo {
         TaskInfo {
@@ -385,6 +438,7 @@ mod tests {
             src_port: 1,
             execution_set: set,
             data_bytes: 0,
+            for_slave: None,
         }
     }
 
@@ -400,8 +454,8 @@ mod tests {
     #[test]
     fn a_task_finishes_once_and_a_repeated_pull_answer_is_ignored() {
         let mut q = ExecQueue::default();
-        q.store(&[task(1, 1, 0), task(2, 1, 1)], 4, 10, None);
-        q.store(&[task(2, 1, 1), task(3, 2, 0)], 4, 11, None);
+        q.store(&[task(1, 1, 0), task(2, 1, 1)], 4, 10, None, "me");
+        q.store(&[task(2, 1, 1), task(3, 2, 0)], 4, 11, None, "me");
         assert_eq!(q.repl.last_pulled, 3);
         assert_eq!(
             q.tasks[&2].create_ns, 10,
@@ -438,7 +492,7 @@ mod tests {
         let mut other = task(2, 1, 0);
         other.db = "dfs://b".into();
         let scope = vec!["dfs://a".to_string()];
-        let (_, outside) = q.store(&[task(1, 1, 0), other], 4, 10, Some(&scope));
+        let (_, outside) = q.store(&[task(1, 1, 0), other], 4, 10, Some(&scope), "me");
         assert_eq!(outside, vec![2]);
         assert_eq!(q.unfinished(), 1);
         assert_eq!(q.tasks[&2].state, TaskState::Finished);
@@ -450,7 +504,7 @@ mod tests {
     #[test]
     fn failure_stops_start_reruns_and_skip_needs_a_stopped_slave() {
         let mut q = ExecQueue::default();
-        q.store(&[task(1, 1, 0), task(2, 2, 0)], 4, 10, None);
+        q.store(&[task(1, 1, 0), task(2, 2, 0)], 4, 10, None, "me");
         assert!(
             q.skip(&[1], "skipped", 12).is_err(),
             "refused while ENABLED"
@@ -478,7 +532,7 @@ mod tests {
         let mut q = ExecQueue::default();
         let n = KEEP_FINISHED as u64 + 5;
         let tasks: Vec<TaskInfo> = (1..=n).map(|i| task(i, i, 0)).collect();
-        q.store(&tasks, 4, 1, None);
+        q.store(&tasks, 4, 1, None, "me");
         for i in 1..=n {
             q.finish(&replay(i), 2);
         }

@@ -361,6 +361,7 @@ mod tests {
             src_port: 1,
             execution_set: set,
             data_bytes: 0,
+            for_slave: None,
         }
     }
 
@@ -405,6 +406,7 @@ mod tests {
             64,
             0,
             None,
+            "me",
         );
         let mut s = Scheduler::default();
         let now = Instant::now();
@@ -447,6 +449,7 @@ mod tests {
             64,
             0,
             None,
+            "me",
         );
         let mut s = Scheduler::default();
         let now = Instant::now();
@@ -471,6 +474,7 @@ mod tests {
             64,
             0,
             None,
+            "me",
         );
         let q2 = ExecQueue::load(q2.repl.clone(), q2.tasks.clone());
         assert!(q2.held_by_other_set(&task_of("dfs://m", 2, 2, 1)));
@@ -480,7 +484,7 @@ mod tests {
     fn a_queue_runs_one_task_at_a_time_on_the_node_that_serves_it() {
         let mut q = ExecQueue::default();
         // With one queue, every task is in queue 0, served by n1 of [n1, n2].
-        q.store(&[task(1, 1, 0), task(2, 1, 0)], 1, 0, None);
+        q.store(&[task(1, 1, 0), task(2, 1, 0)], 1, 0, None, "me");
         let mut s = Scheduler::default();
         let now = Instant::now();
         assert!(s.pick(&q, "n2", &live(), now, 0).is_none());
@@ -498,7 +502,7 @@ mod tests {
     #[test]
     fn failures_wait_then_fail_at_the_limit_and_stopped_starts_nothing() {
         let mut q = ExecQueue::default();
-        q.store(&[task(1, 1, 0)], 1, 0, None);
+        q.store(&[task(1, 1, 0)], 1, 0, None, "me");
         let mut s = Scheduler::default();
         let now = Instant::now();
         let gap = Duration::from_millis(10);
@@ -534,7 +538,13 @@ mod tests {
     #[test]
     fn disabled_lets_a_begun_group_finish_and_starts_no_other() {
         let mut q = ExecQueue::default();
-        q.store(&[task(1, 1, 0), task(2, 1, 0), task(3, 2, 0)], 1, 0, None);
+        q.store(
+            &[task(1, 1, 0), task(2, 1, 0), task(3, 2, 0)],
+            1,
+            0,
+            None,
+            "me",
+        );
         let mut s = Scheduler::default();
         let now = Instant::now();
         assert_eq!(drain(&mut s, &q, "n1", now), vec![1]);
@@ -581,6 +591,7 @@ mod tests {
             64,
             0,
             None,
+            "me",
         );
         let mut s = Scheduler::default();
         let now = Instant::now();
@@ -625,6 +636,7 @@ mod tests {
             64,
             0,
             None,
+            "me",
         );
         let mut s = Scheduler::default();
         let now = Instant::now();
@@ -638,7 +650,13 @@ mod tests {
     #[test]
     fn a_task_that_failed_runs_alone_and_released_tasks_run_again_at_once() {
         let mut q = ExecQueue::default();
-        q.store(&[task(1, 1, 0), task(2, 2, 0), task(3, 3, 0)], 64, 0, None);
+        q.store(
+            &[task(1, 1, 0), task(2, 2, 0), task(3, 3, 0)],
+            64,
+            0,
+            None,
+            "me",
+        );
         let mut s = Scheduler::default();
         let now = Instant::now();
         assert_eq!(batch(&mut s, &q, now, 100).0, vec![1, 2, 3]);
@@ -664,7 +682,13 @@ mod tests {
     #[test]
     fn a_disabled_slave_batches_only_within_the_group_it_began() {
         let mut q = ExecQueue::default();
-        q.store(&[task(1, 1, 0), task(2, 1, 0), task(3, 2, 0)], 64, 0, None);
+        q.store(
+            &[task(1, 1, 0), task(2, 1, 0), task(3, 2, 0)],
+            64,
+            0,
+            None,
+            "me",
+        );
         let mut s = Scheduler::default();
         let now = Instant::now();
         // Group 1 is begun with task 1 alone (max 1), then the slave is disabled.

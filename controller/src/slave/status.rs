@@ -354,11 +354,15 @@ impl Slave {
     /// `getClusterReplicationBootstrapStatus()` on a slave: the master's bootstraps as of the
     /// latest pull, with the chunk snapshots of each this slave applied (and their bytes).
     pub fn bootstrap_status(&self) -> Table {
-        let rows = self
+        // Every slave's bootstraps, and this slave's re-syncs.
+        let rows: Vec<_> = self
             .bootstraps
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone();
+            .iter()
+            .filter(|b| b.for_slave.as_ref().is_none_or(|s| *s == self.me))
+            .cloned()
+            .collect();
         let applied: Vec<(u32, u64)> = self.meta.read(|s| {
             rows.iter()
                 .map(|b| {
@@ -371,6 +375,7 @@ impl Slave {
                         .filter(|(_, t)| {
                             t.info.op == OperationType::SnapshotChunk
                                 && t.info.db == b.db
+                                && t.info.for_slave == b.for_slave
                                 && t.state == TaskState::Finished
                         })
                         .fold((0, 0), |(n, bytes), (_, t)| {

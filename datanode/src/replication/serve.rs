@@ -104,6 +104,7 @@ impl MasterNode {
             | ReplicationRequest::Register { .. }
             | ReplicationRequest::Pull { .. }
             | ReplicationRequest::Ticket { .. }
+            | ReplicationRequest::Resync { .. }
             | ReplicationRequest::DataNodes { .. } => return false,
         };
         let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
@@ -202,6 +203,7 @@ impl MasterNode {
             | ReplicationRequest::Register { .. }
             | ReplicationRequest::Pull { .. }
             | ReplicationRequest::Ticket { .. }
+            | ReplicationRequest::Resync { .. }
             | ReplicationRequest::DataNodes { .. } => {
                 return Err(self.error(
                     ErrorCode::BadRequest,

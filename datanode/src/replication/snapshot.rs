@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use xrepl_core::catalog::{ColumnDef, Right};
 use xrepl_core::value::{Table, Vector};
 use xrepl_proto::rpc::{CatalogCheck, ErrorCode, RemoteError, SnapshotWork};
-use xrepl_proto::task::{SnapshotRef, TaskData};
+use xrepl_proto::task::{SnapshotRef, TableDef, TaskData};
 use xrepl_proto::txn::{ChunkAction, ChunkId, ChunkOp};
 
 use super::serve::MasterNode;
@@ -60,13 +60,56 @@ impl MasterNode {
         }
     }
 
-    /// Sends one chunk: its task's id.
+    /// Sends one chunk, or begins a re-sync: the transaction's tid.
     async fn snapshot(&self, w: SnapshotWork) -> Result<u64, RemoteError> {
+        // The controller checks at the commit that the user may read the database (a
+        // re-sync runs as the slave's user, who may read replicated databases so).
         let d = self
             .link()
-            .database(&w.token, &w.db, Some(Right::Write))
+            .database(&w.token, &w.db, None)
             .await?
             .ok_or_else(|| self.not_found(format!("database '{}' does not exist", w.db)))?;
+        let check = CatalogCheck {
+            db: d.path.clone(),
+            version: d.version,
+            need: Right::Read,
+        };
+        let (host, port) = self.source();
+        if w.begins() {
+            let data = if w.table.is_empty() {
+                TaskData::ResyncDatabase {
+                    db: w.db.clone(),
+                    scheme: d.scheme.clone(),
+                    tables: d.tables.values().map(TableDef::of).collect(),
+                }
+            } else {
+                let t = d
+                    .tables
+                    .get(&w.table)
+                    .ok_or_else(|| self.not_found(format!("table '{}' was dropped", w.table)))?;
+                TaskData::ResyncTable {
+                    db: w.db.clone(),
+                    table: TableDef::of(t),
+                }
+            };
+            let mut meta = data.meta(&[], host, port);
+            meta.snapshot = Some(SnapshotRef {
+                job: w.job,
+                index: w.index,
+                rows: 0,
+            });
+            meta.for_slave = w.for_slave.clone();
+            let tx = Tx {
+                task: Some(TxTask {
+                    meta,
+                    data: Some(data),
+                }),
+                check: Some(check),
+                ..Tx::new(vec![], BTreeMap::new())
+            };
+            let (tid, _) = self.coordinator().run_tx(&w.token, tx).await?;
+            return Ok(tid);
+        }
         let t = d
             .tables
             .values()
@@ -91,13 +134,13 @@ impl MasterNode {
                 columns: vec![],
             },
         };
-        let (host, port) = self.source();
         let mut meta = data.meta(&[], host, port);
         meta.snapshot = Some(SnapshotRef {
             job: w.job,
             index: w.index,
             rows: 0,
         });
+        meta.for_slave = w.for_slave.clone();
         let op = ChunkOp {
             chunk,
             label: chunk_label(&d, t, w.partition),
@@ -109,11 +152,7 @@ impl MasterNode {
             (t.columns.clone(), w.db, t.name.clone(), w.partition);
         let tx = Tx {
             task: Some(TxTask { meta, data: None }),
-            check: Some(CatalogCheck {
-                db: d.path.clone(),
-                version: d.version,
-                need: Right::Write,
-            }),
+            check: Some(check),
             read_task: Some(Box::new(move || {
                 Ok(TaskData::SnapshotChunk {
                     data: read_chunk(&storage, chunk, &columns).map_err(|e| {

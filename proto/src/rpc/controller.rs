@@ -247,6 +247,18 @@ pub struct SnapshotWork {
     pub table: String,
     pub table_id: u64,
     pub partition: u32,
-    /// A session token of the user who turned replication on: the transaction runs as them.
+    /// A session token of the user who turned replication on (or, for a re-sync, of the
+    /// slave's user on the master): the transaction runs as them.
     pub token: String,
+    /// The slave a re-sync's tasks are for (`None`: every slave).
+    #[serde(default)]
+    pub for_slave: Option<String>,
+}
+
+impl SnapshotWork {
+    /// The task that begins a re-sync (its definitions), not a chunk: `index` is
+    /// [`crate::task::BEGIN`] and `table` is empty for a whole database.
+    pub fn begins(&self) -> bool {
+        self.index == crate::task::BEGIN
+    }
 }

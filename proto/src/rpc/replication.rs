@@ -72,6 +72,15 @@ pub enum ReplicationRequest {
     /// A fresh fetch ticket for `slave`, when it is not pulling (its queue is full or
     /// replication is stopped): answers [`ReplicationReply::Ticket`] (master controller).
     Ticket { token: String, slave: String },
+    /// `resyncClusterReplicationTable` / `resyncClusterReplicationDatabase` on slave `slave`:
+    /// the master sends it `table` of `db` (`None`: all of `db`) afresh, by tasks for it alone:
+    /// answers [`ReplicationReply::Resync`] (master controller).
+    Resync {
+        token: String,
+        slave: String,
+        db: String,
+        table: Option<String>,
+    },
     /// The sites of the master's live data nodes: answers [`ReplicationReply::Sites`] (master
     /// controller).
     DataNodes { ticket: FetchTicket },
@@ -119,6 +128,10 @@ pub enum ReplicationReply {
     TasksData(Vec<TaskPiece>),
     Sites(Vec<String>),
     Ticket(FetchTicket),
+    /// The re-sync job started for a [`ReplicationRequest::Resync`].
+    Resync {
+        job: u64,
+    },
     /// Per table of a database: its schema's hash and its chunks' row counts and checksums.
     Checksums(Vec<TableSums>),
 }

@@ -137,6 +137,28 @@ impl Replayer {
                 None => self.create_domain(db, scheme, existing),
             };
         }
+        if let TaskData::ResyncDatabase { scheme, tables, .. } = &*data {
+            let existing = self.link.database(token, db, Some(Right::Owner)).await?;
+            return Ok(bootstrap_domain(db, scheme, tables, existing.as_ref()));
+        }
+        if let TaskData::ResyncTable { table: def, .. } = &*data {
+            let d = self
+                .link
+                .database(token, db, Some(Right::Owner))
+                .await?
+                .ok_or_else(missing_db)?;
+            let mut changes = vec![];
+            let mut ops = OpsByNode::new();
+            if let Some(t) = d.tables.get(&def.name) {
+                changes.push(CatalogChange::DropTable {
+                    db: db.to_string(),
+                    name: def.name.clone(),
+                });
+                ops = plan::all_chunks(&d, t, &ChunkAction::Drop);
+            }
+            changes.extend(create_table(db, def));
+            return Ok((changes, ops));
+        }
         let right = right_needed(data);
         let taken = match data {
             TaskData::Append {
@@ -274,7 +296,9 @@ impl Replayer {
             | TaskData::DropColumn { .. }
             | TaskData::RenameTable { .. }
             | TaskData::SetColumnComment { .. }
-            | TaskData::RenameColumn { .. } => OpsByNode::new(),
+            | TaskData::RenameColumn { .. }
+            | TaskData::ResyncTable { .. }
+            | TaskData::ResyncDatabase { .. } => OpsByNode::new(),
         };
         Ok((data.catalog_changes(), ops))
     }
@@ -324,20 +348,26 @@ fn bootstrap_domain(
         enabled: true,
     });
     for t in tables {
-        changes.push(CatalogChange::CreateTable {
-            db: path.clone(),
-            name: t.name.clone(),
-            kind: t.kind.clone(),
-            columns: t.columns.clone(),
-        });
-        for (column, comment) in &t.comments {
-            changes.push(CatalogChange::SetColumnComment {
-                db: path.clone(),
-                table: t.name.clone(),
-                column: column.clone(),
-                comment: comment.clone(),
-            });
-        }
+        changes.extend(create_table(db, t));
     }
     (changes, ops)
+}
+
+/// Creates table `t` in `db`, with its column comments.
+fn create_table(db: &str, t: &TableDef) -> Vec<CatalogChange> {
+    let mut changes = vec![CatalogChange::CreateTable {
+        db: db.to_string(),
+        name: t.name.clone(),
+        kind: t.kind.clone(),
+        columns: t.columns.clone(),
+    }];
+    for (column, comment) in &t.comments {
+        changes.push(CatalogChange::SetColumnComment {
+            db: db.to_string(),
+            table: t.name.clone(),
+            column: column.clone(),
+            comment: comment.clone(),
+        });
+    }
+    changes
 }
