@@ -407,3 +407,65 @@ fn t40_a_skip_leaves_drift_that_a_table_resync_repairs_and_a_database_resync_too
     assert!(ops.iter().any(|o| o == "RESYNC_TABLE"), "{ops:?}");
     assert!(ops.iter().any(|o| o == "RESYNC_DATABASE"), "{ops:?}");
 }
+
+#[test]
+fn t50_a_slave_that_registers_after_truncation_is_seeded_and_ends_equal() {
+    let p = Pair::start(Spec::default(), Spec::default());
+    p.master.ok(&setup(20_000));
+    p.master
+        .ok("setDatabaseForClusterReplication(database(\"dfs://boot\"), true)");
+    p.master.ok(&writes(5));
+    wait_bootstrapped(&p);
+    xrepl_tests::wait_for("the master to truncate every task", CATCH_UP, || {
+        p.master_tasks()
+            .iter()
+            .all(|r| r["isTruncated"] == Json::Bool(true))
+            .then_some(())
+    });
+
+    // A second slave cluster, new: the tasks before now are gone from the master.
+    let late = xrepl_tests::Cluster::start(&Spec {
+        replication_mode: Some("slave"),
+        controller_cfg: format!(
+            "clusterReplicationMasterCtl={}\n",
+            p.master.controller.site()
+        ),
+        ..Spec::default()
+    });
+    p.master.ok(&writes(3));
+    let boot = xrepl_tests::wait_for("the late slave to be seeded", CATCH_UP, || {
+        let out = late.admin_json(BOOT_STATUS);
+        let rows = out.json().last().and_then(|v| v.as_array()).cloned()?;
+        let mine: Vec<Json> = rows
+            .into_iter()
+            .filter(|r| r["forSlave"].as_str().is_some_and(|s| !s.is_empty()))
+            .collect();
+        (!mine.is_empty() && texts(&mine, "state").iter().all(|s| s == "DONE")).then_some(mine)
+    });
+    assert_eq!(texts(&boot, "dbName"), ["dfs://boot"]);
+    let last = ints(&p.master_tasks(), "taskId")
+        .into_iter()
+        .max()
+        .unwrap_or(0);
+    xrepl_tests::wait_for("the late slave to finish every task", CATCH_UP, || {
+        let rows = late.rows("rpc(getControllerAlias(), getSlaveReplicationStatus)");
+        (ints(&rows, "taskId").into_iter().max()? >= last
+            && texts(&rows, "state").iter().all(|s| s == "FINISHED"))
+        .then_some(())
+    });
+    let rows = late.rows("checkClusterReplicationConsistency(\"dfs://boot\")");
+    assert!(!rows.is_empty());
+    assert!(
+        rows.iter().all(|r| r["equal"] == Json::Bool(true)),
+        "the late slave differs: {rows:?}"
+    );
+    // The first slave was not sent the late one's re-sync: it stored those tasks finished.
+    let first = p.slave_tasks();
+    assert!(first
+        .iter()
+        .filter(|t| t["operationType"] == "RESYNC_DATABASE")
+        .all(|t| t["details"]
+            .as_str()
+            .is_some_and(|d| d.contains("for slave cluster"))));
+    assert_equal(&p, "dfs://boot");
+}

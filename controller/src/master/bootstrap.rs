@@ -161,6 +161,20 @@ impl Bootstraps {
         self.forget_finished(touched);
     }
 
+    /// Whether a re-sync for `slave` runs.
+    pub fn runs_for(&self, slave: &str) -> bool {
+        self.jobs
+            .values()
+            .any(|j| j.is_running() && j.target.as_deref() == Some(slave))
+    }
+
+    /// Whether a re-sync for `slave` has not made its first task yet.
+    pub fn starting_for(&self, slave: &str) -> bool {
+        self.jobs
+            .values()
+            .any(|j| j.needs_begin() && j.target.as_deref() == Some(slave))
+    }
+
     fn next_id(&self) -> u64 {
         self.jobs.keys().last().map_or(1, |k| k + 1)
     }

@@ -247,6 +247,42 @@ impl Master {
         let max = max.clamp(1, PULL_MAX) as usize;
         let deadline = tokio::time::Instant::now()
             + Duration::from_millis(wait_ms.min(PULL_WAIT_MAX_MS).into());
+        // A slave that asks for tasks the master no longer keeps (a new slave after
+        // truncation, or one that lost its state) is seeded: every replicated database is
+        // sent to it afresh. Its pulls wait until those re-syncs have made their first tasks,
+        // so that it gets them with the tasks around them.
+        let (truncated, seeding) = self
+            .meta
+            .read(|s| (s.send.repl.truncated_upto, s.bootstrap.runs_for(slave)));
+        if after < truncated && !seeding {
+            let user = self.meta.read(|s| {
+                s.send
+                    .slaves
+                    .get(slave)
+                    .map(|i| i.user.clone())
+                    .unwrap_or_default()
+            });
+            tracing::warn!(
+                %slave,
+                after,
+                truncated,
+                "slave cluster asks for tasks that were truncated: it is seeded with a re-sync of every replicated database"
+            );
+            self.meta
+                .apply(MetaCommand::SeedSlave {
+                    slave: slave.to_string(),
+                    user,
+                    now_ms: now_ns() / 1_000_000,
+                })
+                .await
+                .map_err(|e| e.to_remote(&self.alias))?;
+        }
+        while self.meta.read(|s| s.bootstrap.starting_for(slave)) {
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(vec![]);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         loop {
             // Ask to be woken before looking, so a task queued in between is not missed.
             let woken = self.task_added.notified();

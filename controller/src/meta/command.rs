@@ -162,6 +162,14 @@ pub enum MetaCommand {
         user: String,
         now_ms: i64,
     },
+    /// Master: slave `slave` asks for tasks the master truncated (it is new, or lost its
+    /// state): a re-sync of every replicated database for it, run as `user` (nothing while
+    /// one for it runs).
+    SeedSlave {
+        slave: String,
+        user: String,
+        now_ms: i64,
+    },
     /// Master: chunk `index` of bootstrap `job` is gone (its table or partition was
     /// dropped): there is nothing to send.
     SkipSnapshotChunk { job: u64, index: u32, now_ms: i64 },

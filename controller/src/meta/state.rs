@@ -467,6 +467,29 @@ impl MetaState {
                 Self::touch_jobs(&mut touches, t);
                 (MetaOutcome::Job(id), touches)
             }
+            MetaCommand::SeedSlave {
+                slave,
+                user,
+                now_ms,
+            } => {
+                let mut touches = vec![];
+                if !self.bootstrap.runs_for(slave) {
+                    let dbs: Vec<String> = self
+                        .catalog
+                        .dbs
+                        .values()
+                        .filter(|d| d.replication_enabled)
+                        .map(|d| d.path.clone())
+                        .collect();
+                    for db in dbs {
+                        let (_, t) = self
+                            .bootstrap
+                            .start_resync(&db, None, slave, user, *now_ms)?;
+                        Self::touch_jobs(&mut touches, t);
+                    }
+                }
+                (MetaOutcome::Done, touches)
+            }
             MetaCommand::SkipSnapshotChunk { job, index, now_ms } => {
                 let mut touches = vec![];
                 Self::touch_jobs(&mut touches, self.bootstrap.skip(*job, *index, *now_ms)?);
