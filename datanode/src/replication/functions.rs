@@ -110,11 +110,12 @@ fn set_db_replication(s: &mut Session, f: &str, a: Args) -> Result<Value, EvalEr
     } else {
         None
     };
-    // The tables the task names are those of `d`: the controller refuses the commit if the
-    // database changed since (a table created meanwhile would be missing on the slaves).
+    // Turning it on: the tables the task names are those of `d`, so the controller refuses
+    // the commit if the database changed since (a table created meanwhile would be missing on
+    // the slaves). Turning it off makes no task and checks nothing.
     s.run_tx(Tx {
         task,
-        check: Some(CatalogCheck {
+        check: enabled.then(|| CatalogCheck {
             db: path.clone(),
             version: d.version,
             need: Right::Owner,

@@ -1,6 +1,7 @@
 //! The fault schedule of the chaos soak: SIGKILLs and restarts of every kind of process, cuts
-//! of the controller link and of the data links, a kill during a cut, and replication stopped
-//! and started, in seeded rounds.
+//! of the controller link and of the data links, a kill during a cut, replication stopped and
+//! started, re-syncs of a table or a database asked by the slave, and a database's replication
+//! turned off and on again on the master (a bootstrap of it), in seeded rounds.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -22,9 +23,13 @@ enum Fault {
     /// Cuts a link and, while it is cut, kills a process and starts it again.
     KillDuringCut,
     StopStartReplication,
+    /// `resyncClusterReplicationTable` (or `...Database`) on the slave.
+    Resync,
+    /// `setDatabaseForClusterReplication(db, false)`, then `true` on the master: a bootstrap.
+    Bootstrap,
 }
 
-const FAULTS: [Fault; 8] = [
+const FAULTS: [Fault; 10] = [
     Fault::KillMasterController,
     Fault::KillMasterDataNode,
     Fault::KillSlaveController,
@@ -33,6 +38,8 @@ const FAULTS: [Fault; 8] = [
     Fault::CutDataLinks,
     Fault::KillDuringCut,
     Fault::StopStartReplication,
+    Fault::Resync,
+    Fault::Bootstrap,
 ];
 
 /// What the faults did.
@@ -46,6 +53,8 @@ pub(super) struct FaultCounts {
     /// Kills during a cut.
     pub(super) overlaps: u64,
     pub(super) stop_starts: u64,
+    pub(super) resyncs: u64,
+    pub(super) bootstraps: u64,
 }
 
 pub(super) fn inject_faults(
@@ -180,6 +189,50 @@ pub(super) fn inject_faults(
                 } else {
                     counts.cuts += 1;
                     counts.cut_ms += cut.as_millis() as u64;
+                }
+            }
+            Fault::Resync => {
+                let db = if rng.range(0, 2) == 1 { "a" } else { "b" };
+                let script = if rng.range(0, 3) == 0 {
+                    say(format!("re-sync database dfs://chaos_{db} on the slave"));
+                    format!("rpc(getControllerAlias(), resyncClusterReplicationDatabase, \"dfs://chaos_{db}\")")
+                } else {
+                    let w = rng.range(0, opts.writers as u64);
+                    let db = if w % 2 == 0 { "a" } else { "b" };
+                    say(format!(
+                        "re-sync table t{w} of dfs://chaos_{db} on the slave"
+                    ));
+                    format!("rpc(getControllerAlias(), resyncClusterReplicationTable, \"dfs://chaos_{db}\", \"t{w}\")")
+                };
+                match console_retry(&pair.slave, ADMIN, &script, Duration::from_secs(30)) {
+                    Ok(_) => counts.resyncs += 1,
+                    Err(e) => say(format!("re-sync refused: {e}")),
+                }
+            }
+            Fault::Bootstrap => {
+                let db = if rng.range(0, 2) == 1 { "a" } else { "b" };
+                let off = rng.millis(0, 2_000).min(left);
+                say(format!(
+                    "turn replication of dfs://chaos_{db} off for {off:?}, then on: a bootstrap"
+                ));
+                let flag = |on: bool| {
+                    console_retry(
+                        &pair.master,
+                        ADMIN,
+                        &format!(
+                            "setDatabaseForClusterReplication(database(\"dfs://chaos_{db}\"), {on})"
+                        ),
+                        Duration::from_secs(60),
+                    )
+                };
+                if let Err(e) = flag(false) {
+                    say(format!("turning it off failed: {e}"));
+                }
+                std::thread::sleep(off);
+                // On again whatever happened: the soak must end replicated.
+                match flag(true) {
+                    Ok(_) => counts.bootstraps += 1,
+                    Err(e) => say(format!("turning it on failed: {e}")),
                 }
             }
             Fault::StopStartReplication => {

@@ -284,6 +284,8 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         "kills": faults.kills,
         "cuts": faults.cuts,
         "cutSeconds": faults.cut_ms as f64 / 1000.0,
+        "resyncs": faults.resyncs,
+        "bootstraps": faults.bootstraps,
         "dataLinkCuts": faults.data_cuts,
         "dataLinkCutSeconds": faults.data_cut_ms as f64 / 1000.0,
         "killsDuringCuts": faults.overlaps,
