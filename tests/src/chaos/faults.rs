@@ -198,7 +198,7 @@ pub(super) fn inject_faults(
                     format!("rpc(getControllerAlias(), resyncClusterReplicationDatabase, \"dfs://chaos_{db}\")")
                 } else {
                     let w = rng.range(0, opts.writers as u64);
-                    let db = if w % 2 == 0 { "a" } else { "b" };
+                    let db = if w.is_multiple_of(2) { "a" } else { "b" };
                     say(format!(
                         "re-sync table t{w} of dfs://chaos_{db} on the slave"
                     ));
