@@ -4,6 +4,9 @@
 //! (bad arguments, no password for `--user` without a terminal, unreachable node, refused
 //! login, unreadable file).
 //!
+//! A statement that starts a bootstrap or a re-sync is followed by a progress bar on standard
+//! error (on a terminal, or with `XREPL_PROGRESS=1`; see [`progress`]).
+//!
 //! Secrets: `--user` without `--password` asks for the password on the terminal, without
 //! echo. The interactive history (`~/.xrepl_history`, mode 0600) never keeps a statement that
 //! calls `login`, `createUser`, `changePwd` or `resetPwd` ([`keep_in_history`]).
@@ -18,6 +21,8 @@ use xrepl_core::config::defaults;
 use xrepl_core::value::Value;
 use xrepl_proto::rpc::{ClientTls, PeerKind, RemoteError, RpcClient, SessionReply, SessionRequest};
 use xrepl_query::format;
+
+mod progress;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
@@ -87,7 +92,14 @@ impl Console {
                         eprintln!("{e}");
                         false
                     }
-                    None => true,
+                    None => {
+                        if let Some(f) = progress::follows(script, &outputs) {
+                            if progress::wanted() {
+                                progress::follow(f, || self.bootstrap_status()).await;
+                            }
+                        }
+                        true
+                    }
                 }
             }
             Ok(Ok(other)) => {
@@ -102,6 +114,24 @@ impl Console {
                 eprintln!("{e}");
                 false
             }
+        }
+    }
+
+    /// `getClusterReplicationBootstrapStatus()` of this node's controller (`None`: it cannot
+    /// be read, e.g. the user is not an administrator).
+    async fn bootstrap_status(&self) -> Option<xrepl_core::value::Table> {
+        let req = SessionRequest::Run {
+            script: "rpc(getControllerAlias(), getClusterReplicationBootstrapStatus)".into(),
+        };
+        match self.client.call(req).await {
+            Ok(Ok(SessionReply::Ran {
+                outputs,
+                error: None,
+            })) => outputs.into_iter().rev().find_map(|v| match v {
+                Value::Table(t) => Some(t),
+                _ => None,
+            }),
+            _ => None,
         }
     }
 

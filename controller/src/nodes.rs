@@ -125,6 +125,11 @@ impl NodeRegistry {
         live
     }
 
+    /// The names of the data nodes that are up, sorted.
+    pub fn live_data_node_names(&self) -> Vec<String> {
+        self.live_data_nodes().into_iter().map(|n| n.name).collect()
+    }
+
     /// Logs every data node that went down or came back since the last sweep.
     pub fn sweep(&self) {
         for row in self.view().into_iter().skip(1) {

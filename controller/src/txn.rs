@@ -352,12 +352,7 @@ impl Controller {
         table: &str,
         partitions: &[u32],
     ) -> Result<std::collections::BTreeMap<u32, String>, RemoteError> {
-        let live: Vec<String> = self
-            .nodes
-            .live_data_nodes()
-            .into_iter()
-            .map(|n| n.name)
-            .collect();
+        let live: Vec<String> = self.nodes.live_data_node_names();
         let (table_id, missing) = self
             .meta
             .read(|s| {

@@ -247,7 +247,7 @@ pub struct ConsoleOutput {
 }
 
 impl ConsoleOutput {
-    fn from(o: Output) -> ConsoleOutput {
+    pub fn from(o: Output) -> ConsoleOutput {
         ConsoleOutput {
             code: o.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&o.stdout).to_string(),
@@ -467,7 +467,7 @@ impl Cluster {
     }
 
     /// The console command, with `--tls-ca` on a TLS cluster.
-    fn console(&self) -> Command {
+    pub fn console(&self) -> Command {
         let mut c = Command::new(bin("xrepl"));
         c.env_remove("XREPL_TLS_CA");
         if let Some(ca) = &self.client_ca {

@@ -352,17 +352,37 @@ fn t40_a_skip_leaves_drift_that_a_table_resync_repairs_and_a_database_resync_too
         "the skip left drift: {differ:?}"
     );
 
-    // Re-sync the table while writers go on; the slave ends equal.
-    let out = p
-        .slave
-        .ok("rpc(getControllerAlias(), resyncClusterReplicationTable, \"dfs://boot\", \"pt\")");
+    // Re-sync the table while writers go on; the slave ends equal. The console follows it
+    // with a progress bar until it is done.
+    p.master.ok(&writes(3));
+    let out = xrepl_tests::ConsoleOutput::from(
+        p.slave
+            .console()
+            .env("XREPL_PROGRESS", "1")
+            .arg("--host")
+            .arg(p.slave.host())
+            .args(xrepl_tests::ADMIN_JSON)
+            .arg("-c")
+            .arg("rpc(getControllerAlias(), resyncClusterReplicationTable, \"dfs://boot\", \"pt\")")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run xrepl"),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
     let message = out
+        .json()
         .last()
         .and_then(|v| v.as_str())
         .unwrap_or_default()
         .to_string();
     assert!(message.starts_with("re-sync "), "{message}");
-    p.master.ok(&writes(3));
+    assert!(
+        out.stderr.contains("dfs://boot/pt [")
+            && out.stderr.contains("10/10 chunks")
+            && out.stderr.trim_end().ends_with("done"),
+        "the progress bar: {}",
+        out.stderr
+    );
     let row = wait_job_done(&p, job_of(&message));
     assert_eq!(row["tableName"], "pt");
     assert_eq!(row["chunksApplied"].as_i64(), Some(10), "{row:?}");

@@ -37,12 +37,7 @@ impl Master {
         // restart that the heartbeats did not notice).
         self.leases().0.retain(|_, (n, _)| n != node);
         let now = Instant::now();
-        let live: Vec<String> = self
-            .nodes
-            .live_data_nodes()
-            .into_iter()
-            .map(|n| n.name)
-            .collect();
+        let live: Vec<String> = self.nodes.live_data_node_names();
         {
             let mut l = self.leases();
             l.0.retain(|_, (n, at)| now.duration_since(*at) < LEASE && live.contains(n));

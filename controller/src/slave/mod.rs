@@ -80,11 +80,7 @@ impl Slave {
 
     /// The live data nodes, sorted by name (queue `q` is served by the `q mod n`-th).
     fn live_data_nodes(&self) -> Vec<String> {
-        self.nodes
-            .live_data_nodes()
-            .into_iter()
-            .map(|n| n.name)
-            .collect()
+        self.nodes.live_data_node_names()
     }
 
     fn refuse(

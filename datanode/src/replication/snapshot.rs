@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use xrepl_core::catalog::{ColumnDef, Right};
 use xrepl_core::value::{Table, Vector};
 use xrepl_proto::rpc::{CatalogCheck, ErrorCode, RemoteError, SnapshotWork};
-use xrepl_proto::task::{SnapshotRef, TableDef, TaskData};
+use xrepl_proto::task::{SnapshotRef, TableDef, TaskData, TaskMeta};
 use xrepl_proto::txn::{ChunkAction, ChunkId, ChunkOp};
 
 use super::serve::MasterNode;
@@ -92,16 +92,9 @@ impl MasterNode {
                     table: TableDef::of(t),
                 }
             };
-            let mut meta = data.meta(&[], host, port);
-            meta.snapshot = Some(SnapshotRef {
-                job: w.job,
-                index: w.index,
-                rows: 0,
-            });
-            meta.for_slave = w.for_slave.clone();
             let tx = Tx {
                 task: Some(TxTask {
-                    meta,
+                    meta: task_meta(&data, &w, (host, port)),
                     data: Some(data),
                 }),
                 check: Some(check),
@@ -134,13 +127,7 @@ impl MasterNode {
                 columns: vec![],
             },
         };
-        let mut meta = data.meta(&[], host, port);
-        meta.snapshot = Some(SnapshotRef {
-            job: w.job,
-            index: w.index,
-            rows: 0,
-        });
-        meta.for_slave = w.for_slave.clone();
+        let meta = task_meta(&data, &w, (host, port));
         let op = ChunkOp {
             chunk,
             label: chunk_label(&d, t, w.partition),
@@ -175,6 +162,19 @@ impl MasterNode {
     fn not_found(&self, m: String) -> RemoteError {
         self.error(ErrorCode::NotFound, m)
     }
+}
+
+/// The task a snapshot transaction proposes: its place in its job, its slave; its data at
+/// `source`.
+fn task_meta(data: &TaskData, w: &SnapshotWork, source: (&str, u16)) -> TaskMeta {
+    let mut meta = data.meta(&[], source.0, source.1);
+    meta.snapshot = Some(SnapshotRef {
+        job: w.job,
+        index: w.index,
+        rows: 0,
+    });
+    meta.for_slave = w.for_slave.clone();
+    meta
 }
 
 /// Every row of a chunk as its committed blocks hold them, in the columns `defs`.
