@@ -516,9 +516,19 @@ fn verify(
             progress_said = Instant::now();
         }
         if unfinished == 0 && finished >= last {
+            // A bootstrap or re-sync still sending makes more tasks: wait for it.
+            let boots = check!(rows_retry(
+                &pair.master,
+                "rpc(getControllerAlias(), getClusterReplicationBootstrapStatus)",
+                Duration::from_secs(30)
+            ));
+            let sending = texts(&boots, "state")
+                .iter()
+                .filter(|s| *s != "DONE" && *s != "ENDED")
+                .count();
             // Settled transactions may still have made tasks: ask the master once more.
             let again = check!(master_last());
-            if again == last {
+            if again == last && sending == 0 {
                 break;
             }
             last = again;
