@@ -201,7 +201,14 @@ fn t20_a_bootstrap_survives_sigkill_of_every_process_and_sends_each_chunk_once()
     p.master.wait_all_up();
     p.master
         .ok("setDatabaseForClusterReplication(database(\"dfs://boot\"), true)");
-    std::thread::sleep(Duration::from_millis(700));
+    // The slave's metrics say it is bootstrapping, with its progress.
+    const METRICS: &str = "rpc(getControllerAlias(), getClusterReplicationMetrics)";
+    let m = xrepl_tests::wait_for("the slave to say BOOTSTRAPPING", CATCH_UP, || {
+        let m = p.slave.rows(METRICS);
+        (texts(&m, "bootstrap") == ["BOOTSTRAPPING"]).then_some(m)
+    });
+    assert_eq!(ints(&m, "bootstrapChunks"), [11], "{m:?}");
+    assert!(ints(&m, "bootstrapChunksApplied")[0] < 11, "{m:?}");
     restart(&mut p.master, "dnode1", &slow);
     restart(&mut p.slave, "controller1", &[]);
     std::thread::sleep(Duration::from_millis(500));
@@ -228,6 +235,8 @@ fn t20_a_bootstrap_survives_sigkill_of_every_process_and_sends_each_chunk_once()
     }
     p.slave.wait_all_up();
     wait_bootstrapped(&p);
+    let m = p.slave.rows(METRICS);
+    assert_eq!(texts(&m, "bootstrap"), [""], "{m:?}");
 
     assert_equal(&p, "dfs://boot");
     let tasks = p.master_tasks();

@@ -181,7 +181,12 @@ fn t10_the_tutorial_replicates_end_to_end_and_every_status_function_answers() {
             "finishedTasksPerSec",
             "maxCostPerTask",
             "avgCostPerTask",
-            "averageGroupSize"
+            "averageGroupSize",
+            "bootstrap",
+            "bootstrapChunksApplied",
+            "bootstrapChunks",
+            "bootstrapBytesApplied",
+            "bootstrapBytesSent"
         ]
     );
     let metrics = s.rows("rpc(getControllerAlias(), getClusterReplicationMetrics, -1)");

@@ -335,6 +335,21 @@ impl Bootstraps {
         }
     }
 
+    /// Ends job `job` with `why` (if it runs).
+    pub fn end(&mut self, job: u64, why: &str, now_ms: i64) -> Vec<JobTouch> {
+        match self.jobs.get_mut(&job) {
+            Some(j) if j.is_running() => {
+                j.finished_ms = Some(now_ms);
+                j.ended = Some(why.to_string());
+                vec![JobTouch::Job {
+                    id: job,
+                    chunks: false,
+                }]
+            }
+            _ => vec![],
+        }
+    }
+
     /// Ends the running jobs of `db` (its replication turned off, it was dropped).
     pub fn end_db(&mut self, db: &str, why: &str, now_ms: i64, touched: &mut Vec<JobTouch>) {
         for j in self.jobs.values_mut() {
@@ -514,5 +529,12 @@ mod resync_tests {
         // Only table a's two chunks.
         assert_eq!(b.unsent().count(), 2);
         assert_eq!(b.jobs[&id].begin_task, 7);
+        // A job whose user is gone ends, and sends nothing more.
+        assert_eq!(b.end(id, "its user was deleted", 103).len(), 1);
+        assert_eq!(b.unsent().count(), 0);
+        assert!(b
+            .may_send(id, 0, Some("s1"))
+            .is_some_and(|e| e.contains("its user was deleted")));
+        assert!(b.end(id, "again", 104).is_empty(), "ended once");
     }
 }

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use xrepl_proto::rpc::{ErrorCode, RemoteError, SnapshotWork};
+use xrepl_proto::rpc::{RemoteError, SnapshotWork};
 use xrepl_proto::task::BEGIN;
 
 use super::bootstrap::JobChunk;
@@ -125,15 +125,23 @@ impl Master {
         let Some((job, index, db, table, chunk, user, for_slave)) = found else {
             return Ok(None);
         };
-        let (token, _) = self.auth.issue(&user).map_err(|e| {
-            self.refuse(
-                ErrorCode::AccessDenied,
-                format!(
-                    "the bootstrap of '{db}' runs as user '{user}', who cannot act any more: {}",
+        // A job whose user cannot act any more (deleted) ends, and the others go on.
+        let token = match self.auth.issue(&user) {
+            Ok((token, _)) => token,
+            Err(e) => {
+                let why = format!(
+                    "it runs as user '{user}', who cannot act any more: {}",
                     e.message
-                ),
-            )
-        })?;
+                );
+                tracing::error!(job, %db, "bootstrap ended: {why}");
+                let now_ms = chrono::Utc::now().timestamp_millis();
+                self.meta
+                    .apply(MetaCommand::EndSnapshotJob { job, why, now_ms })
+                    .await
+                    .map_err(|e| e.to_remote(&self.alias))?;
+                return Ok(None);
+            }
+        };
         self.leases()
             .0
             .insert((job, index), (node.to_string(), Instant::now()));

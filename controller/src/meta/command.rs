@@ -170,6 +170,8 @@ pub enum MetaCommand {
         user: String,
         now_ms: i64,
     },
+    /// Master: bootstrap `job` cannot go on (`why`: its user cannot act any more): it ends.
+    EndSnapshotJob { job: u64, why: String, now_ms: i64 },
     /// Master: chunk `index` of bootstrap `job` is gone (its table or partition was
     /// dropped): there is nothing to send.
     SkipSnapshotChunk { job: u64, index: u32, now_ms: i64 },

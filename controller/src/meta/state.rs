@@ -490,6 +490,11 @@ impl MetaState {
                 }
                 (MetaOutcome::Done, touches)
             }
+            MetaCommand::EndSnapshotJob { job, why, now_ms } => {
+                let mut touches = vec![];
+                Self::touch_jobs(&mut touches, self.bootstrap.end(*job, why, *now_ms));
+                (MetaOutcome::Done, touches)
+            }
             MetaCommand::SkipSnapshotChunk { job, index, now_ms } => {
                 let mut touches = vec![];
                 Self::touch_jobs(&mut touches, self.bootstrap.skip(*job, *index, *now_ms)?);

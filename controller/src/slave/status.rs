@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use xrepl_core::value::{Scalar, Table, Value, Vector, NULL_LONG};
 use xrepl_proto::rpc::{ErrorCode, RemoteError};
-use xrepl_proto::task::OperationType;
+use xrepl_proto::task::{BootstrapProgress, OperationType};
 
 use super::queue::{SlaveStatus, SlaveTask, TaskState, KEEP_FINISHED};
 use super::scheduler::node_of;
@@ -327,6 +327,9 @@ impl Slave {
                 },
             )
         });
+        // A bootstrap, re-sync or seeding still running: its progress, summed.
+        let boot = self.bootstrapping();
+        let (chunks_done, chunks, bytes_done, bytes_sent) = boot.unwrap_or_default();
         Ok(table(
             &[
                 "status",
@@ -336,6 +339,11 @@ impl Slave {
                 "maxCostPerTask",
                 "avgCostPerTask",
                 "averageGroupSize",
+                "bootstrap",
+                "bootstrapChunksApplied",
+                "bootstrapChunks",
+                "bootstrapBytesApplied",
+                "bootstrapBytesSent",
             ],
             vec![
                 Vector::String(vec![row.0.name().to_string()]),
@@ -345,6 +353,15 @@ impl Slave {
                 Vector::String(vec![duration_text(row.4)]),
                 Vector::String(vec![duration_text(row.5)]),
                 Vector::Double(vec![row.6]),
+                Vector::String(vec![if boot.is_some() {
+                    "BOOTSTRAPPING".into()
+                } else {
+                    String::new()
+                }]),
+                Vector::Int(vec![chunks_done as i32]),
+                Vector::Int(vec![chunks as i32]),
+                Vector::Long(vec![bytes_done as i64]),
+                Vector::Long(vec![bytes_sent as i64]),
             ],
         ))
     }
@@ -354,6 +371,13 @@ impl Slave {
     /// `getClusterReplicationBootstrapStatus()` on a slave: the master's bootstraps as of the
     /// latest pull, with the chunk snapshots of each this slave applied (and their bytes).
     pub fn bootstrap_status(&self) -> Table {
+        let (rows, applied): (Vec<_>, Vec<_>) = self.bootstraps_applied().into_iter().unzip();
+        crate::master::status::bootstrap_table(&rows, Some(&applied))
+    }
+
+    /// The bootstraps this slave follows (every slave's, and its own re-syncs) as of the latest
+    /// pull, each with the chunk snapshots of it this slave applied and their bytes.
+    fn bootstraps_applied(&self) -> Vec<(BootstrapProgress, (u32, u64))> {
         // Every slave's bootstraps, and this slave's re-syncs.
         let rows: Vec<_> = self
             .bootstraps
@@ -384,7 +408,31 @@ impl Slave {
                 })
                 .collect()
         });
-        crate::master::status::bootstrap_table(&rows, Some(&applied))
+        rows.into_iter().zip(applied).collect()
+    }
+
+    /// The bootstraps still running for this slave, summed: chunks applied and to apply,
+    /// bytes applied and sent so far (`None`: none runs).
+    fn bootstrapping(&self) -> Option<(u32, u32, u64, u64)> {
+        let running: Vec<_> = self
+            .bootstraps_applied()
+            .into_iter()
+            .filter(|(b, (done, _))| {
+                b.ended.is_none() && (b.finished_ms.is_none() || *done < b.chunks_sent)
+            })
+            .collect();
+        (!running.is_empty()).then(|| {
+            running
+                .iter()
+                .fold((0, 0, 0, 0), |acc, (b, (done, bytes))| {
+                    (
+                        acc.0 + done,
+                        acc.1 + b.chunks.saturating_sub(b.chunks_skipped),
+                        acc.2 + bytes,
+                        acc.3 + b.bytes_sent,
+                    )
+                })
+        })
     }
 }
 
