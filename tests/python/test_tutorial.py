@@ -97,6 +97,11 @@ METRICS = {
     "maxCostPerTask": "object",
     "avgCostPerTask": "object",
     "averageGroupSize": "float64",
+    "bootstrap": "object",
+    "bootstrapChunksApplied": "int32",
+    "bootstrapChunks": "int32",
+    "bootstrapBytesApplied": "int64",
+    "bootstrapBytesSent": "int64",
 }
 RECENT_SLAVES = {
     "connectedController": "object",
