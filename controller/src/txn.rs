@@ -200,6 +200,11 @@ impl Controller {
             participants,
         } = p;
         let replayed: Vec<u64> = replay.iter().map(|r| r.task_id).collect();
+        // A small task's data is held by tid before its task can be seen: a pull that finds
+        // the task between the commit and `keep_data` below takes the data from there.
+        if let (Some(bytes), Role::Master(master)) = (&task_data, &self.role) {
+            master.hold_data(tid, bytes.clone());
+        }
         let now_ns = chrono::Utc::now()
             .timestamp_nanos_opt()
             .unwrap_or(now_ms().saturating_mul(1_000_000));
@@ -217,8 +222,11 @@ impl Controller {
                 replay,
                 participants,
             })
-            .await
-            .map_err(|e| e.to_remote(&self.cfg.alias))?;
+            .await;
+        if let Role::Master(master) = &self.role {
+            master.release_data(tid);
+        }
+        let outcome = outcome.map_err(|e| e.to_remote(&self.cfg.alias))?;
         match outcome {
             MetaOutcome::ReplayRefused(Decision { reason, .. }, refusal) => {
                 tracing::warn!(tasks = ?replayed, tid, "duplicate replay rolled back: {reason}");

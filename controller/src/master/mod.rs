@@ -59,6 +59,9 @@ pub struct Master {
     inline: std::sync::Mutex<InlineCache>,
     /// The bootstrap chunks handed out to data nodes; memory only.
     snapshot_leases: std::sync::Mutex<snapshots::Leases>,
+    /// Small tasks' data by tid while their commit is being recorded (see
+    /// [`Master::hold_data`]).
+    held_data: DashMap<u64, serde_bytes::ByteBuf>,
 }
 
 /// Most small tasks' data the master controller keeps in memory for the pulls.
@@ -92,6 +95,7 @@ impl Master {
             last_pull: DashMap::new(),
             inline: std::sync::Mutex::new(InlineCache::new(INLINE_KEEP_BYTES)),
             snapshot_leases: std::sync::Mutex::new(snapshots::Leases::default()),
+            held_data: DashMap::new(),
         }
     }
 
@@ -130,6 +134,30 @@ impl Master {
     /// Keeps a small task's data for the pulls (before [`Master::task_added`]).
     pub fn keep_data(&self, task_id: u64, bytes: serde_bytes::ByteBuf) {
         self.inline_cache().keep(task_id, bytes);
+    }
+
+    /// Holds a small task's data by its transaction's tid while the commit is recorded: a
+    /// pull may see the task before [`Master::keep_data`] has kept the data by task id.
+    pub fn hold_data(&self, tid: u64, bytes: serde_bytes::ByteBuf) {
+        self.held_data.insert(tid, bytes);
+    }
+
+    /// The commit of `tid` is recorded (its data is kept by task id now, if it made a task).
+    pub fn release_data(&self, tid: u64) {
+        self.held_data.remove(&tid);
+    }
+
+    /// Keeps, by task id, the held data of the listed tasks that the cache does not have yet.
+    fn take_held(&self, tasks: &[xrepl_proto::task::TaskInfo]) {
+        if self.held_data.is_empty() {
+            return;
+        }
+        let mut cache = self.inline_cache();
+        for t in tasks {
+            if let Some(bytes) = self.held_data.get(&t.tid) {
+                cache.keep(t.task_id, bytes.clone());
+            }
+        }
     }
 
     fn inline_cache(&self) -> std::sync::MutexGuard<'_, InlineCache> {

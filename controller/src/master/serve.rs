@@ -135,6 +135,7 @@ impl Master {
                 let room = usize::try_from(inline_room)
                     .unwrap_or(usize::MAX)
                     .min(PULL_INLINE_MAX);
+                self.take_held(&tasks);
                 let data = self
                     .inline_cache()
                     .copies(tasks.iter().map(|t| t.task_id), room);
