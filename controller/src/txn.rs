@@ -202,8 +202,8 @@ impl Controller {
         let replayed: Vec<u64> = replay.iter().map(|r| r.task_id).collect();
         // A small task's data is held by tid before its task can be seen: a pull that finds
         // the task between the commit and `keep_data` below takes the data from there.
-        if let (Some(bytes), Role::Master(master)) = (&task_data, &self.role) {
-            master.hold_data(tid, bytes.clone());
+        if let (Some(bytes), Role::Master(master)) = (task_data, &self.role) {
+            master.hold_data(tid, bytes);
         }
         let now_ns = chrono::Utc::now()
             .timestamp_nanos_opt()
@@ -223,9 +223,10 @@ impl Controller {
                 participants,
             })
             .await;
-        if let Role::Master(master) = &self.role {
-            master.release_data(tid);
-        }
+        let task_data = match &self.role {
+            Role::Master(master) => master.release_data(tid),
+            _ => None,
+        };
         let outcome = outcome.map_err(|e| e.to_remote(&self.cfg.alias))?;
         match outcome {
             MetaOutcome::ReplayRefused(Decision { reason, .. }, refusal) => {

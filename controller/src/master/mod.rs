@@ -142,9 +142,9 @@ impl Master {
         self.held_data.insert(tid, bytes);
     }
 
-    /// The commit of `tid` is recorded (its data is kept by task id now, if it made a task).
-    pub fn release_data(&self, tid: u64) {
-        self.held_data.remove(&tid);
+    /// The commit of `tid` is recorded: its held data, to keep by task id if it made a task.
+    pub fn release_data(&self, tid: u64) -> Option<serde_bytes::ByteBuf> {
+        self.held_data.remove(&tid).map(|(_, bytes)| bytes)
     }
 
     /// Keeps, by task id, the held data of the listed tasks that the cache does not have yet.
