@@ -46,10 +46,13 @@ pub enum OperationType {
     ResyncTable,
     /// A re-sync of a whole database for one slave, likewise.
     ResyncDatabase,
+    /// The end of a re-sync: every chunk was sent; on the slave, the re-synced copy (filled
+    /// out of readers' sight) replaces the old one in one step.
+    ResyncEnd,
 }
 
 impl OperationType {
-    pub const ALL: [OperationType; 22] = [
+    pub const ALL: [OperationType; 23] = [
         OperationType::CreateDomain,
         OperationType::CreateTable,
         OperationType::CreatePartitionedTable,
@@ -72,6 +75,7 @@ impl OperationType {
         OperationType::SnapshotChunk,
         OperationType::ResyncTable,
         OperationType::ResyncDatabase,
+        OperationType::ResyncEnd,
     ];
 
     pub fn name(self) -> &'static str {
@@ -98,6 +102,7 @@ impl OperationType {
             OperationType::SnapshotChunk => "SNAPSHOT_CHUNK",
             OperationType::ResyncTable => "RESYNC_TABLE",
             OperationType::ResyncDatabase => "RESYNC_DATABASE",
+            OperationType::ResyncEnd => "RESYNC_END",
         }
     }
 }
@@ -228,6 +233,12 @@ pub enum TaskData {
         scheme: PartitionScheme,
         tables: Vec<TableDef>,
     },
+    /// Every chunk of a re-sync was sent: the slave's re-synced copy of `table` (every table
+    /// of the database: `None`) replaces the old one.
+    ResyncEnd {
+        db: String,
+        table: Option<String>,
+    },
 }
 
 /// A table's definition in a bootstrap, by names.
@@ -284,6 +295,7 @@ impl TaskData {
             TaskData::SnapshotChunk { .. } => OperationType::SnapshotChunk,
             TaskData::ResyncTable { .. } => OperationType::ResyncTable,
             TaskData::ResyncDatabase { .. } => OperationType::ResyncDatabase,
+            TaskData::ResyncEnd { .. } => OperationType::ResyncEnd,
         }
     }
 
@@ -308,7 +320,8 @@ impl TaskData {
             | TaskData::RenameColumn { db, .. }
             | TaskData::SnapshotChunk { db, .. }
             | TaskData::ResyncTable { db, .. }
-            | TaskData::ResyncDatabase { db, .. } => db,
+            | TaskData::ResyncDatabase { db, .. }
+            | TaskData::ResyncEnd { db, .. } => db,
         }
     }
 
@@ -318,7 +331,11 @@ impl TaskData {
             TaskData::CreateDomain { .. }
             | TaskData::DropDb { .. }
             | TaskData::AddPartitions { .. }
-            | TaskData::ResyncDatabase { .. } => "",
+            | TaskData::ResyncDatabase { .. }
+            | TaskData::ResyncEnd { table: None, .. } => "",
+            TaskData::ResyncEnd {
+                table: Some(table), ..
+            } => table,
             TaskData::RenameTable { from, .. } => from,
             TaskData::ResyncTable { table, .. } => &table.name,
             TaskData::CreateTable { table, .. }
@@ -439,7 +456,8 @@ impl TaskData {
             | TaskData::TruncateTable { .. }
             | TaskData::SnapshotChunk { .. }
             | TaskData::ResyncTable { .. }
-            | TaskData::ResyncDatabase { .. } => vec![],
+            | TaskData::ResyncDatabase { .. }
+            | TaskData::ResyncEnd { .. } => vec![],
         }
     }
 
@@ -450,7 +468,8 @@ impl TaskData {
             TaskData::CreateDomain { .. }
             | TaskData::DropDb { .. }
             | TaskData::AddPartitions { .. }
-            | TaskData::ResyncDatabase { .. } => Scope::Database(db),
+            | TaskData::ResyncDatabase { .. }
+            | TaskData::ResyncEnd { table: None, .. } => Scope::Database(db),
             TaskData::Append { table, .. } | TaskData::Upsert { table, .. } => Scope::Chunks {
                 db,
                 table: table.clone(),
@@ -542,12 +561,15 @@ pub struct TaskMeta {
 /// [`SnapshotRef::index`] of the task that begins a re-sync.
 pub const BEGIN: u32 = u32::MAX;
 
+/// [`SnapshotRef::index`] of the task that ends a re-sync (RESYNC_END).
+pub const END: u32 = u32::MAX - 1;
+
 /// Which chunk of which bootstrap a snapshot task sends, and its rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotRef {
     pub job: u64,
     /// The chunk's index in the bootstrap's list; [`BEGIN`] for the task that begins a
-    /// re-sync (its RESYNC_TABLE or RESYNC_DATABASE).
+    /// re-sync (its RESYNC_TABLE or RESYNC_DATABASE), [`END`] for the one that ends it.
     pub index: u32,
     pub rows: u64,
 }
@@ -566,6 +588,9 @@ pub struct BootstrapProgress {
     /// The CREATE_DOMAIN task, and the last chunk snapshot task made so far.
     pub begin_task: u64,
     pub last_task: u64,
+    /// A re-sync's RESYNC_END task (0: not made yet; a bootstrap has none).
+    #[serde(default)]
+    pub end_task: u64,
     pub chunks: u32,
     pub chunks_sent: u32,
     /// Chunks dropped before they were sent (nothing to send).
@@ -690,7 +715,7 @@ mod tests {
     #[test]
     fn every_operation_has_its_name_once() {
         let names: BTreeSet<&str> = OperationType::ALL.iter().map(|o| o.name()).collect();
-        assert_eq!(names.len(), 22);
+        assert_eq!(names.len(), 23);
         assert!(names.contains("SET_COLUMN_COMMENT"));
     }
 }

@@ -460,6 +460,87 @@ fn t40_a_skip_leaves_drift_that_a_table_resync_repairs_and_a_database_resync_too
 }
 
 #[test]
+fn t45_readers_of_the_slave_see_the_old_copy_until_the_resync_replaces_it_whole() {
+    let mut p = Pair::start(Spec::default(), Spec::default());
+    p.master.ok(&setup(20_000));
+    p.master
+        .ok("setDatabaseForClusterReplication(database(\"dfs://boot\"), true)");
+    wait_bootstrapped(&p);
+    // Drift made by hand on the slave: 2,000 rows fewer than the master.
+    p.slave
+        .ok("delete from loadTable(\"dfs://boot\", \"pt\") where id = 4");
+    const COUNT: &str = "select count(*) from loadTable(\"dfs://boot\", \"pt\")";
+    let old = p.slave.number(COUNT);
+    assert_eq!(old, 18_000);
+    // Each chunk snapshot holds its chunk 300 ms after reading it: the re-sync of 10 chunks
+    // takes seconds, while readers of the slave look and writers go on.
+    let slow = [("XREPL_TEST_PAUSE_AT", "snapshot_after_read:300")];
+    for n in ["dnode1", "dnode2"] {
+        restart(&mut p.master, n, &slow);
+    }
+    p.master.wait_all_up();
+    let out = p
+        .slave
+        .ok("rpc(getControllerAlias(), resyncClusterReplicationTable, \"dfs://boot\", \"pt\")");
+    let job = job_of(out.last().and_then(|v| v.as_str()).unwrap_or_default());
+    let mut seen = vec![];
+    let mut rounds = 0;
+    loop {
+        let done = p
+            .slave
+            .rows(BOOT_STATUS)
+            .iter()
+            .any(|r| r["jobId"].as_i64() == Some(job) && r["state"] == "DONE");
+        if done {
+            break;
+        }
+        // The chunks and the writes after the re-sync began go to a copy out of sight: the
+        // table reads as it was, whole, all along.
+        let n = p.slave.number(COUNT);
+        assert_eq!(
+            n, old,
+            "a reader saw the table during its re-sync: {seen:?}"
+        );
+        seen.push(n);
+        let tables = p.slave.ok("schema(database(\"dfs://boot\")).tables");
+        assert_eq!(
+            tables.last(),
+            Some(&serde_json::json!(["dt", "pt"])),
+            "no shadow is listed"
+        );
+        if rounds % 3 == 0 {
+            p.master.ok(&writes(1));
+        }
+        rounds += 1;
+        assert!(rounds < 600, "the re-sync did not end");
+    }
+    assert!(
+        seen.len() >= 3,
+        "the re-sync was watched while it ran: {seen:?}"
+    );
+    // Then, in one step, the master's copy with the writes after it.
+    p.wait_caught_up(CATCH_UP);
+    assert_eq!(p.slave.number(COUNT), p.master.number(COUNT));
+    assert_equal(&p, "dfs://boot");
+    let ops = texts(&p.master_tasks(), "operationType");
+    assert_eq!(
+        ops.iter().filter(|o| *o == "RESYNC_END").count(),
+        1,
+        "{ops:?}"
+    );
+    // A second re-sync of the table, while the first's copy is in place, also ends equal.
+    let out = p
+        .slave
+        .ok("rpc(getControllerAlias(), resyncClusterReplicationDatabase, \"dfs://boot\")");
+    wait_job_done(
+        &p,
+        job_of(out.last().and_then(|v| v.as_str()).unwrap_or_default()),
+    );
+    p.wait_caught_up(CATCH_UP);
+    assert_equal(&p, "dfs://boot");
+}
+
+#[test]
 fn t50_a_slave_that_registers_after_truncation_is_seeded_and_ends_equal() {
     let p = Pair::start(Spec::default(), Spec::default());
     p.master.ok(&setup(20_000));

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use xrepl_core::catalog::DatabaseMeta;
-use xrepl_proto::task::{BootstrapProgress, SnapshotRef, BEGIN};
+use xrepl_proto::task::{BootstrapProgress, SnapshotRef, BEGIN, END};
 
 /// Finished jobs kept for the status.
 pub const KEEP_FINISHED_JOBS: usize = 16;
@@ -54,6 +54,9 @@ pub struct SnapshotJob {
     pub bytes_sent: u64,
     /// The last snapshot task made so far.
     pub last_task: u64,
+    /// A re-sync's RESYNC_END task, made once every chunk was sent (0: not yet).
+    #[serde(default)]
+    pub end_task: u64,
     /// When every chunk was sent, or why the job ended early.
     pub finished_ms: Option<i64>,
     pub ended: Option<String>,
@@ -79,9 +82,7 @@ impl SnapshotJob {
         self.sent = vec![false; self.chunks.len()];
         self.begin_task = task;
         self.last_task = task;
-        if self.chunks.is_empty() {
-            self.finished_ms = Some(now_ms);
-        }
+        Bootstraps::finish_if_done(self, now_ms);
     }
 
     pub fn total(&self) -> u32 {
@@ -97,6 +98,14 @@ impl SnapshotJob {
         self.is_running() && self.begin_task == 0
     }
 
+    /// A re-sync that sent (or skipped) every chunk and has still to make its RESYNC_END.
+    pub fn needs_end(&self) -> bool {
+        self.is_running()
+            && self.target.is_some()
+            && self.begin_task != 0
+            && self.done() >= self.total()
+    }
+
     fn done(&self) -> u32 {
         self.chunks_sent + self.chunks_skipped
     }
@@ -109,6 +118,7 @@ impl SnapshotJob {
             for_slave: self.target.clone(),
             begin_task: self.begin_task,
             last_task: self.last_task,
+            end_task: self.end_task,
             chunks: self.total(),
             chunks_sent: self.chunks_sent,
             chunks_skipped: self.chunks_skipped,
@@ -259,6 +269,14 @@ impl Bootstraps {
             return (!j.needs_begin())
                 .then(|| format!("re-sync {job} of '{}' began already", j.db));
         }
+        if index == END {
+            return (!j.needs_end()).then(|| {
+                format!(
+                    "re-sync {job} of '{}' has chunks to send, or ended already",
+                    j.db
+                )
+            });
+        }
         if j.needs_begin() {
             return Some(format!("re-sync {job} of '{}' has not begun", j.db));
         }
@@ -301,6 +319,21 @@ impl Bootstraps {
         });
     }
 
+    /// Re-sync `job`'s RESYNC_END was made, task `task`: the job is done.
+    pub fn ended_by(&mut self, job: u64, task: u64, now_ms: i64, touched: &mut Vec<JobTouch>) {
+        if let Some(j) = self.jobs.get_mut(&job) {
+            if j.needs_end() {
+                j.end_task = task;
+                j.last_task = j.last_task.max(task);
+                j.finished_ms = Some(now_ms);
+                touched.push(JobTouch::Job {
+                    id: job,
+                    chunks: false,
+                });
+            }
+        }
+    }
+
     /// Chunk `index` of `job` is gone (its table or partition was dropped): nothing to send.
     /// [`BEGIN`]: the re-sync's table or database is gone; the job ends.
     pub fn skip(&mut self, job: u64, index: u32, now_ms: i64) -> Result<Vec<JobTouch>, String> {
@@ -308,9 +341,13 @@ impl Bootstraps {
             .jobs
             .get_mut(&job)
             .ok_or_else(|| format!("bootstrap {job} is over"))?;
-        if index == BEGIN {
+        if index == BEGIN || index == END {
             j.finished_ms = Some(now_ms);
-            j.ended = Some("its database or table was dropped before it began".into());
+            j.ended = Some(if index == BEGIN {
+                "its database or table was dropped before it began".into()
+            } else {
+                "its database was dropped before it ended".into()
+            });
             return Ok(vec![JobTouch::Job {
                 id: job,
                 chunks: false,
@@ -329,8 +366,10 @@ impl Bootstraps {
         }])
     }
 
+    /// A bootstrap is done when its last chunk is sent; a re-sync when its RESYNC_END is made
+    /// after that ([`Bootstraps::ended_by`]).
     fn finish_if_done(j: &mut SnapshotJob, now_ms: i64) {
-        if j.done() >= j.total() && j.finished_ms.is_none() {
+        if j.done() >= j.total() && j.finished_ms.is_none() && j.target.is_none() {
             j.finished_ms = Some(now_ms);
         }
     }
@@ -529,6 +568,39 @@ mod resync_tests {
         // Only table a's two chunks.
         assert_eq!(b.unsent().count(), 2);
         assert_eq!(b.jobs[&id].begin_task, 7);
+        // Its RESYNC_END may be made only once every chunk is sent, and once.
+        assert!(b
+            .may_send(id, END, Some("s1"))
+            .is_some_and(|e| e.contains("chunks to send")));
+        let r = |index| SnapshotRef {
+            job: id,
+            index,
+            rows: 1,
+        };
+        b.sent(r(0), 8, 10, 103, &mut t);
+        b.skip(id, 1, 103).expect("skip");
+        assert!(
+            b.jobs[&id].is_running(),
+            "a re-sync is not done before its end"
+        );
+        assert!(b.jobs[&id].needs_end());
+        assert_eq!(b.may_send(id, END, Some("s1")), None);
+        b.ended_by(id, 9, 104, &mut t);
+        let j = &b.jobs[&id];
+        assert_eq!((j.end_task, j.last_task, j.finished_ms), (9, 9, Some(104)));
+        assert!(b
+            .may_send(id, END, Some("s1"))
+            .is_some_and(|e| e.contains("ended already")));
+    }
+
+    #[test]
+    fn a_resync_that_ends_early_makes_no_end() {
+        let mut b = Bootstraps::default();
+        let (id, _) = b
+            .start_resync("dfs://x", Some("a"), "s1", "repl", 100)
+            .expect("start");
+        let mut t = vec![];
+        b.begun(id, 7, &super::tests::db(), 102, &mut t);
         // A job whose user is gone ends, and sends nothing more.
         assert_eq!(b.end(id, "its user was deleted", 103).len(), 1);
         assert_eq!(b.unsent().count(), 0);

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use xrepl_proto::rpc::{RemoteError, SnapshotWork};
-use xrepl_proto::task::BEGIN;
+use xrepl_proto::task::{BEGIN, END};
 
 use super::bootstrap::JobChunk;
 
@@ -42,8 +42,9 @@ impl Master {
             let mut l = self.leases();
             l.0.retain(|_, (n, at)| now.duration_since(*at) < LEASE && live.contains(n));
         }
-        // A re-sync to begin (any node makes its first task), else the first unsent chunk
-        // this node holds; and what is gone (a re-sync's table or database, a chunk).
+        // A re-sync to begin (any node makes its first task), else one to end, else the first
+        // unsent chunk this node holds; and what is gone (a re-sync's table or database, a
+        // chunk).
         let (found, gone) = {
             let leases = self.leases();
             self.meta.read(|s| {
@@ -75,6 +76,38 @@ impl Master {
                         }
                         _ => gone.push((j.id, BEGIN)),
                     }
+                }
+                // A re-sync whose chunks are all sent ends (any node makes its last task).
+                for j in s.bootstrap.jobs.values().filter(|j| j.needs_end()) {
+                    if found.is_some() {
+                        break;
+                    }
+                    if leases.0.contains_key(&(j.id, END)) {
+                        continue;
+                    }
+                    if !s
+                        .catalog
+                        .dbs
+                        .get(&j.db)
+                        .is_some_and(|d| d.replication_enabled)
+                    {
+                        gone.push((j.id, END));
+                        continue;
+                    }
+                    let c = JobChunk {
+                        table: j.table.clone().unwrap_or_default(),
+                        table_id: 0,
+                        partition: 0,
+                    };
+                    found = Some((
+                        j.id,
+                        END,
+                        j.db.clone(),
+                        c.table.clone(),
+                        c,
+                        j.user.clone(),
+                        j.target.clone(),
+                    ));
                 }
                 for (j, index, c) in s.bootstrap.unsent() {
                     if found.is_some() {

@@ -153,9 +153,20 @@ pub fn replication_flags(s: &MetaState) -> Table {
     )
 }
 
+/// What a slave applied of one bootstrap.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Applied {
+    /// The chunk snapshots, and their bytes.
+    pub chunks: u32,
+    pub bytes: u64,
+    /// A re-sync's RESYNC_END is applied here (the re-synced copy replaced the old one);
+    /// always true for a bootstrap, which has none.
+    pub swapped: bool,
+}
+
 /// `getClusterReplicationBootstrapStatus()`: one row per bootstrap. On a master `applied` is
-/// `None`; on a slave it is, per bootstrap, the chunk snapshots it applied and their bytes.
-pub fn bootstrap_table(rows: &[BootstrapProgress], applied: Option<&[(u32, u64)]>) -> Table {
+/// `None`; on a slave it is, per bootstrap, what it applied of it.
+pub fn bootstrap_table(rows: &[BootstrapProgress], applied: Option<&[Applied]>) -> Table {
     let state = |b: &BootstrapProgress, i: usize| -> String {
         if b.ended.is_some() {
             return "ENDED".into();
@@ -167,7 +178,7 @@ pub fn bootstrap_table(rows: &[BootstrapProgress], applied: Option<&[(u32, u64)]
         match applied.and_then(|a| a.get(i)) {
             None if sent => "DONE".into(),
             None => "SENDING".into(),
-            Some((n, _)) if sent && *n >= b.chunks_sent => "DONE".into(),
+            Some(a) if sent && a.chunks >= b.chunks_sent && a.swapped => "DONE".into(),
             Some(_) => "BOOTSTRAPPING".into(),
         }
     };
@@ -209,8 +220,8 @@ pub fn bootstrap_table(rows: &[BootstrapProgress], applied: Option<&[(u32, u64)]
     ];
     if let Some(a) = applied {
         names.extend(["chunksApplied", "bytesApplied"]);
-        columns.push(Vector::Int(a.iter().map(|x| x.0 as i32).collect()));
-        columns.push(Vector::Long(a.iter().map(|x| x.1 as i64).collect()));
+        columns.push(Vector::Int(a.iter().map(|x| x.chunks as i32).collect()));
+        columns.push(Vector::Long(a.iter().map(|x| x.bytes as i64).collect()));
     }
     names.extend(["startTime", "endTime", "details"]);
     columns.push(Vector::Timestamp(

@@ -572,6 +572,9 @@ impl MetaState {
             (OperationType::SnapshotChunk, Some(r)) => {
                 self.bootstrap.sent(r, id, t.data_bytes, now_ms, touched)
             }
+            (OperationType::ResyncEnd, Some(r)) => {
+                self.bootstrap.ended_by(r.job, id, now_ms, touched)
+            }
             _ => {}
         }
     }

@@ -13,6 +13,7 @@ use super::queue::{SlaveStatus, SlaveTask, TaskState, KEEP_FINISHED};
 use super::scheduler::node_of;
 use super::{now_ns, Slave};
 use crate::auth::Caller;
+use crate::master::status::Applied;
 use crate::meta::{MetaCommand, MetaOutcome};
 use crate::switch::Switch;
 
@@ -377,7 +378,7 @@ impl Slave {
 
     /// The bootstraps this slave follows (every slave's, and its own re-syncs) as of the latest
     /// pull, each with the chunk snapshots of it this slave applied and their bytes.
-    fn bootstraps_applied(&self) -> Vec<(BootstrapProgress, (u32, u64))> {
+    fn bootstraps_applied(&self) -> Vec<(BootstrapProgress, Applied)> {
         // Every slave's bootstraps, and this slave's re-syncs.
         let rows: Vec<_> = self
             .bootstraps
@@ -387,13 +388,25 @@ impl Slave {
             .filter(|b| b.for_slave.as_ref().is_none_or(|s| *s == self.me))
             .cloned()
             .collect();
-        let applied: Vec<(u32, u64)> = self.meta.read(|s| {
+        let applied: Vec<Applied> = self.meta.read(|s| {
             rows.iter()
                 .map(|b| {
+                    // A re-sync's copy replaced the old one once its RESYNC_END is applied.
+                    let swapped = b.for_slave.is_none()
+                        || (b.end_task != 0
+                            && s.slave
+                                .tasks
+                                .get(&b.end_task)
+                                .is_none_or(|t| t.state == TaskState::Finished)
+                            && b.end_task <= s.slave.repl.last_pulled);
                     if b.last_task <= b.begin_task {
-                        return (0, 0);
+                        return Applied {
+                            swapped,
+                            ..Applied::default()
+                        };
                     }
-                    s.slave
+                    let (chunks, bytes) = s
+                        .slave
                         .tasks
                         .range(b.begin_task + 1..=b.last_task)
                         .filter(|(_, t)| {
@@ -404,7 +417,12 @@ impl Slave {
                         })
                         .fold((0, 0), |(n, bytes), (_, t)| {
                             (n + 1, bytes + t.info.data_bytes)
-                        })
+                        });
+                    Applied {
+                        chunks,
+                        bytes,
+                        swapped,
+                    }
                 })
                 .collect()
         });
@@ -417,21 +435,20 @@ impl Slave {
         let running: Vec<_> = self
             .bootstraps_applied()
             .into_iter()
-            .filter(|(b, (done, _))| {
-                b.ended.is_none() && (b.finished_ms.is_none() || *done < b.chunks_sent)
+            .filter(|(b, a)| {
+                b.ended.is_none()
+                    && (b.finished_ms.is_none() || a.chunks < b.chunks_sent || !a.swapped)
             })
             .collect();
         (!running.is_empty()).then(|| {
-            running
-                .iter()
-                .fold((0, 0, 0, 0), |acc, (b, (done, bytes))| {
-                    (
-                        acc.0 + done,
-                        acc.1 + b.chunks.saturating_sub(b.chunks_skipped),
-                        acc.2 + bytes,
-                        acc.3 + b.bytes_sent,
-                    )
-                })
+            running.iter().fold((0, 0, 0, 0), |acc, (b, a)| {
+                (
+                    acc.0 + a.chunks,
+                    acc.1 + b.chunks.saturating_sub(b.chunks_skipped),
+                    acc.2 + a.bytes,
+                    acc.3 + b.bytes_sent,
+                )
+            })
         })
     }
 }

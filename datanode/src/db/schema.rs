@@ -158,7 +158,13 @@ fn db_schema(d: &DatabaseMeta) -> Value {
         ),
         (
             "tables".into(),
-            Value::Vector(Vector::String(d.tables.keys().cloned().collect())),
+            Value::Vector(Vector::String(
+                d.tables
+                    .keys()
+                    .filter(|n| xrepl_core::catalog::shadow_of(n).is_none())
+                    .cloned()
+                    .collect(),
+            )),
         ),
         (
             "clusterReplicationEnabled".into(),

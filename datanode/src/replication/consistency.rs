@@ -60,6 +60,8 @@ pub async fn table_sums(
         .tables
         .values()
         .filter(|t| table.is_none_or(|n| n == t.name))
+        // A re-sync's copy under way is not the slave's table yet.
+        .filter(|t| xrepl_core::catalog::shadow_of(&t.name).is_none())
     {
         let scans = scans_by_node(t, &t.columns, None, &ScanShape::Checksum);
         let mut chunks = Vec::new();

@@ -60,7 +60,7 @@ impl MasterNode {
         }
     }
 
-    /// Sends one chunk, or begins a re-sync: the transaction's tid.
+    /// Sends one chunk, or begins or ends a re-sync: the transaction's tid.
     async fn snapshot(&self, w: SnapshotWork) -> Result<u64, RemoteError> {
         // The controller checks at the commit that the user may read the database (a
         // re-sync runs as the slave's user, who may read replicated databases so).
@@ -75,8 +75,13 @@ impl MasterNode {
             need: Right::Read,
         };
         let (host, port) = self.source();
-        if w.begins() {
-            let data = if w.table.is_empty() {
+        if w.begins() || w.ends() {
+            let data = if w.ends() {
+                TaskData::ResyncEnd {
+                    db: w.db.clone(),
+                    table: (!w.table.is_empty()).then(|| w.table.clone()),
+                }
+            } else if w.table.is_empty() {
                 TaskData::ResyncDatabase {
                     db: w.db.clone(),
                     scheme: d.scheme.clone(),

@@ -261,4 +261,9 @@ impl SnapshotWork {
     pub fn begins(&self) -> bool {
         self.index == crate::task::BEGIN
     }
+
+    /// The task that ends a re-sync, not a chunk: `index` is [`crate::task::END`].
+    pub fn ends(&self) -> bool {
+        self.index == crate::task::END
+    }
 }

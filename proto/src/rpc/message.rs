@@ -13,7 +13,7 @@ use super::replication::{ReplicationReply, ReplicationRequest};
 use super::session::{SessionReply, SessionRequest};
 
 /// Bumped whenever a message changes shape. Checked in the greeting.
-pub const PROTOCOL_VERSION: u32 = 16;
+pub const PROTOCOL_VERSION: u32 = 17;
 /// First field of every greeting, so that a stray client is told apart from an old one.
 pub const MAGIC: &str = "xrepl";
 

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use xrepl_core::catalog::{CatalogChange, DatabaseMeta, Right, TableMeta};
+use xrepl_core::catalog::{shadow_name, shadow_of, CatalogChange, DatabaseMeta, Right, TableMeta};
 use xrepl_core::value::Table;
 use xrepl_proto::rpc::{ErrorCode, RemoteError};
 use xrepl_proto::task::{TableDef, TaskData};
@@ -139,7 +139,10 @@ impl Replayer {
         }
         if let TaskData::ResyncDatabase { scheme, tables, .. } = &*data {
             let existing = self.link.database(token, db, Some(Right::Owner)).await?;
-            return Ok(bootstrap_domain(db, scheme, tables, existing.as_ref()));
+            return Ok(match existing {
+                Some(d) if d.scheme == *scheme => resync_database(&d, tables),
+                other => bootstrap_domain(db, scheme, tables, other.as_ref()),
+            });
         }
         if let TaskData::ResyncTable { table: def, .. } = &*data {
             let d = self
@@ -147,17 +150,15 @@ impl Replayer {
                 .database(token, db, Some(Right::Owner))
                 .await?
                 .ok_or_else(missing_db)?;
-            let mut changes = vec![];
-            let mut ops = OpsByNode::new();
-            if let Some(t) = d.tables.get(&def.name) {
-                changes.push(CatalogChange::DropTable {
-                    db: db.to_string(),
-                    name: def.name.clone(),
-                });
-                ops = plan::all_chunks(&d, t, &ChunkAction::Drop);
-            }
-            changes.extend(create_table(db, def));
-            return Ok((changes, ops));
+            return Ok(resync_table(&d, def));
+        }
+        if let TaskData::ResyncEnd { table, .. } = &*data {
+            // A database dropped since holds no re-synced copy to put in place.
+            let d = self.link.database(token, db, Some(Right::Owner)).await?;
+            return Ok(d.map_or_else(
+                || (vec![], OpsByNode::new()),
+                |d| swap_shadows(&d, table.as_deref()),
+            ));
         }
         let right = right_needed(data);
         let taken = match data {
@@ -179,8 +180,18 @@ impl Replayer {
             .database(token, db, right, cache)
             .await?
             .ok_or_else(missing_db)?;
+        // While a re-sync of a table runs here, what the tasks after its start write goes to
+        // the re-synced copy (its shadow), out of readers' sight until the re-sync ends.
+        let target = |name: &str| -> String {
+            let s = shadow_name(name);
+            if d.tables.contains_key(&s) {
+                s
+            } else {
+                name.to_string()
+            }
+        };
         let table = |name: &str| -> Result<TableMeta, RemoteError> {
-            d.tables.get(name).cloned().ok_or_else(|| {
+            d.tables.get(&target(name)).cloned().ok_or_else(|| {
                 self.error(
                     ErrorCode::NotFound,
                     format!("table '{name}' does not exist in database '{db}' on the slave"),
@@ -197,6 +208,7 @@ impl Replayer {
                 let Some((name, rows, keys)) = taken else {
                     return Err(self.error(ErrorCode::Internal, "the rows were not taken"));
                 };
+                let name = target(&name);
                 let name = name.as_str();
                 let keys = keys.as_deref();
                 let t = table(name)?;
@@ -298,9 +310,31 @@ impl Replayer {
             | TaskData::SetColumnComment { .. }
             | TaskData::RenameColumn { .. }
             | TaskData::ResyncTable { .. }
-            | TaskData::ResyncDatabase { .. } => OpsByNode::new(),
+            | TaskData::ResyncDatabase { .. }
+            | TaskData::ResyncEnd { .. } => OpsByNode::new(),
         };
-        Ok((data.catalog_changes(), ops))
+        let mut changes = data.catalog_changes();
+        let name = data.table();
+        if name.is_empty() || !d.tables.contains_key(&shadow_name(name)) {
+            return Ok((changes, ops));
+        }
+        if let TaskData::DropPartition { .. } = &*data {
+            // Rows of the re-synced copy.
+            for c in &mut changes {
+                if let CatalogChange::DropChunks { table, .. } = c {
+                    *table = shadow_name(table);
+                }
+            }
+            return Ok((changes, ops));
+        }
+        if changes.is_empty() {
+            return Ok((changes, ops));
+        }
+        // A change of the table's definition during its re-sync ends the re-sync here first:
+        // the re-synced copy replaces the old table, then the change applies to it.
+        let (mut swap, old) = swap_shadows(&d, Some(name));
+        swap.extend(changes);
+        Ok((swap, then(old, ops)))
     }
 }
 
@@ -348,26 +382,208 @@ fn bootstrap_domain(
         enabled: true,
     });
     for t in tables {
-        changes.extend(create_table(db, t));
+        changes.extend(create_table(db, t, false));
     }
     (changes, ops)
 }
 
-/// Creates table `t` in `db`, with its column comments.
-fn create_table(db: &str, t: &TableDef) -> Vec<CatalogChange> {
-    let mut changes = vec![CatalogChange::CreateTable {
-        db: db.to_string(),
-        name: t.name.clone(),
-        kind: t.kind.clone(),
-        columns: t.columns.clone(),
-    }];
+/// Creates table `t` in `db`, with its column comments; as the shadow of `t` (see
+/// [`resync_table`]) when `shadow`.
+fn create_table(db: &str, t: &TableDef, shadow: bool) -> Vec<CatalogChange> {
+    let (db, kind, columns) = (db.to_string(), t.kind.clone(), t.columns.clone());
+    let (mut changes, name) = if shadow {
+        (
+            vec![CatalogChange::CreateShadow {
+                db: db.clone(),
+                table: t.name.clone(),
+                kind,
+                columns,
+            }],
+            shadow_name(&t.name),
+        )
+    } else {
+        (
+            vec![CatalogChange::CreateTable {
+                db: db.clone(),
+                name: t.name.clone(),
+                kind,
+                columns,
+            }],
+            t.name.clone(),
+        )
+    };
     for (column, comment) in &t.comments {
         changes.push(CatalogChange::SetColumnComment {
-            db: db.to_string(),
-            table: t.name.clone(),
+            db: db.clone(),
+            table: name.clone(),
             column: column.clone(),
             comment: comment.clone(),
         });
     }
     changes
+}
+
+/// Adds dropping table `t` of `d`, and its data, to `changes` and `ops`.
+fn drop_table(
+    d: &DatabaseMeta,
+    t: &TableMeta,
+    changes: &mut Vec<CatalogChange>,
+    ops: &mut OpsByNode,
+) {
+    changes.push(CatalogChange::DropTable {
+        db: d.path.clone(),
+        name: t.name.clone(),
+    });
+    *ops = then(
+        std::mem::take(ops),
+        plan::all_chunks(d, t, &ChunkAction::Drop),
+    );
+}
+
+/// A RESYNC_TABLE: the slave's table keeps serving readers as it is, while the re-sync fills
+/// an empty table of the master's definition out of their sight (the table's shadow); the
+/// RESYNC_END puts it in place in one step. A shadow left by an earlier re-sync that did not
+/// end is dropped; a table the slave does not have is made directly.
+fn resync_table(d: &DatabaseMeta, def: &TableDef) -> (Vec<CatalogChange>, OpsByNode) {
+    let mut changes = vec![];
+    let mut ops = OpsByNode::new();
+    if let Some(s) = d.tables.get(&shadow_name(&def.name)) {
+        drop_table(d, s, &mut changes, &mut ops);
+    }
+    changes.extend(create_table(&d.path, def, d.tables.contains_key(&def.name)));
+    (changes, ops)
+}
+
+/// A RESYNC_DATABASE into a database of the same scheme: a table re-sync of each of the
+/// master's tables; the tables the master does not have (and shadows of re-syncs that did
+/// not end) are dropped.
+fn resync_database(d: &DatabaseMeta, defs: &[TableDef]) -> (Vec<CatalogChange>, OpsByNode) {
+    let mut changes = vec![];
+    let mut ops = OpsByNode::new();
+    if !d.replication_enabled {
+        changes.push(CatalogChange::SetReplication {
+            path: d.path.clone(),
+            enabled: true,
+        });
+    }
+    for t in d.tables.values() {
+        let kept = shadow_of(&t.name).is_none() && defs.iter().any(|x| x.name == t.name);
+        if !kept {
+            drop_table(d, t, &mut changes, &mut ops);
+        }
+    }
+    for def in defs {
+        changes.extend(create_table(&d.path, def, d.tables.contains_key(&def.name)));
+    }
+    (changes, ops)
+}
+
+/// A RESYNC_END: the shadow of `table` (of every table: `None`) replaces it, and the old
+/// table's data is deleted, in one transaction.
+fn swap_shadows(d: &DatabaseMeta, table: Option<&str>) -> (Vec<CatalogChange>, OpsByNode) {
+    let mut changes = vec![];
+    let mut ops = OpsByNode::new();
+    for name in d.tables.keys().filter_map(|n| shadow_of(n)) {
+        if table.is_some_and(|t| t != name) {
+            continue;
+        }
+        if let Some(old) = d.tables.get(name) {
+            ops = then(ops, plan::all_chunks(d, old, &ChunkAction::Drop));
+        }
+        changes.push(CatalogChange::SwapShadow {
+            db: d.path.clone(),
+            table: name.to_string(),
+        });
+    }
+    (changes, ops)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xrepl_core::catalog::{PartitionScheme, TableKind};
+    use xrepl_core::value::{DataType, Vector};
+
+    fn table(id: u64, name: &str, node: &str) -> TableMeta {
+        TableMeta {
+            id,
+            name: name.into(),
+            kind: TableKind::Dimension,
+            columns: vec![],
+            next_column_id: 0,
+            chunks: BTreeMap::from([(0, node.to_string())]),
+        }
+    }
+
+    fn db(tables: &[TableMeta]) -> DatabaseMeta {
+        DatabaseMeta {
+            path: "dfs://x".into(),
+            scheme: PartitionScheme::Value(Vector::Int(vec![1])),
+            tables: tables.iter().map(|t| (t.name.clone(), t.clone())).collect(),
+            replication_enabled: true,
+            execution_set: 0,
+            version: 1,
+        }
+    }
+
+    fn def(name: &str) -> TableDef {
+        TableDef {
+            name: name.into(),
+            kind: TableKind::Dimension,
+            columns: vec![("k".into(), DataType::Int)],
+            comments: vec![("k".into(), "key".into())],
+        }
+    }
+
+    fn dropped(ops: &OpsByNode) -> Vec<(String, u64)> {
+        ops.iter()
+            .flat_map(|(n, ops)| ops.iter().map(move |o| (n.clone(), o.chunk.table)))
+            .collect()
+    }
+
+    #[test]
+    fn a_table_resync_fills_a_shadow_and_its_end_swaps_it_in() {
+        // The slave holds t (id 1) and a shadow left by a re-sync that did not end (id 2).
+        let d = db(&[table(1, "t", "n1"), table(2, &shadow_name("t"), "n2")]);
+        let (changes, ops) = resync_table(&d, &def("t"));
+        assert!(matches!(&changes[0], CatalogChange::DropTable { name, .. } if name == "t~resync"));
+        assert!(matches!(&changes[1], CatalogChange::CreateShadow { table, .. } if table == "t"));
+        assert!(matches!(&changes[2],
+            CatalogChange::SetColumnComment { table, .. } if table == "t~resync"));
+        assert_eq!(
+            dropped(&ops),
+            [("n2".to_string(), 2)],
+            "only the stale shadow's data"
+        );
+        // A table the slave does not have is made directly.
+        let (changes, _) = resync_table(&d, &def("u"));
+        assert!(matches!(&changes[0], CatalogChange::CreateTable { name, .. } if name == "u"));
+
+        let (changes, ops) = swap_shadows(&d, Some("t"));
+        assert_eq!(
+            changes,
+            [CatalogChange::SwapShadow {
+                db: "dfs://x".into(),
+                table: "t".into()
+            }]
+        );
+        assert_eq!(
+            dropped(&ops),
+            [("n1".to_string(), 1)],
+            "the old copy's data"
+        );
+        assert!(swap_shadows(&d, Some("u")).0.is_empty());
+    }
+
+    #[test]
+    fn a_database_resync_keeps_the_masters_tables_in_sight_and_drops_the_rest() {
+        let d = db(&[table(1, "t", "n1"), table(3, "gone", "n1")]);
+        let (changes, ops) = resync_database(&d, &[def("t"), def("new")]);
+        assert!(matches!(&changes[0], CatalogChange::DropTable { name, .. } if name == "gone"));
+        assert!(matches!(&changes[1], CatalogChange::CreateShadow { table, .. } if table == "t"));
+        assert!(changes
+            .iter()
+            .any(|c| matches!(c, CatalogChange::CreateTable { name, .. } if name == "new")));
+        assert_eq!(dropped(&ops), [("n1".to_string(), 3)]);
+    }
 }
