@@ -12,7 +12,7 @@ use siphasher::sip::SipHasher13;
 use crate::value::{DataType, Scalar, Vector, NULL_INT, NULL_LONG};
 
 mod change;
-pub use change::{shadow_name, shadow_of, CatalogChange};
+pub use change::{is_hidden, is_retired, retired_name, shadow_name, shadow_of, CatalogChange};
 
 /// Fixed SipHash keys: every hash that decides placement agrees on every node, cluster and run.
 const HASH_KEYS: (u64, u64) = (0x7872_6570_6c5f_6b30, 0x7368_6172_645f_6b31);
@@ -819,6 +819,12 @@ mod tests {
         let t = c.table("dfs://db", "t").expect("t");
         assert_eq!((t.id, t.name.as_str()), (2, "t"), "the shadow is t now");
         assert!(c.table("dfs://db", "t~resync").is_err());
+        assert_eq!(
+            c.table("dfs://db", "t~retired").map(|t| t.id),
+            Ok(1),
+            "the old copy is retired, out of sight"
+        );
+        assert!(is_hidden("t~retired") && is_hidden("t~resync") && !is_hidden("t"));
         assert_eq!(
             c.apply(&swap),
             Err("table 't' of database 'dfs://db' has no re-sync under way".into())

@@ -100,8 +100,9 @@ pub enum CatalogChange {
         kind: TableKind,
         columns: Vec<(String, DataType)>,
     },
-    /// A re-sync on a slave ends: the shadow of `table` becomes `table` in one step (the old
-    /// table, if any, is forgotten; its data is deleted by the same transaction).
+    /// A re-sync on a slave ends: the shadow of `table` becomes `table` in one step. The old
+    /// table, if any, is kept out of sight under [`retired_name`]`(table)` for the readers that
+    /// were reading it, and dropped a little later.
     SwapShadow {
         db: String,
         table: String,
@@ -118,6 +119,22 @@ pub fn shadow_name(table: &str) -> String {
 /// The table whose re-sync `name` is the shadow of (`None`: `name` is no shadow).
 pub fn shadow_of(name: &str) -> Option<&str> {
     name.strip_suffix("~resync")
+}
+
+/// The name the old copy of `table` takes when a re-sync's copy replaces it.
+pub fn retired_name(table: &str) -> String {
+    format!("{table}~retired")
+}
+
+/// Whether `name` is the retired copy of a table.
+pub fn is_retired(name: &str) -> bool {
+    name.ends_with("~retired")
+}
+
+/// Whether `name` is a table of a re-sync's (a shadow or a retired copy), hidden from
+/// listings and comparisons.
+pub fn is_hidden(name: &str) -> bool {
+    name.contains('~')
 }
 
 impl CatalogChange {
@@ -216,6 +233,16 @@ impl Catalog {
                 let mut t = d.tables.remove(&shadow_name(table)).ok_or_else(|| {
                     format!("table '{table}' of database '{db}' has no re-sync under way")
                 })?;
+                if let Some(mut old) = d.tables.remove(table) {
+                    let retired = retired_name(table);
+                    if d.tables.contains_key(&retired) {
+                        return Err(format!(
+                            "table '{table}' of database '{db}' still has a retired copy"
+                        ));
+                    }
+                    old.name = retired.clone();
+                    d.tables.insert(retired, old);
+                }
                 t.name = table.clone();
                 d.tables.insert(table.clone(), t);
             }

@@ -161,7 +161,7 @@ fn db_schema(d: &DatabaseMeta) -> Value {
             Value::Vector(Vector::String(
                 d.tables
                     .keys()
-                    .filter(|n| xrepl_core::catalog::shadow_of(n).is_none())
+                    .filter(|n| !xrepl_core::catalog::is_hidden(n))
                     .cloned()
                     .collect(),
             )),

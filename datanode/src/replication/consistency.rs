@@ -61,7 +61,7 @@ pub async fn table_sums(
         .values()
         .filter(|t| table.is_none_or(|n| n == t.name))
         // A re-sync's copy under way is not the slave's table yet.
-        .filter(|t| xrepl_core::catalog::shadow_of(&t.name).is_none())
+        .filter(|t| !xrepl_core::catalog::is_hidden(&t.name))
     {
         let scans = scans_by_node(t, &t.columns, None, &ScanShape::Checksum);
         let mut chunks = Vec::new();

@@ -5,7 +5,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use xrepl_core::catalog::{shadow_name, shadow_of, CatalogChange, DatabaseMeta, Right, TableMeta};
+use xrepl_core::catalog::{
+    is_hidden, is_retired, retired_name, shadow_name, shadow_of, CatalogChange, DatabaseMeta,
+    Right, TableMeta,
+};
 use xrepl_core::value::Table;
 use xrepl_proto::rpc::{ErrorCode, RemoteError};
 use xrepl_proto::task::{TableDef, TaskData};
@@ -423,6 +426,34 @@ fn create_table(db: &str, t: &TableDef, shadow: bool) -> Vec<CatalogChange> {
     changes
 }
 
+/// How long the old copy a re-sync replaced stays, for the readers that planned with it.
+pub(super) const RETIRED_FOR: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Drops the retired copies of `db`'s tables (see [`swap_shadows`]), as `token`'s user.
+pub(super) async fn drop_retired(
+    coordinator: &crate::txn::coordinator::Coordinator,
+    token: &str,
+    db: &str,
+) -> Result<(), RemoteError> {
+    let Some(d) = coordinator
+        .link()
+        .database(token, db, Some(Right::Owner))
+        .await?
+    else {
+        return Ok(());
+    };
+    let mut changes = vec![];
+    let mut ops = OpsByNode::new();
+    for t in d.tables.values().filter(|t| is_retired(&t.name)) {
+        drop_table(&d, t, &mut changes, &mut ops);
+    }
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let tx = crate::txn::coordinator::Tx::new(changes, ops);
+    coordinator.run_tx(token, tx).await.map(|_| ())
+}
+
 /// Adds dropping table `t` of `d`, and its data, to `changes` and `ops`.
 fn drop_table(
     d: &DatabaseMeta,
@@ -455,8 +486,8 @@ fn resync_table(d: &DatabaseMeta, def: &TableDef) -> (Vec<CatalogChange>, OpsByN
 }
 
 /// A RESYNC_DATABASE into a database of the same scheme: a table re-sync of each of the
-/// master's tables; the tables the master does not have (and shadows of re-syncs that did
-/// not end) are dropped.
+/// master's tables; the tables the master does not have (and the shadows and retired copies
+/// of earlier re-syncs) are dropped.
 fn resync_database(d: &DatabaseMeta, defs: &[TableDef]) -> (Vec<CatalogChange>, OpsByNode) {
     let mut changes = vec![];
     let mut ops = OpsByNode::new();
@@ -467,7 +498,7 @@ fn resync_database(d: &DatabaseMeta, defs: &[TableDef]) -> (Vec<CatalogChange>, 
         });
     }
     for t in d.tables.values() {
-        let kept = shadow_of(&t.name).is_none() && defs.iter().any(|x| x.name == t.name);
+        let kept = !is_hidden(&t.name) && defs.iter().any(|x| x.name == t.name);
         if !kept {
             drop_table(d, t, &mut changes, &mut ops);
         }
@@ -478,17 +509,22 @@ fn resync_database(d: &DatabaseMeta, defs: &[TableDef]) -> (Vec<CatalogChange>, 
     (changes, ops)
 }
 
-/// A RESYNC_END: the shadow of `table` (of every table: `None`) replaces it, and the old
-/// table's data is deleted, in one transaction.
-fn swap_shadows(d: &DatabaseMeta, table: Option<&str>) -> (Vec<CatalogChange>, OpsByNode) {
+/// A RESYNC_END: the shadow of `table` (of every table: `None`) replaces it in one
+/// transaction. The old table is retired, not dropped: a reader that planned with it a moment
+/// ago still finds its chunks; the replayer drops it a little later (`Replayer::drop_retired`).
+/// A retired copy left from before is dropped now.
+pub(super) fn swap_shadows(
+    d: &DatabaseMeta,
+    table: Option<&str>,
+) -> (Vec<CatalogChange>, OpsByNode) {
     let mut changes = vec![];
     let mut ops = OpsByNode::new();
     for name in d.tables.keys().filter_map(|n| shadow_of(n)) {
         if table.is_some_and(|t| t != name) {
             continue;
         }
-        if let Some(old) = d.tables.get(name) {
-            ops = then(ops, plan::all_chunks(d, old, &ChunkAction::Drop));
+        if let Some(old) = d.tables.get(&retired_name(name)) {
+            drop_table(d, old, &mut changes, &mut ops);
         }
         changes.push(CatalogChange::SwapShadow {
             db: d.path.clone(),
@@ -567,12 +603,23 @@ mod tests {
                 table: "t".into()
             }]
         );
-        assert_eq!(
-            dropped(&ops),
-            [("n1".to_string(), 1)],
-            "the old copy's data"
+        assert!(
+            ops.is_empty(),
+            "the old copy is retired, its data kept a while"
         );
         assert!(swap_shadows(&d, Some("u")).0.is_empty());
+        // A retired copy left from an earlier swap is dropped by the next one.
+        let d = db(&[
+            table(1, "t", "n1"),
+            table(2, &shadow_name("t"), "n2"),
+            table(3, &retired_name("t"), "n1"),
+        ]);
+        let (changes, ops) = swap_shadows(&d, None);
+        assert!(
+            matches!(&changes[0], CatalogChange::DropTable { name, .. } if name == "t~retired")
+        );
+        assert!(matches!(&changes[1], CatalogChange::SwapShadow { .. }));
+        assert_eq!(dropped(&ops), [("n1".to_string(), 3)]);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::sync::watch;
-use xrepl_core::catalog::Right;
+use xrepl_core::catalog::{CatalogChange, Right};
 use xrepl_proto::client::ClientError;
 use xrepl_proto::master_client::decode_task_data;
 use xrepl_proto::rpc::{CatalogCheck, ErrorCode, RemoteError};
@@ -482,6 +482,11 @@ impl Replayer {
             }
             // A replay that changes a database's definition makes the kept copy old.
             let changes_catalog = !changes.is_empty();
+            let swapped: Vec<String> = changes
+                .iter()
+                .filter(|c| matches!(c, CatalogChange::SwapShadow { .. }))
+                .map(|c| c.db().to_string())
+                .collect();
             let replay = tasks
                 .iter()
                 .map(|(t, _)| ReplayOf {
@@ -510,6 +515,9 @@ impl Replayer {
             }
             return match result {
                 Ok((tid, rows)) => {
+                    if !swapped.is_empty() {
+                        self.drop_retired_later(token, swapped);
+                    }
                     tracing::debug!(
                         tid,
                         rows,
@@ -546,6 +554,26 @@ impl Replayer {
                 Err(e) => Err(e),
             };
         }
+    }
+
+    /// Drops the old copies that re-syncs of `dbs` replaced, after [`plan::RETIRED_FOR`]
+    /// (a reader that planned with one a moment before the swap still finds its chunks).
+    /// Should that fail, the next re-sync of the table drops it.
+    fn drop_retired_later(&self, token: &str, dbs: Vec<String>) {
+        let (coordinator, token) = (self.coordinator.clone(), token.to_string());
+        tokio::spawn(async move {
+            tokio::time::sleep(super::plan::RETIRED_FOR).await;
+            for db in dbs {
+                match super::plan::drop_retired(&coordinator, &token, &db).await {
+                    Ok(()) => tracing::info!(%db, "dropped the old copy a re-sync replaced"),
+                    Err(e) => tracing::warn!(
+                        %db,
+                        "cannot drop the old copy a re-sync replaced (the next re-sync of the table drops it): {}",
+                        e.message
+                    ),
+                }
+            }
+        });
     }
 
     /// Fetches (or decodes again) the data of `tasks` (planning took their rows). A task whose
