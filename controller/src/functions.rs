@@ -285,6 +285,19 @@ impl Controller {
             "deleteUser" => self.delete_user(caller, args).await,
             "getUserList" => self.user_list(caller, &args),
             "getUserAccess" => self.user_access(caller, &args),
+            "setLogLevel" => {
+                self.admin_only(caller, name)?;
+                if args.len() != 1 {
+                    return Err(self.error(
+                        ErrorCode::BadRequest,
+                        format!("{name} takes one argument, the level, got {}", args.len()),
+                    ));
+                }
+                let level = self.string_arg(name, &args, 0, "the level")?;
+                xrepl_core::process::set_log_level(&level)
+                    .map_err(|m| self.error(ErrorCode::BadRequest, format!("{name}: {m}")))?;
+                Ok(Value::Void)
+            }
             "rotateTokenKey" => {
                 self.admin_only(caller, name)?;
                 no_args(&args)?;
@@ -348,6 +361,22 @@ impl Controller {
             (Role::Slave(s), "getClusterReplicationBootstrapStatus") => {
                 no_args(&args)?;
                 Ok(Value::Table(s.bootstrap_status()))
+            }
+            (Role::Master(m), "getMasterReplicationInfo") => {
+                no_args(&args)?;
+                Ok(Value::Table(crate::master::info::info_table(&m.info())))
+            }
+            (Role::Master(m), "getMasterReplicationSlaveLag") => {
+                no_args(&args)?;
+                let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+                Ok(Value::Table(crate::master::info::slave_lag_table(
+                    &m.slave_lags(),
+                    now,
+                )))
+            }
+            (Role::Slave(s), "getClusterReplicationLag") => {
+                no_args(&args)?;
+                Ok(Value::Table(crate::slave::lag::lag_table(&s.lag())))
             }
             (Role::Master(m), "getRecentSlaveReplicationInfo") => {
                 no_args(&args)?;

@@ -19,6 +19,7 @@ pub mod nodes;
 pub mod slave;
 pub mod switch;
 pub mod txn;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -647,6 +648,10 @@ impl Service for ControllerService {
         conn.authenticated.load(Ordering::Acquire)
     }
 
+    async fn http(&self, req: xrepl_proto::web::WebRequest) -> xrepl_proto::web::WebResponse {
+        self.0.http(req).await
+    }
+
     async fn handle(&self, conn: Arc<PeerConn>, req: Request) -> Result<Response, String> {
         match (conn.kind, req) {
             (PeerKind::Slave, Request::Replication(r)) => match &self.0.role {
@@ -732,7 +737,10 @@ pub async fn run(
         })
     };
     let puller = match &controller.role {
-        Role::Slave(s) => Some(tokio::spawn(s.clone().run_puller(shutdown.clone()))),
+        Role::Slave(s) => {
+            tokio::spawn(s.clone().run_lag_samples(shutdown.clone()));
+            Some(tokio::spawn(s.clone().run_puller(shutdown.clone())))
+        }
         _ => None,
     };
     let server_tls = controller.tls.server.clone();

@@ -18,15 +18,60 @@ pub fn private_umask() {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
 }
 
-/// Logs to standard error at `level` (overridable with `RUST_LOG`).
+type FilterHandle =
+    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+
+/// The running process's log filter, changed by [`set_log_level`].
+static LOG_FILTER: std::sync::OnceLock<FilterHandle> = std::sync::OnceLock::new();
+
+/// Logs to standard error at `level` (overridable with `RUST_LOG`); [`set_log_level`] changes
+/// it while the process runs.
 pub fn init(level: &str) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_ansi(std::io::stderr().is_terminal());
+    if tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .try_init()
+        .is_ok()
+    {
+        let _ = LOG_FILTER.set(handle);
+    }
+}
+
+/// The tracing level of a DolphinDB log level name (`DEBUG`, `INFO`, `WARNING`, `ERROR`; also
+/// `TRACE` and `WARN`), in any case.
+pub fn log_level(name: &str) -> Result<&'static str, String> {
+    match name.to_ascii_uppercase().as_str() {
+        "TRACE" => Ok("trace"),
+        "DEBUG" => Ok("debug"),
+        "INFO" => Ok("info"),
+        "WARNING" | "WARN" => Ok("warn"),
+        "ERROR" => Ok("error"),
+        _ => Err(format!(
+            "unknown log level '{name}': DEBUG, INFO, WARNING or ERROR"
+        )),
+    }
+}
+
+/// `setLogLevel(level)`: this process logs at `level` from now on (until it restarts, when
+/// `logLevel` of its configuration applies again).
+pub fn set_log_level(name: &str) -> Result<(), String> {
+    let level = log_level(name)?;
+    let handle = LOG_FILTER
+        .get()
+        .ok_or("this process does not log through a filter that can change")?;
+    handle
+        .reload(tracing_subscriber::EnvFilter::new(level))
+        .map_err(|e| format!("cannot change the log level: {e}"))?;
+    tracing::warn!(level = name, "log level changed by setLogLevel");
+    Ok(())
 }
 
 /// A receiver that turns true on SIGINT or SIGTERM: the one shutdown signal every task watches.

@@ -31,6 +31,7 @@ pub mod session;
 pub mod sql;
 pub mod storage;
 pub mod txn;
+pub mod web;
 
 pub use error::DataNodeError;
 pub use node::DataNode;

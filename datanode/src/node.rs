@@ -41,6 +41,8 @@ pub struct DataNode {
     pub txn: Arc<Coordinator>,
     pub role: Role,
     rt: tokio::runtime::Handle,
+    /// Logins of HTTP requests checked lately.
+    pub web_logins: crate::web::WebLogins,
 }
 
 impl DataNode {
@@ -106,6 +108,7 @@ impl DataNode {
             txn,
             role,
             rt: tokio::runtime::Handle::current(),
+            web_logins: crate::web::WebLogins::default(),
         })
     }
 

@@ -77,6 +77,10 @@ impl Service for DataNodeService {
         ))
     }
 
+    async fn http(&self, req: xrepl_proto::web::WebRequest) -> xrepl_proto::web::WebResponse {
+        self.0.http(req).await
+    }
+
     async fn serve_dolphindb(
         &self,
         io: BoxedIo,

@@ -19,3 +19,4 @@ pub mod rpc;
 pub mod task;
 pub mod ticket;
 pub mod txn;
+pub mod web;

@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use crate::client::ClientError;
 use crate::rpc::{
-    ClientTls, PeerKind, ReplicationReply, ReplicationRequest, RpcClient, TaskRef, FETCH_TASKS_MAX,
+    ClientTls, MasterPosition, PeerKind, ReplicationReply, ReplicationRequest, RpcClient, TaskRef,
+    FETCH_TASKS_MAX,
 };
 use crate::task::{InlineData, TaskData, TaskInfo};
 use crate::ticket::FetchTicket;
@@ -164,7 +165,7 @@ impl MasterClient {
         max: u32,
         wait_ms: u32,
         inline_room: u64,
-    ) -> Result<(Vec<TaskInfo>, Vec<InlineData>), ClientError> {
+    ) -> Result<(Vec<TaskInfo>, Vec<InlineData>, MasterPosition), ClientError> {
         let req = ReplicationRequest::Pull {
             token: self.token.clone(),
             slave: self.slave.clone(),
@@ -181,11 +182,25 @@ impl MasterClient {
                 data,
                 ticket,
                 bootstraps,
+                position,
             } => {
                 *self.ticket.lock().unwrap_or_else(|p| p.into_inner()) = Some(ticket);
                 *self.bootstraps.lock().unwrap_or_else(|p| p.into_inner()) = bootstraps;
-                Ok((tasks, data))
+                Ok((tasks, data, position))
             }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Where the master's send queue is after task `after`, without pulling.
+    pub async fn position(&self, after: u64) -> Result<MasterPosition, ClientError> {
+        let req = ReplicationRequest::Position {
+            token: self.token.clone(),
+            slave: self.slave.clone(),
+            after,
+        };
+        match self.rpc.call(req).await?? {
+            ReplicationReply::Position(p) => Ok(p),
             other => Err(unexpected(other)),
         }
     }

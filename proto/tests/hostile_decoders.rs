@@ -734,7 +734,14 @@ fn replication_answers() -> Vec<ReplicationAnswer> {
             }],
             ticket: ticket(),
             bootstraps: vec![],
+            position: xrepl_proto::rpc::MasterPosition {
+                last_task: 9,
+                next_submit_ns: 1,
+            },
         }),
+        Ok(ReplicationReply::Position(
+            xrepl_proto::rpc::MasterPosition::default(),
+        )),
         Ok(ReplicationReply::Ticket(ticket())),
         Ok(ReplicationReply::TaskData {
             total: 100,

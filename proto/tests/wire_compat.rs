@@ -4,7 +4,7 @@
 //! it was; version 8 made a replay assignment a batch of tasks, in both, and version 11 added
 //! small tasks' data to pulled tasks and replay assignments; version 14 gave `LoggedIn` the
 //! token's expiry, so it is no longer compared; version 16 added the master's bootstraps to
-//! pull answers.)
+//! pull answers, version 17 the master's position.)
 
 use std::collections::BTreeMap;
 
@@ -56,6 +56,7 @@ enum LegacyReply {
         data: Vec<InlineData>,
         ticket: FetchTicket,
         bootstraps: Vec<BootstrapProgress>,
+        position: xrepl_proto::rpc::MasterPosition,
     },
     /// A piece of a task's data: `bytes` from `offset` of `total` (rmp-encoded `TaskData`).
     TaskData {
@@ -250,12 +251,14 @@ fn every_family_reply_encodes_as_the_shared_reply_did() {
             data: vec![],
             ticket: ticket(),
             bootstraps: vec![],
+            position: Default::default(),
         }),
         Ok(LegacyReply::Tasks {
             tasks: vec![task()],
             data: vec![],
             ticket: ticket(),
             bootstraps: vec![],
+            position: Default::default(),
         }),
     );
     same(

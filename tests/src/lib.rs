@@ -223,6 +223,31 @@ pub fn free_ports(n: usize) -> Vec<u16> {
     out
 }
 
+/// The interpreter of `target/pyenv`, which `scripts/python-env.sh` makes (the target folder
+/// of this test binary, `<target>/<profile>/deps/<test>`, so `$CARGO_TARGET_DIR` is
+/// respected). Panics when it is missing: the tests must not pass without running.
+pub fn pyenv_python() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's executable");
+    // <target>/<profile>/deps/<exe>, or <target>/<triple>/<profile>/deps/<exe>.
+    let candidates: Vec<PathBuf> = exe
+        .ancestors()
+        .skip(3)
+        .take(2)
+        .map(|t| t.join("pyenv").join("bin").join("python"))
+        .collect();
+    candidates
+        .iter()
+        .find(|p| p.exists())
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "{} is missing: run scripts/python-env.sh (scripts/test.sh does), which installs \
+                 the Python packages of the tests",
+                candidates[0].display()
+            )
+        })
+}
+
 /// Polls `f` every 50 ms until it returns `Some`, or panics after `limit` naming `what`.
 pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();

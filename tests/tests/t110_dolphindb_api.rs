@@ -23,29 +23,9 @@ fn python_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("python")
 }
 
-/// The interpreter of `target/pyenv` (the target folder of this test binary,
-/// `<target>/<profile>/deps/<test>`, so `$CARGO_TARGET_DIR` is respected). Panics when it is
-/// missing: the tests must not pass without running.
+/// The interpreter of `target/pyenv` (see [`xrepl_tests::pyenv_python`]).
 fn python() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's executable");
-    // <target>/<profile>/deps/<exe>, or <target>/<triple>/<profile>/deps/<exe>.
-    let candidates: Vec<PathBuf> = exe
-        .ancestors()
-        .skip(3)
-        .take(2)
-        .map(|t| t.join("pyenv").join("bin").join("python"))
-        .collect();
-    candidates
-        .iter()
-        .find(|p| p.exists())
-        .cloned()
-        .unwrap_or_else(|| {
-            panic!(
-                "{} is missing: run scripts/python-env.sh (scripts/test.sh does), which installs \
-                 DolphinDB's Python client for these tests",
-                candidates[0].display()
-            )
-        })
+    xrepl_tests::pyenv_python()
 }
 
 /// Runs `tests/python/<file>` (with unittest's `args`, e.g. test class names) with `env`,

@@ -86,7 +86,7 @@ async fn pull_all(m: &MasterClient, after: u64) -> Vec<TaskInfo> {
     let mut out: Vec<TaskInfo> = Vec::new();
     loop {
         let from = out.last().map_or(after, |t| t.task_id);
-        let (got, _) = m.pull(from, &[], 1000, 0, 0).await.expect("pull");
+        let (got, _, _) = m.pull(from, &[], 1000, 0, 0).await.expect("pull");
         if got.is_empty() {
             return out;
         }
@@ -574,14 +574,17 @@ fn t50_slaves_pull_acknowledge_and_truncation_waits_for_the_slowest() {
         // b sees the rest. (A pull from below the truncated tasks would seed b with a re-sync
         // of every replicated database: see t120_bootstrap.) Asked without room, no data comes
         // along.
-        let (rest, none) = b.pull(4, &[], 100, 0, 0).await.expect("pull");
+        let (rest, none, _) = b.pull(4, &[], 100, 0, 0).await.expect("pull");
         assert_eq!(
             rest.iter().map(|t| t.task_id).collect::<Vec<_>>(),
             [5, 6, 7]
         );
         assert!(none.is_empty(), "{none:?}");
+        // A slave that does not pull (it is stopped) asks where the master is.
+        let at = b.position(4).await.expect("position");
+        assert_eq!((at.last_task, at.next_submit_ns), (7, rest[0].submit_ns));
         // With room, small tasks come with their data: the same bytes the data node serves.
-        let (again, data) = b.pull(4, &[], 100, 0, 1 << 20).await.expect("pull");
+        let (again, data, _) = b.pull(4, &[], 100, 0, 1 << 20).await.expect("pull");
         assert_eq!(again, rest);
         assert_eq!(
             data.iter().map(|d| d.task_id).collect::<Vec<_>>(),
@@ -592,7 +595,7 @@ fn t50_slaves_pull_acknowledge_and_truncation_waits_for_the_slowest() {
             assert_eq!(d.bytes.as_slice(), served.as_slice(), "task {}", t.task_id);
         }
         // Room for one task's data only: the first comes with it, the others are fetched.
-        let (_, one) = b
+        let (_, one, _) = b
             .pull(4, &[], 100, 0, data[0].bytes.len() as u64)
             .await
             .expect("pull");
@@ -613,8 +616,13 @@ fn t50_slaves_pull_acknowledge_and_truncation_waits_for_the_slowest() {
             .await
             .expect("append");
         let (r, _b) = waiting.await.expect("join");
-        let (got, data) = r.expect("pull");
+        let (got, data, position) = r.expect("pull");
         assert_eq!(got.iter().map(|t| t.task_id).collect::<Vec<_>>(), [8]);
+        assert_eq!(
+            (position.last_task, position.next_submit_ns),
+            (8, 0),
+            "the master's newest task, and none after those sent"
+        );
         assert_eq!(
             data.iter().map(|d| d.task_id).collect::<Vec<_>>(),
             [8],

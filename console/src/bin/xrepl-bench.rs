@@ -399,7 +399,7 @@ impl Puller {
             let (mut after, mut tasks, mut bytes) = (0u64, 0u64, 0u64);
             let mut finished: Vec<u64> = Vec::new();
             loop {
-                let (got, data) = m
+                let (got, data, _) = m
                     .pull(after, &finished, 1000, 200, 8 << 20)
                     .await
                     .map_err(|e| e.to_string())?;

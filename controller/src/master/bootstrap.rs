@@ -166,6 +166,13 @@ impl Bootstraps {
             ..SnapshotJob::default()
         };
         job.begin(task, d, now_ms);
+        tracing::info!(
+            job = id,
+            db = %d.path,
+            task_id = task,
+            chunks = job.total(),
+            "bootstrap started"
+        );
         self.jobs.insert(id, job);
         touched.push(JobTouch::Job { id, chunks: true });
         self.forget_finished(touched);
@@ -370,6 +377,13 @@ impl Bootstraps {
     /// after that ([`Bootstraps::ended_by`]).
     fn finish_if_done(j: &mut SnapshotJob, now_ms: i64) {
         if j.done() >= j.total() && j.finished_ms.is_none() && j.target.is_none() {
+            tracing::info!(
+                job = j.id,
+                db = %j.db,
+                chunks = j.chunks_sent,
+                skipped = j.chunks_skipped,
+                "bootstrap sent: every chunk"
+            );
             j.finished_ms = Some(now_ms);
         }
     }

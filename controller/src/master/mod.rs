@@ -16,6 +16,7 @@
 //! transaction's commit (`crate::txn`).
 
 pub mod bootstrap;
+pub mod info;
 pub mod send_queue;
 pub mod serve;
 pub mod snapshots;

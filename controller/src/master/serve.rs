@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use xrepl_proto::rpc::{ErrorCode, RemoteError, ReplicationReply, ReplicationRequest};
+use xrepl_proto::rpc::{
+    ErrorCode, MasterPosition, RemoteError, ReplicationReply, ReplicationRequest,
+};
 use xrepl_proto::task::TaskInfo;
 use xrepl_proto::ticket::FetchTicket;
 
@@ -139,12 +141,23 @@ impl Master {
                 let data = self
                     .inline_cache()
                     .copies(tasks.iter().map(|t| t.task_id), room);
+                let upto = tasks.last().map_or(after, |t| t.task_id);
                 Ok(ReplicationReply::Tasks {
                     tasks,
                     data,
                     ticket: self.ticket(&slave),
                     bootstraps: self.bootstraps(),
+                    position: self.position(upto),
                 })
+            }
+            ReplicationRequest::Position {
+                token,
+                slave,
+                after,
+            } => {
+                let caller = self.slave_caller(&token, "position")?;
+                self.check_owner(&slave, &caller)?;
+                Ok(ReplicationReply::Position(self.position(after)))
             }
             ReplicationRequest::FetchTaskData { .. }
             | ReplicationRequest::FetchTasksData { .. } => Err(self.refuse(
@@ -217,6 +230,19 @@ impl Master {
 
     /// Records what `slave` finished, then answers the tasks after `after`, waiting up to
     /// `wait_ms` for one.
+    /// The master's newest task, and when the first task after `after` was committed.
+    fn position(&self, after: u64) -> MasterPosition {
+        self.meta.read(|s| MasterPosition {
+            last_task: s.send.repl.last_task_id,
+            next_submit_ns: s
+                .send
+                .tasks
+                .range(after + 1, after + 1)
+                .next()
+                .map_or(0, |t| t.submit_ns),
+        })
+    }
+
     async fn pull(
         &self,
         slave: &str,

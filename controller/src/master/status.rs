@@ -11,7 +11,7 @@ use super::Master;
 use crate::meta::{MetaCommand, MetaState};
 use crate::switch::Switch;
 
-fn table(names: &[&str], columns: Vec<Vector>) -> Table {
+pub(super) fn table(names: &[&str], columns: Vec<Vector>) -> Table {
     Table::new(names.iter().map(|s| s.to_string()).collect(), columns).unwrap_or_else(|_| Table {
         names: vec![],
         columns: vec![],

@@ -322,6 +322,9 @@ impl MetaState {
                     _ => None,
                 };
                 decision.task = task_id;
+                if let (Some(t), Some(id)) = (task.as_deref(), task_id) {
+                    log_task(t, id);
+                }
                 if decision.committed {
                     let mut jobs = vec![];
                     self.bootstrap_after(
@@ -545,9 +548,11 @@ impl MetaState {
                 CatalogChange::SetReplication {
                     path,
                     enabled: false,
-                } => self
-                    .bootstrap
-                    .end_db(path, "replication was turned off", now_ms, touched),
+                } => {
+                    tracing::info!(db = %path, "replication turned off for the database");
+                    self.bootstrap
+                        .end_db(path, "replication was turned off", now_ms, touched)
+                }
                 CatalogChange::DropDatabase { path } => {
                     self.bootstrap
                         .end_db(path, "the database was dropped", now_ms, touched)
@@ -627,5 +632,33 @@ impl MetaState {
 
     pub fn database(&self, path: &str) -> Result<&DatabaseMeta, String> {
         self.catalog.db(path)
+    }
+}
+
+/// One log line for a task that changes what is replicated (the other tasks are not logged
+/// one by one).
+fn log_task(t: &xrepl_proto::task::TaskMeta, task_id: u64) {
+    let slave = t.for_slave.as_deref().unwrap_or("every slave");
+    match t.op {
+        OperationType::CreateDomain => {
+            tracing::info!(task_id, db = %t.db, "replication turned on for the database")
+        }
+        OperationType::DropDb => {
+            tracing::info!(task_id, db = %t.db, "a replicated database was dropped")
+        }
+        OperationType::DropTable => {
+            tracing::info!(task_id, db = %t.db, table = %t.table, "a replicated table was dropped")
+        }
+        OperationType::ResyncTable | OperationType::ResyncDatabase => {
+            tracing::info!(task_id, db = %t.db, table = %t.table, %slave, "re-sync began")
+        }
+        OperationType::ResyncEnd => tracing::info!(
+            task_id,
+            db = %t.db,
+            table = %t.table,
+            %slave,
+            "re-sync sent: the slave puts its copy in place"
+        ),
+        _ => {}
     }
 }

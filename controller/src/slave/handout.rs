@@ -134,6 +134,7 @@ impl Slave {
             self.replay_finished(task_id).await;
             return;
         }
+        self.record_failure(task_id, node, reason);
         let r = &self.cfg;
         let (after, n) = self
             .rt

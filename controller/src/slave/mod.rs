@@ -18,6 +18,7 @@
 //! whatever process dies when.
 
 pub mod handout;
+pub mod lag;
 pub mod puller;
 pub mod queue;
 pub mod resync;
@@ -26,6 +27,8 @@ pub mod scheduler;
 pub mod status;
 
 use std::sync::Arc;
+
+use tokio::sync::watch;
 
 use xrepl_core::config::ControllerReplication;
 
@@ -52,6 +55,12 @@ pub struct Slave {
     rt: Runtime,
     /// The master's bootstraps as of the latest pull answer; memory only.
     bootstraps: std::sync::Mutex<Vec<xrepl_proto::task::BootstrapProgress>>,
+    /// What the master said of its send queue last, and whether it answers; memory only.
+    master_view: std::sync::Mutex<lag::MasterView>,
+    /// The lag over the last hour, for the status page; memory only.
+    history: std::sync::Mutex<lag::LagHistory>,
+    /// The latest failed replay attempts, for the status page and `/metrics`; memory only.
+    failures: std::sync::Mutex<lag::Failures>,
 }
 
 impl Slave {
@@ -75,6 +84,62 @@ impl Slave {
             meta,
             nodes,
             bootstraps: std::sync::Mutex::new(Vec::new()),
+            master_view: std::sync::Mutex::new(lag::MasterView::default()),
+            history: std::sync::Mutex::new(lag::LagHistory::default()),
+            failures: std::sync::Mutex::new(lag::Failures::default()),
+        }
+    }
+
+    fn record_failure(&self, task_id: u64, node: &str, reason: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(task_id, node, reason, now_ns());
+    }
+
+    /// The latest failed replay attempts (newest last), and how many there were since this
+    /// process started.
+    pub fn failures(&self) -> (Vec<lag::AttemptFailure>, u64) {
+        let f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        (f.latest(), f.total)
+    }
+
+    /// The queue's counters, for `/metrics`.
+    pub fn counters(&self) -> lag::Counters {
+        self.meta.read(|s| lag::counters(&s.slave))
+    }
+
+    fn view(&self) -> std::sync::MutexGuard<'_, lag::MasterView> {
+        self.master_view.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The lag of each execution set now (`getClusterReplicationLag()`).
+    pub fn lag(&self) -> Vec<lag::LagRow> {
+        let view = self.view().clone();
+        let now = now_ns();
+        self.meta.read(|s| lag::lag_rows(&s.slave, &view, now))
+    }
+
+    /// The lag samples of the last hour.
+    pub fn lag_history(&self) -> Vec<lag::LagSample> {
+        self.history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .samples()
+    }
+
+    /// Keeps a lag sample every [`lag::SAMPLE_EVERY`] until `stop`.
+    pub async fn run_lag_samples(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            let rows = self.lag();
+            self.history
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(&rows, now_ns() / 1_000_000);
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tokio::time::sleep(lag::SAMPLE_EVERY) => {}
+            }
         }
     }
 

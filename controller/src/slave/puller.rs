@@ -20,6 +20,9 @@ use super::runtime::TICKET_REFRESH_AGE_MS;
 use super::{now_ns, Slave};
 use crate::meta::{MetaCommand, MetaOutcome};
 
+/// How often a slave that does not pull asks the master where it is.
+const POSITION_EVERY: Duration = Duration::from_secs(1);
+
 /// The puller stops asking for more while this many tasks are unfinished (the queue is bounded;
 /// the master keeps the rest).
 pub const MAX_UNFINISHED: usize = 100_000;
@@ -147,7 +150,8 @@ impl Slave {
         Ok(c)
     }
 
-    /// Runs the puller until `stop`.
+    /// Runs the puller until `stop`. While it does not pull (replication is stopped here),
+    /// it asks the master where it is every [`POSITION_EVERY`], for the lag.
     pub async fn run_puller(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let Some(master) = self.cfg.master_ctl.clone() else {
             return;
@@ -158,6 +162,7 @@ impl Slave {
             .await;
         let mut puller = Puller::default();
         let mut client: Option<MasterClient> = None;
+        let mut asked = std::time::Instant::now();
         let wait_ms = u32::try_from(self.cfg.pull_wait.as_millis()).unwrap_or(u32::MAX);
         loop {
             if *stop.borrow() {
@@ -170,8 +175,20 @@ impl Slave {
             };
             let after = match puller.next(self.queue_view(), link) {
                 Step::Wait(d) => {
-                    // Not pulling: keep the fetch ticket of the running replays fresh.
+                    // Not pulling: keep the fetch ticket of the running replays fresh, and
+                    // know how far the master is (the lag grows while this slave is stopped).
                     if let Some(c) = client.as_ref().filter(|c| c.is_open()) {
+                        if asked.elapsed() >= POSITION_EVERY {
+                            asked = std::time::Instant::now();
+                            let after = self.meta.read(|s| s.slave.repl.last_pulled);
+                            match c.position(after).await {
+                                Ok(p) => {
+                                    self.view()
+                                        .answered(p.last_task, p.next_submit_ns, now_ns())
+                                }
+                                Err(e) => self.view().failed(e.to_string(), now_ns()),
+                            }
+                        }
                         if self.ticket_is_old().await {
                             match c.refresh_ticket().await {
                                 Ok(t) => self.rt.set_ticket(t).await,
@@ -195,6 +212,7 @@ impl Slave {
                             client = Some(c);
                         }
                         Err(e) => {
+                            self.view().failed(e.to_string(), now_ns());
                             let r = puller.connect_failed();
                             if r.warn {
                                 tracing::warn!(%master, "cannot reach the master controller (attempt {}); retrying: {e}", r.attempt);
@@ -217,7 +235,9 @@ impl Slave {
                 p = c.pull(after, &finished, self.cfg.pull_batch, wait_ms, room) => p,
             };
             match pulled {
-                Ok((tasks, data)) => {
+                Ok((tasks, data, position)) => {
+                    self.view()
+                        .answered(position.last_task, position.next_submit_ns, now_ns());
                     if let Some(t) = c.ticket() {
                         self.rt.set_ticket(t).await;
                     }
@@ -262,6 +282,7 @@ impl Slave {
                     }
                 }
                 Err(e) => {
+                    self.view().failed(e.to_string(), now_ns());
                     tracing::warn!(%master, "pull failed; reconnecting: {e}");
                     client = None;
                 }

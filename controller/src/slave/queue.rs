@@ -126,6 +126,9 @@ pub struct SlaveRepl {
     pub finished_total: u64,
     /// When the first task arrived (ns since the epoch; 0: none yet).
     pub began_ns: i64,
+    /// Tasks that became FAILED (each time one did).
+    #[serde(default)]
+    pub failed_total: u64,
 }
 
 /// What a change touched, for the metadata writer to persist.
@@ -189,6 +192,20 @@ impl ExecQueue {
 
     pub fn unfinished(&self) -> usize {
         self.pending[0].len() + self.pending[1].len()
+    }
+
+    /// The highest finished task of execution set `set` still kept (0: none).
+    pub fn last_finished_in(&self, set: u8) -> u64 {
+        self.finished
+            .iter()
+            .rev()
+            .find(|id| {
+                self.tasks
+                    .get(id)
+                    .is_some_and(|t| set_index(t.info.execution_set) == usize::from(set))
+            })
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Stores tasks received from the master: new ones WAITING, with their queue; ones at or
@@ -341,6 +358,7 @@ impl ExecQueue {
         self.repl.status = SlaveStatus::Stopped;
         if let Some(t) = self.tasks.get_mut(&task_id) {
             if t.state == TaskState::Waiting {
+                self.repl.failed_total += 1;
                 t.state = TaskState::Failed;
                 t.details = details.to_string();
                 t.node = node.to_string();

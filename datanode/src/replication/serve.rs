@@ -105,6 +105,7 @@ impl MasterNode {
             | ReplicationRequest::Pull { .. }
             | ReplicationRequest::Ticket { .. }
             | ReplicationRequest::Resync { .. }
+            | ReplicationRequest::Position { .. }
             | ReplicationRequest::DataNodes { .. } => return false,
         };
         let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
@@ -204,6 +205,7 @@ impl MasterNode {
             | ReplicationRequest::Pull { .. }
             | ReplicationRequest::Ticket { .. }
             | ReplicationRequest::Resync { .. }
+            | ReplicationRequest::Position { .. }
             | ReplicationRequest::DataNodes { .. } => {
                 return Err(self.error(
                     ErrorCode::BadRequest,

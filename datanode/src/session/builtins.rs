@@ -14,6 +14,7 @@ pub const FUNCTIONS: &[(&str, Handler)] = &[
     ("logout", logout),
     ("getControllerAlias", controller_alias),
     ("getNodeAlias", node_alias),
+    ("setLogLevel", set_log_level),
     ("getClusterPerf", cluster_perf),
     ("rpc", rpc),
     ("now", now),
@@ -88,6 +89,18 @@ fn controller_alias(s: &mut Session, name: &str, args: Args) -> Result<Value, Ev
 fn node_alias(s: &mut Session, name: &str, args: Args) -> Result<Value, EvalError> {
     args.exactly(name, 0)?;
     Ok(Value::Scalar(Scalar::string(s.node.cfg.alias.clone())))
+}
+
+/// `setLogLevel(level)`: this data node logs at `level` (DEBUG, INFO, WARNING, ERROR) until
+/// it restarts; administrators only. The controller's: `rpc(getControllerAlias(),
+/// setLogLevel, level)`.
+fn set_log_level(s: &mut Session, name: &str, args: Args) -> Result<Value, EvalError> {
+    s.require_admin(name)?;
+    args.exactly(name, 1)?;
+    let level = args.string(name, 0, "the level")?;
+    xrepl_core::process::set_log_level(&level)
+        .map_err(|m| EvalError::new(ErrorCode::BadRequest, format!("{name}: {m}")))?;
+    Ok(Value::Void)
 }
 
 fn now(_: &mut Session, name: &str, args: Args) -> Result<Value, EvalError> {

@@ -24,7 +24,7 @@ pub use error::{ErrorCode, RemoteError};
 pub use message::*;
 pub use participant::{ParticipantReply, ParticipantRequest};
 pub use replication::{
-    ReplicationReply, ReplicationRequest, TaskPiece, TaskRef, FETCH_TASKS_MAX,
+    MasterPosition, ReplicationReply, ReplicationRequest, TaskPiece, TaskRef, FETCH_TASKS_MAX,
     FETCH_TASKS_REPLY_BYTES,
 };
 pub use server::{serve, ServerLimits, Service, PRE_AUTH_MAX_MESSAGE};

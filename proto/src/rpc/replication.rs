@@ -81,6 +81,13 @@ pub enum ReplicationRequest {
         db: String,
         table: Option<String>,
     },
+    /// Where the master's send queue is, for a slave that does not pull (it is stopped):
+    /// answers [`ReplicationReply::Position`] (master controller).
+    Position {
+        token: String,
+        slave: String,
+        after: u64,
+    },
     /// The sites of the master's live data nodes: answers [`ReplicationReply::Sites`] (master
     /// controller).
     DataNodes { ticket: FetchTicket },
@@ -115,7 +122,12 @@ pub enum ReplicationReply {
         /// The master's bootstraps, running and recently finished.
         #[serde(default)]
         bootstraps: Vec<crate::task::BootstrapProgress>,
+        /// Where the master's send queue is after these tasks.
+        #[serde(default)]
+        position: MasterPosition,
     },
+    /// Where the master's send queue is after the task asked about.
+    Position(MasterPosition),
     /// A piece of a task's data: `bytes` from `offset` of `total` (rmp-encoded `TaskData`).
     TaskData {
         total: u64,
@@ -134,6 +146,16 @@ pub enum ReplicationReply {
     },
     /// Per table of a database: its schema's hash and its chunks' row counts and checksums.
     Checksums(Vec<TableSums>),
+}
+
+/// How far the master's send queue is, as a slave needs it for its lag.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MasterPosition {
+    /// The master's newest task.
+    pub last_task: u64,
+    /// When the master committed the first task after those asked about or sent (ns since the
+    /// epoch; 0: there is none).
+    pub next_submit_ns: i64,
 }
 
 #[cfg(test)]

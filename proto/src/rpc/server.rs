@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::codec::Framed;
@@ -33,6 +34,7 @@ use super::message::{
     PROTOCOL_VERSION,
 };
 use super::tls::{BoxedIo, ServerTls, TLS_HANDSHAKE};
+use crate::web::{WebRequest, WebResponse};
 use xrepl_core::cluster_key::{ClusterKey, Side, CHALLENGE_BYTES};
 
 /// Requests of one connection that may run at the same time.
@@ -120,6 +122,11 @@ pub trait Service: Send + Sync + 'static {
     ) -> Result<(), String> {
         drop(io);
         Err("a DolphinDB API client connected, but this node does not serve that protocol".into())
+    }
+
+    /// Answers one HTTP request (see [`crate::web`]); by default, nothing is there.
+    async fn http(&self, req: WebRequest) -> WebResponse {
+        WebResponse::not_found(&req.path)
     }
 }
 
@@ -304,6 +311,8 @@ enum Opened {
     /// DolphinDB's client API protocol, in plain text (`API ` or `API2 `: no frame of ours
     /// starts with the byte `A`, as its length would be over 1 GB).
     DolphinDb(BoxedIo),
+    /// HTTP (`GET `, `HEAD `), in plain text or, on a TLS listener, inside TLS.
+    Http(BoxedIo),
 }
 
 /// The first byte of a DolphinDB API request.
@@ -326,6 +335,12 @@ async fn open(socket: TcpStream, tls: &ServerTls, max_frame: usize) -> Result<Op
             ServerTls::Plain | ServerTls::SlavesOnly(_) => Ok(Opened::DolphinDb(Box::new(socket))),
         };
     }
+    if crate::web::is_http_start(first[0]) {
+        return match tls {
+            ServerTls::Required(_) => Err("an HTTP client connected in plain text, but this cluster takes TLS connections only (enableTLS=true): use https://".into()),
+            ServerTls::Plain | ServerTls::SlavesOnly(_) => Ok(Opened::Http(Box::new(socket))),
+        };
+    }
     let speaks_tls = first[0] == TLS_HANDSHAKE;
     let acceptor = match (tls, speaks_tls) {
         (ServerTls::Plain, false) => return Ok(Opened::Xrepl(Box::new(socket), false)),
@@ -343,7 +358,80 @@ async fn open(socket: TcpStream, tls: &ServerTls, max_frame: usize) -> Result<Op
         .await
         .map_err(|_| format!("no TLS handshake within {}", spoken(HELLO_TIMEOUT)))?
         .map_err(|e| format!("TLS handshake failed: {e}"))?;
-    Ok(Opened::Xrepl(Box::new(stream), true))
+    // Inside TLS, HTTPS or xrepl's frames: the first byte tells, and is read again.
+    let mut stream = stream;
+    let mut first = [0u8; 1];
+    tokio::time::timeout(HELLO_TIMEOUT, stream.read_exact(&mut first))
+        .await
+        .map_err(|_| format!("no greeting within {}", spoken(HELLO_TIMEOUT)))?
+        .map_err(|e| format!("cannot read: {e}"))?;
+    let io = Box::new(Prefixed {
+        first: Some(first[0]),
+        inner: stream,
+    });
+    if crate::web::is_http_start(first[0]) {
+        return Ok(Opened::Http(io));
+    }
+    Ok(Opened::Xrepl(io, true))
+}
+
+/// A stream whose first byte was read already, and is read again first.
+struct Prefixed<T> {
+    first: Option<u8>,
+    inner: T,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if let Some(b) = self.first {
+            if buf.remaining() > 0 {
+                buf.put_slice(&[b]);
+                self.first = None;
+                return std::task::Poll::Ready(Ok(()));
+            }
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
 }
 
 /// Waits for the greeting on `io` and answers it with the refusal `why`, which the client
@@ -401,6 +489,13 @@ async fn connection<S: Service>(
         Opened::Xrepl(io, over_tls) => (io, over_tls),
         Opened::DolphinDb(io) => {
             return service.serve_dolphindb(io, peer, limits, shutdown).await;
+        }
+        Opened::Http(io) => {
+            let answer = move |r: WebRequest| {
+                let service = service.clone();
+                async move { service.http(r).await }
+            };
+            return crate::web::serve(io, peer, answer, shutdown).await;
         }
     };
     // Until the peer has authenticated, it may send only small frames and messages.
