@@ -126,7 +126,7 @@ fn lag_of_set0(p: &Pair) -> Json {
 
 #[test]
 fn t10_lag_rises_while_the_slave_is_stopped_and_falls_to_zero_after_it_catches_up() {
-    let p = Pair::start(Spec::default(), Spec::default());
+    let mut p = Pair::start(Spec::default(), Spec::default());
     p.master.ok(SETUP);
     p.master.ok(&append(0));
     p.wait_caught_up(CATCH_UP);
@@ -243,6 +243,25 @@ fn t10_lag_rises_while_the_slave_is_stopped_and_falls_to_zero_after_it_catches_u
         sample(&m, "xrepl_replication_tasks_finished_total{}") >= finished_before + 3.0,
         "the finished counter moved"
     );
+
+    // The master cannot be reached: what it committed since is not known, so the lag grows
+    // from its last answer, and the state says why.
+    p.master.kill("controller1");
+    let first = xrepl_tests::wait_for("the lag to say the master is unreachable", CATCH_UP, || {
+        let r = lag_of_set0(&p);
+        r["state"]
+            .as_str()?
+            .starts_with("MASTER_UNREACHABLE")
+            .then_some(r)
+    });
+    std::thread::sleep(Duration::from_millis(1_200));
+    let later = lag_of_set0(&p);
+    assert!(
+        later["lagMs"].as_i64() > first["lagMs"].as_i64(),
+        "{first:?} then {later:?}"
+    );
+    let m = scrape(&p.slave, &p.slave.controller.site());
+    assert_eq!(sample(&m, "xrepl_replication_master_reachable{}"), 0.0);
 }
 
 #[test]
@@ -400,4 +419,39 @@ fn t40_set_log_level_changes_a_running_nodes_logging() {
         "setLogLevel(\"DEBUG\")",
     );
     assert!(out.stderr.contains("administrator"), "{}", out.stderr);
+}
+
+#[test]
+fn t50_on_a_tls_cluster_the_metrics_are_served_over_https_only() {
+    let ca = xrepl_tests::certs::TestCa::new("t50 CA");
+    let c = Cluster::start(&Spec::default().with_tls(&ca));
+    let site = c.controller.site();
+    let ca_file = c.client_ca.clone().expect("the CA file");
+    let curl = |url: &str| {
+        std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "20", "-u"])
+            .arg(format!("admin:{}", c.admin_password))
+            .arg("--cacert")
+            .arg(&ca_file)
+            .arg(url)
+            .output()
+            .expect("run curl")
+    };
+    let out = curl(&format!("https://{site}/metrics"));
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && body.contains("xrepl_build_info{") && body.contains("# EOF"),
+        "{body}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Plain HTTP would carry the password in clear: refused.
+    let plain = curl(&format!("http://{site}/metrics"));
+    assert!(!plain.status.success(), "plain HTTP was served");
+    let dn = c.datanodes[0].site();
+    let out = curl(&format!("https://{dn}/metrics"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("process_resident_memory_bytes"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
