@@ -223,6 +223,31 @@ fn t10_lag_rises_while_the_slave_is_stopped_and_falls_to_zero_after_it_catches_u
     );
     let dm = scrape(&p.slave, &p.slave.datanodes[0].site());
     assert!(sample(&dm, "process_resident_memory_bytes{}") > 0.0);
+    // Every metric the shipped Grafana dashboard draws is served by some node.
+    let served: String = [
+        (&p.slave, p.slave.controller.site()),
+        (&p.master, p.master.controller.site()),
+        (&p.slave, p.slave.datanodes[0].site()),
+    ]
+    .iter()
+    .map(|(c, site)| get(site, "/metrics", admin(c)).2)
+    .collect();
+    let dashboard = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/grafana-dashboard.json"),
+    )
+    .expect("docs/grafana-dashboard.json");
+    let drawn: std::collections::BTreeSet<&str> = dashboard
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("xrepl_") || w.starts_with("process_"))
+        .collect();
+    assert!(drawn.len() >= 10, "{drawn:?}");
+    for name in drawn {
+        let family = name.strip_suffix("_total").unwrap_or(name);
+        assert!(
+            served.contains(&format!("# TYPE {family} ")),
+            "the dashboard draws {name}, which no node serves"
+        );
+    }
     assert!(sample(&dm, "process_cpu_seconds_total{}") > 0.0);
 
     // Started again, it catches up and the lag falls to 0.

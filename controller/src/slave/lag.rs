@@ -323,14 +323,23 @@ mod tests {
         assert_eq!(rows[0].last_master_task, 5);
 
         // Task 1 is skipped (finished): the lag moves on to task 2.
+        q.switch(crate::switch::Switch::Stop);
         q.skip(&[1], "skipped", 31 * S).expect("skip");
         let rows = lag_rows(&q, &view, 31 * S);
         assert_eq!((rows[0].lag_tasks, rows[0].lag_ms), (1 + 2, 19_000));
         assert_eq!(rows[0].last_finished_task, 1);
 
         // Everything pulled and finished: no lag.
-        q.skip(&[2, 3], "skipped", 32 * S).expect("skip");
-        view.answered(3, 0, 32 * S);
+        q.store(
+            &[task(4, 0, 14 * S), task(5, 0, 15 * S)],
+            4,
+            32 * S,
+            None,
+            "me",
+        );
+        q.skip(&[2, 3, 4, 5], "skipped", 32 * S).expect("skip");
+        q.switch(crate::switch::Switch::Start);
+        view.answered(5, 0, 32 * S);
         let rows = lag_rows(&q, &view, 40 * S);
         assert_eq!((rows[0].lag_tasks, rows[0].lag_ms), (0, 0));
         assert_eq!(rows[1].state, "CAUGHT_UP");
