@@ -117,7 +117,9 @@ echo "== master: the send queue and the slaves (rpc(getControllerAlias(), ...) f
 "$xrepl" --host 127.0.0.1:8849 --user admin --password 123456 -c '
 getDatabaseClusterReplicationStatus()
 rpc(getControllerAlias(), getMasterReplicationStatus)
-rpc(getControllerAlias(), getRecentSlaveReplicationInfo)'
+rpc(getControllerAlias(), getRecentSlaveReplicationInfo)
+rpc(getControllerAlias(), getMasterReplicationInfo)
+rpc(getControllerAlias(), getMasterReplicationSlaveLag)'
 
 echo
 echo "== slave: the execution queue, its queues, the metrics, and a data node's workers"
@@ -126,7 +128,14 @@ rpc(getControllerAlias(), getSlaveReplicationStatus)
 rpc(getControllerAlias(), getSlaveReplicationQueueStatus)
 rpc(getControllerAlias(), getClusterReplicationMetrics, 30)
 rpc(getControllerAlias(), getClusterReplicationMetrics, -1)
+rpc(getControllerAlias(), getClusterReplicationLag)
 getSlaveReplicationExecutionStatus()'
+
+echo
+echo "== slave: Prometheus metrics (GET /metrics on the controller's port); the status page is http://127.0.0.1:9848/"
+if command -v curl >/dev/null 2>&1; then
+  curl -sS -u admin:123456 http://127.0.0.1:9848/metrics | grep -E '^xrepl_replication_(lag|state|tasks)' || true
+fi
 
 echo
 echo "== slave: a write into the replicated database is refused (expected)"

@@ -250,6 +250,20 @@ fn t10_lag_rises_while_the_slave_is_stopped_and_falls_to_zero_after_it_catches_u
     }
     assert!(sample(&dm, "process_cpu_seconds_total{}") > 0.0);
 
+    // A restart of the slave controller keeps it: the unfinished tasks are durable, and the
+    // master's position is asked for again within a second.
+    p.slave.kill("controller1");
+    p.slave.spawn_controller();
+    p.slave.wait_all_up();
+    let again = xrepl_tests::wait_for("the lag after a restart", CATCH_UP, || {
+        let r = lag_of_set0(&p);
+        (r["lagTasks"].as_i64()? >= 3).then_some(r)
+    });
+    assert!(
+        again["lagMs"].as_i64() >= later["lagMs"].as_i64(),
+        "{later:?} then, after a restart, {again:?}"
+    );
+
     // Started again, it catches up and the lag falls to 0.
     p.slave
         .ok("rpc(getControllerAlias(), startClusterReplication)");

@@ -87,10 +87,12 @@ impl Default for Puller {
 impl Puller {
     /// The next step, given the queue and the link.
     pub fn next(&self, q: QueueView, link: Link) -> Step {
-        if q.status != SlaveStatus::Enabled || q.unfinished >= MAX_UNFINISHED {
-            Step::Wait(BACKOFF_MIN)
-        } else if link == Link::Closed {
+        if link == Link::Closed {
+            // Also when not pulling: the lag needs the master's position (and a fetch ticket
+            // is kept fresh for the replays still running).
             Step::Connect
+        } else if q.status != SlaveStatus::Enabled || q.unfinished >= MAX_UNFINISHED {
+            Step::Wait(BACKOFF_MIN)
         } else {
             Step::Pull {
                 after: q.last_pulled,
@@ -304,7 +306,8 @@ mod tests {
     }
 
     #[test]
-    fn it_pulls_after_the_last_stored_task_only_when_enabled_connected_and_not_full() {
+    fn it_pulls_after_the_last_stored_task_only_when_enabled_connected_and_not_full_and_always_connects(
+    ) {
         let p = Puller::default();
         let ok = view(SlaveStatus::Enabled, 10, 42);
         assert_eq!(p.next(ok, Link::Open), Step::Pull { after: 42 });
@@ -317,8 +320,8 @@ mod tests {
             );
             assert_eq!(
                 p.next(view(status, 0, 42), Link::Closed),
-                Step::Wait(BACKOFF_MIN),
-                "{status:?} does not even connect"
+                Step::Connect,
+                "{status:?} connects, to know the master's position for the lag"
             );
         }
         let full = view(SlaveStatus::Enabled, MAX_UNFINISHED, 42);
