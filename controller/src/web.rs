@@ -3,7 +3,9 @@
 //! Every request logs in with HTTP Basic credentials, checked and throttled like a console's.
 
 use serde_json::json;
-use xrepl_proto::web::{Exposition, Labels, WebRequest, WebResponse, HTML, JSON, OPENMETRICS_TEXT};
+use xrepl_proto::web::{
+    credentials, Exposition, Labels, WebRequest, WebResponse, HTML, JSON, OPENMETRICS_TEXT,
+};
 
 use crate::{Controller, Role};
 
@@ -24,13 +26,9 @@ fn now_ns() -> i64 {
 impl Controller {
     /// Answers one HTTP request.
     pub async fn http(&self, req: WebRequest) -> WebResponse {
-        if req.method != "GET" && req.method != "HEAD" {
-            return WebResponse::text(405, format!("{} is not served here; use GET", req.method));
-        }
-        let Some((user, password)) = &req.credentials else {
-            return WebResponse::unauthorized(
-                "log in with a user of this cluster (HTTP Basic authentication)",
-            );
+        let (user, password) = match credentials(&req) {
+            Ok(c) => c,
+            Err(refused) => return refused,
         };
         let peer = req.peer.ip().to_string();
         let is_admin = match self.auth.check_password(user, password, &peer).await {
@@ -52,24 +50,8 @@ impl Controller {
     /// The Prometheus metrics of this controller, as they are now.
     pub fn metrics_text(&self) -> String {
         let mut e = Exposition::default();
-        let role = match &self.role {
-            Role::Master(_) => "master",
-            Role::Slave(_) => "slave",
-            Role::Standalone => "standalone",
-        };
-        e.gauges(
-            "xrepl_build_info",
-            "The node: its alias, kind, replication role and version.",
-            vec![(
-                labels(&[
-                    ("alias", &self.cfg.alias),
-                    ("kind", "controller"),
-                    ("role", role),
-                    ("version", env!("CARGO_PKG_VERSION")),
-                ]),
-                1.0,
-            )],
-        );
+        let mode = self.cfg.replication.as_ref().map(|r| r.mode);
+        e.build_info(&self.cfg.alias, "controller", mode);
         let state = |role: &str, states: &[&str], now: &str| -> Vec<(Labels, f64)> {
             states
                 .iter()

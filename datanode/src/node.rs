@@ -41,8 +41,8 @@ pub struct DataNode {
     pub txn: Arc<Coordinator>,
     pub role: Role,
     rt: tokio::runtime::Handle,
-    /// Logins of HTTP requests checked lately.
-    pub web_logins: crate::web::WebLogins,
+    /// Logins of HTTP requests checked lately, trusted for 60 s (the HTTP of this node).
+    pub web_logins: xrepl_proto::web::LoginCache,
 }
 
 impl DataNode {
@@ -108,7 +108,7 @@ impl DataNode {
             txn,
             role,
             rt: tokio::runtime::Handle::current(),
-            web_logins: crate::web::WebLogins::default(),
+            web_logins: xrepl_proto::web::LoginCache::new(Duration::from_secs(60)),
         })
     }
 

@@ -102,6 +102,64 @@ impl WebResponse {
     }
 }
 
+/// The user and password of a request the nodes serve (`GET` or `HEAD`, with HTTP Basic
+/// credentials), or the answer that refuses it.
+pub fn credentials(req: &WebRequest) -> Result<(&str, &str), WebResponse> {
+    if req.method != "GET" && req.method != "HEAD" {
+        return Err(WebResponse::text(
+            405,
+            format!("{} is not served here; use GET", req.method),
+        ));
+    }
+    match &req.credentials {
+        Some((user, password)) => Ok((user, password)),
+        None => Err(WebResponse::unauthorized(
+            "log in with a user of this cluster (HTTP Basic authentication)",
+        )),
+    }
+}
+
+/// Logins checked lately (a hash of user and password, and when), so that scrapes do not make
+/// a login each: a node that checks passwords through another trusts a good answer a while.
+pub struct LoginCache {
+    kept: std::sync::Mutex<Vec<([u8; 32], std::time::Instant)>>,
+    for_: Duration,
+}
+
+impl LoginCache {
+    pub fn new(for_: Duration) -> LoginCache {
+        LoginCache {
+            kept: std::sync::Mutex::new(Vec::new()),
+            for_,
+        }
+    }
+
+    fn key(user: &str, password: &str) -> [u8; 32] {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(user.as_bytes());
+        h.update([0]);
+        h.update(password.as_bytes());
+        h.finalize().into()
+    }
+
+    /// Whether this user and password were found good within the time kept.
+    pub fn knows(&self, user: &str, password: &str) -> bool {
+        let key = Self::key(user, password);
+        let mut l = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        l.retain(|(_, at)| at.elapsed() < self.for_);
+        l.iter().any(|(k, _)| *k == key)
+    }
+
+    /// This user and password were found good now (at most 64 are kept).
+    pub fn remember(&self, user: &str, password: &str) {
+        let mut l = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        if l.len() < 64 {
+            l.push((Self::key(user, password), std::time::Instant::now()));
+        }
+    }
+}
+
 /// HTTP Basic credentials from an `Authorization` header's value.
 pub fn basic_credentials(header: &str) -> Option<(String, String)> {
     let (scheme, encoded) = header.trim().split_once(' ')?;
@@ -249,6 +307,31 @@ impl Exposition {
             f.get_or_create(&labels).set(v);
         }
         self.registry.register(name, help, f);
+    }
+
+    /// `xrepl_build_info`: the node's alias, kind (`controller`, `datanode`), replication role
+    /// and version, as labels of a gauge that is 1.
+    pub fn build_info(
+        &mut self,
+        alias: &str,
+        kind: &str,
+        mode: Option<xrepl_core::config::ReplicationMode>,
+    ) {
+        let role = mode.map_or_else(|| "standalone".to_string(), |m| m.to_string());
+        let l = |k: &str, v: &str| (k.to_string(), v.to_string());
+        self.gauges(
+            "xrepl_build_info",
+            "The node: its alias, kind, replication role and version.",
+            vec![(
+                vec![
+                    l("alias", alias),
+                    l("kind", kind),
+                    l("role", &role),
+                    l("version", env!("CARGO_PKG_VERSION")),
+                ],
+                1.0,
+            )],
+        );
     }
 
     /// A counter (`name` without `_total`, which is added).
