@@ -472,9 +472,9 @@ fn t45_readers_of_the_slave_see_the_old_copy_until_the_resync_replaces_it_whole(
     const COUNT: &str = "select count(*) from loadTable(\"dfs://boot\", \"pt\")";
     let old = p.slave.number(COUNT);
     assert_eq!(old, 18_000);
-    // Each chunk snapshot holds its chunk 300 ms after reading it: the re-sync of 10 chunks
+    // Each chunk snapshot holds its chunk 600 ms after reading it: the re-sync of 10 chunks
     // takes seconds, while readers of the slave look and writers go on.
-    let slow = [("XREPL_TEST_PAUSE_AT", "snapshot_after_read:300")];
+    let slow = [("XREPL_TEST_PAUSE_AT", "snapshot_after_read:600")];
     for n in ["dnode1", "dnode2"] {
         restart(&mut p.master, n, &slow);
     }
@@ -483,6 +483,15 @@ fn t45_readers_of_the_slave_see_the_old_copy_until_the_resync_replaces_it_whole(
         .slave
         .ok("rpc(getControllerAlias(), resyncClusterReplicationTable, \"dfs://boot\", \"pt\")");
     let job = job_of(out.last().and_then(|v| v.as_str()).unwrap_or_default());
+    // Writes before the re-sync's first task still land in the old copy; from its replay on,
+    // the copy readers see must not change until it is replaced whole.
+    xrepl_tests::wait_for("the re-sync's first task to be applied", CATCH_UP, || {
+        p.slave_tasks()
+            .iter()
+            .any(|t| t["operationType"] == "RESYNC_TABLE" && t["state"] == "FINISHED")
+            .then_some(())
+    });
+    let old = p.slave.number(COUNT);
     let mut seen = vec![];
     let mut swapped = false;
     let mut rounds = 0;

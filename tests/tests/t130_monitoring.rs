@@ -390,9 +390,13 @@ fn t30_the_status_page_needs_a_login_and_draws_the_lag() {
     let chromium = std::path::Path::new("/usr/bin/chromium");
     if chromium.exists() {
         let profile = tempfile::tempdir().expect("profile");
-        let out = std::process::Command::new(chromium)
+        // `timeout`: a browser that hangs fails the test instead of holding it.
+        let out = std::process::Command::new("timeout")
+            .arg("90")
+            .arg(chromium)
             .args([
                 "--headless",
+                "--disable-dev-shm-usage",
                 "--no-sandbox",
                 "--disable-gpu",
                 "--disable-quic",

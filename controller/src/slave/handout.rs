@@ -165,7 +165,14 @@ impl Slave {
                 );
             }
             AfterFailure::Fail(details) => {
-                tracing::error!(task_id, %node, "task FAILED, replication STOPPED: {details}");
+                let db = self.meta.read(|s| {
+                    s.slave
+                        .tasks
+                        .get(&task_id)
+                        .map(|t| t.info.db.clone())
+                        .unwrap_or_default()
+                });
+                tracing::error!(task_id, %db, %node, "task FAILED, replication STOPPED: {details}");
                 if let Err(e) = self
                     .meta
                     .apply(MetaCommand::FailTask {

@@ -97,6 +97,19 @@ impl Slave {
         {
             Ok(MetaOutcome::Skipped(skipped)) => {
                 tracing::warn!(user = %caller.user, "skipped tasks {skipped:?}: they will never be applied");
+                // One line per task, with its database and table.
+                self.meta.read(|s| {
+                    for id in &skipped {
+                        if let Some(t) = s.slave.tasks.get(id) {
+                            tracing::warn!(
+                                task_id = id,
+                                db = %t.info.db,
+                                table = %t.info.table,
+                                "task skipped"
+                            );
+                        }
+                    }
+                });
                 self.rt.finished(skipped).await;
                 Ok(Value::Void)
             }
