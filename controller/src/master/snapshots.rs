@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use xrepl_proto::rpc::{RemoteError, SnapshotWork};
 use xrepl_proto::task::{BEGIN, END};
 
-use super::bootstrap::JobChunk;
+use super::bootstrap::{JobChunk, SnapshotJob};
 
 use super::Master;
 use crate::meta::MetaCommand;
@@ -50,6 +50,24 @@ impl Master {
             self.meta.read(|s| {
                 let mut gone = vec![];
                 let mut found = None;
+                // The begin or the end of a re-sync: not a chunk; any node makes it.
+                let job_step = |j: &SnapshotJob, index: u32| {
+                    let table = j.table.clone().unwrap_or_default();
+                    let c = JobChunk {
+                        table: table.clone(),
+                        table_id: 0,
+                        partition: 0,
+                    };
+                    (
+                        j.id,
+                        index,
+                        j.db.clone(),
+                        table,
+                        c,
+                        j.user.clone(),
+                        j.target.clone(),
+                    )
+                };
                 for j in s.bootstrap.jobs.values().filter(|j| j.needs_begin()) {
                     if leases.0.contains_key(&(j.id, BEGIN)) {
                         continue;
@@ -58,20 +76,7 @@ impl Master {
                     let table = j.table.clone().unwrap_or_default();
                     match d {
                         Some(d) if table.is_empty() || d.tables.contains_key(&table) => {
-                            let c = JobChunk {
-                                table,
-                                table_id: 0,
-                                partition: 0,
-                            };
-                            found = Some((
-                                j.id,
-                                BEGIN,
-                                j.db.clone(),
-                                c.table.clone(),
-                                c,
-                                j.user.clone(),
-                                j.target.clone(),
-                            ));
+                            found = Some(job_step(j, BEGIN));
                             break;
                         }
                         _ => gone.push((j.id, BEGIN)),
@@ -94,20 +99,7 @@ impl Master {
                         gone.push((j.id, END));
                         continue;
                     }
-                    let c = JobChunk {
-                        table: j.table.clone().unwrap_or_default(),
-                        table_id: 0,
-                        partition: 0,
-                    };
-                    found = Some((
-                        j.id,
-                        END,
-                        j.db.clone(),
-                        c.table.clone(),
-                        c,
-                        j.user.clone(),
-                        j.target.clone(),
-                    ));
+                    found = Some(job_step(j, END));
                 }
                 for (j, index, c) in s.bootstrap.unsent() {
                     if found.is_some() {
